@@ -231,7 +231,7 @@ fn build(raw: RawMethodology) -> Result<Methodology, LoadError> {
     if raw.dimensions.is_empty() {
         c.report("dimensions", "a methodology needs at least one dimension");
     }
-    let dimensions: Vec<Option<Dimension>> = raw
+    let (dim_weights, dimensions): (Vec<Option<Weight>>, Vec<Option<Dimension>>) = raw
         .dimensions
         .into_iter()
         .enumerate()
@@ -239,9 +239,7 @@ fn build(raw: RawMethodology) -> Result<Methodology, LoadError> {
             let path = format!("dimensions[{d}]");
             build_dimension(&mut c, &mut codes, &mut dimension_codes, &scales, &path, dim)
         })
-        .collect();
-    let dim_weights: Vec<Option<Weight>> =
-        dimensions.iter().map(|d| d.as_ref().map(|d| d.weight)).collect();
+        .unzip();
     c.weights_sum_to_100("dimensions", &dim_weights, "dimension");
 
     let composition = build_composition(&mut c, &mut codes, raw.composition);
@@ -321,7 +319,7 @@ fn build_dimension(
     scales: &HashMap<String, Option<Scale>>,
     path: &str,
     raw: RawDimension,
-) -> Option<Dimension> {
+) -> (Option<Weight>, Option<Dimension>) {
     let code = c.code(&format!("{path}.code"), raw.code);
     if let Some(code) = &code {
         c.unique(dimension_codes, code, &format!("{path}.code"), "dimension");
@@ -338,7 +336,8 @@ fn build_dimension(
         .map(|(v, var)| build_variable(c, codes, scales, &format!("{path}.variables[{v}]"), var))
         .collect();
     let variables: Option<Vec<Variable>> = variables.into_iter().collect();
-    Some(Dimension { code: code?, name: name?, weight: weight?, variables: variables? })
+    let dimension = (|| Some(Dimension { code: code?, name: name?, weight: weight?, variables: variables? }))();
+    (weight, dimension)
 }
 
 fn build_variable(
