@@ -58,7 +58,10 @@ impl From<CycleYear> for i64 {
 impl FromStr for CycleYear {
     type Err = InvalidCycleYear;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.trim().parse::<i64>().map_err(|_| InvalidCycleYear(-1)).and_then(Self::new)
+        s.trim()
+            .parse::<i64>()
+            .map_err(|_| InvalidCycleYear(-1))
+            .and_then(Self::new)
     }
 }
 
@@ -85,7 +88,10 @@ mod tests {
 
     #[test]
     fn previous_year() {
-        assert_eq!(CycleYear::new(2023).unwrap().previous(), CycleYear::new(2022).ok());
+        assert_eq!(
+            CycleYear::new(2023).unwrap().previous(),
+            CycleYear::new(2022).ok()
+        );
         assert_eq!(CycleYear::new(2000).unwrap().previous(), None);
     }
 

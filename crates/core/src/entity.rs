@@ -67,7 +67,10 @@ impl EntityKind {
     /// Whether entities of this kind belong to a province (local governments, including the
     /// provincial government itself). Ministries and agencies are national.
     pub fn has_province(self) -> bool {
-        matches!(self, EntityKind::Province | EntityKind::City | EntityKind::Regency)
+        matches!(
+            self,
+            EntityKind::Province | EntityKind::City | EntityKind::Regency
+        )
     }
 }
 
@@ -96,7 +99,10 @@ mod tests {
         for kind in EntityKind::ALL {
             assert_eq!(kind.as_str().parse::<EntityKind>().unwrap(), kind);
         }
-        assert_eq!(" Regency ".parse::<EntityKind>().unwrap(), EntityKind::Regency);
+        assert_eq!(
+            " Regency ".parse::<EntityKind>().unwrap(),
+            EntityKind::Regency
+        );
         assert!("kabupaten".parse::<EntityKind>().is_err());
     }
 

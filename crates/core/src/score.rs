@@ -201,23 +201,51 @@ mod tests {
         // 87.995 computed as 263.985 / 3 through a ⅓ carried to 28 digits.
         let third = Decimal::ONE / dec!(3);
         let value = dec!(263.985) * third;
-        assert_ne!(value, dec!(87.995), "the quotient is inexact at the 28th digit");
+        assert_ne!(
+            value,
+            dec!(87.995),
+            "the quotient is inexact at the 28th digit"
+        );
         assert_eq!(Score::new(value).unwrap().published().value(), dec!(88.00));
     }
 
     #[test]
     fn published_score_refuses_more_than_two_decimals() {
-        assert_eq!(PublishedScore::new(dec!(93.7)).unwrap().value().to_string(), "93.70");
-        assert_eq!(PublishedScore::new(dec!(93.710)).unwrap().value().to_string(), "93.71");
-        assert!(matches!(PublishedScore::new(dec!(93.715)), Err(ScoreError::TooPrecise(_))));
-        assert!(matches!(PublishedScore::new(dec!(100.01)), Err(ScoreError::OutOfRange(_))));
+        assert_eq!(
+            PublishedScore::new(dec!(93.7)).unwrap().value().to_string(),
+            "93.70"
+        );
+        assert_eq!(
+            PublishedScore::new(dec!(93.710))
+                .unwrap()
+                .value()
+                .to_string(),
+            "93.71"
+        );
+        assert!(matches!(
+            PublishedScore::new(dec!(93.715)),
+            Err(ScoreError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            PublishedScore::new(dec!(100.01)),
+            Err(ScoreError::OutOfRange(_))
+        ));
     }
 
     #[test]
     fn indonesian_number_format_uses_a_decimal_comma() {
-        assert_eq!(PublishedScore::new(dec!(93.71)).unwrap().to_indonesian(), "93,71");
-        assert_eq!(PublishedScore::new(dec!(100)).unwrap().to_indonesian(), "100,00");
-        assert_eq!(PublishedScore::new(dec!(5)).unwrap().to_indonesian(), "5,00");
+        assert_eq!(
+            PublishedScore::new(dec!(93.71)).unwrap().to_indonesian(),
+            "93,71"
+        );
+        assert_eq!(
+            PublishedScore::new(dec!(100)).unwrap().to_indonesian(),
+            "100,00"
+        );
+        assert_eq!(
+            PublishedScore::new(dec!(5)).unwrap().to_indonesian(),
+            "5,00"
+        );
     }
 
     #[test]
@@ -230,7 +258,10 @@ mod tests {
     #[test]
     fn serde_validates() {
         assert!(serde_json::from_str::<Score>("\"101\"").is_err());
-        assert_eq!(serde_json::from_str::<Score>("\"73.5\"").unwrap().value(), dec!(73.5));
+        assert_eq!(
+            serde_json::from_str::<Score>("\"73.5\"").unwrap().value(),
+            dec!(73.5)
+        );
         assert!(serde_json::from_str::<Weight>("\"0\"").is_err());
     }
 }

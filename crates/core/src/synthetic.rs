@@ -4,7 +4,9 @@
 use crate::cycle::CycleYear;
 use crate::entity::EntityKind;
 use crate::methodology::{Methodology, SurveyMethod};
-use crate::scoring::{AnswerInput, CycleInput, EntityInput, FollowUpStatus, Sheet, SurveyTally, UnitInput};
+use crate::scoring::{
+    AnswerInput, CycleInput, EntityInput, FollowUpStatus, Sheet, SurveyTally, UnitInput,
+};
 
 /// A small, fast, seedable pseudo-random generator (`SplitMix64`). Not for secrets.
 #[derive(Debug, Clone)]
@@ -70,17 +72,27 @@ pub fn sheet(m: &Methodology, rng: &mut Rng, quality: Quality, label: Option<Str
             let pos = (target + jitter).saturating_sub(1) / 2;
             AnswerInput::Value(levels[usize::try_from(pos.min(n - 1)).unwrap_or(0)].value)
         };
-        sheet.set_by_id(m, id, answer).expect("generated answers are on the scale");
+        sheet
+            .set_by_id(m, id, answer)
+            .expect("generated answers are on the scale");
     }
     sheet
 }
 
 /// Survey tallies for `responses` respondents around `quality`.
-pub fn survey_tally(m: &Methodology, survey: crate::methodology::SurveyId, rng: &mut Rng, quality: Quality, responses: u64) -> SurveyTally {
+pub fn survey_tally(
+    m: &Methodology,
+    survey: crate::methodology::SurveyId,
+    rng: &mut Rng,
+    quality: Quality,
+    responses: u64,
+) -> SurveyTally {
     let s = m.survey(survey);
     let counts = match &s.method {
         SurveyMethod::NoMaladministrationShare => {
-            let clean = (0..responses).filter(|_| rng.below(1000) < quality.0.max(150)).count() as u64;
+            let clean = (0..responses)
+                .filter(|_| rng.below(1000) < quality.0.max(150))
+                .count() as u64;
             vec![clean, responses - clean]
         }
         SurveyMethod::Likert { levels } => {
@@ -146,7 +158,12 @@ impl NationalShape {
 
 /// A whole national cycle: entities with Kemendagri-style codes (`19`, `19.04`), realistic
 /// quality spread and complete inputs.
-pub fn national_cycle(m: &Methodology, year: CycleYear, seed: u64, shape: NationalShape) -> CycleInput {
+pub fn national_cycle(
+    m: &Methodology,
+    year: CycleYear,
+    seed: u64,
+    shape: NationalShape,
+) -> CycleInput {
     let mut rng = Rng::new(seed);
     let mut entities = Vec::new();
     let mut push = |rng: &mut Rng, code: String, kind: EntityKind, province: Option<String>| {
@@ -161,24 +178,56 @@ pub fn national_cycle(m: &Methodology, year: CycleYear, seed: u64, shape: Nation
         let findings = u32::try_from(rng.below(4)).unwrap_or(0);
         let follow_up = Some(FollowUpStatus {
             findings,
-            followed_up: if rng.below(10) < 8 { findings } else { findings / 2 },
+            followed_up: if rng.below(10) < 8 {
+                findings
+            } else {
+                findings / 2
+            },
         });
-        entities.push(EntityInput { code, kind, province, follow_up, units });
+        entities.push(EntityInput {
+            code,
+            kind,
+            province,
+            follow_up,
+            units,
+        });
     };
     for i in 0..shape.ministries {
-        push(&mut rng, format!("K{:02}", i + 1), EntityKind::Ministry, None);
+        push(
+            &mut rng,
+            format!("K{:02}", i + 1),
+            EntityKind::Ministry,
+            None,
+        );
     }
     for i in 0..shape.agencies {
         push(&mut rng, format!("L{:02}", i + 1), EntityKind::Agency, None);
     }
     let province_code = |p: usize| format!("{}", 11 + p);
     for p in 0..shape.provinces {
-        push(&mut rng, province_code(p), EntityKind::Province, Some(province_code(p)));
+        push(
+            &mut rng,
+            province_code(p),
+            EntityKind::Province,
+            Some(province_code(p)),
+        );
     }
     for i in 0..shape.cities + shape.regencies {
         let p = i % shape.provinces.max(1);
-        let (kind, number) = if i < shape.cities { (EntityKind::City, 71 + i / shape.provinces.max(1)) } else { (EntityKind::Regency, 1 + (i - shape.cities) / shape.provinces.max(1)) };
-        push(&mut rng, format!("{}.{number:02}", province_code(p)), kind, Some(province_code(p)));
+        let (kind, number) = if i < shape.cities {
+            (EntityKind::City, 71 + i / shape.provinces.max(1))
+        } else {
+            (
+                EntityKind::Regency,
+                1 + (i - shape.cities) / shape.provinces.max(1),
+            )
+        };
+        push(
+            &mut rng,
+            format!("{}.{number:02}", province_code(p)),
+            kind,
+            Some(province_code(p)),
+        );
     }
     CycleInput { year, entities }
 }

@@ -9,15 +9,29 @@ fn every_shipped_methodology_loads() {
     let codes: Vec<&str> = all.iter().map(Methodology::code).collect();
     assert_eq!(codes, ["ori-2021", "ori-2022", "ori-2025"]);
     for m in &all {
-        assert!(m.indicator_count() >= 18, "{}: a realistic instrument", m.code());
+        assert!(
+            m.indicator_count() >= 18,
+            "{}: a realistic instrument",
+            m.code()
+        );
         for id in m.indicator_ids() {
             let ind = m.indicator(id);
-            assert!(ind.scale.levels.iter().all(|l| !l.description.is_empty()), "{}", ind.code);
+            assert!(
+                ind.scale.levels.iter().all(|l| !l.description.is_empty()),
+                "{}",
+                ind.code
+            );
         }
     }
     let m22 = &all[1];
     assert_eq!(m22.indicator_count(), 33);
-    assert_eq!(m22.dimensions().iter().map(|d| d.weight.value().to_string()).collect::<Vec<_>>(), ["21.85", "32.37", "24.24", "21.54"]);
+    assert_eq!(
+        m22.dimensions()
+            .iter()
+            .map(|d| d.weight.value().to_string())
+            .collect::<Vec<_>>(),
+        ["21.85", "32.37", "24.24", "21.54"]
+    );
     assert_eq!(all[0].aggregation(), Aggregation::MeanOfProducts);
     assert_eq!(all[2].composition().len(), 2);
 }
@@ -49,7 +63,13 @@ fn json_and_toml_describe_the_same_methodology() {
     }"#;
     let m = Methodology::from_json(json).unwrap();
     assert_eq!(m.indicator_count(), 1);
-    assert_eq!(m.indicator(m.indicator_id("i").unwrap()).weight.value().to_string(), "1.5");
+    assert_eq!(
+        m.indicator(m.indicator_id("i").unwrap())
+            .weight
+            .value()
+            .to_string(),
+        "1.5"
+    );
 }
 
 fn problems(text: &str) -> Vec<String> {
@@ -174,7 +194,16 @@ fn bands_must_be_listed_from_highest_to_lowest_and_composition_sum_to_100() {
     let base = builtin::FILES[1].text;
     let reordered = base.replacen("lower = \"88.00\"", "lower = \"20.00\"", 1);
     let got = problems(&reordered);
-    assert_eq!(got, ["bands[1].lower: bands are listed from the highest to the lowest (78.00 after 20.00)"]);
-    let weights = base.replace("kind = \"dimensions\"\nweight = 100", "kind = \"dimensions\"\nweight = 90");
-    assert_eq!(problems(&weights), ["composition: component weights must sum to 100, they sum to 90"]);
+    assert_eq!(
+        got,
+        ["bands[1].lower: bands are listed from the highest to the lowest (78.00 after 20.00)"]
+    );
+    let weights = base.replace(
+        "kind = \"dimensions\"\nweight = 100",
+        "kind = \"dimensions\"\nweight = 90",
+    );
+    assert_eq!(
+        problems(&weights),
+        ["composition: component weights must sum to 100, they sum to 90"]
+    );
 }

@@ -3,7 +3,8 @@
 use kepatuhan_core::methodology::{Aggregation, builtin};
 use kepatuhan_core::score::round_published;
 use kepatuhan_core::scoring::{
-    AnswerInput, RankInput, Sheet, UnitInput, aggregate_entity, deficiencies, rank, rank_entities, score_unit,
+    AnswerInput, RankInput, Sheet, UnitInput, aggregate_entity, deficiencies, rank, rank_entities,
+    score_unit,
 };
 use kepatuhan_core::synthetic::{self, Quality, Rng};
 use kepatuhan_core::{EntityKind, Methodology, PublishedScore};
@@ -25,7 +26,11 @@ fn unit(mi: usize, choices: &[(u8, bool)], seed: u64) -> UnitInput {
     let mut sheet = Sheet::for_product(m, "Produk 1");
     for (id, (choice, na)) in m.indicator_ids().zip(choices.iter().cycle()) {
         let levels = &m.indicator(id).scale.levels;
-        let answer = if *na { AnswerInput::NotApplicable } else { AnswerInput::Value(levels[usize::from(*choice) % levels.len()].value) };
+        let answer = if *na {
+            AnswerInput::NotApplicable
+        } else {
+            AnswerInput::Value(levels[usize::from(*choice) % levels.len()].value)
+        };
         sheet.set_by_id(m, id, answer).unwrap();
     }
     let mut rng = Rng::new(seed);

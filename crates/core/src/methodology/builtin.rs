@@ -14,14 +14,26 @@ pub struct BuiltinFile {
 
 /// Every shipped methodology, oldest first.
 pub const FILES: [BuiltinFile; 3] = [
-    BuiltinFile { file: "ori-2021-zones.toml", text: include_str!("../../methodologies/ori-2021-zones.toml") },
-    BuiltinFile { file: "ori-2022-grades.toml", text: include_str!("../../methodologies/ori-2022-grades.toml") },
-    BuiltinFile { file: "ori-2025-opinion.toml", text: include_str!("../../methodologies/ori-2025-opinion.toml") },
+    BuiltinFile {
+        file: "ori-2021-zones.toml",
+        text: include_str!("../../methodologies/ori-2021-zones.toml"),
+    },
+    BuiltinFile {
+        file: "ori-2022-grades.toml",
+        text: include_str!("../../methodologies/ori-2022-grades.toml"),
+    },
+    BuiltinFile {
+        file: "ori-2025-opinion.toml",
+        text: include_str!("../../methodologies/ori-2025-opinion.toml"),
+    },
 ];
 
 /// Loads every shipped methodology.
 pub fn all() -> Result<Vec<Methodology>, (&'static str, LoadError)> {
-    FILES.iter().map(|f| Methodology::from_toml(f.text).map_err(|e| (f.file, e))).collect()
+    FILES
+        .iter()
+        .map(|f| Methodology::from_toml(f.text).map_err(|e| (f.file, e)))
+        .collect()
 }
 
 /// Loads a shipped methodology by code (e.g. `ori-2022`).

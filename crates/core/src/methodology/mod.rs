@@ -21,8 +21,8 @@ use crate::score::{PublishedScore, Weight};
 
 pub use validate::{LoadError, Problem, ValidationErrors};
 
-/// A complete, validated methodology.
-#[derive(Debug, Clone)]
+/// A complete, validated methodology. Serializes to its full tree (without internal indexes).
+#[derive(Debug, Clone, Serialize)]
 pub struct Methodology {
     pub(crate) code: String,
     pub(crate) name: String,
@@ -35,10 +35,14 @@ pub struct Methodology {
     pub(crate) bands: BandTable,
     pub(crate) follow_up: Option<FollowUpRule>,
     /// Flat list of all assessed indicators, in tree order; [`IndicatorId`] indexes it.
+    #[serde(skip)]
     pub(crate) indicators: Vec<IndicatorSlot>,
     /// Flat list of all surveys (survey variables, then survey components); [`SurveyId`] indexes it.
+    #[serde(skip)]
     pub(crate) surveys: Vec<SurveySlot>,
+    #[serde(skip)]
     pub(crate) indicator_index: HashMap<String, IndicatorId>,
+    #[serde(skip)]
     pub(crate) survey_index: HashMap<String, SurveyId>,
 }
 
@@ -319,7 +323,11 @@ impl BandTable {
         self.bands
             .iter()
             .find(|b| value >= b.lower)
-            .unwrap_or_else(|| self.bands.last().expect("validated band table is non-empty"))
+            .unwrap_or_else(|| {
+                self.bands
+                    .last()
+                    .expect("validated band table is non-empty")
+            })
     }
 
     /// The position of a band in the table (0 = highest), for comparing bands of one table.
@@ -420,12 +428,13 @@ impl Methodology {
     /// The survey behind an id.
     pub fn survey(&self, id: SurveyId) -> &Survey {
         match &self.surveys[id.0 as usize] {
-            SurveySlot::Variable { dimension, variable } => {
-                match &self.dimensions[*dimension].variables[*variable].measure {
-                    VariableMeasure::Survey(s) => s,
-                    VariableMeasure::Indicators { .. } => unreachable!("survey slots point at surveys"),
-                }
-            }
+            SurveySlot::Variable {
+                dimension,
+                variable,
+            } => match &self.dimensions[*dimension].variables[*variable].measure {
+                VariableMeasure::Survey(s) => s,
+                VariableMeasure::Indicators { .. } => unreachable!("survey slots point at surveys"),
+            },
             SurveySlot::Component { component } => match &self.composition[*component] {
                 Component::Survey { survey, .. } => survey,
                 Component::Dimensions { .. } => unreachable!("survey slots point at surveys"),

@@ -64,7 +64,10 @@ impl LoadError {
     /// The individual problems (a syntax error is one problem at the document's root).
     pub fn problems(&self) -> Vec<Problem> {
         match self {
-            LoadError::Syntax(msg) => vec![Problem { path: String::new(), message: msg.clone() }],
+            LoadError::Syntax(msg) => vec![Problem {
+                path: String::new(),
+                message: msg.clone(),
+            }],
             LoadError::Invalid(errors) => errors.0.clone(),
         }
     }
@@ -94,7 +97,10 @@ struct Checker {
 
 impl Checker {
     fn report(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.problems.push(Problem { path: path.into(), message: message.into() });
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
     }
 
     fn text(&mut self, path: &str, value: Option<String>) -> Option<String> {
@@ -115,7 +121,8 @@ impl Checker {
     fn code(&mut self, path: &str, value: Option<String>) -> Option<String> {
         let v = self.text(path, value)?;
         let ok = v.starts_with(|c: char| c.is_ascii_lowercase())
-            && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            && v.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         if ok {
             Some(v)
         } else {
@@ -173,9 +180,18 @@ impl Checker {
         }
     }
 
-    fn unique<'a>(&mut self, seen: &mut HashMap<String, String>, code: &'a str, path: &str, what: &str) -> Option<&'a str> {
+    fn unique<'a>(
+        &mut self,
+        seen: &mut HashMap<String, String>,
+        code: &'a str,
+        path: &str,
+        what: &str,
+    ) -> Option<&'a str> {
         if let Some(first) = seen.get(code) {
-            self.report(path, format!("duplicate {what} code `{code}` (first used at {first})"));
+            self.report(
+                path,
+                format!("duplicate {what} code `{code}` (first used at {first})"),
+            );
             None
         } else {
             seen.insert(code.to_owned(), path.to_owned());
@@ -187,7 +203,10 @@ impl Checker {
         if weights.iter().all(Option::is_some) && !weights.is_empty() {
             let sum: Decimal = weights.iter().flatten().map(|w| w.value()).sum();
             if sum != Decimal::ONE_HUNDRED {
-                self.report(path, format!("{what} weights must sum to 100, they sum to {sum}"));
+                self.report(
+                    path,
+                    format!("{what} weights must sum to 100, they sum to {sum}"),
+                );
             }
         }
     }
@@ -202,13 +221,19 @@ fn build(raw: RawMethodology) -> Result<Methodology, LoadError> {
     if let (Some(first), Some(last)) = (first_year, last_year)
         && last < first
     {
-        c.report("last_year", format!("must not be before first_year ({first}), got {last}"));
+        c.report(
+            "last_year",
+            format!("must not be before first_year ({first}), got {last}"),
+        );
     }
     let aggregation = match raw.aggregation.as_deref() {
         Some("mean_of_units") => Some(Aggregation::MeanOfUnits),
         Some("mean_of_products") => Some(Aggregation::MeanOfProducts),
         Some(other) => {
-            c.report("aggregation", format!("unknown rule `{other}` (expected mean_of_units or mean_of_products)"));
+            c.report(
+                "aggregation",
+                format!("unknown rule `{other}` (expected mean_of_units or mean_of_products)"),
+            );
             None
         }
         None => {
@@ -237,7 +262,14 @@ fn build(raw: RawMethodology) -> Result<Methodology, LoadError> {
         .enumerate()
         .map(|(d, dim)| {
             let path = format!("dimensions[{d}]");
-            build_dimension(&mut c, &mut codes, &mut dimension_codes, &scales, &path, dim)
+            build_dimension(
+                &mut c,
+                &mut codes,
+                &mut dimension_codes,
+                &scales,
+                &path,
+                dim,
+            )
         })
         .unzip();
     c.weights_sum_to_100("dimensions", &dim_weights, "dimension");
@@ -250,8 +282,14 @@ fn build(raw: RawMethodology) -> Result<Methodology, LoadError> {
         return Err(LoadError::Invalid(ValidationErrors(c.problems)));
     }
     // No problem was reported, so every optional above is present.
-    let (Some(code), Some(name), Some(first_year), Some(aggregation), Some(composition), Some(bands)) =
-        (code, name, first_year, aggregation, composition, bands)
+    let (
+        Some(code),
+        Some(name),
+        Some(first_year),
+        Some(aggregation),
+        Some(composition),
+        Some(bands),
+    ) = (code, name, first_year, aggregation, composition, bands)
     else {
         unreachable!("every missing part was reported as a problem");
     };
@@ -289,22 +327,37 @@ fn build_scale(c: &mut Checker, path: &str, levels: Vec<RawLevel>) -> Option<Sca
             continue;
         };
         if !(0..=100).contains(&value) {
-            c.report(format!("{lpath}.value"), format!("must be between 0 and 100, got {value}"));
+            c.report(
+                format!("{lpath}.value"),
+                format!("must be between 0 and 100, got {value}"),
+            );
             continue;
         }
         if i == 0 && value != 0 {
-            c.report(format!("{lpath}.value"), format!("the lowest level must be 0, got {value}"));
+            c.report(
+                format!("{lpath}.value"),
+                format!("the lowest level must be 0, got {value}"),
+            );
         }
         if let Some(p) = previous
             && value <= p
         {
-            c.report(format!("{lpath}.value"), format!("levels must be in strictly increasing order ({value} after {p})"));
+            c.report(
+                format!("{lpath}.value"),
+                format!("levels must be in strictly increasing order ({value} after {p})"),
+            );
         }
         if level.description.trim().is_empty() {
-            c.report(format!("{lpath}.description"), "every level needs a description for the assessor");
+            c.report(
+                format!("{lpath}.description"),
+                "every level needs a description for the assessor",
+            );
         }
         previous = Some(value);
-        out.push(Level { value: u8::try_from(value).unwrap_or(u8::MAX), description: level.description });
+        out.push(Level {
+            value: u8::try_from(value).unwrap_or(u8::MAX),
+            description: level.description,
+        });
     }
     if out.len() == 1 {
         c.report(path, "a scale needs at least two levels");
@@ -327,7 +380,10 @@ fn build_dimension(
     let name = c.text(&format!("{path}.name"), raw.name);
     let weight = c.weight(&format!("{path}.weight"), raw.weight);
     if raw.variables.is_empty() {
-        c.report(format!("{path}.variables"), "a dimension needs at least one variable");
+        c.report(
+            format!("{path}.variables"),
+            "a dimension needs at least one variable",
+        );
     }
     let variables: Vec<Option<Variable>> = raw
         .variables
@@ -336,7 +392,14 @@ fn build_dimension(
         .map(|(v, var)| build_variable(c, codes, scales, &format!("{path}.variables[{v}]"), var))
         .collect();
     let variables: Option<Vec<Variable>> = variables.into_iter().collect();
-    let dimension = (|| Some(Dimension { code: code?, name: name?, weight: weight?, variables: variables? }))();
+    let dimension = (|| {
+        Some(Dimension {
+            code: code?,
+            name: name?,
+            weight: weight?,
+            variables: variables?,
+        })
+    })();
     (weight, dimension)
 }
 
@@ -349,7 +412,12 @@ fn build_variable(
 ) -> Option<Variable> {
     let code = c.code(&format!("{path}.code"), raw.code);
     if let Some(code) = &code {
-        c.unique(codes, code, &format!("{path}.code"), "variable/indicator/survey");
+        c.unique(
+            codes,
+            code,
+            &format!("{path}.code"),
+            "variable/indicator/survey",
+        );
     }
     let name = c.text(&format!("{path}.name"), raw.name);
     let weight = c.weight(&format!("{path}.weight"), raw.weight);
@@ -357,12 +425,19 @@ fn build_variable(
         (Some(indicators), None) => build_indicators(c, codes, scales, path, indicators),
         (None, Some(survey)) => {
             if survey.code.is_some() {
-                c.report(format!("{path}.survey.code"), "a survey variable uses its variable's code; remove this key");
+                c.report(
+                    format!("{path}.survey.code"),
+                    "a survey variable uses its variable's code; remove this key",
+                );
             }
-            build_survey(c, &format!("{path}.survey"), code.clone(), survey).map(VariableMeasure::Survey)
+            build_survey(c, &format!("{path}.survey"), code.clone(), survey)
+                .map(VariableMeasure::Survey)
         }
         (Some(_), Some(_)) => {
-            c.report(path, "a variable has either `indicators` or `survey`, not both");
+            c.report(
+                path,
+                "a variable has either `indicators` or `survey`, not both",
+            );
             None
         }
         (None, None) => {
@@ -370,7 +445,12 @@ fn build_variable(
             None
         }
     };
-    Some(Variable { code: code?, name: name?, weight: weight?, measure: measure? })
+    Some(Variable {
+        code: code?,
+        name: name?,
+        weight: weight?,
+        measure: measure?,
+    })
 }
 
 fn build_indicators(
@@ -381,7 +461,10 @@ fn build_indicators(
     raw: Vec<RawIndicator>,
 ) -> Option<VariableMeasure> {
     if raw.is_empty() {
-        c.report(format!("{path}.indicators"), "a variable needs at least one indicator");
+        c.report(
+            format!("{path}.indicators"),
+            "a variable needs at least one indicator",
+        );
         return None;
     }
     let built: Vec<Option<Indicator>> = raw
@@ -390,7 +473,9 @@ fn build_indicators(
         .map(|(i, ind)| build_indicator(c, codes, scales, &format!("{path}.indicators[{i}]"), ind))
         .collect();
     let mut indicators: Vec<Indicator> = built.into_iter().collect::<Option<_>>()?;
-    let lcm = indicators.iter().fold(1u64, |acc, i| lcm(acc, u64::from(i.scale.max())));
+    let lcm = indicators
+        .iter()
+        .fold(1u64, |acc, i| lcm(acc, u64::from(i.scale.max())));
     for ind in &mut indicators {
         let factor = Decimal::from(lcm / u64::from(ind.scale.max()));
         ind.numerators = ind
@@ -400,7 +485,10 @@ fn build_indicators(
             .map(|l| ind.weight.value() * Decimal::from(l.value) * factor)
             .collect();
     }
-    Some(VariableMeasure::Indicators { indicators, lcm: Decimal::from(lcm) })
+    Some(VariableMeasure::Indicators {
+        indicators,
+        lcm: Decimal::from(lcm),
+    })
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -408,7 +496,11 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 fn lcm(a: u64, b: u64) -> u64 {
-    if a == 0 || b == 0 { a.max(b) } else { a / gcd(a, b) * b }
+    if a == 0 || b == 0 {
+        a.max(b)
+    } else {
+        a / gcd(a, b) * b
+    }
 }
 
 fn build_indicator(
@@ -420,7 +512,12 @@ fn build_indicator(
 ) -> Option<Indicator> {
     let code = c.code(&format!("{path}.code"), raw.code);
     if let Some(code) = &code {
-        c.unique(codes, code, &format!("{path}.code"), "variable/indicator/survey");
+        c.unique(
+            codes,
+            code,
+            &format!("{path}.code"),
+            "variable/indicator/survey",
+        );
     }
     let name = c.text(&format!("{path}.name"), raw.name);
     let weight = c.weight(&format!("{path}.weight"), raw.weight);
@@ -443,13 +540,19 @@ fn build_indicator(
             Some(Some(scale)) => Some(scale.clone()),
             Some(None) => None, // the scale itself was reported
             None => {
-                c.report(format!("{path}.scale"), format!("unknown scale `{name}` (not defined under [scales])"));
+                c.report(
+                    format!("{path}.scale"),
+                    format!("unknown scale `{name}` (not defined under [scales])"),
+                );
                 None
             }
         },
         (None, Some(levels)) => build_scale(c, &format!("{path}.levels"), levels),
         (Some(_), Some(_)) => {
-            c.report(path, "an indicator has either `scale` or `levels`, not both");
+            c.report(
+                path,
+                "an indicator has either `scale` or `levels`, not both",
+            );
             None
         }
         (None, None) => {
@@ -467,17 +570,28 @@ fn build_indicator(
     })
 }
 
-fn build_survey(c: &mut Checker, path: &str, code: Option<String>, raw: RawSurvey) -> Option<Survey> {
+fn build_survey(
+    c: &mut Checker,
+    path: &str,
+    code: Option<String>,
+    raw: RawSurvey,
+) -> Option<Survey> {
     let before = c.problems.len();
     let method = match (raw.method.as_deref(), raw.likert) {
         (Some("no_maladministration_share"), None) => Some(SurveyMethod::NoMaladministrationShare),
         (Some("no_maladministration_share"), Some(_)) => {
-            c.report(format!("{path}.likert"), "only a `likert` method takes Likert levels");
+            c.report(
+                format!("{path}.likert"),
+                "only a `likert` method takes Likert levels",
+            );
             None
         }
         (Some("likert"), Some(levels)) => build_likert(c, &format!("{path}.likert"), levels),
         (Some("likert"), None) => {
-            c.report(format!("{path}.likert"), "a Likert survey needs its levels and their points");
+            c.report(
+                format!("{path}.likert"),
+                "a Likert survey needs its levels and their points",
+            );
             None
         }
         (Some(other), _) => {
@@ -490,7 +604,10 @@ fn build_survey(c: &mut Checker, path: &str, code: Option<String>, raw: RawSurve
         }
     };
     if raw.questions.is_empty() {
-        c.report(format!("{path}.questions"), "a survey needs at least one question");
+        c.report(
+            format!("{path}.questions"),
+            "a survey needs at least one question",
+        );
     }
     let mut seen = HashMap::new();
     let mut questions = Vec::with_capacity(raw.questions.len());
@@ -504,16 +621,27 @@ fn build_survey(c: &mut Checker, path: &str, code: Option<String>, raw: RawSurve
             c.report(format!("{qpath}.text"), "must not be empty");
         }
         if let Some(qcode) = qcode {
-            questions.push(SurveyQuestion { code: qcode, text: q.text });
+            questions.push(SurveyQuestion {
+                code: qcode,
+                text: q.text,
+            });
         }
     }
     if c.problems.len() != before {
         return None;
     }
-    Some(Survey { code: code?, questions, method: method? })
+    Some(Survey {
+        code: code?,
+        questions,
+        method: method?,
+    })
 }
 
-fn build_likert(c: &mut Checker, path: &str, raw: Vec<super::file::RawLikertLevel>) -> Option<SurveyMethod> {
+fn build_likert(
+    c: &mut Checker,
+    path: &str,
+    raw: Vec<super::file::RawLikertLevel>,
+) -> Option<SurveyMethod> {
     if raw.len() < 2 {
         c.report(path, "a Likert scale needs at least two levels");
         return None;
@@ -527,12 +655,18 @@ fn build_likert(c: &mut Checker, path: &str, raw: Vec<super::file::RawLikertLeve
         if let Some(p) = points
             && (p < Decimal::ZERO || p > Decimal::ONE_HUNDRED)
         {
-            c.report(format!("{lpath}.points"), format!("must be between 0 and 100, got {p}"));
+            c.report(
+                format!("{lpath}.points"),
+                format!("must be between 0 and 100, got {p}"),
+            );
         }
         let value = match l.value {
             Some(v) if (0..=100).contains(&v) => Some(v),
             Some(v) => {
-                c.report(format!("{lpath}.value"), format!("must be between 0 and 100, got {v}"));
+                c.report(
+                    format!("{lpath}.value"),
+                    format!("must be between 0 and 100, got {v}"),
+                );
                 None
             }
             None => {
@@ -543,14 +677,21 @@ fn build_likert(c: &mut Checker, path: &str, raw: Vec<super::file::RawLikertLeve
         if let (Some(v), Some(p)) = (value, previous)
             && v <= p
         {
-            c.report(format!("{lpath}.value"), format!("levels must be in strictly increasing order ({v} after {p})"));
+            c.report(
+                format!("{lpath}.value"),
+                format!("levels must be in strictly increasing order ({v} after {p})"),
+            );
         }
         if l.label.trim().is_empty() {
             c.report(format!("{lpath}.label"), "must not be empty");
         }
         previous = value.or(previous);
         if let (Some(v), Some(p)) = (value, points) {
-            levels.push(LikertLevel { value: u8::try_from(v).unwrap_or(u8::MAX), label: l.label, points: p });
+            levels.push(LikertLevel {
+                value: u8::try_from(v).unwrap_or(u8::MAX),
+                label: l.label,
+                points: p,
+            });
         }
     }
     (c.problems.len() == before).then_some(SurveyMethod::Likert { levels })
@@ -575,7 +716,10 @@ fn build_composition(
             Some("dimensions") => {
                 dimensions_seen += 1;
                 if comp.survey.is_some() {
-                    c.report(format!("{path}.survey"), "a dimensions component takes no survey");
+                    c.report(
+                        format!("{path}.survey"),
+                        "a dimensions component takes no survey",
+                    );
                 }
                 if let Some(weight) = weight {
                     out.push(Component::Dimensions { weight });
@@ -587,25 +731,43 @@ fn build_composition(
                     Some(s) => {
                         let code = c.code(&format!("{path}.survey.code"), s.code.clone());
                         if let Some(code) = &code {
-                            c.unique(codes, code, &format!("{path}.survey.code"), "variable/indicator/survey");
+                            c.unique(
+                                codes,
+                                code,
+                                &format!("{path}.survey.code"),
+                                "variable/indicator/survey",
+                            );
                         }
                         build_survey(c, &format!("{path}.survey"), code, s)
                     }
                     None => {
-                        c.report(format!("{path}.survey"), "a survey component needs its survey");
+                        c.report(
+                            format!("{path}.survey"),
+                            "a survey component needs its survey",
+                        );
                         None
                     }
                 };
                 if let (Some(name), Some(weight), Some(survey)) = (name, weight, survey) {
-                    out.push(Component::Survey { name, weight, survey });
+                    out.push(Component::Survey {
+                        name,
+                        weight,
+                        survey,
+                    });
                 }
             }
-            Some(other) => c.report(format!("{path}.kind"), format!("unknown component `{other}` (expected dimensions or survey)")),
+            Some(other) => c.report(
+                format!("{path}.kind"),
+                format!("unknown component `{other}` (expected dimensions or survey)"),
+            ),
             None => c.report(format!("{path}.kind"), "is required"),
         }
     }
     if dimensions_seen != 1 {
-        c.report("composition", format!("exactly one component must be the dimensions, found {dimensions_seen}"));
+        c.report(
+            "composition",
+            format!("exactly one component must be the dimensions, found {dimensions_seen}"),
+        );
     }
     let weights: Vec<Option<Weight>> = out.iter().map(|c| Some(c.weight())).collect();
     if c.problems.len() == before {
@@ -616,7 +778,10 @@ fn build_composition(
 
 fn build_bands(c: &mut Checker, raw: Vec<RawBand>) -> Option<BandTable> {
     if raw.is_empty() {
-        c.report("bands", "the band table needs at least one band, starting at 0");
+        c.report(
+            "bands",
+            "the band table needs at least one band, starting at 0",
+        );
         return None;
     }
     let before = c.problems.len();
@@ -637,32 +802,56 @@ fn build_bands(c: &mut Checker, raw: Vec<RawBand>) -> Option<BandTable> {
             Some("yellow") => Some(Zone::Yellow),
             Some("red") => Some(Zone::Red),
             Some(other) => {
-                c.report(format!("{path}.zone"), format!("unknown zone `{other}` (expected green, yellow or red)"));
+                c.report(
+                    format!("{path}.zone"),
+                    format!("unknown zone `{other}` (expected green, yellow or red)"),
+                );
                 None
             }
         };
         let lower = c.decimal(&format!("{path}.lower"), b.lower);
         if let Some(lower) = lower {
             if lower < Decimal::ZERO || lower > Decimal::ONE_HUNDRED {
-                c.report(format!("{path}.lower"), format!("must be between 0 and 100, got {lower}"));
+                c.report(
+                    format!("{path}.lower"),
+                    format!("must be between 0 and 100, got {lower}"),
+                );
             } else if lower.normalize().scale() > PUBLISHED_DECIMALS {
                 c.report(format!("{path}.lower"), format!("bounds are compared with published scores, so they have at most 2 decimals, got {lower}"));
             }
             if !bounds.insert(lower.normalize()) {
-                c.report(format!("{path}.lower"), format!("overlap: another band already starts at {lower}"));
+                c.report(
+                    format!("{path}.lower"),
+                    format!("overlap: another band already starts at {lower}"),
+                );
             } else if let Some(p) = previous
                 && lower > p
             {
-                c.report(format!("{path}.lower"), format!("bands are listed from the highest to the lowest ({lower} after {p})"));
+                c.report(
+                    format!("{path}.lower"),
+                    format!("bands are listed from the highest to the lowest ({lower} after {p})"),
+                );
             }
             previous = Some(lower);
         }
         if let (Some(code), Some(label), Some(lower)) = (code, label, lower) {
-            out.push(Band { code, label, zone, category: b.category, lower });
+            out.push(Band {
+                code,
+                label,
+                zone,
+                category: b.category,
+                lower,
+            });
         }
     }
     if previous.is_some_and(|p| p != Decimal::ZERO) {
-        c.report("bands", format!("gap: no band covers scores from 0 (the lowest band starts at {})", previous.unwrap_or_default()));
+        c.report(
+            "bands",
+            format!(
+                "gap: no band covers scores from 0 (the lowest band starts at {})",
+                previous.unwrap_or_default()
+            ),
+        );
     }
     (c.problems.len() == before).then_some(BandTable { bands: out })
 }
@@ -689,20 +878,30 @@ fn index(mut m: Methodology) -> Methodology {
             match &var.measure {
                 VariableMeasure::Indicators { indicators, .. } => {
                     for (i, ind) in indicators.iter().enumerate() {
-                        m.indicator_index.insert(ind.code.clone(), IndicatorId(as_u32(m.indicators.len())));
-                        m.indicators.push(IndicatorSlot { dimension: d, variable: v, indicator: i });
+                        m.indicator_index
+                            .insert(ind.code.clone(), IndicatorId(as_u32(m.indicators.len())));
+                        m.indicators.push(IndicatorSlot {
+                            dimension: d,
+                            variable: v,
+                            indicator: i,
+                        });
                     }
                 }
                 VariableMeasure::Survey(s) => {
-                    m.survey_index.insert(s.code.clone(), SurveyId(as_u32(m.surveys.len())));
-                    m.surveys.push(SurveySlot::Variable { dimension: d, variable: v });
+                    m.survey_index
+                        .insert(s.code.clone(), SurveyId(as_u32(m.surveys.len())));
+                    m.surveys.push(SurveySlot::Variable {
+                        dimension: d,
+                        variable: v,
+                    });
                 }
             }
         }
     }
     for (k, comp) in m.composition.iter().enumerate() {
         if let Component::Survey { survey, .. } = comp {
-            m.survey_index.insert(survey.code.clone(), SurveyId(as_u32(m.surveys.len())));
+            m.survey_index
+                .insert(survey.code.clone(), SurveyId(as_u32(m.surveys.len())));
             m.surveys.push(SurveySlot::Component { component: k });
         }
     }

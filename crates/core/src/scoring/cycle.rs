@@ -77,14 +77,23 @@ pub fn score_cycle(m: &Methodology, input: &CycleInput) -> CycleResult {
         .entities
         .iter()
         .map(|e| {
-            let outcomes: Vec<Result<UnitScore, ScoringError>> = e.units.iter().map(|u| score_unit(m, u)).collect();
+            let outcomes: Vec<Result<UnitScore, ScoringError>> =
+                e.units.iter().map(|u| score_unit(m, u)).collect();
             let scored: Vec<&UnitScore> = outcomes.iter().filter_map(|o| o.as_ref().ok()).collect();
             let score = aggregate_entity(m, &scored).ok();
             let units = outcomes
                 .into_iter()
                 .map(|o| match o {
-                    Ok(s) => UnitResult { grade: Some(grade(m, input.year, s.published, None)), score: Some(s), error: None },
-                    Err(err) => UnitResult { score: None, grade: None, error: Some(err.to_string()) },
+                    Ok(s) => UnitResult {
+                        grade: Some(grade(m, input.year, s.published, None)),
+                        score: Some(s),
+                        error: None,
+                    },
+                    Err(err) => UnitResult {
+                        score: None,
+                        grade: None,
+                        error: Some(err.to_string()),
+                    },
                 })
                 .collect();
             EntityResult {
@@ -97,7 +106,9 @@ pub fn score_cycle(m: &Methodology, input: &CycleInput) -> CycleResult {
         })
         .collect();
 
-    let ranked: Vec<usize> = (0..entities.len()).filter(|&i| entities[i].score.is_some()).collect();
+    let ranked: Vec<usize> = (0..entities.len())
+        .filter(|&i| entities[i].score.is_some())
+        .collect();
     let rank_inputs: Vec<RankInput<'_>> = ranked
         .iter()
         .filter_map(|&i| {

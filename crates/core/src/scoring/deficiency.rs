@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::input::{Answer, UnitInput};
 use super::unit::UnitScore;
-use crate::methodology::{Component, Methodology, VariableMeasure};
+use crate::methodology::{Component, IndicatorId, Methodology, SurveyId, VariableMeasure};
 
 /// What lost the points.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,6 +29,15 @@ pub enum DeficiencySource {
     },
 }
 
+impl DeficiencySource {
+    /// The indicator or survey code.
+    pub fn code(&self) -> &str {
+        match self {
+            DeficiencySource::Indicator { code, .. } | DeficiencySource::Survey { code } => code,
+        }
+    }
+}
+
 /// Points of the final score (0–100 scale) lost by one indicator or survey.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Deficiency {
@@ -46,7 +55,9 @@ pub fn deficiencies(m: &Methodology, input: &UnitInput, score: &UnitScore) -> Ve
     let mut lost = vec![Decimal::ZERO; m.indicators.len() + m.surveys.len()];
     let sheets = Decimal::from(score.sheets.len().max(1));
     let hundred = Decimal::ONE_HUNDRED;
-    let dims_share = m.dimensions_weight().map_or(Decimal::ZERO, |w| w.value() / hundred);
+    let dims_share = m
+        .dimensions_weight()
+        .map_or(Decimal::ZERO, |w| w.value() / hundred);
     for (sheet, result) in input.sheets.iter().zip(&score.sheets) {
         let dims_den: Decimal = m
             .dimensions
@@ -69,9 +80,13 @@ pub fn deficiencies(m: &Methodology, input: &UnitInput, score: &UnitScore) -> Ve
                 if let VariableMeasure::Indicators { indicators, .. } = &var.measure {
                     next += indicators.len();
                 }
-                let Some(var_score) = vres.score else { continue };
+                let Some(var_score) = vres.score else {
+                    continue;
+                };
                 // Share of the final score that this variable carries, in points.
-                let share = hundred * dims_share * dim.weight.value() / dims_den * var.weight.value() / var_den;
+                let share = hundred * dims_share * dim.weight.value() / dims_den
+                    * var.weight.value()
+                    / var_den;
                 match &var.measure {
                     VariableMeasure::Indicators { indicators, .. } => {
                         let answers = &sheet.answers[first..next];
@@ -84,14 +99,17 @@ pub fn deficiencies(m: &Methodology, input: &UnitInput, score: &UnitScore) -> Ve
                         for (k, (ind, answer)) in indicators.iter().zip(answers).enumerate() {
                             if let Some(Answer::Level(pos)) = answer {
                                 let max = Decimal::from(ind.scale.max());
-                                let value = Decimal::from(ind.scale.levels[usize::from(*pos)].value);
-                                lost[first + k] += share * ind.weight.value() / weights * (max - value) / max;
+                                let value =
+                                    Decimal::from(ind.scale.levels[usize::from(*pos)].value);
+                                lost[first + k] +=
+                                    share * ind.weight.value() / weights * (max - value) / max;
                             }
                         }
                     }
                     VariableMeasure::Survey(survey) => {
                         let id = m.survey_index[&survey.code];
-                        lost[m.indicators.len() + id.index()] += share * (hundred - var_score.value()) / hundred;
+                        lost[m.indicators.len() + id.index()] +=
+                            share * (hundred - var_score.value()) / hundred;
                     }
                 }
             }
@@ -99,7 +117,8 @@ pub fn deficiencies(m: &Methodology, input: &UnitInput, score: &UnitScore) -> Ve
         for (comp, cres) in m.composition.iter().zip(&result.components) {
             if let Component::Survey { survey, weight, .. } = comp {
                 let id = m.survey_index[&survey.code];
-                lost[m.indicators.len() + id.index()] += weight.value() * (hundred - cres.score.value()) / hundred;
+                lost[m.indicators.len() + id.index()] +=
+                    weight.value() * (hundred - cres.score.value()) / hundred;
             }
         }
     }
@@ -108,24 +127,34 @@ pub fn deficiencies(m: &Methodology, input: &UnitInput, score: &UnitScore) -> Ve
         .enumerate()
         .filter(|(_, l)| *l > Decimal::ZERO)
         .map(|(i, l)| {
-            let source = if i < m.indicators.len() {
-                let slot = &m.indicators[i];
-                let dim = &m.dimensions[slot.dimension];
-                let var = &dim.variables[slot.variable];
-                let ind = m.indicator(crate::methodology::IndicatorId(u32::try_from(i).unwrap_or(u32::MAX)));
-                DeficiencySource::Indicator {
-                    code: ind.code.clone(),
-                    name: ind.name.clone(),
-                    dimension: dim.code.clone(),
-                    variable: var.code.clone(),
-                }
-            } else {
-                let id = crate::methodology::SurveyId(u32::try_from(i - m.indicators.len()).unwrap_or(u32::MAX));
-                DeficiencySource::Survey { code: m.survey(id).code.clone() }
-            };
-            (i, Deficiency { source, lost_points: l / sheets })
+            (
+                i,
+                Deficiency {
+                    source: source_of(m, i),
+                    lost_points: l / sheets,
+                },
+            )
         })
         .collect();
     out.sort_by(|(ia, a), (ib, b)| b.lost_points.cmp(&a.lost_points).then(ia.cmp(ib)));
     out.into_iter().map(|(_, d)| d).collect()
+}
+
+/// Names slot `i` of the loss table: indicators first (by [`IndicatorId`]), then surveys.
+fn source_of(m: &Methodology, i: usize) -> DeficiencySource {
+    let Some(slot) = m.indicators.get(i) else {
+        let id = SurveyId(u32::try_from(i - m.indicators.len()).unwrap_or(u32::MAX));
+        return DeficiencySource::Survey {
+            code: m.survey(id).code.clone(),
+        };
+    };
+    let dim = &m.dimensions[slot.dimension];
+    let var = &dim.variables[slot.variable];
+    let ind = m.indicator(IndicatorId(u32::try_from(i).unwrap_or(u32::MAX)));
+    DeficiencySource::Indicator {
+        code: ind.code.clone(),
+        name: ind.name.clone(),
+        dimension: dim.code.clone(),
+        variable: var.code.clone(),
+    }
 }

@@ -27,10 +27,16 @@ pub fn mean_published(scores: &[PublishedScore]) -> Result<PublishedScore, Entit
 /// An entity's published score from its units' results, by the methodology's aggregation rule:
 /// the mean of the units' published scores, or (product-scored methodologies) the mean of all
 /// products' published scores.
-pub fn aggregate_entity(m: &Methodology, units: &[&UnitScore]) -> Result<PublishedScore, EntityScoreError> {
+pub fn aggregate_entity(
+    m: &Methodology,
+    units: &[&UnitScore],
+) -> Result<PublishedScore, EntityScoreError> {
     let scores: Vec<PublishedScore> = match m.aggregation {
         Aggregation::MeanOfUnits => units.iter().map(|u| u.published).collect(),
-        Aggregation::MeanOfProducts => units.iter().flat_map(|u| u.sheets.iter().map(|s| s.published)).collect(),
+        Aggregation::MeanOfProducts => units
+            .iter()
+            .flat_map(|u| u.sheets.iter().map(|s| s.published))
+            .collect(),
     };
     mean_published(&scores)
 }
@@ -83,14 +89,23 @@ impl Grade {
 /// The grade of a published score in a cycle year. `follow_up` is the entity's follow-up of
 /// earlier findings (`None` for units, or when no findings were addressed to it, which counts
 /// as complete).
-pub fn grade(m: &Methodology, year: CycleYear, score: PublishedScore, follow_up: Option<FollowUpStatus>) -> Grade {
+pub fn grade(
+    m: &Methodology,
+    year: CycleYear,
+    score: PublishedScore,
+    follow_up: Option<FollowUpStatus>,
+) -> Grade {
     let mut g = Grade::from_band(m.bands.band_of(score));
     if let Some(rule) = m.follow_up.as_ref().filter(|r| year >= r.applies_from) {
         let complete = follow_up.is_none_or(FollowUpStatus::is_complete);
         if rule.award_requires_complete && !complete {
             g.award_eligible = false;
         }
-        if let Some(suffix) = rule.complete_suffix.as_ref().filter(|_| complete && follow_up.is_some()) {
+        if let Some(suffix) = rule
+            .complete_suffix
+            .as_ref()
+            .filter(|_| complete && follow_up.is_some())
+        {
             g.label = format!("{} {suffix}", g.label);
         }
     }

@@ -79,16 +79,27 @@ pub struct Sheet {
 impl Sheet {
     /// An empty sheet for a methodology: every indicator still to be answered.
     pub fn new(methodology: &Methodology) -> Self {
-        Self { label: None, answers: vec![None; methodology.indicator_count()] }
+        Self {
+            label: None,
+            answers: vec![None; methodology.indicator_count()],
+        }
     }
 
     /// An empty sheet for one service product.
     pub fn for_product(methodology: &Methodology, label: impl Into<String>) -> Self {
-        Self { label: Some(label.into()), ..Self::new(methodology) }
+        Self {
+            label: Some(label.into()),
+            ..Self::new(methodology)
+        }
     }
 
     /// Sets an indicator by code, checking the value against its scale.
-    pub fn set(&mut self, methodology: &Methodology, code: &str, answer: AnswerInput) -> Result<(), InputError> {
+    pub fn set(
+        &mut self,
+        methodology: &Methodology,
+        code: &str,
+        answer: AnswerInput,
+    ) -> Result<(), InputError> {
         let id = methodology
             .indicator_id(code)
             .ok_or_else(|| InputError::UnknownIndicator(code.to_owned()))?;
@@ -96,16 +107,24 @@ impl Sheet {
     }
 
     /// Sets an indicator by id, checking the value against its scale.
-    pub fn set_by_id(&mut self, methodology: &Methodology, id: IndicatorId, answer: AnswerInput) -> Result<(), InputError> {
+    pub fn set_by_id(
+        &mut self,
+        methodology: &Methodology,
+        id: IndicatorId,
+        answer: AnswerInput,
+    ) -> Result<(), InputError> {
         let indicator = methodology.indicator(id);
         let checked = match answer {
             AnswerInput::NotApplicable => Answer::NotApplicable,
             AnswerInput::Value(v) => {
-                let pos = indicator.scale.position(v).ok_or_else(|| InputError::OutOfScale {
-                    indicator: indicator.code.clone(),
-                    value: v,
-                    allowed: indicator.scale.levels.iter().map(|l| l.value).collect(),
-                })?;
+                let pos = indicator
+                    .scale
+                    .position(v)
+                    .ok_or_else(|| InputError::OutOfScale {
+                        indicator: indicator.code.clone(),
+                        value: v,
+                        allowed: indicator.scale.levels.iter().map(|l| l.value).collect(),
+                    })?;
                 Answer::Level(u8::try_from(pos).unwrap_or(u8::MAX))
             }
         };
@@ -123,17 +142,25 @@ impl Sheet {
             .into_iter()
             .filter_map(|(code, a)| sheet.set(methodology, code, a).err())
             .collect();
-        if errors.is_empty() { Ok(sheet) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(sheet)
+        } else {
+            Err(errors)
+        }
     }
 
     /// The answer entered for an indicator, if any.
     pub fn answer(&self, methodology: &Methodology, id: IndicatorId) -> Option<AnswerInput> {
-        self.answers.get(id.index()).copied().flatten().map(|a| match a {
-            Answer::NotApplicable => AnswerInput::NotApplicable,
-            Answer::Level(pos) => {
-                AnswerInput::Value(methodology.indicator(id).scale.levels[usize::from(pos)].value)
-            }
-        })
+        self.answers
+            .get(id.index())
+            .copied()
+            .flatten()
+            .map(|a| match a {
+                Answer::NotApplicable => AnswerInput::NotApplicable,
+                Answer::Level(pos) => AnswerInput::Value(
+                    methodology.indicator(id).scale.levels[usize::from(pos)].value,
+                ),
+            })
     }
 
     /// Codes of the indicators not yet answered.
@@ -179,16 +206,27 @@ impl SurveyTally {
         if counts.len() == expected {
             Ok(Self { counts })
         } else {
-            Err(InputError::TallyShape { survey: survey.code.clone(), expected, got: counts.len() })
+            Err(InputError::TallyShape {
+                survey: survey.code.clone(),
+                expected,
+                got: counts.len(),
+            })
         }
     }
 
     /// Tallies individual responses, refusing unknown questions, answers of the wrong type,
     /// Likert values off the scale and empty responses. Unanswered questions are skipped.
-    pub fn from_responses(survey: &Survey, responses: &[SurveyResponse]) -> Result<Self, InputError> {
+    pub fn from_responses(
+        survey: &Survey,
+        responses: &[SurveyResponse],
+    ) -> Result<Self, InputError> {
         let mut counts = vec![0u64; outcome_points(survey).len()];
         for (r, response) in responses.iter().enumerate() {
-            let bad = |message: String| InputError::BadResponse { survey: survey.code.clone(), response: r, message };
+            let bad = |message: String| InputError::BadResponse {
+                survey: survey.code.clone(),
+                response: r,
+                message,
+            };
             if response.answers.is_empty() {
                 return Err(bad("a response must answer at least one question".into()));
             }
@@ -198,10 +236,14 @@ impl SurveyTally {
                     return Err(bad(format!("unknown question `{question}`")));
                 }
                 match (&survey.method, answer) {
-                    (SurveyMethod::NoMaladministrationShare, SurveyAnswer::YesNo(yes)) => reported |= *yes,
+                    (SurveyMethod::NoMaladministrationShare, SurveyAnswer::YesNo(yes)) => {
+                        reported |= *yes;
+                    }
                     (SurveyMethod::Likert { levels }, SurveyAnswer::Likert(v)) => {
                         let pos = levels.iter().position(|l| l.value == *v).ok_or_else(|| {
-                            bad(format!("question `{question}`: {v} is not a level of the scale"))
+                            bad(format!(
+                                "question `{question}`: {v} is not a level of the scale"
+                            ))
                         })?;
                         counts[pos] += 1;
                     }
@@ -244,7 +286,12 @@ impl SurveyTally {
             return None;
         }
         let points = outcome_points(survey);
-        let weighted: Decimal = self.counts.iter().zip(points).map(|(c, p)| Decimal::from(*c) * p).sum();
+        let weighted: Decimal = self
+            .counts
+            .iter()
+            .zip(points)
+            .map(|(c, p)| Decimal::from(*c) * p)
+            .sum();
         Some(weighted / Decimal::from(total))
     }
 }
@@ -273,7 +320,10 @@ impl UnitInput {
 
     /// A unit assessed on several sheets (one per service product).
     pub fn with_sheets(methodology: &Methodology, sheets: Vec<Sheet>) -> Self {
-        Self { sheets, surveys: vec![None; methodology.survey_count()] }
+        Self {
+            sheets,
+            surveys: vec![None; methodology.survey_count()],
+        }
     }
 
     /// Attaches a survey tally.

@@ -20,14 +20,24 @@ use rust_decimal::Decimal;
 
 pub use cycle::{CycleInput, CycleResult, EntityInput, EntityResult, UnitResult, score_cycle};
 pub use deficiency::{Deficiency, DeficiencySource, deficiencies};
-pub use entity::{EntityScoreError, FollowUpStatus, Grade, aggregate_entity, grade, mean_published};
-pub use input::{AnswerInput, InputError, Sheet, SurveyAnswer, SurveyResponse, SurveyTally, UnitInput};
+pub use entity::{
+    EntityScoreError, FollowUpStatus, Grade, aggregate_entity, grade, mean_published,
+};
+pub use input::{
+    AnswerInput, InputError, Sheet, SurveyAnswer, SurveyResponse, SurveyTally, UnitInput,
+};
 pub use ranking::{Rank, RankInput, Ranks, rank, rank_entities};
-pub use unit::{ComponentScore, DimensionScore, ScoringError, SheetScore, UnitScore, VariableScore, score_unit};
+pub use unit::{
+    ComponentScore, DimensionScore, ScoringError, SheetScore, UnitScore, VariableScore, score_unit,
+};
 pub use year_on_year::{BandMovement, YearOnYear, year_on_year};
 
 /// Exact arithmetic mean; zero for an empty input (callers check emptiness first).
 pub(crate) fn mean(values: impl Iterator<Item = Decimal>) -> Decimal {
     let (sum, n) = values.fold((Decimal::ZERO, 0u64), |(s, n), v| (s + v, n + 1));
-    if n == 0 { Decimal::ZERO } else { sum / Decimal::from(n) }
+    if n == 0 {
+        Decimal::ZERO
+    } else {
+        sum / Decimal::from(n)
+    }
 }

@@ -68,7 +68,13 @@ pub fn rank_entities(entities: &[RankInput<'_>]) -> Vec<Ranks> {
         }
     }
     let placeholder = Rank { rank: 0, of: 0 };
-    let mut out = vec![Ranks { national: placeholder, provincial: None }; entities.len()];
+    let mut out = vec![
+        Ranks {
+            national: placeholder,
+            provincial: None
+        };
+        entities.len()
+    ];
     for members in national_groups.values() {
         let scores: Vec<PublishedScore> = members.iter().map(|&i| entities[i].score).collect();
         for (&i, r) in members.iter().zip(rank(&scores)) {

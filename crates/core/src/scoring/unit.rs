@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::input::{Answer, Sheet, UnitInput};
-use crate::methodology::{Component, Methodology, VariableMeasure};
+use crate::methodology::{Component, Indicator, Methodology, Survey, VariableMeasure};
 use crate::score::{PublishedScore, Score};
 
 /// Why a unit cannot be scored (yet).
@@ -93,15 +93,27 @@ pub struct UnitScore {
 
 /// Scores one unit.
 pub fn score_unit(m: &Methodology, input: &UnitInput) -> Result<UnitScore, ScoringError> {
-    let product_scored = matches!(m.aggregation, crate::methodology::Aggregation::MeanOfProducts);
+    let product_scored = matches!(
+        m.aggregation,
+        crate::methodology::Aggregation::MeanOfProducts
+    );
     match (product_scored, input.sheets.len()) {
         (_, 0) => {
             return Err(ScoringError::SheetCount {
-                expected: if product_scored { "at least one product sheet" } else { "one sheet" },
+                expected: if product_scored {
+                    "at least one product sheet"
+                } else {
+                    "one sheet"
+                },
                 got: 0,
             });
         }
-        (false, n) if n > 1 => return Err(ScoringError::SheetCount { expected: "one sheet", got: n }),
+        (false, n) if n > 1 => {
+            return Err(ScoringError::SheetCount {
+                expected: "one sheet",
+                got: n,
+            });
+        }
         _ => {}
     }
     if input.surveys.len() != m.surveys.len() {
@@ -113,15 +125,27 @@ pub fn score_unit(m: &Methodology, input: &UnitInput) -> Result<UnitScore, Scori
         .map(|s| score_sheet(m, input, s))
         .collect::<Result<Vec<_>, _>>()?;
     if let [only] = sheets.as_slice() {
-        return Ok(UnitScore { score: only.score, published: only.published, sheets });
+        return Ok(UnitScore {
+            score: only.score,
+            published: only.published,
+            sheets,
+        });
     }
     let mean = super::mean(sheets.iter().map(|s| s.published.value()));
     let score = Score::saturating(mean);
-    Ok(UnitScore { score, published: score.published(), sheets })
+    Ok(UnitScore {
+        score,
+        published: score.published(),
+        sheets,
+    })
 }
 
 /// Scores one sheet: dimensions from indicators and survey variables, then the composition.
-pub(crate) fn score_sheet(m: &Methodology, input: &UnitInput, sheet: &Sheet) -> Result<SheetScore, ScoringError> {
+pub(crate) fn score_sheet(
+    m: &Methodology,
+    input: &UnitInput,
+    sheet: &Sheet,
+) -> Result<SheetScore, ScoringError> {
     if sheet.answers.len() != m.indicators.len() {
         return Err(ScoringError::WrongMethodology);
     }
@@ -139,33 +163,18 @@ pub(crate) fn score_sheet(m: &Methodology, input: &UnitInput, sheet: &Sheet) -> 
                 VariableMeasure::Indicators { indicators, lcm } => {
                     let answers = &sheet.answers[next..next + indicators.len()];
                     next += indicators.len();
-                    let mut sum = Decimal::ZERO;
-                    let mut weights = Decimal::ZERO;
-                    for (ind, answer) in indicators.iter().zip(answers) {
-                        match answer {
-                            Some(Answer::Level(pos)) => {
-                                sum += ind.numerators[usize::from(*pos)];
-                                weights += ind.weight.value();
-                            }
-                            Some(Answer::NotApplicable) => {}
-                            None => missing.push(ind.code.clone()),
-                        }
-                    }
-                    // Rules 1–2: Σ wᵢ·vᵢ/maxᵢ / Σ wᵢ × 100, with one division (numerators are
-                    // pre-multiplied by lcm/maxᵢ, so this is exact up to the final quotient).
-                    (!weights.is_zero()).then(|| Decimal::ONE_HUNDRED * sum / (weights * lcm))
+                    indicators_score(indicators, *lcm, answers, &mut missing)
                 }
-                VariableMeasure::Survey(survey) => {
-                    let id = m.survey_index[&survey.code];
-                    let tally = input.survey(id).ok_or_else(|| ScoringError::MissingSurvey(survey.code.clone()))?;
-                    Some(tally.score(survey).ok_or_else(|| ScoringError::MissingSurvey(survey.code.clone()))?)
-                }
+                VariableMeasure::Survey(survey) => Some(survey_score(m, input, survey)?),
             };
             if let Some(s) = score {
                 num += var.weight.value() * s;
                 den += var.weight.value();
             }
-            variables.push(VariableScore { code: var.code.clone(), score: score.map(Score::saturating) });
+            variables.push(VariableScore {
+                code: var.code.clone(),
+                score: score.map(Score::saturating),
+            });
         }
         // Rule 3: weighted mean of the applicable variables.
         let score = (!den.is_zero()).then(|| num / den);
@@ -173,7 +182,11 @@ pub(crate) fn score_sheet(m: &Methodology, input: &UnitInput, sheet: &Sheet) -> 
             dims_num += dim.weight.value() * s;
             dims_den += dim.weight.value();
         }
-        dimensions.push(DimensionScore { code: dim.code.clone(), score: score.map(Score::saturating), variables });
+        dimensions.push(DimensionScore {
+            code: dim.code.clone(),
+            score: score.map(Score::saturating),
+            variables,
+        });
     }
     if !missing.is_empty() {
         return Err(ScoringError::Incomplete { missing });
@@ -183,7 +196,11 @@ pub(crate) fn score_sheet(m: &Methodology, input: &UnitInput, sheet: &Sheet) -> 
     }
     // Rule 3: Σ dimension weight × dimension score / 100 (dimension weights sum to 100; where a
     // whole dimension does not apply, the applicable weights are the divisor).
-    let dims_score = if dims_den == Decimal::ONE_HUNDRED { dims_num / Decimal::ONE_HUNDRED } else { dims_num / dims_den };
+    let dims_score = if dims_den == Decimal::ONE_HUNDRED {
+        dims_num / Decimal::ONE_HUNDRED
+    } else {
+        dims_num / dims_den
+    };
 
     let mut components = Vec::with_capacity(m.composition.len());
     let mut total = Decimal::ZERO;
@@ -191,16 +208,20 @@ pub(crate) fn score_sheet(m: &Methodology, input: &UnitInput, sheet: &Sheet) -> 
         let (code, s) = match comp {
             Component::Dimensions { .. } => ("dimensions".to_owned(), dims_score),
             Component::Survey { survey, .. } => {
-                let id = m.survey_index[&survey.code];
-                let tally = input.survey(id).ok_or_else(|| ScoringError::MissingSurvey(survey.code.clone()))?;
-                let s = tally.score(survey).ok_or_else(|| ScoringError::MissingSurvey(survey.code.clone()))?;
-                (survey.code.clone(), s)
+                (survey.code.clone(), survey_score(m, input, survey)?)
             }
         };
         total += comp.weight().value() * s;
-        components.push(ComponentScore { code, score: Score::saturating(s) });
+        components.push(ComponentScore {
+            code,
+            score: Score::saturating(s),
+        });
     }
-    let score = if components.len() == 1 { Score::saturating(dims_score) } else { Score::saturating(total / Decimal::ONE_HUNDRED) };
+    let score = if components.len() == 1 {
+        Score::saturating(dims_score)
+    } else {
+        Score::saturating(total / Decimal::ONE_HUNDRED)
+    };
     Ok(SheetScore {
         label: sheet.label.clone(),
         score,
@@ -208,4 +229,42 @@ pub(crate) fn score_sheet(m: &Methodology, input: &UnitInput, sheet: &Sheet) -> 
         components,
         dimensions,
     })
+}
+
+/// Rules 1–2 for one variable: Σ wᵢ·vᵢ/maxᵢ / Σ wᵢ × 100 over the applicable indicators, or
+/// `None` when none applies. Unanswered indicators are added to `missing`.
+///
+/// The numerators are pre-multiplied by `lcm / maxᵢ` (see `Indicator::numerators`), so the sum is
+/// exact and the whole variable costs a single division.
+fn indicators_score(
+    indicators: &[Indicator],
+    lcm: Decimal,
+    answers: &[Option<Answer>],
+    missing: &mut Vec<String>,
+) -> Option<Decimal> {
+    let mut sum = Decimal::ZERO;
+    let mut weights = Decimal::ZERO;
+    for (ind, answer) in indicators.iter().zip(answers) {
+        match answer {
+            Some(Answer::Level(pos)) => {
+                sum += ind.numerators[usize::from(*pos)];
+                weights += ind.weight.value();
+            }
+            Some(Answer::NotApplicable) => {}
+            None => missing.push(ind.code.clone()),
+        }
+    }
+    (!weights.is_zero()).then(|| Decimal::ONE_HUNDRED * sum / (weights * lcm))
+}
+
+/// Rule 3 for survey-based measures: the unit's tally scored by the survey's method.
+fn survey_score(
+    m: &Methodology,
+    input: &UnitInput,
+    survey: &Survey,
+) -> Result<Decimal, ScoringError> {
+    m.survey_id(&survey.code)
+        .and_then(|id| input.survey(id))
+        .and_then(|tally| tally.score(survey))
+        .ok_or_else(|| ScoringError::MissingSurvey(survey.code.clone()))
 }

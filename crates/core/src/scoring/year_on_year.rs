@@ -47,7 +47,11 @@ pub fn year_on_year(
     let previous_band = previous_table.band_of(previous).clone();
     let current_band = current_table.band_of(current);
     let same_codes = previous_table.bands().len() == current_table.bands().len()
-        && previous_table.bands().iter().zip(current_table.bands()).all(|(a, b)| a.code == b.code);
+        && previous_table
+            .bands()
+            .iter()
+            .zip(current_table.bands())
+            .all(|(a, b)| a.code == b.code);
     let movement = if same_codes {
         let before = previous_table.position(&previous_band.code);
         let now = current_table.position(&current_band.code);
@@ -67,5 +71,10 @@ pub fn year_on_year(
             _ => BandMovement::Incomparable,
         }
     };
-    YearOnYear { previous_score: previous, previous_band, delta: current.value() - previous.value(), movement }
+    YearOnYear {
+        previous_score: previous,
+        previous_band,
+        delta: current.value() - previous.value(),
+        movement,
+    }
 }
