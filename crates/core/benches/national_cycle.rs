@@ -31,13 +31,13 @@ fn national(c: &mut Criterion) {
     let mut group = c.benchmark_group("national_cycle");
     group.sample_size(30);
     group.bench_function("score_aggregate_grade_rank", |b| {
-        b.iter(|| score_cycle(&m, black_box(&input)))
+        b.iter(|| score_cycle(&m, black_box(&input)));
     });
     group.finish();
 
     let unit = &input.entities[0].units[0];
     c.bench_function("score_one_unit", |b| {
-        b.iter(|| score_unit(&m, black_box(unit)))
+        b.iter(|| score_unit(&m, black_box(unit)));
     });
 }
 
