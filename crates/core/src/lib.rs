@@ -9,6 +9,29 @@
 //!   survey mappings, composition, aggregation and bands), loaded and validated from TOML or JSON.
 //! - [`scoring`]: the scoring rules of `DOMAIN.md`: units, entities, bands, rankings, year-on-year
 //!   comparison and deficiencies, in exact decimal arithmetic.
+//!
+//! ```
+//! use kepatuhan_core::methodology::builtin;
+//! use kepatuhan_core::scoring::{AnswerInput, Sheet, SurveyTally, UnitInput, grade, score_unit};
+//! use kepatuhan_core::CycleYear;
+//!
+//! let m = builtin::by_code("ori-2022").expect("shipped");
+//! // Every indicator at level 2 of its 0–3 scale…
+//! let mut sheet = Sheet::new(&m);
+//! for id in m.indicator_ids() {
+//!     sheet.set_by_id(&m, id, AnswerInput::Value(2)).unwrap();
+//! }
+//! let mut unit = UnitInput::new(&m, sheet);
+//! // …and 27 of 30 surveyed service users reporting no maladministration.
+//! let survey = m.survey_id("maladministration_perception").unwrap();
+//! unit.set_survey(survey, SurveyTally::from_counts(m.survey(survey), vec![27, 3]).unwrap());
+//!
+//! let score = score_unit(&m, &unit).unwrap();
+//! // 75.76 % × 66.67 + 24.24 % × 90 = 72.32
+//! assert_eq!(score.published.to_indonesian(), "72,32");
+//! let g = grade(&m, CycleYear::new(2023).unwrap(), score.published, None);
+//! assert_eq!((g.code.as_str(), g.label.as_str()), ("C", "Kualitas Sedang"));
+//! ```
 
 pub mod cycle;
 pub mod entity;

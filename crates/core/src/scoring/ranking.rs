@@ -17,6 +17,18 @@ pub struct Rank {
 }
 
 /// Competition ranks of published scores (highest first), returned in input order.
+///
+/// ```
+/// use kepatuhan_core::PublishedScore;
+/// use kepatuhan_core::scoring::rank;
+/// use rust_decimal::Decimal;
+///
+/// let scores: Vec<PublishedScore> = [95, 90, 90, 80]
+///     .map(|s| PublishedScore::new(Decimal::from(s)).unwrap())
+///     .into();
+/// let ranks: Vec<u32> = rank(&scores).iter().map(|r| r.rank).collect();
+/// assert_eq!(ranks, [1, 2, 2, 4]);
+/// ```
 pub fn rank(scores: &[PublishedScore]) -> Vec<Rank> {
     let mut order: Vec<usize> = (0..scores.len()).collect();
     order.sort_unstable_by(|&a, &b| scores[b].cmp(&scores[a]));
