@@ -5,13 +5,21 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 # Keep builds warm between runs and clones (CI uses the same directory).
 export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", "/var/tmp/kepatuhan-target")
 
+# Tests create one fresh database per test through this server; builds use the committed
+# `.sqlx/` query data, so compiling needs no database.
+export DATABASE_URL := env_var_or_default("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+export SQLX_OFFLINE := env_var_or_default("SQLX_OFFLINE", "true")
+
 # List the recipes.
 default:
     @just --list
 
-# Run the API service on http://127.0.0.1:8080 (KEPATUHAN_HTTP_ADDR to change).
-run:
-    cargo run --release -p kepatuhan-api -- serve
+# Run the API service on http://127.0.0.1:8080 over the `kepatuhan` database (created if missing).
+run: postgres
+    psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'kepatuhan'" | grep -q 1 \
+        || createdb -h 127.0.0.1 -U postgres kepatuhan
+    KEPATUHAN_DATABASE_URL="${KEPATUHAN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kepatuhan}" \
+        cargo run --release -p kepatuhan-api -- serve
 
 # Run every check CI runs: formatting, lints, and all tests against a running Postgres.
 test: postgres
@@ -37,3 +45,17 @@ bench:
 # Validate a methodology file (TOML or JSON) and list every problem with its path.
 check-methodology file:
     cargo run -q -p kepatuhan-api -- check-methodology {{file}}
+
+# Regenerate `.sqlx/` (offline query data) after changing SQL: needs the local Postgres.
+prepare: postgres
+    #!/usr/bin/env bash
+    set -euo pipefail
+    db=kepatuhan_prepare
+    psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+    url="postgres://postgres@127.0.0.1:5432/$db"
+    # The job queue's schema (apalis-postgres ships its own migrations), then ours.
+    apalis=$(cargo metadata --format-version 1 | python3 -c 'import json, sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "apalis-postgres").rsplit("/", 1)[0])')
+    psql -q -h 127.0.0.1 -U postgres -d "$db" -c "CREATE SCHEMA apalis"
+    for f in "$apalis"/migrations/*.sql; do psql -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d "$db" -f "$f" >/dev/null 2>&1; done
+    sqlx migrate run --source migrations -D "$url"
+    SQLX_OFFLINE=false DATABASE_URL="$url" cargo sqlx prepare --workspace -- --all-targets

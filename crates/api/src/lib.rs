@@ -1,43 +1,50 @@
-//! The kepatuhan REST service.
+//! The kepatuhan REST service: reference data, assessment cycles, submissions, survey responses,
+//! results and jobs over Postgres, with bearer-token access control and problem+json errors.
 //!
-//! For now it serves health checks and the shipped methodologies; the assessment cycle
-//! (reference data, submissions, results, access control) is built on this skeleton.
+//! One file per concern: [`config`] (settings), [`startup`] (pool, migrations, router),
+//! [`auth`] (who is calling), [`error`] and [`problem`] (error responses), [`extract`]
+//! (extractors with problem+json rejections), then one module per resource.
 
+pub mod auth;
+pub mod bulk;
+pub mod config;
+pub mod error;
+pub mod extract;
 pub mod methodologies;
+pub mod pagination;
 pub mod problem;
+pub mod reference;
+pub mod startup;
 
 use std::sync::Arc;
 
-use axum::Router;
-use axum::routing::get;
 use kepatuhan_core::Methodology;
+use sqlx::PgPool;
 
-/// Shared, read-only application state.
+pub use startup::{build_router, connect, migrate};
+
+/// Shared application state.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// Database pool.
+    pub pool: PgPool,
     /// The methodologies shipped in the binary, validated at start.
     pub methodologies: Arc<Vec<Methodology>>,
 }
 
 impl AppState {
-    /// Loads and validates the shipped methodologies.
-    pub fn load() -> Result<Self, String> {
+    /// Builds the state: loads and validates the shipped methodologies.
+    pub fn new(pool: PgPool) -> Result<Self, String> {
         let methodologies = kepatuhan_core::methodology::builtin::all()
             .map_err(|(file, e)| format!("shipped methodology {file} is invalid: {e}"))?;
         Ok(Self {
+            pool,
             methodologies: Arc::new(methodologies),
         })
     }
-}
 
-/// The whole HTTP application.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route(
-            "/health/live",
-            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
-        )
-        .nest("/api/v1", methodologies::router())
-        .fallback(problem::not_found)
-        .with_state(state)
+    /// A shipped methodology by code.
+    pub fn methodology(&self, code: &str) -> Option<&Methodology> {
+        self.methodologies.iter().find(|m| m.code() == code)
+    }
 }

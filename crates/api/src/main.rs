@@ -1,10 +1,11 @@
-//! `kepatuhan-api`: runs the REST service, or checks a methodology file.
+//! `kepatuhan-api`: runs the REST service, applies migrations, manages API tokens, and checks
+//! methodology files.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use kepatuhan_api::{AppState, router};
+use clap::{Parser, Subcommand, ValueEnum};
+use kepatuhan_api::config::Settings;
+use kepatuhan_api::{AppState, auth, build_router, connect, migrate};
 use kepatuhan_core::Methodology;
 
 #[derive(Parser)]
@@ -16,17 +17,41 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP service (the default).
-    Serve {
-        /// Address to listen on.
-        #[arg(long, env = "KEPATUHAN_HTTP_ADDR", default_value = "127.0.0.1:8080")]
-        addr: SocketAddr,
-    },
+    /// Apply migrations, then run the HTTP service (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Validate a methodology file (TOML or JSON) and list every problem with its path.
     CheckMethodology {
         /// The file to check.
         file: std::path::PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an actor with a token and print the token once (only its hash is stored).
+    Create {
+        /// The actor's role.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The regional office (required for `office`, optional for `assessor`).
+        #[arg(long)]
+        office: Option<String>,
+        /// A name to recognise the actor by, e.g. a person or a system.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Role {
+    Admin,
+    Office,
+    Assessor,
 }
 
 #[tokio::main]
@@ -37,50 +62,91 @@ async fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve {
-        addr: default_addr(),
-    }) {
-        Command::Serve { addr } => serve(addr).await,
-        Command::CheckMethodology { file } => check(&file),
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::CheckMethodology { file } = &command {
+        return check(file);
     }
-}
-
-fn default_addr() -> SocketAddr {
-    std::env::var("KEPATUHAN_HTTP_ADDR")
-        .ok()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)))
-}
-
-async fn serve(addr: SocketAddr) -> ExitCode {
-    let state = match AppState::load() {
+    let settings = match Settings::from_env() {
         Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start");
+        Err(problems) => {
+            eprintln!("invalid configuration:");
+            for p in problems {
+                eprintln!("  {p}");
+            }
             return ExitCode::FAILURE;
         }
     };
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(%addr, error = %e, "cannot listen");
-            return ExitCode::FAILURE;
-        }
-    };
-    tracing::info!(%addr, "kepatuhan-api listening");
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    match axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
+    match run(command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "server failed");
+            tracing::error!(error = %e, "failed");
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run(
+    command: Command,
+    settings: Settings,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let pool = connect(&settings).await?;
+    migrate(&pool).await?;
+    match command {
+        Command::Migrate => {
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create { role, office, name }) => {
+            let role = match role {
+                Role::Admin => "admin",
+                Role::Office => "office",
+                Role::Assessor => "assessor",
+            };
+            if role == "office" && office.is_none() {
+                return Err("an office token needs --office CODE".into());
+            }
+            if role == "admin" && office.is_some() {
+                return Err("an admin token belongs to no office".into());
+            }
+            let (id, token) =
+                auth::create_actor_with_token(&pool, &name, role, office.as_deref()).await?;
+            eprintln!("created {role} actor {id} ({name}); the token is shown once:");
+            println!("{}", token.secret);
+            Ok(())
+        }
+        Command::Serve => {
+            let state = AppState::new(pool)?;
+            let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
+            tracing::info!(addr = %settings.http_addr, "kepatuhan-api listening");
+            axum::serve(listener, build_router(state, &settings))
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::CheckMethodology { .. } => unreachable!("handled before connecting"),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
 }
 
 fn check(file: &std::path::Path) -> ExitCode {

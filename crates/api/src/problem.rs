@@ -1,4 +1,5 @@
-//! RFC 9457 problem details: every error response of the API has this shape.
+//! RFC 9457 problem details: every error response of the API has this shape, and carries the
+//! request id that also appears in the logs.
 
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -7,8 +8,37 @@ use serde::Serialize;
 /// Base of the stable problem `type` URIs.
 pub const TYPE_BASE: &str = "https://kepatuhan.ombudsman.go.id/problems/";
 
+tokio::task_local! {
+    /// The id of the request being served (set by the request-id middleware).
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id, if inside a request.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// One field-level validation error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// Path of the offending field, e.g. `values[3].value` or `[12].province_code`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A field error.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// A problem details document (`application/problem+json`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Stable URI identifying the kind of problem.
     #[serde(rename = "type")]
@@ -19,6 +49,12 @@ pub struct Problem {
     pub status: u16,
     /// What happened, for a person.
     pub detail: String,
+    /// Field-level errors, where the request had invalid fields.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// The request id, to quote when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl Problem {
@@ -29,7 +65,16 @@ impl Problem {
             title: title.to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
+            errors: Vec::new(),
+            request_id: current_request_id(),
         }
+    }
+
+    /// Adds field errors.
+    #[must_use]
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
     }
 }
 

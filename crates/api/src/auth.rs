@@ -1,0 +1,221 @@
+//! Who is calling: bearer API tokens (stored as SHA-256 hashes) resolved to an [`Actor`].
+//!
+//! Roles: **admin** (HQ, everything), **office** (a regional office: entities, units,
+//! submissions and unpublished results of its own provinces), **assessor** (the units assigned
+//! to it, in cycles that are collecting), and **public** (no token: published results,
+//! methodologies and certificate verification). Objects outside the caller's scope answer 404.
+
+use axum::extract::FromRequestParts;
+use axum::http::{header, request::Parts};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// The caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// No token.
+    Public,
+    /// HQ administrator.
+    Admin {
+        /// Actor id.
+        id: i64,
+    },
+    /// A regional office, with the provinces it covers.
+    Office {
+        /// Actor id.
+        id: i64,
+        /// Office code.
+        office: String,
+        /// Province codes it covers.
+        provinces: Vec<String>,
+    },
+    /// An assessor.
+    Assessor {
+        /// Actor id.
+        id: i64,
+    },
+}
+
+/// The data an actor may see, as SQL parameters.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// `None`: every province (and national entities); `Some`: only these provinces.
+    pub provinces: Option<Vec<String>>,
+    /// `Some(id)`: only units assigned to this assessor in collecting cycles.
+    pub assessor: Option<i64>,
+}
+
+impl Actor {
+    /// The actor's id, if authenticated.
+    pub fn id(&self) -> Option<i64> {
+        match self {
+            Actor::Public => None,
+            Actor::Admin { id } | Actor::Office { id, .. } | Actor::Assessor { id } => Some(*id),
+        }
+    }
+
+    /// Requires an authenticated actor and returns its id.
+    pub fn require_id(&self) -> ApiResult<i64> {
+        self.id().ok_or(ApiError::Unauthenticated)
+    }
+
+    /// Requires HQ admin.
+    pub fn require_admin(&self) -> ApiResult<i64> {
+        match self {
+            Actor::Admin { id } => Ok(*id),
+            Actor::Public => Err(ApiError::Unauthenticated),
+            _ => Err(ApiError::Forbidden(
+                "only HQ administrators may do this".into(),
+            )),
+        }
+    }
+
+    /// Requires HQ admin or a regional office.
+    pub fn require_staff(&self) -> ApiResult<i64> {
+        match self {
+            Actor::Admin { id } | Actor::Office { id, .. } => Ok(*id),
+            Actor::Public => Err(ApiError::Unauthenticated),
+            Actor::Assessor { .. } => Err(ApiError::Forbidden("assessors may not do this".into())),
+        }
+    }
+
+    /// What the actor may see. Public callers see nothing unpublished.
+    pub fn scope(&self) -> ApiResult<Scope> {
+        match self {
+            Actor::Admin { .. } => Ok(Scope::default()),
+            Actor::Office { provinces, .. } => Ok(Scope {
+                provinces: Some(provinces.clone()),
+                assessor: None,
+            }),
+            Actor::Assessor { id } => Ok(Scope {
+                provinces: None,
+                assessor: Some(*id),
+            }),
+            Actor::Public => Err(ApiError::Unauthenticated),
+        }
+    }
+
+    /// Whether an office actor covers a province (admins cover all; others none).
+    pub fn covers_province(&self, province: Option<&str>) -> bool {
+        match self {
+            Actor::Admin { .. } => true,
+            Actor::Office { provinces, .. } => {
+                province.is_some_and(|p| provinces.iter().any(|x| x == p))
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A freshly created token: the secret (shown once) and what is stored.
+#[derive(Debug)]
+pub struct NewToken {
+    /// The secret to hand to the user: `kpt_` + 64 hex digits.
+    pub secret: String,
+    /// SHA-256 of the secret.
+    pub hash: Vec<u8>,
+    /// First 12 characters, stored to recognise the token in listings.
+    pub prefix: String,
+}
+
+/// Generates a 256-bit random token.
+pub fn generate_token() -> NewToken {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = format!("kpt_{}", hex::encode(bytes));
+    NewToken {
+        hash: hash_token(&secret),
+        prefix: secret[..12].to_owned(),
+        secret,
+    }
+}
+
+/// SHA-256 of a token. Tokens are 256-bit random, so an unsalted fast hash is enough: there is
+/// nothing to brute-force.
+pub fn hash_token(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Creates an actor with a first token; returns the actor id and the token.
+pub async fn create_actor_with_token(
+    pool: &PgPool,
+    name: &str,
+    role: &str,
+    office: Option<&str>,
+) -> Result<(i64, NewToken), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let id = sqlx::query_scalar!(
+        "INSERT INTO actors (name, role, office_code) VALUES ($1, $2, $3) RETURNING id",
+        name,
+        role,
+        office
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let token = generate_token();
+    sqlx::query!(
+        "INSERT INTO api_tokens (actor_id, token_hash, prefix) VALUES ($1, $2, $3)",
+        id,
+        token.hash,
+        token.prefix
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((id, token))
+}
+
+/// Resolves a bearer token to its actor.
+pub async fn actor_for_token(pool: &PgPool, secret: &str) -> ApiResult<Actor> {
+    let hash = hash_token(secret);
+    let row = sqlx::query!(
+        r#"SELECT a.id, a.role, a.office_code,
+                  COALESCE(array_agg(op.province_code ORDER BY op.province_code)
+                           FILTER (WHERE op.province_code IS NOT NULL), '{}') AS "provinces!"
+           FROM api_tokens t
+           JOIN actors a ON a.id = t.actor_id
+           LEFT JOIN office_provinces op ON op.office_code = a.office_code AND a.role = 'office'
+           WHERE t.token_hash = $1 AND t.revoked_at IS NULL
+           GROUP BY a.id"#,
+        hash
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or(ApiError::Unauthorized)?;
+    Ok(match (row.role.as_str(), row.office_code) {
+        ("admin", _) => Actor::Admin { id: row.id },
+        ("office", Some(office)) => Actor::Office {
+            id: row.id,
+            office,
+            provinces: row.provinces,
+        },
+        _ => Actor::Assessor { id: row.id },
+    })
+}
+
+impl FromRequestParts<AppState> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Ok(Actor::Public);
+        };
+        let secret = value
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or(ApiError::Unauthorized)?;
+        actor_for_token(&state.pool, secret).await
+    }
+}

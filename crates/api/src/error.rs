@@ -1,0 +1,186 @@
+//! The API's error type: every failure maps to one problem+json response, in one place.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::problem::{FieldError, Problem};
+
+/// Everything a handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The object does not exist, or is outside the caller's scope (never 403 for objects, so
+    /// nothing can be enumerated).
+    #[error("{0}")]
+    NotFound(String),
+    /// A token was given but is unknown or revoked.
+    #[error("the bearer token is invalid or revoked")]
+    Unauthorized,
+    /// No token was given where one is required.
+    #[error("this endpoint needs a bearer token")]
+    Unauthenticated,
+    /// The caller's role may not use this endpoint at all.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Invalid fields.
+    #[error("{detail}")]
+    Validation {
+        /// Summary.
+        detail: String,
+        /// Per-field errors.
+        errors: Vec<FieldError>,
+    },
+    /// The request is malformed (bad JSON, CSV, header…).
+    #[error("{detail}")]
+    BadRequest {
+        /// Stable slug of the problem type.
+        slug: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The request conflicts with the current state (e.g. a forbidden state transition).
+    #[error("{detail}")]
+    Conflict {
+        /// Stable slug of the problem type.
+        slug: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// `If-Match` does not match the current version.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// `If-Match` is required and missing.
+    #[error("this update needs an If-Match header with the ETag of the version you read")]
+    PreconditionRequired,
+    /// An unexpected failure; details go to the logs, never to the client.
+    #[error(transparent)]
+    Internal(#[from] InternalError),
+}
+
+/// An unexpected error with its source chain (logged, not shown).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InternalError(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(InternalError(Box::new(e)))
+    }
+}
+
+impl ApiError {
+    /// A validation error with a single field.
+    pub fn field(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let error = FieldError::new(field, message);
+        ApiError::Validation {
+            detail: format!("{}: {}", error.field, error.message),
+            errors: vec![error],
+        }
+    }
+
+    /// A validation error with several fields.
+    pub fn fields(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            many => format!("{} fields are invalid", many.len()),
+        };
+        ApiError::Validation { detail, errors }
+    }
+
+    /// A conflict with the current state.
+    pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            slug,
+            detail: detail.into(),
+        }
+    }
+
+    /// A malformed request.
+    pub fn bad_request(slug: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            slug,
+            detail: detail.into(),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn to_problem(&self) -> Problem {
+        match self {
+            ApiError::NotFound(d) => {
+                Problem::new(StatusCode::NOT_FOUND, "not-found", "Not found", d)
+            }
+            ApiError::Unauthorized => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Unauthorized",
+                self.to_string(),
+            ),
+            ApiError::Unauthenticated => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+                self.to_string(),
+            ),
+            ApiError::Forbidden(d) => {
+                Problem::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", d)
+            }
+            ApiError::Validation { detail, errors } => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-error",
+                "Invalid input",
+                detail,
+            )
+            .with_errors(errors.clone()),
+            ApiError::BadRequest { slug, detail } => {
+                Problem::new(StatusCode::BAD_REQUEST, slug, "Bad request", detail)
+            }
+            ApiError::Conflict { slug, detail } => {
+                Problem::new(StatusCode::CONFLICT, slug, "Conflict", detail)
+            }
+            ApiError::PreconditionFailed(d) => Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition-failed",
+                "Precondition failed",
+                d,
+            ),
+            ApiError::PreconditionRequired => Problem::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition-required",
+                "Precondition required",
+                self.to_string(),
+            ),
+            ApiError::Internal(_) => Problem::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "an unexpected error occurred; quote the request id when reporting it",
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(e) = &self {
+            tracing::error!(error = %e.0, source = ?e.0.source(), "internal error");
+        }
+        self.to_problem().into_response()
+    }
+}
+
+/// Turns database constraint violations into 422/409 problems with a field, instead of 500s.
+pub trait ResultExt<T> {
+    /// Maps a violation of `constraint` to a validation error on `field`.
+    fn on_constraint(self, constraint: &str, f: impl FnOnce() -> ApiError) -> Result<T, ApiError>;
+}
+
+impl<T> ResultExt<T> for Result<T, sqlx::Error> {
+    fn on_constraint(self, constraint: &str, f: impl FnOnce() -> ApiError) -> Result<T, ApiError> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.constraint() == Some(constraint) => f(),
+            _ => ApiError::from(e),
+        })
+    }
+}
+
+/// Handler result.
+pub type ApiResult<T> = Result<T, ApiError>;

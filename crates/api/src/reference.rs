@@ -1,0 +1,683 @@
+//! Reference data: provinces, regional offices, entities and their units.
+//!
+//! | endpoint | who may call |
+//! |---|---|
+//! | `GET /provinces` | anyone |
+//! | `POST /provinces/bulk` | admin |
+//! | `GET /offices` | admin, office (its own office only) |
+//! | `POST /offices/bulk` | admin |
+//! | `GET /entities`, `GET /entities/{code}`, `GET /entities/{code}/units` | admin (all), office (its provinces), assessor (entities of its assigned units in collecting cycles) |
+//! | `POST /entities/bulk`, `POST /units/bulk` | admin (all), office (its provinces only) |
+//!
+//! Bulk endpoints take a JSON array or a CSV file, validate every record before writing anything,
+//! and upsert by natural key: re-uploading the same file changes nothing.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::{get, post};
+use kepatuhan_core::EntityKind;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::{Actor, Scope};
+use crate::bulk::{Bulk, BulkOutcome};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{self, Page};
+use crate::problem::FieldError;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/provinces", get(list_provinces))
+        .route("/provinces/bulk", post(bulk_provinces))
+        .route("/offices", get(list_offices))
+        .route("/offices/bulk", post(bulk_offices))
+        .route("/entities", get(list_entities))
+        .route("/entities/bulk", post(bulk_entities))
+        .route("/entities/{code}", get(show_entity))
+        .route("/entities/{code}/units", get(list_units))
+        .route("/units/bulk", post(bulk_units))
+}
+
+/// A province.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Province {
+    /// Two-digit Kemendagri code, e.g. `19`.
+    pub code: String,
+    /// Name, e.g. `Kepulauan Bangka Belitung`.
+    pub name: String,
+}
+
+/// A regional office (Ombudsman RI Perwakilan) and the provinces it covers.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Office {
+    /// Short code, e.g. `babel`.
+    pub code: String,
+    /// Name, e.g. `Ombudsman RI Perwakilan Kepulauan Bangka Belitung`.
+    pub name: String,
+    /// Province codes covered. In CSV: separated by `;`.
+    #[serde(deserialize_with = "list_or_semicolons")]
+    pub provinces: Vec<String>,
+}
+
+/// An entity (ministry, agency, provincial, city or regency government).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Entity {
+    /// Stable code: Kemendagri region code for local governments (`19`, `19.04`), a short code
+    /// for ministries and agencies (`KEMENKES`).
+    pub code: String,
+    /// Kind.
+    #[schema(value_type = String, example = "regency")]
+    pub kind: EntityKind,
+    /// Name, e.g. `Pemerintah Kabupaten Bangka`.
+    pub name: String,
+    /// Province code for local governments; empty for ministries and agencies.
+    #[serde(default, deserialize_with = "empty_as_none")]
+    pub province_code: Option<String>,
+}
+
+/// A unit of an entity, as uploaded.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnitInput {
+    /// The entity's code.
+    pub entity_code: String,
+    /// Unit name, unique within its entity, e.g. `Dinas Kependudukan dan Pencatatan Sipil`.
+    pub name: String,
+    /// Kind of unit, e.g. `dukcapil`, `dpmptsp`, `puskesmas`.
+    pub kind: String,
+    /// Whether it is still active (default true).
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A unit as stored.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Unit {
+    /// Id.
+    pub id: i64,
+    /// The entity's code.
+    pub entity_code: String,
+    /// Name.
+    pub name: String,
+    /// Kind of unit.
+    pub kind: String,
+    /// Whether it is active.
+    pub active: bool,
+}
+
+/// An entity with its units.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EntityDetail {
+    /// The entity.
+    #[serde(flatten)]
+    pub entity: Entity,
+    /// Its units.
+    pub units: Vec<Unit>,
+}
+
+fn list_or_semicolons<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(v) => v,
+        Either::Text(t) => t
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v: Option<String> = Option::deserialize(d)?;
+    Ok(v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()))
+}
+
+fn is_province_code(code: &str) -> bool {
+    code.len() == 2 && code.bytes().all(|b| b.is_ascii_digit())
+}
+
+async fn list_provinces(State(state): State<AppState>) -> ApiResult<Json<Vec<Province>>> {
+    let rows = sqlx::query_as!(Province, "SELECT code, name FROM provinces ORDER BY code")
+        .fetch_all(&state.pool)
+        .await?;
+    Ok(Json(rows))
+}
+
+async fn bulk_provinces(
+    State(state): State<AppState>,
+    actor: Actor,
+    body: Bulk<Province>,
+) -> ApiResult<Json<BulkOutcome>> {
+    actor.require_admin()?;
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, p) in body.rows.iter().enumerate() {
+        if !is_province_code(&p.code) {
+            errors.push(FieldError::new(
+                body.at(i, "code"),
+                "must be a two-digit Kemendagri code such as `19`",
+            ));
+        } else if !seen.insert(p.code.as_str()) {
+            errors.push(FieldError::new(
+                body.at(i, "code"),
+                format!("`{}` appears more than once", p.code),
+            ));
+        }
+        if p.name.trim().is_empty() {
+            errors.push(FieldError::new(body.at(i, "name"), "must not be empty"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let codes: Vec<String> = body.rows.iter().map(|p| p.code.clone()).collect();
+    let names: Vec<String> = body.rows.iter().map(|p| p.name.trim().to_owned()).collect();
+    let inserted = sqlx::query_scalar!(
+        r#"INSERT INTO provinces (code, name) SELECT * FROM UNNEST($1::text[], $2::text[])
+           ON CONFLICT (code) DO UPDATE SET name = excluded.name, updated_at = now()
+           WHERE provinces.name IS DISTINCT FROM excluded.name
+           RETURNING (xmax = 0) AS "inserted!""#,
+        &codes,
+        &names
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(outcome(body.rows.len(), &inserted)))
+}
+
+fn outcome(total: usize, inserted: &[bool]) -> BulkOutcome {
+    let created = inserted.iter().filter(|x| **x).count();
+    let updated = inserted.len() - created;
+    BulkOutcome {
+        created,
+        updated,
+        unchanged: total - created - updated,
+    }
+}
+
+async fn list_offices(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Office>>> {
+    let only = match &actor {
+        Actor::Admin { .. } => None,
+        Actor::Office { office, .. } => Some(office.clone()),
+        Actor::Public => return Err(ApiError::Unauthenticated),
+        Actor::Assessor { .. } => {
+            return Err(ApiError::Forbidden("assessors may not list offices".into()));
+        }
+    };
+    let rows = sqlx::query!(
+        r#"SELECT o.code, o.name,
+                  COALESCE(array_agg(op.province_code ORDER BY op.province_code)
+                           FILTER (WHERE op.province_code IS NOT NULL), '{}') AS "provinces!"
+           FROM offices o LEFT JOIN office_provinces op ON op.office_code = o.code
+           WHERE $1::text IS NULL OR o.code = $1
+           GROUP BY o.code ORDER BY o.code"#,
+        only
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|r| Office {
+                code: r.code,
+                name: r.name,
+                provinces: r.provinces,
+            })
+            .collect(),
+    ))
+}
+
+async fn bulk_offices(
+    State(state): State<AppState>,
+    actor: Actor,
+    body: Bulk<Office>,
+) -> ApiResult<Json<BulkOutcome>> {
+    actor.require_admin()?;
+    let known = known_provinces(&state).await?;
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, o) in body.rows.iter().enumerate() {
+        let valid = o.code.starts_with(|c: char| c.is_ascii_lowercase())
+            && o.code
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            errors.push(FieldError::new(
+                body.at(i, "code"),
+                "must be lower-case letters, digits and `-`, e.g. `babel`",
+            ));
+        } else if !seen.insert(o.code.as_str()) {
+            errors.push(FieldError::new(
+                body.at(i, "code"),
+                format!("`{}` appears more than once", o.code),
+            ));
+        }
+        if o.name.trim().is_empty() {
+            errors.push(FieldError::new(body.at(i, "name"), "must not be empty"));
+        }
+        if o.provinces.is_empty() {
+            errors.push(FieldError::new(
+                body.at(i, "provinces"),
+                "an office covers at least one province",
+            ));
+        }
+        for p in o.provinces.iter().filter(|p| !known.contains(p.as_str())) {
+            errors.push(FieldError::new(
+                body.at(i, "provinces"),
+                format!("unknown province `{p}`"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let mut tx = state.pool.begin().await?;
+    let mut result = BulkOutcome::default();
+    for o in &body.rows {
+        let before = sqlx::query!(
+            r#"SELECT o.name, COALESCE(array_agg(op.province_code ORDER BY op.province_code)
+                      FILTER (WHERE op.province_code IS NOT NULL), '{}') AS "provinces!"
+               FROM offices o LEFT JOIN office_provinces op ON op.office_code = o.code
+               WHERE o.code = $1 GROUP BY o.code"#,
+            o.code
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let mut provinces = o.provinces.clone();
+        provinces.sort();
+        provinces.dedup();
+        match before {
+            Some(b) if b.name == o.name.trim() && b.provinces == provinces => {
+                result.unchanged += 1;
+                continue;
+            }
+            Some(_) => result.updated += 1,
+            None => result.created += 1,
+        }
+        sqlx::query!(
+            "INSERT INTO offices (code, name) VALUES ($1, $2)
+             ON CONFLICT (code) DO UPDATE SET name = excluded.name, updated_at = now()",
+            o.code,
+            o.name.trim()
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "DELETE FROM office_provinces WHERE office_code = $1",
+            o.code
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO office_provinces (office_code, province_code) SELECT $1, UNNEST($2::text[])",
+            o.code,
+            &provinces
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Json(result))
+}
+
+async fn known_provinces(state: &AppState) -> ApiResult<HashSet<String>> {
+    Ok(sqlx::query_scalar!("SELECT code FROM provinces")
+        .fetch_all(&state.pool)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// Filters of the entity list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EntityFilter {
+    /// Only this kind.
+    #[param(value_type = Option<String>)]
+    pub kind: Option<EntityKind>,
+    /// Only this province.
+    pub province: Option<String>,
+    /// Page size (1–500, default 50).
+    pub limit: Option<i64>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+async fn list_entities(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(filter): Query<EntityFilter>,
+) -> ApiResult<Json<Page<Entity>>> {
+    let scope = actor.scope()?;
+    let limit = pagination::limit(filter.limit)?;
+    let after: Option<String> = pagination::decode(filter.cursor.as_deref())?;
+    let rows = sqlx::query!(
+        r#"SELECT e.code, e.kind, e.name, e.province_code FROM entities e
+           WHERE ($1::text IS NULL OR e.kind = $1)
+             AND ($2::text IS NULL OR e.province_code = $2)
+             AND ($3::text[] IS NULL OR e.province_code = ANY($3))
+             AND ($4::bigint IS NULL OR EXISTS (
+                   SELECT 1 FROM units u JOIN assignments a ON a.unit_id = u.id
+                   JOIN cycles c ON c.year = a.cycle_year AND c.state = 'collecting'
+                   WHERE u.entity_id = e.id AND a.actor_id = $4))
+             AND ($5::text IS NULL OR e.code > $5)
+           ORDER BY e.code LIMIT $6"#,
+        filter.kind.map(EntityKind::as_str),
+        filter.province,
+        scope.provinces.as_deref(),
+        scope.assessor,
+        after,
+        limit + 1
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let entities = rows
+        .into_iter()
+        .map(|r| Entity {
+            kind: r.kind.parse().unwrap_or(EntityKind::Regency),
+            code: r.code,
+            name: r.name,
+            province_code: r.province_code,
+        })
+        .collect();
+    Ok(Json(pagination::page(entities, limit, |e: &Entity| {
+        e.code.clone()
+    })))
+}
+
+/// Loads an entity visible to the scope, or 404.
+pub async fn visible_entity(
+    state: &AppState,
+    scope: &Scope,
+    code: &str,
+) -> ApiResult<(i64, Entity)> {
+    let row = sqlx::query!(
+        r#"SELECT e.id, e.code, e.kind, e.name, e.province_code FROM entities e
+           WHERE e.code = $1
+             AND ($2::text[] IS NULL OR e.province_code = ANY($2))
+             AND ($3::bigint IS NULL OR EXISTS (
+                   SELECT 1 FROM units u JOIN assignments a ON a.unit_id = u.id
+                   JOIN cycles c ON c.year = a.cycle_year AND c.state = 'collecting'
+                   WHERE u.entity_id = e.id AND a.actor_id = $3))"#,
+        code,
+        scope.provinces.as_deref(),
+        scope.assessor
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no entity with code `{code}`")))?;
+    Ok((
+        row.id,
+        Entity {
+            kind: row.kind.parse().unwrap_or(EntityKind::Regency),
+            code: row.code,
+            name: row.name,
+            province_code: row.province_code,
+        },
+    ))
+}
+
+async fn show_entity(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(code): Path<String>,
+) -> ApiResult<Json<EntityDetail>> {
+    let scope = actor.scope()?;
+    let (id, entity) = visible_entity(&state, &scope, &code).await?;
+    let units = units_of(&state, id, &entity.code, scope.assessor).await?;
+    Ok(Json(EntityDetail { entity, units }))
+}
+
+async fn list_units(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(code): Path<String>,
+) -> ApiResult<Json<Vec<Unit>>> {
+    let scope = actor.scope()?;
+    let (id, entity) = visible_entity(&state, &scope, &code).await?;
+    Ok(Json(
+        units_of(&state, id, &entity.code, scope.assessor).await?,
+    ))
+}
+
+async fn units_of(
+    state: &AppState,
+    entity_id: i64,
+    entity_code: &str,
+    assessor: Option<i64>,
+) -> ApiResult<Vec<Unit>> {
+    let rows = sqlx::query!(
+        r#"SELECT u.id, u.name, u.kind, u.active FROM units u
+           WHERE u.entity_id = $1
+             AND ($2::bigint IS NULL OR EXISTS (
+                   SELECT 1 FROM assignments a JOIN cycles c ON c.year = a.cycle_year AND c.state = 'collecting'
+                   WHERE a.unit_id = u.id AND a.actor_id = $2))
+           ORDER BY u.name"#,
+        entity_id,
+        assessor
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Unit {
+            id: r.id,
+            entity_code: entity_code.to_owned(),
+            name: r.name,
+            kind: r.kind,
+            active: r.active,
+        })
+        .collect())
+}
+
+/// Checks that an office may write rows of these provinces; admins may write all.
+fn writable_province(actor: &Actor, province: Option<&str>) -> bool {
+    matches!(actor, Actor::Admin { .. }) || actor.covers_province(province)
+}
+
+async fn bulk_entities(
+    State(state): State<AppState>,
+    actor: Actor,
+    body: Bulk<Entity>,
+) -> ApiResult<Json<BulkOutcome>> {
+    actor.require_staff()?;
+    let known = known_provinces(&state).await?;
+    let existing: HashMap<String, Option<String>> = sqlx::query!(
+        "SELECT code, province_code FROM entities WHERE code = ANY($1)",
+        &body.rows.iter().map(|e| e.code.clone()).collect::<Vec<_>>()
+    )
+    .fetch_all(&state.pool)
+    .await?
+    .into_iter()
+    .map(|r| (r.code, r.province_code))
+    .collect();
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, e) in body.rows.iter().enumerate() {
+        let code = e.code.trim();
+        if code.is_empty() || code.contains(char::is_whitespace) {
+            errors.push(FieldError::new(
+                body.at(i, "code"),
+                "must be a code without spaces",
+            ));
+        } else if !seen.insert(code) {
+            errors.push(FieldError::new(
+                body.at(i, "code"),
+                format!("`{code}` appears more than once"),
+            ));
+        }
+        if e.name.trim().is_empty() {
+            errors.push(FieldError::new(body.at(i, "name"), "must not be empty"));
+        }
+        let province = e.province_code.as_deref();
+        if let Some((field, message)) = kemendagri_problem(e, code, &known) {
+            errors.push(FieldError::new(body.at(i, field), message));
+        }
+        if !writable_province(&actor, province)
+            || existing
+                .get(code)
+                .is_some_and(|p| !writable_province(&actor, p.as_deref()))
+        {
+            errors.push(FieldError::new(
+                body.at(i, "province_code"),
+                "outside the provinces you cover",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let codes: Vec<String> = body.rows.iter().map(|e| e.code.trim().to_owned()).collect();
+    let kinds: Vec<String> = body
+        .rows
+        .iter()
+        .map(|e| e.kind.as_str().to_owned())
+        .collect();
+    let names: Vec<String> = body.rows.iter().map(|e| e.name.trim().to_owned()).collect();
+    let provinces: Vec<Option<String>> =
+        body.rows.iter().map(|e| e.province_code.clone()).collect();
+    let inserted = sqlx::query_scalar!(
+        r#"INSERT INTO entities (code, kind, name, province_code)
+           SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[])
+           ON CONFLICT (code) DO UPDATE
+             SET kind = excluded.kind, name = excluded.name, province_code = excluded.province_code, updated_at = now()
+           WHERE (entities.kind, entities.name, entities.province_code)
+                 IS DISTINCT FROM (excluded.kind, excluded.name, excluded.province_code)
+           RETURNING (xmax = 0) AS "inserted!""#,
+        &codes,
+        &kinds,
+        &names,
+        &provinces as &[Option<String>]
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(outcome(body.rows.len(), &inserted)))
+}
+
+async fn bulk_units(
+    State(state): State<AppState>,
+    actor: Actor,
+    body: Bulk<UnitInput>,
+) -> ApiResult<Json<BulkOutcome>> {
+    actor.require_staff()?;
+    let entity_codes: Vec<String> = body
+        .rows
+        .iter()
+        .map(|u| u.entity_code.trim().to_owned())
+        .collect();
+    let entities: HashMap<String, (i64, Option<String>)> = sqlx::query!(
+        "SELECT id, code, province_code FROM entities WHERE code = ANY($1)",
+        &entity_codes
+    )
+    .fetch_all(&state.pool)
+    .await?
+    .into_iter()
+    .map(|r| (r.code, (r.id, r.province_code)))
+    .collect();
+    let mut errors = Vec::new();
+    let mut seen = HashSet::new();
+    let mut ids = Vec::with_capacity(body.rows.len());
+    for (i, u) in body.rows.iter().enumerate() {
+        match entities.get(u.entity_code.trim()) {
+            Some((id, province)) if writable_province(&actor, province.as_deref()) => {
+                ids.push(*id);
+                if !seen.insert((*id, u.name.trim())) {
+                    errors.push(FieldError::new(
+                        body.at(i, "name"),
+                        format!("`{}` appears more than once for this entity", u.name.trim()),
+                    ));
+                }
+            }
+            _ => errors.push(FieldError::new(
+                body.at(i, "entity_code"),
+                format!("no entity with code `{}`", u.entity_code.trim()),
+            )),
+        }
+        if u.name.trim().is_empty() {
+            errors.push(FieldError::new(body.at(i, "name"), "must not be empty"));
+        }
+        if u.kind.trim().is_empty() {
+            errors.push(FieldError::new(
+                body.at(i, "kind"),
+                "must not be empty (e.g. dukcapil, dpmptsp, puskesmas)",
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let names: Vec<String> = body.rows.iter().map(|u| u.name.trim().to_owned()).collect();
+    let kinds: Vec<String> = body.rows.iter().map(|u| u.kind.trim().to_owned()).collect();
+    let active: Vec<bool> = body.rows.iter().map(|u| u.active).collect();
+    let inserted = sqlx::query_scalar!(
+        r#"INSERT INTO units (entity_id, name, kind, active)
+           SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bool[])
+           ON CONFLICT ON CONSTRAINT units_entity_name DO UPDATE
+             SET kind = excluded.kind, active = excluded.active, updated_at = now()
+           WHERE (units.kind, units.active) IS DISTINCT FROM (excluded.kind, excluded.active)
+           RETURNING (xmax = 0) AS "inserted!""#,
+        &ids,
+        &names,
+        &kinds,
+        &active
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(outcome(body.rows.len(), &inserted)))
+}
+
+/// Checks an entity's province and Kemendagri code: ministries and agencies have no province;
+/// a province's code is its province code; a city's or regency's is `PP.NN` in its province.
+fn kemendagri_problem(
+    e: &Entity,
+    code: &str,
+    known: &HashSet<String>,
+) -> Option<(&'static str, String)> {
+    match (e.kind.has_province(), e.province_code.as_deref()) {
+        (false, Some(_)) => Some(("province_code", format!("a {} has no province", e.kind))),
+        (true, None) => Some((
+            "province_code",
+            format!("a {} needs its province code", e.kind),
+        )),
+        (true, Some(p)) if !known.contains(p) => {
+            Some(("province_code", format!("unknown province `{p}`")))
+        }
+        (true, Some(p)) => {
+            let expected = match e.kind {
+                EntityKind::Province => code == p,
+                _ => code
+                    .strip_prefix(p)
+                    .and_then(|r| r.strip_prefix('.'))
+                    .is_some_and(|r| r.len() == 2 && r.bytes().all(|b| b.is_ascii_digit())),
+            };
+            let hint = if e.kind == EntityKind::Province {
+                format!("`{p}`")
+            } else {
+                format!("`{p}.NN`")
+            };
+            (!expected).then(|| {
+                (
+                    "code",
+                    format!("a {}'s Kemendagri code in province {p} is {hint}", e.kind),
+                )
+            })
+        }
+        (false, None) => None,
+    }
+}

@@ -1,0 +1,178 @@
+//! Building the application: database pool, migrations, router and middleware.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::Settings;
+use crate::problem::{self, Problem, REQUEST_ID};
+use crate::{AppState, methodologies, reference};
+
+/// The migrations under the top-level `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Opens the database pool.
+pub async fn connect(settings: &Settings) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(settings.db_max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&settings.database_url)
+        .await
+}
+
+/// Applies pending migrations (ours, then the job queue's own schema).
+pub async fn migrate(pool: &PgPool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP application with its middleware.
+pub fn build_router(state: AppState, settings: &Settings) -> Router {
+    Router::new()
+        .route(
+            "/health/live",
+            get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
+        )
+        .route("/health/ready", get(ready))
+        .nest(
+            "/api/v1",
+            methodologies::router().merge(reference::router()),
+        )
+        .fallback(problem::not_found)
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn(problems_everywhere))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Readiness: the database answers and every migration is applied.
+async fn ready(State(state): State<AppState>) -> Response {
+    let applied: Result<i64, sqlx::Error> =
+        sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&state.pool)
+            .await;
+    let expected = i64::try_from(MIGRATOR.iter().count()).unwrap_or(i64::MAX);
+    match applied {
+        Ok(n) if n >= expected => {
+            axum::Json(serde_json::json!({ "status": "ready", "migrations": n })).into_response()
+        }
+        Ok(n) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not-ready",
+            "Not ready",
+            format!("{n} of {expected} migrations applied"),
+        )
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Not ready",
+                "the database is not reachable",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Gives every request an id (the caller's `X-Request-Id` if sane, else a random one), makes it
+/// available to problem documents and logs, and returns it in the response.
+async fn request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        .map_or_else(|| hex::encode(rand::random::<[u8; 12]>()), str::to_owned);
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let started = std::time::Instant::now();
+    let mut response = REQUEST_ID
+        .scope(
+            id.clone(),
+            tracing::Instrument::instrument(next.run(req), span.clone()),
+        )
+        .await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "served"
+        );
+    });
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), v);
+    }
+    response
+}
+
+/// Turns every error response that is not already problem+json (405 from the router, 503 from
+/// the timeout, 500 from a caught panic…) into one.
+async fn problems_everywhere(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if !status.is_client_error() && !status.is_server_error() || is_problem {
+        return response;
+    }
+    let (slug, title, detail) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method-not-allowed",
+            "Method not allowed",
+            "this resource does not support that method",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload-too-large",
+            "Payload too large",
+            "the request body is larger than the server accepts",
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "timeout",
+            "Request took too long",
+            "the request did not finish within the time limit; nothing was saved",
+        ),
+        StatusCode::INTERNAL_SERVER_ERROR => {
+            tracing::error!("handler panicked");
+            (
+                "internal",
+                "Internal error",
+                "an unexpected error occurred; quote the request id when reporting it",
+            )
+        }
+        _ => (
+            "http-error",
+            "Request failed",
+            status.canonical_reason().unwrap_or("request failed"),
+        ),
+    };
+    let mut problem = Problem::new(status, slug, title, detail).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = response.headers().get(&name) {
+            problem.headers_mut().insert(name, v.clone());
+        }
+    }
+    problem
+}

@@ -1,0 +1,244 @@
+//! Reference data: provinces, offices, entities, units; bulk JSON and CSV; scopes.
+
+mod common;
+
+use common::TestApp;
+use reqwest::Method;
+use serde_json::json;
+use sqlx::PgPool;
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn health_and_unknown_routes(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.get("/health/live", None).await.assert_ok();
+    let ready = app.get("/health/ready", None).await;
+    ready.assert_ok();
+    app.get("/nowhere", None)
+        .await
+        .assert_problem(404, "not-found");
+    app.send(Method::DELETE, "/api/v1/provinces", None, None, &[])
+        .await
+        .assert_problem(405, "method-not-allowed");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn bulk_upload_is_idempotent_and_counts_changes(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.seed_reference().await;
+    let admin = Some(app.admin.as_str());
+    let again = app.post("/api/v1/entities/bulk", admin, json!([
+        { "code": "19.01", "kind": "regency", "name": "Pemerintah Kabupaten Bangka", "province_code": "19" },
+        { "code": "19.02", "kind": "regency", "name": "Pemerintah Kabupaten Belitung", "province_code": "19" },
+        { "code": "19.71", "kind": "city", "name": "Pemerintah Kota Pangkal Pinang", "province_code": "19" },
+    ])).await;
+    again.assert_ok();
+    assert_eq!(
+        again.body,
+        json!({ "created": 1, "updated": 1, "unchanged": 1 })
+    );
+
+    let csv = "code,kind,name,province_code\n19.01,regency,Pemerintah Kabupaten Bangka,19\nKEMENKES,ministry,Kementerian Kesehatan,\n";
+    let r = app
+        .post_raw("/api/v1/entities/bulk", admin, "text/csv", csv)
+        .await;
+    r.assert_ok();
+    assert_eq!(
+        r.body,
+        json!({ "created": 0, "updated": 0, "unchanged": 2 })
+    );
+
+    let list = app.get("/api/v1/entities?province=19&limit=2", admin).await;
+    list.assert_ok();
+    let codes: Vec<&str> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["19", "19.01"]);
+    let cursor = list.body["next_cursor"].as_str().unwrap().to_owned();
+    let next = app
+        .get(
+            &format!("/api/v1/entities?province=19&limit=2&cursor={cursor}"),
+            admin,
+        )
+        .await;
+    let codes: Vec<&str> = next.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["19.02", "19.71"]);
+    assert!(next.body.get("next_cursor").is_none());
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn invalid_records_are_all_named_and_nothing_is_written(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.seed_reference().await;
+    let admin = Some(app.admin.as_str());
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM entities")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let r = app.post("/api/v1/entities/bulk", admin, json!([
+        { "code": "19.03", "kind": "regency", "name": "Pemerintah Kabupaten Bangka Barat", "province_code": "19" },
+        { "code": "19.04", "kind": "regency", "name": "", "province_code": "99" },
+        { "code": "KEMENDAGRI", "kind": "ministry", "name": "Kementerian Dalam Negeri", "province_code": "19" },
+        { "code": "31.01", "kind": "regency", "name": "Kabupaten Kepulauan Seribu", "province_code": "19" },
+        { "code": "19.03", "kind": "regency", "name": "Duplikat", "province_code": "19" },
+    ])).await;
+    r.assert_problem(422, "validation-error");
+    assert_eq!(
+        r.fields(),
+        [
+            "[1].name",
+            "[1].province_code",
+            "[2].province_code",
+            "[3].code",
+            "[4].code"
+        ]
+    );
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM entities")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(before, after, "no partial write");
+
+    let r = app
+        .post(
+            "/api/v1/entities/bulk",
+            admin,
+            json!([{ "code": "19.05", "kind": "village", "name": "x", "province_code": "19" }]),
+        )
+        .await;
+    r.assert_problem(422, "validation-error");
+    assert_eq!(r.fields(), ["[0].kind"]);
+
+    let csv = "code,kind,name,province_code\n19.05,regency,Kabupaten Bangka Selatan\n";
+    let r = app
+        .post_raw("/api/v1/entities/bulk", admin, "text/csv", csv)
+        .await;
+    r.assert_problem(422, "validation-error");
+    assert_eq!(r.fields(), ["line 2"]);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn malformed_bodies_answer_problem_json(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = Some(app.admin.as_str());
+    app.post_raw(
+        "/api/v1/provinces/bulk",
+        admin,
+        "application/json",
+        "[{\"code\": ",
+    )
+    .await
+    .assert_problem(400, "malformed-json");
+    app.post_raw("/api/v1/provinces/bulk", admin, "text/plain", "hello")
+        .await
+        .assert_problem(415, "unsupported-media-type");
+    let big = format!(
+        "[{}]",
+        vec!["{\"code\":\"19\",\"name\":\"x\"}"; 60_000].join(",")
+    );
+    app.post_raw("/api/v1/provinces/bulk", admin, "application/json", big)
+        .await
+        .assert_problem(413, "payload-too-large");
+    let r = app
+        .post(
+            "/api/v1/provinces/bulk",
+            admin,
+            json!([{ "code": 19, "name": "x" }]),
+        )
+        .await;
+    r.assert_problem(422, "validation-error");
+    assert_eq!(r.fields(), ["[0].code"]);
+    app.get("/api/v1/entities?limit=0", admin)
+        .await
+        .assert_problem(422, "validation-error");
+    app.get("/api/v1/entities?cursor=zz", admin)
+        .await
+        .assert_problem(422, "validation-error");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn who_may_see_and_change_reference_data(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.seed_reference().await;
+    let babel = app.token("office", Some("babel")).await;
+    let assessor = app.token("assessor", Some("babel")).await;
+
+    // Public: provinces only.
+    app.get("/api/v1/provinces", None).await.assert_ok();
+    app.get("/api/v1/entities", None)
+        .await
+        .assert_problem(401, "unauthenticated");
+    app.get("/api/v1/entities", Some("kpt_nonsense"))
+        .await
+        .assert_problem(401, "unauthorized");
+
+    // An office sees its own provinces only; others answer 404, not 403.
+    let list = app.get("/api/v1/entities", Some(&babel)).await;
+    let codes: Vec<&str> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["19", "19.01", "19.71"]);
+    app.get("/api/v1/entities/19.71", Some(&babel))
+        .await
+        .assert_ok();
+    app.get("/api/v1/entities/31.71", Some(&babel))
+        .await
+        .assert_problem(404, "not-found");
+    app.get("/api/v1/entities/KEMENKES/units", Some(&babel))
+        .await
+        .assert_problem(404, "not-found");
+    let offices = app.get("/api/v1/offices", Some(&babel)).await;
+    assert_eq!(offices.body.as_array().unwrap().len(), 1);
+
+    // An office may maintain its own provinces' entities, not others', and not provinces or offices.
+    app.post("/api/v1/entities/bulk", Some(&babel), json!([{ "code": "19.04", "kind": "regency", "name": "Pemerintah Kabupaten Belitung Timur", "province_code": "19" }])).await.assert_ok();
+    let r = app.post("/api/v1/entities/bulk", Some(&babel), json!([{ "code": "31.72", "kind": "city", "name": "Jakarta Timur", "province_code": "31" }])).await;
+    r.assert_problem(422, "validation-error");
+    let r = app.post("/api/v1/units/bulk", Some(&babel), json!([{ "entity_code": "31.71", "name": "Puskesmas Kebayoran Baru", "kind": "puskesmas" }])).await;
+    assert_eq!(r.fields(), ["[0].entity_code"]);
+    app.post("/api/v1/provinces/bulk", Some(&babel), json!([]))
+        .await
+        .assert_problem(403, "forbidden");
+    app.post("/api/v1/offices/bulk", Some(&babel), json!([]))
+        .await
+        .assert_problem(403, "forbidden");
+
+    // An assessor without assignments sees nothing and changes nothing.
+    let list = app.get("/api/v1/entities", Some(&assessor)).await;
+    assert_eq!(list.body["items"], json!([]));
+    app.get("/api/v1/entities/19.01", Some(&assessor))
+        .await
+        .assert_problem(404, "not-found");
+    app.post("/api/v1/entities/bulk", Some(&assessor), json!([]))
+        .await
+        .assert_problem(403, "forbidden");
+    app.get("/api/v1/offices", Some(&assessor))
+        .await
+        .assert_problem(403, "forbidden");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn tokens_are_stored_hashed(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let hashes: Vec<Vec<u8>> = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(hashes.len(), 1);
+    assert!(
+        !hashes[0]
+            .windows(8)
+            .any(|w| app.admin.as_bytes().windows(8).any(|t| t == w))
+    );
+    assert_eq!(hashes[0], kepatuhan_api::auth::hash_token(&app.admin));
+}
