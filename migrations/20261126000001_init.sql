@@ -214,3 +214,12 @@ CREATE TABLE idempotency_keys (
     created_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (actor_id, key)
 );
+
+-- ---------------------------------------------------------------- job progress
+-- Jobs live in the job queue's own schema (`apalis`); long fan-outs report progress here.
+CREATE TABLE job_progress (
+    job_id      text PRIMARY KEY,
+    done        integer NOT NULL DEFAULT 0 CHECK (done >= 0),
+    total       integer NOT NULL CHECK (total >= 0),
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);

@@ -8,13 +8,19 @@
 pub mod auth;
 pub mod bulk;
 pub mod config;
+pub mod cycles;
 pub mod error;
 pub mod extract;
+pub mod jobs;
 pub mod methodologies;
 pub mod pagination;
 pub mod problem;
+pub mod recompute;
 pub mod reference;
+pub mod results;
 pub mod startup;
+pub mod submissions;
+pub mod surveys;
 
 use std::sync::Arc;
 

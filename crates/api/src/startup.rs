@@ -15,7 +15,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Settings;
 use crate::problem::{self, Problem, REQUEST_ID};
-use crate::{AppState, methodologies, reference};
+use crate::{AppState, cycles, jobs, methodologies, reference, results, submissions, surveys};
 
 /// The migrations under the top-level `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
@@ -32,6 +32,7 @@ pub async fn connect(settings: &Settings) -> Result<PgPool, sqlx::Error> {
 /// Applies pending migrations (ours, then the job queue's own schema).
 pub async fn migrate(pool: &PgPool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     MIGRATOR.run(pool).await?;
+    apalis_postgres::PostgresStorage::<()>::setup(pool).await?;
     Ok(())
 }
 
@@ -47,7 +48,13 @@ pub fn build_router(state: AppState, settings: &Settings) -> Router {
         .route("/health/ready", get(ready))
         .nest(
             "/api/v1",
-            methodologies::router().merge(reference::router()),
+            methodologies::router()
+                .merge(reference::router())
+                .merge(cycles::router())
+                .merge(submissions::router())
+                .merge(jobs::router())
+                .merge(results::router())
+                .merge(surveys::router()),
         )
         .fallback(problem::not_found)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

@@ -96,6 +96,8 @@ impl TestApp {
             request_timeout: std::time::Duration::from_secs(10),
             db_max_connections: 5,
         };
+        // Ours are applied by #[sqlx::test]; this adds the job queue's schema.
+        kepatuhan_api::migrate(&pool).await.unwrap();
         let state = AppState::new(pool.clone()).unwrap();
         let listener = tokio::net::TcpListener::bind(settings.http_addr)
             .await

@@ -1,0 +1,676 @@
+//! Assessment cycles, their state machine, the sample of units and assessor assignments.
+//!
+//! | endpoint | who may call |
+//! |---|---|
+//! | `POST /cycles` | admin |
+//! | `GET /cycles`, `GET /cycles/{year}` | anyone (public callers see published cycles only) |
+//! | `POST /cycles/{year}/transitions` | admin |
+//! | `POST /cycles/{year}/sample/bulk` | admin (any unit), office (units of its provinces) |
+//! | `GET /cycles/{year}/sample` | admin, office (its provinces), assessor (its assigned units, open cycles) |
+//! | `POST /cycles/{year}/assignments/bulk` | admin, office (its provinces and its own assessors) |
+//! | `GET /assessors` | admin (all), office (its own) |
+//!
+//! States: `planning → collecting ⇄ verifying → published`. Every other move is refused with a
+//! `409 invalid-transition` problem that lists the allowed ones.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use chrono::NaiveDate;
+use kepatuhan_core::{CycleYear, methodology::Aggregation};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::{Actor, Scope};
+use crate::bulk::{Bulk, BulkOutcome};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
+use crate::problem::FieldError;
+use crate::{jobs, recompute};
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/cycles", post(create).get(list))
+        .route("/cycles/{year}", get(show))
+        .route("/cycles/{year}/transitions", post(transition))
+        .route("/cycles/{year}/sample", get(list_sample))
+        .route("/cycles/{year}/sample/bulk", post(bulk_sample))
+        .route("/cycles/{year}/assignments/bulk", post(bulk_assignments))
+        .route("/assessors", get(list_assessors))
+}
+
+/// The state of a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CycleState {
+    /// Sample and assignments are prepared.
+    Planning,
+    /// The collection window is open: assessors enter data.
+    Collecting,
+    /// Collection closed: offices verify.
+    Verifying,
+    /// Results are published and frozen.
+    Published,
+}
+
+impl CycleState {
+    /// Database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CycleState::Planning => "planning",
+            CycleState::Collecting => "collecting",
+            CycleState::Verifying => "verifying",
+            CycleState::Published => "published",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "collecting" => CycleState::Collecting,
+            "verifying" => CycleState::Verifying,
+            "published" => CycleState::Published,
+            _ => CycleState::Planning,
+        }
+    }
+
+    /// States reachable in one move.
+    pub fn allowed_next(self) -> &'static [CycleState] {
+        match self {
+            CycleState::Planning => &[CycleState::Collecting],
+            CycleState::Collecting => &[CycleState::Verifying],
+            CycleState::Verifying => &[CycleState::Collecting, CycleState::Published],
+            CycleState::Published => &[],
+        }
+    }
+}
+
+/// A cycle.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Cycle {
+    /// The year.
+    #[schema(value_type = i32)]
+    pub year: CycleYear,
+    /// The methodology code.
+    pub methodology: String,
+    /// State.
+    pub state: CycleState,
+    /// First day of the collection window.
+    pub opens_on: Option<NaiveDate>,
+    /// Last day of the collection window.
+    pub closes_on: Option<NaiveDate>,
+    /// Current results revision (bumped by corrections after publishing).
+    pub results_revision: i32,
+    /// Whether this cycle holds imported published scores rather than field data.
+    pub imported: bool,
+    /// When it was published.
+    pub published_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Units in the sample.
+    pub sampled_units: i64,
+}
+
+/// Body of `POST /cycles`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCycle {
+    /// The year, e.g. 2025.
+    pub year: i64,
+    /// Methodology code; default: the shipped methodology for that year.
+    pub methodology: Option<String>,
+    /// First day of the collection window.
+    pub opens_on: Option<NaiveDate>,
+    /// Last day of the collection window.
+    pub closes_on: Option<NaiveDate>,
+}
+
+/// Body of `POST /cycles/{year}/transitions`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transition {
+    /// The state to move to.
+    pub to: CycleState,
+}
+
+/// Parses a year path segment, answering 404 for nonsense.
+pub fn year(raw: i64) -> ApiResult<CycleYear> {
+    CycleYear::new(raw).map_err(|_| ApiError::NotFound(format!("no cycle {raw}")))
+}
+
+/// Loads a cycle, or 404. Public callers see published cycles only.
+pub async fn load(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult<Cycle> {
+    let y = i32::from(year.get());
+    let row = sqlx::query!(
+        r#"SELECT c.year, c.methodology_code, c.state, c.opens_on, c.closes_on, c.results_revision, c.imported,
+                  c.published_at, (SELECT count(*) FROM cycle_units cu WHERE cu.cycle_year = c.year) AS "sampled!"
+           FROM cycles c WHERE c.year = $1"#,
+        y
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .filter(|r| !matches!(actor, Actor::Public) || r.state == "published")
+    .ok_or_else(|| ApiError::NotFound(format!("no cycle {year}")))?;
+    Ok(Cycle {
+        year,
+        methodology: row.methodology_code,
+        state: CycleState::parse(&row.state),
+        opens_on: row.opens_on,
+        closes_on: row.closes_on,
+        results_revision: row.results_revision,
+        imported: row.imported,
+        published_at: row.published_at,
+        sampled_units: row.sampled,
+    })
+}
+
+async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    Json(body): Json<NewCycle>,
+) -> ApiResult<(StatusCode, Json<Cycle>)> {
+    actor.require_admin()?;
+    let mut errors = Vec::new();
+    let year = CycleYear::new(body.year)
+        .map_err(|e| errors.push(FieldError::new("year", e.to_string())))
+        .ok();
+    let methodology = match (&body.methodology, year) {
+        (Some(code), _) => state.methodology(code).cloned().or_else(|| {
+            errors.push(FieldError::new(
+                "methodology",
+                format!("unknown methodology `{code}`"),
+            ));
+            None
+        }),
+        (None, Some(y)) => kepatuhan_core::methodology::builtin::for_year(y).or_else(|| {
+            errors.push(FieldError::new(
+                "methodology",
+                format!("no shipped methodology covers {y}; name one"),
+            ));
+            None
+        }),
+        (None, None) => None,
+    };
+    if let (Some(m), Some(y)) = (&methodology, year) {
+        if !m.covers(y) {
+            errors.push(FieldError::new(
+                "methodology",
+                format!(
+                    "`{}` is meant for {}–{}, not {y}",
+                    m.code(),
+                    m.first_year(),
+                    m.last_year().map_or_else(String::new, |l| l.to_string())
+                ),
+            ));
+        }
+        if m.aggregation() == Aggregation::MeanOfProducts {
+            errors.push(FieldError::new("methodology", format!("`{}` scores service products; its cycles can only be imported (POST /cycles/{y}/import)", m.code())));
+        }
+    }
+    if let (Some(o), Some(c)) = (body.opens_on, body.closes_on)
+        && o > c
+    {
+        errors.push(FieldError::new("closes_on", "must not be before opens_on"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let (Some(year), Some(m)) = (year, methodology) else {
+        unreachable!("reported above")
+    };
+    sqlx::query!(
+        "INSERT INTO cycles (year, methodology_code, opens_on, closes_on) VALUES ($1, $2, $3, $4)",
+        i32::from(year.get()),
+        m.code(),
+        body.opens_on,
+        body.closes_on
+    )
+    .execute(&state.pool)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("cycles_pkey") => {
+            ApiError::conflict("cycle-exists", format!("a cycle for {year} already exists"))
+        }
+        _ => e.into(),
+    })?;
+    Ok((StatusCode::CREATED, Json(load(&state, &actor, year).await?)))
+}
+
+async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Cycle>>> {
+    let years = sqlx::query_scalar!(
+        "SELECT year FROM cycles WHERE $1 OR state = 'published' ORDER BY year DESC",
+        !matches!(actor, Actor::Public)
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let mut out = Vec::with_capacity(years.len());
+    for y in years {
+        out.push(load(&state, &actor, year(i64::from(y))?).await?);
+    }
+    Ok(Json(out))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+) -> ApiResult<Json<Cycle>> {
+    Ok(Json(load(&state, &actor, year(raw)?).await?))
+}
+
+/// The body of a transition's answer: the cycle and, where one was enqueued, the recompute job.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TransitionOutcome {
+    /// The cycle after the move.
+    pub cycle: Cycle,
+    /// The job enqueued by the move (closing the collection window enqueues a full recompute).
+    pub job_id: Option<String>,
+}
+
+async fn transition(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+    Json(body): Json<Transition>,
+) -> ApiResult<Json<TransitionOutcome>> {
+    actor.require_admin()?;
+    let year = year(raw)?;
+    let y = i32::from(year.get());
+    let mut tx = state.pool.begin().await?;
+    let row = sqlx::query!(
+        "SELECT state, imported FROM cycles WHERE year = $1 FOR UPDATE",
+        y
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no cycle {year}")))?;
+    let from = CycleState::parse(&row.state);
+    if row.imported || !from.allowed_next().contains(&body.to) {
+        let allowed: Vec<&str> = if row.imported {
+            vec![]
+        } else {
+            from.allowed_next().iter().map(|s| s.as_str()).collect()
+        };
+        let why = if from == CycleState::Published || row.imported {
+            "published results are frozen; corrections create a new results revision".to_owned()
+        } else {
+            format!(
+                "allowed from {}: {}",
+                from.as_str(),
+                if allowed.is_empty() {
+                    "none".into()
+                } else {
+                    allowed.join(", ")
+                }
+            )
+        };
+        return Err(ApiError::conflict(
+            "invalid-transition",
+            format!(
+                "cannot move cycle {year} from {} to {}: {why}",
+                from.as_str(),
+                body.to.as_str()
+            ),
+        ));
+    }
+    check_preconditions(&mut tx, year, body.to).await?;
+    sqlx::query!(
+        "UPDATE cycles SET state = $2, updated_at = now(), published_at = CASE WHEN $2 = 'published' THEN now() END WHERE year = $1",
+        y,
+        body.to.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
+    let mut job_id = None;
+    match body.to {
+        // Publishing freezes results computed from exactly the verified inputs.
+        CycleState::Published => {
+            recompute::recompute_cycle_in(&mut tx, &state, year).await?;
+        }
+        // Closing the collection window enqueues a full recompute, once per closing.
+        CycleState::Verifying => {
+            job_id = Some(jobs::enqueue(&mut tx, &jobs::Recompute::full(year), None).await?);
+        }
+        _ => {}
+    }
+    tx.commit().await?;
+    Ok(Json(TransitionOutcome {
+        cycle: load(&state, &actor, year).await?,
+        job_id,
+    }))
+}
+
+/// What must hold before entering a state: a sample to collect, verified submissions to publish.
+async fn check_preconditions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    year: CycleYear,
+    to: CycleState,
+) -> ApiResult<()> {
+    let y = i32::from(year.get());
+    match to {
+        CycleState::Collecting => {
+            let sampled = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "n!" FROM cycle_units WHERE cycle_year = $1"#,
+                y
+            )
+            .fetch_one(&mut **tx)
+            .await?;
+            if sampled == 0 {
+                return Err(ApiError::conflict(
+                    "empty-sample",
+                    format!("cycle {year} has no units in its sample yet"),
+                ));
+            }
+        }
+        CycleState::Published => {
+            let pending = sqlx::query!(
+                r#"SELECT count(*) FILTER (WHERE s.id IS NULL) AS "missing!",
+                          count(*) FILTER (WHERE s.state IS DISTINCT FROM 'verified' AND s.id IS NOT NULL) AS "unverified!"
+                   FROM cycle_units cu LEFT JOIN submissions s ON s.cycle_year = cu.cycle_year AND s.unit_id = cu.unit_id
+                   WHERE cu.cycle_year = $1"#,
+                y
+            )
+            .fetch_one(&mut **tx)
+            .await?;
+            if pending.missing + pending.unverified > 0 {
+                return Err(ApiError::conflict(
+                    "unverified-submissions",
+                    format!(
+                        "cannot publish {year}: {} sampled unit(s) have no submission and {} submission(s) are not verified",
+                        pending.missing, pending.unverified
+                    ),
+                ));
+            }
+        }
+        CycleState::Verifying | CycleState::Planning => {}
+    }
+    Ok(())
+}
+
+/// One sampled unit, as uploaded.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleInput {
+    /// The entity's code.
+    pub entity_code: String,
+    /// The unit's name within the entity.
+    pub unit_name: String,
+    /// The regional office running the assessment; default: the office covering the entity's
+    /// province (none for ministries and agencies, which HQ runs).
+    #[serde(default)]
+    pub office: Option<String>,
+}
+
+/// One sampled unit, as listed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SampledUnit {
+    /// Unit id.
+    pub unit_id: i64,
+    /// Unit name.
+    pub unit_name: String,
+    /// Entity code.
+    pub entity_code: String,
+    /// Entity name.
+    pub entity_name: String,
+    /// Province of the entity.
+    pub province_code: Option<String>,
+    /// Office running the assessment.
+    pub office: Option<String>,
+    /// Assigned assessors' actor ids.
+    pub assessors: Vec<i64>,
+    /// State of the unit's submission, if any.
+    pub submission_state: Option<String>,
+}
+
+async fn bulk_sample(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+    body: Bulk<SampleInput>,
+) -> ApiResult<Json<BulkOutcome>> {
+    actor.require_staff()?;
+    let cycle = load(&state, &actor, year(raw)?).await?;
+    if !matches!(cycle.state, CycleState::Planning | CycleState::Collecting) || cycle.imported {
+        return Err(ApiError::conflict(
+            "cycle-closed",
+            format!(
+                "the sample of cycle {} can change only while planning or collecting",
+                cycle.year
+            ),
+        ));
+    }
+    let mut errors = Vec::new();
+    let mut rows = Vec::new();
+    for (i, s) in body.rows.iter().enumerate() {
+        let found = sqlx::query!(
+            r#"SELECT u.id, e.province_code,
+                      (SELECT op.office_code FROM office_provinces op WHERE op.province_code = e.province_code ORDER BY op.office_code LIMIT 1) AS office
+               FROM units u JOIN entities e ON e.id = u.entity_id WHERE e.code = $1 AND u.name = $2"#,
+            s.entity_code.trim(),
+            s.unit_name.trim()
+        )
+        .fetch_optional(&state.pool)
+        .await?;
+        match found {
+            Some(r) if actor.covers_province(r.province_code.as_deref()) => {
+                let office = s.office.clone().or(r.office);
+                if let (Some(o), Actor::Office { office: mine, .. }) = (&office, &actor)
+                    && o != mine
+                {
+                    errors.push(FieldError::new(
+                        body.at(i, "office"),
+                        "an office can only sample units it runs",
+                    ));
+                }
+                rows.push((r.id, office));
+            }
+            _ => errors.push(FieldError::new(
+                body.at(i, "unit_name"),
+                format!(
+                    "no unit `{}` in entity `{}`",
+                    s.unit_name.trim(),
+                    s.entity_code.trim()
+                ),
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let offices: Vec<Option<String>> = rows.iter().map(|r| r.1.clone()).collect();
+    let inserted = sqlx::query_scalar!(
+        r#"INSERT INTO cycle_units (cycle_year, unit_id, office_code)
+           SELECT $1, * FROM UNNEST($2::bigint[], $3::text[])
+           ON CONFLICT (cycle_year, unit_id) DO UPDATE SET office_code = excluded.office_code
+           WHERE cycle_units.office_code IS DISTINCT FROM excluded.office_code
+           RETURNING (xmax = 0) AS "inserted!""#,
+        i32::from(cycle.year.get()),
+        &ids,
+        &offices as &[Option<String>]
+    )
+    .fetch_all(&state.pool)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("cycle_units_office_code_fkey") => {
+            ApiError::field("office", "unknown office")
+        }
+        _ => e.into(),
+    })?;
+    let created = inserted.iter().filter(|x| **x).count();
+    let updated = inserted.len() - created;
+    Ok(Json(BulkOutcome {
+        created,
+        updated,
+        unchanged: body.rows.len() - created - updated,
+    }))
+}
+
+/// Sampled units visible to a scope.
+pub async fn sample_rows(
+    state: &AppState,
+    scope: &Scope,
+    year: CycleYear,
+) -> ApiResult<Vec<SampledUnit>> {
+    let rows = sqlx::query!(
+        r#"SELECT u.id, u.name AS unit_name, e.code AS entity_code, e.name AS entity_name, e.province_code,
+                  cu.office_code,
+                  COALESCE(array_agg(a.actor_id ORDER BY a.actor_id) FILTER (WHERE a.actor_id IS NOT NULL), '{}') AS "assessors!",
+                  s.state AS "submission_state?"
+           FROM cycle_units cu
+           JOIN units u ON u.id = cu.unit_id
+           JOIN entities e ON e.id = u.entity_id
+           JOIN cycles c ON c.year = cu.cycle_year
+           LEFT JOIN assignments a ON a.cycle_year = cu.cycle_year AND a.unit_id = cu.unit_id
+           LEFT JOIN submissions s ON s.cycle_year = cu.cycle_year AND s.unit_id = cu.unit_id
+           WHERE cu.cycle_year = $1
+             AND ($2::text[] IS NULL OR e.province_code = ANY($2))
+             AND ($3::bigint IS NULL OR (c.state = 'collecting' AND EXISTS (
+                   SELECT 1 FROM assignments a2 WHERE a2.cycle_year = cu.cycle_year AND a2.unit_id = cu.unit_id AND a2.actor_id = $3)))
+           GROUP BY u.id, e.id, cu.office_code, s.state
+           ORDER BY e.code, u.name"#,
+        i32::from(year.get()),
+        scope.provinces.as_deref(),
+        scope.assessor
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| SampledUnit {
+            unit_id: r.id,
+            unit_name: r.unit_name,
+            entity_code: r.entity_code,
+            entity_name: r.entity_name,
+            province_code: r.province_code,
+            office: r.office_code,
+            assessors: r.assessors,
+            submission_state: r.submission_state,
+        })
+        .collect())
+}
+
+async fn list_sample(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+) -> ApiResult<Json<Vec<SampledUnit>>> {
+    let scope = actor.scope()?;
+    let cycle = load(&state, &actor, year(raw)?).await?;
+    Ok(Json(sample_rows(&state, &scope, cycle.year).await?))
+}
+
+/// One assignment.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignmentInput {
+    /// The sampled unit.
+    pub unit_id: i64,
+    /// The assessor's actor id.
+    pub assessor_id: i64,
+}
+
+async fn bulk_assignments(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+    body: Bulk<AssignmentInput>,
+) -> ApiResult<Json<BulkOutcome>> {
+    actor.require_staff()?;
+    let cycle = load(&state, &actor, year(raw)?).await?;
+    if !matches!(cycle.state, CycleState::Planning | CycleState::Collecting) {
+        return Err(ApiError::conflict(
+            "cycle-closed",
+            format!(
+                "assignments of cycle {} can change only while planning or collecting",
+                cycle.year
+            ),
+        ));
+    }
+    let y = i32::from(cycle.year.get());
+    let mut errors = Vec::new();
+    for (i, a) in body.rows.iter().enumerate() {
+        let unit = sqlx::query_scalar!(
+            "SELECT e.province_code FROM cycle_units cu JOIN units u ON u.id = cu.unit_id JOIN entities e ON e.id = u.entity_id
+             WHERE cu.cycle_year = $1 AND cu.unit_id = $2",
+            y,
+            a.unit_id
+        )
+        .fetch_optional(&state.pool)
+        .await?;
+        match unit {
+            Some(p) if actor.covers_province(p.as_deref()) => {}
+            _ => errors.push(FieldError::new(
+                body.at(i, "unit_id"),
+                format!("unit {} is not in the sample of {}", a.unit_id, cycle.year),
+            )),
+        }
+        let assessor = sqlx::query!(
+            "SELECT role, office_code FROM actors WHERE id = $1",
+            a.assessor_id
+        )
+        .fetch_optional(&state.pool)
+        .await?;
+        let ok = match (&assessor, &actor) {
+            (Some(r), Actor::Office { office, .. }) => {
+                r.role == "assessor" && r.office_code.as_deref() == Some(office)
+            }
+            (Some(r), _) => r.role == "assessor",
+            (None, _) => false,
+        };
+        if !ok {
+            errors.push(FieldError::new(
+                body.at(i, "assessor_id"),
+                format!("no assessor {} you can assign", a.assessor_id),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let units: Vec<i64> = body.rows.iter().map(|a| a.unit_id).collect();
+    let assessors: Vec<i64> = body.rows.iter().map(|a| a.assessor_id).collect();
+    let inserted = sqlx::query_scalar!(
+        r#"INSERT INTO assignments (cycle_year, unit_id, actor_id) SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[])
+           ON CONFLICT DO NOTHING RETURNING true AS "inserted!""#,
+        y,
+        &units,
+        &assessors
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(BulkOutcome {
+        created: inserted.len(),
+        updated: 0,
+        unchanged: body.rows.len() - inserted.len(),
+    }))
+}
+
+/// An assessor.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Assessor {
+    /// Actor id (used in assignments).
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Office.
+    pub office: Option<String>,
+}
+
+async fn list_assessors(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> ApiResult<Json<Vec<Assessor>>> {
+    actor.require_staff()?;
+    let office = match &actor {
+        Actor::Office { office, .. } => Some(office.clone()),
+        _ => None,
+    };
+    let rows = sqlx::query_as!(
+        Assessor,
+        r#"SELECT id, name, office_code AS office FROM actors WHERE role = 'assessor' AND ($1::text IS NULL OR office_code = $1) ORDER BY id"#,
+        office
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(rows))
+}

@@ -1,0 +1,175 @@
+//! Background jobs: their payload types (shared with the worker), transactional enqueueing, and
+//! `GET /jobs/{id}`.
+//!
+//! Jobs are stored by apalis (`apalis-postgres`) in the same database, schema `apalis`. The API
+//! enqueues inside its own transaction, so a request that fails leaves no job behind and a job is
+//! never enqueued for a change that was rolled back. The row written is exactly the one
+//! `PostgresStorage::push` writes (JSON payload, ULID id, queue name as `job_type`); a test
+//! checks this against apalis itself.
+//!
+//! | endpoint | who may call |
+//! |---|---|
+//! | `GET /jobs/{id}` | admin, office |
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use kepatuhan_core::CycleYear;
+use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, Transaction};
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/jobs/{id}", get(show))
+}
+
+/// A job payload with its queue.
+pub trait Job: Serialize {
+    /// The apalis queue (stored as `job_type`).
+    const QUEUE: &'static str;
+    /// How many attempts before the job is dead.
+    const MAX_ATTEMPTS: i32 = 10;
+}
+
+/// Recompute results of a cycle: one unit (and its entity and their ranks) or the whole cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recompute {
+    /// The cycle year.
+    pub year: u16,
+    /// The unit whose verified data changed; `None` for a full recompute.
+    pub unit_id: Option<i64>,
+    /// W3C trace context of the request that caused the job, to continue its trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl Recompute {
+    /// A full recompute of a cycle.
+    pub fn full(year: CycleYear) -> Self {
+        Self {
+            year: year.get(),
+            unit_id: None,
+            traceparent: None,
+        }
+    }
+
+    /// An incremental recompute after one unit's data changed.
+    pub fn unit(year: CycleYear, unit_id: i64) -> Self {
+        Self {
+            year: year.get(),
+            unit_id: Some(unit_id),
+            traceparent: None,
+        }
+    }
+}
+
+impl Job for Recompute {
+    const QUEUE: &'static str = "recompute";
+}
+
+/// Enqueues a job inside the caller's transaction and returns its id. With an idempotency key, a
+/// job already enqueued under the same key is not enqueued again; its id is returned.
+pub async fn enqueue<J: Job>(
+    tx: &mut Transaction<'_, Postgres>,
+    job: &J,
+    idempotency_key: Option<&str>,
+) -> ApiResult<String> {
+    let payload = serde_json::to_vec(job)
+        .map_err(|e| ApiError::Internal(crate::error::InternalError(Box::new(e))))?;
+    let id = ulid::Ulid::new().to_string();
+    let inserted = sqlx::query_scalar!(
+        r#"INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key)
+           VALUES ($1, $2, $3, 'Pending', 0, $4, now(), 0, ''::hstore, $5)
+           ON CONFLICT (job_type, idempotency_key) DO NOTHING
+           RETURNING id"#,
+        id,
+        J::QUEUE,
+        payload,
+        J::MAX_ATTEMPTS,
+        idempotency_key
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    match inserted {
+        Some(id) => Ok(id),
+        None => Ok(sqlx::query_scalar!(
+            "SELECT id FROM apalis.jobs WHERE job_type = $1 AND idempotency_key = $2",
+            J::QUEUE,
+            idempotency_key
+        )
+        .fetch_one(&mut **tx)
+        .await?),
+    }
+}
+
+/// A job's state as shown to users.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobStatus {
+    /// Job id.
+    pub id: String,
+    /// Queue, e.g. `recompute`.
+    pub queue: String,
+    /// `Pending`, `Queued`, `Running`, `Done`, `Failed` or `Killed` (dead: no more attempts).
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: i32,
+    /// Attempts allowed.
+    pub max_attempts: i32,
+    /// When it runs (or ran).
+    pub run_at: chrono::DateTime<chrono::Utc>,
+    /// When it finished.
+    pub done_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Error of the last failed attempt, if any.
+    pub last_error: Option<String>,
+    /// The job's payload.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// Progress of fan-out jobs: `{ "done": 1200, "total": 4000 }`.
+    #[schema(value_type = Option<Object>)]
+    pub progress: Option<serde_json::Value>,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobStatus>> {
+    actor.require_staff()?;
+    let row = sqlx::query!(
+        r#"SELECT j.id, j.job_type, j.status, j.attempts, j.max_attempts, j.run_at, j.done_at, j.last_result, j.job,
+                  p.done AS "done?", p.total AS "total?"
+           FROM apalis.jobs j LEFT JOIN job_progress p ON p.job_id = j.id WHERE j.id = $1"#,
+        id
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
+    let failed = matches!(row.status.as_str(), "Failed" | "Killed");
+    let last_error = row.last_result.filter(|_| failed).map(|r| match r {
+        serde_json::Value::String(s) => s,
+        other => other
+            .get("Err")
+            .and_then(|e| e.as_str())
+            .map_or_else(|| other.to_string(), str::to_owned),
+    });
+    Ok(Json(JobStatus {
+        id: row.id,
+        queue: row.job_type,
+        status: row.status,
+        attempts: row.attempts,
+        max_attempts: row.max_attempts,
+        run_at: row.run_at,
+        done_at: row.done_at,
+        last_error,
+        payload: serde_json::from_slice(&row.job).unwrap_or(serde_json::Value::Null),
+        progress: row
+            .done
+            .zip(row.total)
+            .map(|(done, total)| serde_json::json!({ "done": done, "total": total })),
+    }))
+}

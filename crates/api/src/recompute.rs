@@ -1,0 +1,333 @@
+//! Recomputing a cycle's results from its verified inputs with the core scoring engine.
+//!
+//! Used by the worker's recompute jobs, by publishing (which freezes results computed from
+//! exactly the verified data), and by the import of past published scores. A recompute replaces
+//! the rows of the cycle's current results revision in one transaction: readers see the old
+//! results or the new ones, never a mix, and running it twice gives the same rows.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kepatuhan_core::scoring::{
+    AnswerInput, CycleInput, EntityInput, Sheet, SurveyResponse, SurveyTally, UnitInput,
+    deficiencies, score_cycle,
+};
+use kepatuhan_core::{CycleYear, EntityKind, Methodology};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::{Postgres, Transaction};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+
+/// What a recompute wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RecomputeSummary {
+    /// Results revision written.
+    pub revision: i32,
+    /// Input revision the results reflect.
+    pub input_revision: i64,
+    /// Units with a score.
+    pub units_scored: usize,
+    /// Entities with a score.
+    pub entities_scored: usize,
+}
+
+/// Recomputes a cycle that is not yet published, in its own transaction. Serialized per cycle by
+/// the row lock on the cycle.
+pub async fn recompute_cycle(state: &AppState, year: CycleYear) -> ApiResult<RecomputeSummary> {
+    let mut tx = state.pool.begin().await?;
+    let cycle_state = sqlx::query_scalar!(
+        "SELECT state FROM cycles WHERE year = $1 FOR UPDATE",
+        i32::from(year.get())
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no cycle {year}")))?;
+    if cycle_state == "published" {
+        return Err(ApiError::conflict(
+            "results-frozen",
+            format!("the results of {year} are published and frozen"),
+        ));
+    }
+    let summary = recompute_cycle_in(&mut tx, state, year).await?;
+    tx.commit().await?;
+    Ok(summary)
+}
+
+struct UnitRow {
+    unit_id: i64,
+    entity_index: usize,
+}
+
+/// Recomputes inside the caller's transaction (the caller holds the cycle's row lock).
+pub async fn recompute_cycle_in(
+    tx: &mut Transaction<'_, Postgres>,
+    state: &AppState,
+    year: CycleYear,
+) -> ApiResult<RecomputeSummary> {
+    let y = i32::from(year.get());
+    let cycle = sqlx::query!(
+        "SELECT methodology_code, results_revision, input_revision FROM cycles WHERE year = $1",
+        y
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let m = state.methodology(&cycle.methodology_code).ok_or_else(|| {
+        ApiError::conflict(
+            "unknown-methodology",
+            format!(
+                "methodology `{}` is not shipped in this build",
+                cycle.methodology_code
+            ),
+        )
+    })?;
+
+    let (input, entity_ids, unit_rows) = load_inputs(tx, m, year).await?;
+    let result = score_cycle(m, &input);
+
+    // Unit rows.
+    let mut u_ids = Vec::new();
+    let mut u_scores = Vec::new();
+    let mut u_exact = Vec::new();
+    let mut u_grades = Vec::new();
+    let mut u_breakdown = Vec::new();
+    let mut u_deficiencies = Vec::new();
+    let mut position_in_entity: HashMap<usize, usize> = HashMap::new();
+    for row in &unit_rows {
+        let k = position_in_entity.entry(row.entity_index).or_insert(0);
+        let unit_result = &result.entities[row.entity_index].units[*k];
+        let unit_input = &input.entities[row.entity_index].units[*k];
+        *k += 1;
+        let (Some(score), Some(grade)) = (&unit_result.score, &unit_result.grade) else {
+            continue;
+        };
+        u_ids.push(row.unit_id);
+        u_scores.push(score.published.value());
+        u_exact.push(score.score.value());
+        u_grades.push(grade.code.clone());
+        u_breakdown.push(serde_json::to_value(&score.sheets).unwrap_or_default());
+        u_deficiencies
+            .push(serde_json::to_value(deficiencies(m, unit_input, score)).unwrap_or_default());
+    }
+    let revision = cycle.results_revision;
+    sqlx::query!(
+        "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2",
+        y,
+        revision
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM entity_results WHERE cycle_year = $1 AND revision = $2",
+        y,
+        revision
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO unit_results (cycle_year, revision, unit_id, score, exact_score, grade_code, breakdown, deficiencies, input_revision)
+         SELECT $1, $2, * , $8 FROM UNNEST($3::bigint[], $4::numeric[], $5::numeric[], $6::text[], $7::jsonb[], $9::jsonb[])",
+        y,
+        revision,
+        &u_ids,
+        &u_scores as &[Decimal],
+        &u_exact as &[Decimal],
+        &u_grades,
+        &u_breakdown,
+        cycle.input_revision,
+        &u_deficiencies
+    )
+    .execute(&mut **tx)
+    .await?;
+    let entities_scored =
+        write_entity_results(tx, y, revision, cycle.input_revision, &entity_ids, &result).await?;
+    Ok(RecomputeSummary {
+        revision,
+        input_revision: cycle.input_revision,
+        units_scored: u_ids.len(),
+        entities_scored,
+    })
+}
+
+/// Loads a cycle's verified values and survey responses as core inputs: entities (in code
+/// order) with their units, the entities' ids, and where each unit sits.
+async fn load_inputs(
+    tx: &mut Transaction<'_, Postgres>,
+    m: &Methodology,
+    year: CycleYear,
+) -> ApiResult<(CycleInput, Vec<i64>, Vec<UnitRow>)> {
+    let y = i32::from(year.get());
+    // Units with a verified submission, grouped by entity.
+    let units = sqlx::query!(
+        r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
+           FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
+           WHERE s.cycle_year = $1 AND s.state = 'verified'
+           ORDER BY e.code, u.id"#,
+        y
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let values = sqlx::query!(
+        r#"SELECT v.submission_id, v.indicator_code, v.value, v.not_applicable
+           FROM submission_values v JOIN submissions s ON s.id = v.submission_id
+           WHERE s.cycle_year = $1 AND s.state = 'verified'"#,
+        y
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut answers: HashMap<i64, Vec<(String, AnswerInput)>> = HashMap::new();
+    for v in values {
+        let a = match (v.not_applicable, v.value) {
+            (true, _) | (false, None) => AnswerInput::NotApplicable,
+            (false, Some(x)) => AnswerInput::Value(u8::try_from(x).unwrap_or(u8::MAX)),
+        };
+        answers
+            .entry(v.submission_id)
+            .or_default()
+            .push((v.indicator_code, a));
+    }
+    let tallies = survey_tallies(tx, m, y).await?;
+
+    let mut entities: Vec<EntityInput> = Vec::new();
+    let mut entity_ids: Vec<i64> = Vec::new();
+    let mut unit_rows: Vec<UnitRow> = Vec::new();
+    for u in &units {
+        if entity_ids.last() != Some(&u.entity_id) {
+            entity_ids.push(u.entity_id);
+            entities.push(EntityInput {
+                code: u.code.clone(),
+                kind: u.kind.parse().unwrap_or(EntityKind::Regency),
+                province: u.province_code.clone(),
+                follow_up: None,
+                units: Vec::new(),
+            });
+        }
+        let sheet = Sheet::from_answers(
+            m,
+            answers
+                .get(&u.submission_id)
+                .into_iter()
+                .flatten()
+                .map(|(c, a)| (c.as_str(), *a)),
+        )
+        .unwrap_or_else(|_| Sheet::new(m));
+        let mut input = UnitInput::new(m, sheet);
+        for id in m.survey_ids() {
+            if let Some(t) = tallies.get(&(u.unit_id, m.survey(id).code.clone())) {
+                input.set_survey(id, t.clone());
+            }
+        }
+        let entity_index = entities.len() - 1;
+        entities[entity_index].units.push(input);
+        unit_rows.push(UnitRow {
+            unit_id: u.unit_id,
+            entity_index,
+        });
+    }
+    Ok((CycleInput { year, entities }, entity_ids, unit_rows))
+}
+
+/// Writes entity result rows (scored entities only) and returns how many.
+pub(crate) async fn write_entity_results(
+    tx: &mut Transaction<'_, Postgres>,
+    year: i32,
+    revision: i32,
+    input_revision: i64,
+    entity_ids: &[i64],
+    result: &kepatuhan_core::scoring::CycleResult,
+) -> ApiResult<usize> {
+    let mut ids = Vec::new();
+    let mut scores = Vec::new();
+    let mut codes = Vec::new();
+    let mut labels = Vec::new();
+    let mut zones: Vec<Option<String>> = Vec::new();
+    let mut eligible = Vec::new();
+    let mut n_rank = Vec::new();
+    let mut n_of = Vec::new();
+    let mut p_rank: Vec<Option<i32>> = Vec::new();
+    let mut p_of: Vec<Option<i32>> = Vec::new();
+    let mut units_scored = Vec::new();
+    for (id, e) in entity_ids.iter().zip(&result.entities) {
+        let (Some(score), Some(grade), Some(ranks)) = (e.score, &e.grade, e.ranks) else {
+            continue;
+        };
+        ids.push(*id);
+        scores.push(score.value());
+        codes.push(grade.code.clone());
+        labels.push(grade.label.clone());
+        zones.push(grade.zone.map(|z| z.to_string()));
+        eligible.push(grade.award_eligible);
+        n_rank.push(i32::try_from(ranks.national.rank).unwrap_or(i32::MAX));
+        n_of.push(i32::try_from(ranks.national.of).unwrap_or(i32::MAX));
+        p_rank.push(
+            ranks
+                .provincial
+                .map(|r| i32::try_from(r.rank).unwrap_or(i32::MAX)),
+        );
+        p_of.push(
+            ranks
+                .provincial
+                .map(|r| i32::try_from(r.of).unwrap_or(i32::MAX)),
+        );
+        units_scored.push(
+            i32::try_from(e.units.iter().filter(|u| u.score.is_some()).count()).unwrap_or(i32::MAX),
+        );
+    }
+    sqlx::query!(
+        "INSERT INTO entity_results (cycle_year, revision, entity_id, score, grade_code, grade_label, zone, award_eligible,
+                                     national_rank, national_of, provincial_rank, provincial_of, units_scored, input_revision)
+         SELECT $1, $2, *, $14 FROM UNNEST($3::bigint[], $4::numeric[], $5::text[], $6::text[], $7::text[], $8::bool[],
+                                            $9::int[], $10::int[], $11::int[], $12::int[], $13::int[])",
+        year,
+        revision,
+        &ids,
+        &scores as &[Decimal],
+        &codes,
+        &labels,
+        &zones as &[Option<String>],
+        &eligible,
+        &n_rank,
+        &n_of,
+        &p_rank as &[Option<i32>],
+        &p_of as &[Option<i32>],
+        &units_scored,
+        input_revision
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(ids.len())
+}
+
+/// Tallies every unit's stored survey responses, per (unit, survey code).
+async fn survey_tallies(
+    tx: &mut Transaction<'_, Postgres>,
+    m: &Methodology,
+    year: i32,
+) -> ApiResult<HashMap<(i64, String), SurveyTally>> {
+    let rows = sqlx::query!(
+        "SELECT unit_id, survey_code, answers FROM survey_responses WHERE cycle_year = $1 ORDER BY unit_id, survey_code, respondent",
+        year
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut grouped: BTreeMap<(i64, String), Vec<SurveyResponse>> = BTreeMap::new();
+    for r in rows {
+        let response = SurveyResponse {
+            answers: serde_json::from_value(r.answers).unwrap_or_default(),
+        };
+        grouped
+            .entry((r.unit_id, r.survey_code))
+            .or_default()
+            .push(response);
+    }
+    let mut out = HashMap::new();
+    for ((unit, code), responses) in grouped {
+        let Some(id) = m.survey_id(&code) else {
+            continue;
+        };
+        if let Ok(t) = SurveyTally::from_responses(m.survey(id), &responses) {
+            out.insert((unit, code), t);
+        }
+    }
+    Ok(out)
+}

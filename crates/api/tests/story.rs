@@ -1,0 +1,594 @@
+//! The year of an assessment, told end to end: HQ sets up a cycle, the office samples units and
+//! assigns assessors, assessors submit, the office returns one and verifies the rest, results
+//! appear with the right scores, grades and ranks.
+
+mod common;
+
+use common::{Reply, TestApp};
+use kepatuhan_core::CycleYear;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+/// Values for every indicator of ori-2022 at `level` (capped at each scale's maximum).
+fn all_values(level: u8) -> Value {
+    let m = kepatuhan_core::methodology::builtin::by_code("ori-2022").unwrap();
+    Value::Array(
+        m.indicator_ids()
+            .map(|id| {
+                let ind = m.indicator(id);
+                json!({ "indicator": ind.code, "value": level.min(ind.scale.max()), "evidence_note": "Diamati di lokasi" })
+            })
+            .collect(),
+    )
+}
+
+/// 30 respondents, `reported` of whom report some maladministration.
+fn survey(reported: usize) -> Value {
+    let responses: Vec<Value> = (0..30)
+        .map(|i| json!({ "respondent": format!("R-{i:03}"), "answers": { "undue_delay": i < reported, "unofficial_fees": false } }))
+        .collect();
+    json!({ "survey": "maladministration_perception", "responses": responses })
+}
+
+fn etag(r: &Reply) -> String {
+    r.headers.get("etag").unwrap().to_str().unwrap().to_owned()
+}
+
+async fn act(app: &TestApp, path: &str, token: &str, tag: &str, body: Option<Value>) -> Reply {
+    app.send(Method::POST, path, Some(token), body, &[("if-match", tag)])
+        .await
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.seed_reference().await;
+    let admin = app.admin.clone();
+    let babel = app.token("office", Some("babel")).await;
+    let assessor = app.token("assessor", Some("babel")).await;
+    let assessor_id = app.actor_id(&assessor).await;
+
+    // HQ opens the 2023 cycle; the methodology defaults to the one for the year.
+    let r = app
+        .post(
+            "/api/v1/cycles",
+            Some(&admin),
+            json!({ "year": 2023, "opens_on": "2023-06-01", "closes_on": "2023-10-31" }),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.text);
+    assert_eq!(
+        (r.body["methodology"].as_str(), r.body["state"].as_str()),
+        (Some("ori-2022"), Some("planning"))
+    );
+    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2023 }))
+        .await
+        .assert_problem(409, "cycle-exists");
+    app.post(
+        "/api/v1/cycles/2023/transitions",
+        Some(&admin),
+        json!({ "to": "collecting" }),
+    )
+    .await
+    .assert_problem(409, "empty-sample");
+
+    // The office samples the Bangka Belitung units it runs and assigns its assessor.
+    let sample: Vec<Value> = ["19", "19.01", "19.71"]
+        .iter()
+        .flat_map(|e| {
+            [
+                "Dinas Kependudukan dan Pencatatan Sipil",
+                "Dinas Penanaman Modal dan Pelayanan Terpadu Satu Pintu",
+            ]
+            .map(|u| json!({ "entity_code": e, "unit_name": u }))
+        })
+        .collect();
+    let r = app
+        .post(
+            "/api/v1/cycles/2023/sample/bulk",
+            Some(&babel),
+            Value::Array(sample.clone()),
+        )
+        .await;
+    assert_eq!(r.body["created"], 6, "{}", r.text);
+    let r = app
+        .post(
+            "/api/v1/cycles/2023/sample/bulk",
+            Some(&babel),
+            Value::Array(sample),
+        )
+        .await;
+    assert_eq!(
+        r.body["unchanged"], 6,
+        "re-uploading the sample changes nothing"
+    );
+    let units: Vec<i64> = app
+        .get("/api/v1/cycles/2023/sample", Some(&babel))
+        .await
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["unit_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(units.len(), 6);
+    let assignments: Vec<Value> = units
+        .iter()
+        .map(|u| json!({ "unit_id": u, "assessor_id": assessor_id }))
+        .collect();
+    app.post(
+        "/api/v1/cycles/2023/assignments/bulk",
+        Some(&babel),
+        Value::Array(assignments),
+    )
+    .await
+    .assert_ok();
+    let r = app
+        .post(
+            "/api/v1/cycles/2023/transitions",
+            Some(&admin),
+            json!({ "to": "collecting" }),
+        )
+        .await;
+    r.assert_ok();
+
+    // Assessors enter complete data and surveys: the second unit of each entity does less well.
+    let mut submissions = Vec::new();
+    for (i, unit) in units.iter().enumerate() {
+        let level = if i % 2 == 0 { 3 } else { 2 };
+        let r = app
+            .post(
+                "/api/v1/cycles/2023/submissions",
+                Some(&assessor),
+                json!({ "unit_id": unit, "values": all_values(level) }),
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 201, "{}", r.text);
+        assert_eq!(r.body["missing"], json!([]));
+        app.post(
+            &format!("/api/v1/cycles/2023/units/{unit}/survey-responses"),
+            Some(&assessor),
+            survey(if i % 2 == 0 { 0 } else { 3 }),
+        )
+        .await
+        .assert_ok();
+        let id = r.body["id"].as_i64().unwrap();
+        let submitted = act(
+            &app,
+            &format!("/api/v1/submissions/{id}/submit"),
+            &assessor,
+            &etag(&r),
+            None,
+        )
+        .await;
+        submitted.assert_ok();
+        submissions.push((id, etag(&submitted)));
+    }
+
+    // The office returns the first submission with a comment, the assessor fixes and resubmits.
+    let (first, tag) = submissions[0].clone();
+    let r = act(&app, &format!("/api/v1/submissions/{first}/return"), &babel, &tag, Some(json!({
+        "note": "Bukti maklumat pelayanan belum dilampirkan",
+        "comments": [{ "indicator": "service_declaration", "comment": "Lampirkan foto maklumat" }]
+    }))).await;
+    r.assert_ok();
+    assert_eq!(r.body["state"], "returned");
+    let comment = r.body["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["indicator"] == "service_declaration")
+        .unwrap()["review_comment"]
+        .clone();
+    assert_eq!(comment, "Lampirkan foto maklumat");
+    // A stale ETag is refused; a missing one too.
+    app.send(
+        Method::PATCH,
+        &format!("/api/v1/submissions/{first}"),
+        Some(&assessor),
+        Some(json!({ "values": [] })),
+        &[("if-match", &tag)],
+    )
+    .await
+    .assert_problem(412, "precondition-failed");
+    app.send(
+        Method::PATCH,
+        &format!("/api/v1/submissions/{first}"),
+        Some(&assessor),
+        Some(json!({ "values": [] })),
+        &[],
+    )
+    .await
+    .assert_problem(428, "precondition-required");
+    let fixed = app.send(Method::PATCH, &format!("/api/v1/submissions/{first}"), Some(&assessor),
+        Some(json!({ "values": [{ "indicator": "service_declaration", "value": 3, "attachments": ["maklumat.jpg"] }] })), &[("if-match", &etag(&r))]).await;
+    fixed.assert_ok();
+    let resubmitted = act(
+        &app,
+        &format!("/api/v1/submissions/{first}/submit"),
+        &assessor,
+        &etag(&fixed),
+        None,
+    )
+    .await;
+    resubmitted.assert_ok();
+    submissions[0].1 = etag(&resubmitted);
+
+    // Publishing is refused while submissions are unverified.
+    app.post(
+        "/api/v1/cycles/2023/transitions",
+        Some(&admin),
+        json!({ "to": "verifying" }),
+    )
+    .await
+    .assert_ok();
+    app.post(
+        "/api/v1/cycles/2023/transitions",
+        Some(&admin),
+        json!({ "to": "published" }),
+    )
+    .await
+    .assert_problem(409, "unverified-submissions");
+
+    // The office verifies everything; each verification enqueues a recompute job.
+    for (id, tag) in &submissions {
+        let r = act(
+            &app,
+            &format!("/api/v1/submissions/{id}/verify"),
+            &babel,
+            tag,
+            None,
+        )
+        .await;
+        r.assert_ok();
+        let job = app
+            .get(
+                &format!("/api/v1/jobs/{}", r.body["job_id"].as_str().unwrap()),
+                Some(&babel),
+            )
+            .await;
+        job.assert_ok();
+        assert_eq!(
+            (job.body["queue"].as_str(), job.body["status"].as_str()),
+            (Some("recompute"), Some("Pending"))
+        );
+        assert_eq!(
+            job.body["payload"]["unit_id"],
+            r.body["submission"]["unit_id"]
+        );
+    }
+    // A verified submission is locked.
+    let (id, _) = &submissions[1];
+    let current = app
+        .get(&format!("/api/v1/submissions/{id}"), Some(&babel))
+        .await;
+    app.send(
+        Method::PATCH,
+        &format!("/api/v1/submissions/{id}"),
+        Some(&babel),
+        Some(json!({ "values": [] })),
+        &[("if-match", &etag(&current))],
+    )
+    .await
+    .assert_problem(409, "invalid-transition");
+
+    // The recompute the worker would run: results readable by the office before publication.
+    let state = kepatuhan_api::AppState::new(pool.clone()).unwrap();
+    let summary = kepatuhan_api::recompute::recompute_cycle(&state, CycleYear::new(2023).unwrap())
+        .await
+        .unwrap();
+    assert_eq!((summary.units_scored, summary.entities_scored), (6, 3));
+    app.get("/api/v1/cycles/2023/results/entities", None)
+        .await
+        .assert_problem(404, "not-found");
+    let r = app
+        .get("/api/v1/cycles/2023/results/entities", Some(&babel))
+        .await;
+    r.assert_ok();
+
+    // Publish and read the public results.
+    app.post(
+        "/api/v1/cycles/2023/transitions",
+        Some(&admin),
+        json!({ "to": "published" }),
+    )
+    .await
+    .assert_ok();
+    app.post(
+        "/api/v1/cycles/2023/transitions",
+        Some(&admin),
+        json!({ "to": "collecting" }),
+    )
+    .await
+    .assert_problem(409, "invalid-transition");
+    let r = app.get("/api/v1/cycles/2023/results/entities", None).await;
+    r.assert_ok();
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    // Unit at level 3 with a clean survey: 100. Unit at level 2 (0–3 scales) with 3 of 30
+    // reporting maladministration: 75.76 % × 66.67 + 24.24 % × 90 = 72.32. Entity: mean 86.16.
+    for e in items {
+        assert_eq!(e["score"], "86.16", "{e}");
+        assert_eq!(e["grade"]["code"], "B");
+        assert_eq!(e["grade"]["zone"], "green");
+    }
+    let province = items.iter().find(|e| e["code"] == "19").unwrap();
+    assert_eq!(province["national_rank"], json!({ "rank": 1, "of": 1 }));
+    assert_eq!(province["provincial_rank"], Value::Null);
+    let city = items.iter().find(|e| e["code"] == "19.71").unwrap();
+    assert_eq!(
+        city["provincial_rank"],
+        json!({ "rank": 1, "of": 2 }),
+        "ties share the rank"
+    );
+    let regency = items.iter().find(|e| e["code"] == "19.01").unwrap();
+    assert_eq!(regency["provincial_rank"], json!({ "rank": 1, "of": 2 }));
+
+    let units = app
+        .get(
+            "/api/v1/cycles/2023/results/units?entity=19.01&sort=score_asc",
+            None,
+        )
+        .await;
+    let scores: Vec<&str> = units.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["score"].as_str().unwrap())
+        .collect();
+    assert_eq!(scores, ["72.32", "100.00"]);
+    let weakest = &units.body["items"][0];
+    assert_eq!(weakest["grade"], "C");
+    assert!(
+        weakest["deficiencies"].as_array().unwrap().len() > 10,
+        "the unit knows what to fix"
+    );
+    let unit_id = weakest["unit_id"].as_i64().unwrap();
+    let detail = app
+        .get(
+            &format!("/api/v1/cycles/2023/results/units/{unit_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        detail.body["breakdown"][0]["dimensions"][2]["code"],
+        "output"
+    );
+    assert_eq!(detail.body["breakdown"][0]["dimensions"][2]["score"], "90");
+
+    let provinces = app.get("/api/v1/cycles/2023/results/provinces", None).await;
+    assert_eq!(provinces.body[0]["code"], "19");
+    assert_eq!(provinces.body[0]["entities"], 3);
+    assert_eq!(provinces.body[0]["grades"], json!({ "B": 3 }));
+
+    let history = app
+        .get("/api/v1/results/entities/19.01/history", None)
+        .await;
+    assert_eq!(history.body[0]["score"], "86.16");
+
+    // The audit trail tells the story of the returned submission.
+    let trail = app
+        .get(&format!("/api/v1/submissions/{first}/audit"), Some(&babel))
+        .await;
+    let actions: Vec<&str> = trail
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .filter(|a| *a != "value_set")
+        .collect();
+    assert_eq!(
+        actions,
+        ["created", "submitted", "returned", "submitted", "verified"]
+    );
+    let change = trail
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "value_set")
+        .unwrap();
+    assert_eq!(
+        (
+            change["field"].as_str(),
+            change["previous"]["value"].as_i64(),
+            change["current"]["value"].as_i64()
+        ),
+        (Some("service_declaration"), Some(3), Some(3))
+    );
+    assert_eq!(change["current"]["attachments"], json!(["maklumat.jpg"]));
+    // The audit log cannot be rewritten.
+    assert!(
+        sqlx::query("DELETE FROM audit_log")
+            .execute(&pool)
+            .await
+            .is_err()
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn values_are_checked_against_the_methodology(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.seed_reference().await;
+    let admin = app.admin.clone();
+    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2024 }))
+        .await
+        .assert_ok();
+    app.post(
+        "/api/v1/cycles/2024/sample/bulk",
+        Some(&admin),
+        json!([{ "entity_code": "19.01", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" }]),
+    )
+    .await
+    .assert_ok();
+    let unit = app
+        .get("/api/v1/cycles/2024/sample", Some(&admin))
+        .await
+        .body[0]["unit_id"]
+        .as_i64()
+        .unwrap();
+    app.post(
+        "/api/v1/cycles/2024/transitions",
+        Some(&admin),
+        json!({ "to": "collecting" }),
+    )
+    .await
+    .assert_ok();
+    let r = app
+        .post(
+            "/api/v1/cycles/2024/submissions",
+            Some(&admin),
+            json!({ "unit_id": unit, "values": [
+                { "indicator": "knows_ombudsman", "value": 2 },
+                { "indicator": "telepathy", "value": 1 },
+                { "indicator": "waiting_room", "value": 4 },
+                { "indicator": "user_toilet", "value": 1, "not_applicable": true },
+                { "indicator": "parking_area" },
+            ]}),
+        )
+        .await;
+    r.assert_problem(422, "validation-error");
+    assert_eq!(
+        r.fields(),
+        [
+            "values[1].indicator",
+            "values[2].value",
+            "values[3].value",
+            "values[4].value"
+        ]
+    );
+    assert!(
+        r.text
+            .contains("4 is not on the scale of `waiting_room` (0, 1, 2, 3)"),
+        "{}",
+        r.text
+    );
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM submissions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(none, 0, "nothing written");
+
+    let r = app.post("/api/v1/cycles/2024/submissions", Some(&admin), json!({ "unit_id": unit, "values": [{ "indicator": "knows_ombudsman", "not_applicable": true }] })).await;
+    assert_eq!(r.status.as_u16(), 201);
+    let id = r.body["id"].as_i64().unwrap();
+    let s = act(
+        &app,
+        &format!("/api/v1/submissions/{id}/submit"),
+        &admin,
+        &etag(&r),
+        None,
+    )
+    .await;
+    s.assert_problem(422, "validation-error");
+    assert_eq!(s.fields().len(), 32, "every missing indicator is named");
+    app.post(
+        "/api/v1/cycles/2024/units/999999/survey-responses",
+        Some(&admin),
+        survey(0),
+    )
+    .await
+    .assert_problem(404, "not-found");
+    let bad = app.post(&format!("/api/v1/cycles/2024/units/{unit}/survey-responses"), Some(&admin), json!({ "survey": "maladministration_perception", "responses": [{ "respondent": "R1", "answers": { "telepathy": true } }] })).await;
+    assert_eq!(bad.fields(), ["responses[0].answers"]);
+    let csv = "survey,respondent,undue_delay,unofficial_fees\nmaladministration_perception,R1,tidak,tidak\nmaladministration_perception,R2,ya,\n";
+    let r = app
+        .post_raw(
+            &format!("/api/v1/cycles/2024/units/{unit}/survey-responses"),
+            Some(&admin),
+            "text/csv",
+            csv,
+        )
+        .await;
+    assert_eq!(
+        r.body,
+        json!({ "created": 2, "updated": 0, "unchanged": 0 })
+    );
+    let r = app
+        .post_raw(
+            &format!("/api/v1/cycles/2024/units/{unit}/survey-responses"),
+            Some(&admin),
+            "text/csv",
+            csv,
+        )
+        .await;
+    assert_eq!(
+        r.body,
+        json!({ "created": 0, "updated": 0, "unchanged": 2 })
+    );
+    let summary = app
+        .get(
+            &format!("/api/v1/cycles/2024/units/{unit}/survey-responses"),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(summary.body[0]["counts"], json!([1, 1]));
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn every_forbidden_cycle_transition_is_refused(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.seed_reference().await;
+    let admin = app.admin.clone();
+    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2025 }))
+        .await
+        .assert_ok();
+    app.post(
+        "/api/v1/cycles/2025/sample/bulk",
+        Some(&admin),
+        json!([{ "entity_code": "31.71", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" }]),
+    )
+    .await
+    .assert_ok();
+    let to = |s: &str| json!({ "to": s });
+    let path = "/api/v1/cycles/2025/transitions";
+    for bad in ["planning", "verifying", "published"] {
+        app.post(path, Some(&admin), to(bad))
+            .await
+            .assert_problem(409, "invalid-transition");
+    }
+    app.post(path, Some(&admin), to("collecting"))
+        .await
+        .assert_ok();
+    for bad in ["planning", "collecting", "published"] {
+        app.post(path, Some(&admin), to(bad))
+            .await
+            .assert_problem(409, "invalid-transition");
+    }
+    let r = app.post(path, Some(&admin), to("verifying")).await;
+    assert!(
+        r.body["job_id"].is_string(),
+        "closing the window enqueues a full recompute"
+    );
+    app.post(path, Some(&admin), to("planning"))
+        .await
+        .assert_problem(409, "invalid-transition");
+    app.post(path, Some(&admin), to("collecting"))
+        .await
+        .assert_ok();
+    app.post(path, Some(&admin), to("bogus"))
+        .await
+        .assert_problem(422, "validation-error");
+    let babel = app.token("office", Some("babel")).await;
+    app.post(path, Some(&babel), to("verifying"))
+        .await
+        .assert_problem(403, "forbidden");
+    app.post(path, None, to("verifying"))
+        .await
+        .assert_problem(401, "unauthenticated");
+    app.post(
+        "/api/v1/cycles/1999/transitions",
+        Some(&admin),
+        to("collecting"),
+    )
+    .await
+    .assert_problem(404, "not-found");
+    let r = app
+        .post("/api/v1/cycles", Some(&admin), json!({ "year": 2021 }))
+        .await;
+    r.assert_problem(422, "validation-error");
+    assert!(r.text.contains("can only be imported"), "{}", r.text);
+}
