@@ -11,7 +11,8 @@ use kepatuhan_core::scoring::{
     AnswerInput, CycleInput, EntityInput, Sheet, SurveyResponse, SurveyTally, UnitInput,
     deficiencies, score_cycle,
 };
-use kepatuhan_core::{CycleYear, EntityKind, Methodology};
+use kepatuhan_core::scoring::{Grade, Ranks};
+use kepatuhan_core::{CycleYear, EntityKind, Methodology, PublishedScore};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::{Postgres, Transaction};
@@ -139,8 +140,14 @@ pub async fn recompute_cycle_in(
     )
     .execute(&mut **tx)
     .await?;
-    let entities_scored =
-        write_entity_results(tx, y, revision, cycle.input_revision, &entity_ids, &result).await?;
+    let entities_scored = write_entity_results(
+        tx,
+        y,
+        revision,
+        cycle.input_revision,
+        &entity_rows(&entity_ids, &result),
+    )
+    .await?;
     Ok(RecomputeSummary {
         revision,
         input_revision: cycle.input_revision,
@@ -227,14 +234,44 @@ async fn load_inputs(
     Ok((CycleInput { year, entities }, entity_ids, unit_rows))
 }
 
+/// A scored entity, ready to store.
+#[derive(Debug, Clone)]
+pub(crate) struct EntityRow {
+    pub entity_id: i64,
+    pub score: PublishedScore,
+    pub grade: Grade,
+    pub ranks: Ranks,
+    pub units_scored: i32,
+}
+
+/// The scored entities of a cycle result, with their database ids.
+fn entity_rows(
+    entity_ids: &[i64],
+    result: &kepatuhan_core::scoring::CycleResult,
+) -> Vec<EntityRow> {
+    entity_ids
+        .iter()
+        .zip(&result.entities)
+        .filter_map(|(id, e)| {
+            Some(EntityRow {
+                entity_id: *id,
+                score: e.score?,
+                grade: e.grade.clone()?,
+                ranks: e.ranks?,
+                units_scored: i32::try_from(e.units.iter().filter(|u| u.score.is_some()).count())
+                    .unwrap_or(i32::MAX),
+            })
+        })
+        .collect()
+}
+
 /// Writes entity result rows (scored entities only) and returns how many.
 pub(crate) async fn write_entity_results(
     tx: &mut Transaction<'_, Postgres>,
     year: i32,
     revision: i32,
     input_revision: i64,
-    entity_ids: &[i64],
-    result: &kepatuhan_core::scoring::CycleResult,
+    rows: &[EntityRow],
 ) -> ApiResult<usize> {
     let mut ids = Vec::new();
     let mut scores = Vec::new();
@@ -247,11 +284,15 @@ pub(crate) async fn write_entity_results(
     let mut p_rank: Vec<Option<i32>> = Vec::new();
     let mut p_of: Vec<Option<i32>> = Vec::new();
     let mut units_scored = Vec::new();
-    for (id, e) in entity_ids.iter().zip(&result.entities) {
-        let (Some(score), Some(grade), Some(ranks)) = (e.score, &e.grade, e.ranks) else {
-            continue;
-        };
-        ids.push(*id);
+    for EntityRow {
+        entity_id,
+        score,
+        grade,
+        ranks,
+        units_scored: n,
+    } in rows
+    {
+        ids.push(*entity_id);
         scores.push(score.value());
         codes.push(grade.code.clone());
         labels.push(grade.label.clone());
@@ -269,9 +310,7 @@ pub(crate) async fn write_entity_results(
                 .provincial
                 .map(|r| i32::try_from(r.of).unwrap_or(i32::MAX)),
         );
-        units_scored.push(
-            i32::try_from(e.units.iter().filter(|u| u.score.is_some()).count()).unwrap_or(i32::MAX),
-        );
+        units_scored.push(*n);
     }
     sqlx::query!(
         "INSERT INTO entity_results (cycle_year, revision, entity_id, score, grade_code, grade_label, zone, award_eligible,

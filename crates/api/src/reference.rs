@@ -644,7 +644,7 @@ async fn bulk_units(
 
 /// Checks an entity's province and Kemendagri code: ministries and agencies have no province;
 /// a province's code is its province code; a city's or regency's is `PP.NN` in its province.
-fn kemendagri_problem(
+pub(crate) fn kemendagri_problem(
     e: &Entity,
     code: &str,
     known: &HashSet<String>,

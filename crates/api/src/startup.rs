@@ -15,7 +15,9 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Settings;
 use crate::problem::{self, Problem, REQUEST_ID};
-use crate::{AppState, cycles, jobs, methodologies, reference, results, submissions, surveys};
+use crate::{
+    AppState, cycles, imports, jobs, methodologies, reference, results, submissions, surveys,
+};
 
 /// The migrations under the top-level `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
@@ -54,7 +56,8 @@ pub fn build_router(state: AppState, settings: &Settings) -> Router {
                 .merge(submissions::router())
                 .merge(jobs::router())
                 .merge(results::router())
-                .merge(surveys::router()),
+                .merge(surveys::router())
+                .merge(imports::router()),
         )
         .fallback(problem::not_found)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

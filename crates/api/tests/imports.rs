@@ -1,0 +1,185 @@
+//! Importing published scores of past cycles; year-on-year comparison from the first day.
+
+mod common;
+
+use common::TestApp;
+use serde_json::json;
+use sqlx::PgPool;
+
+const Y2021: &str = "entity_code,entity_kind,entity_name,province_code,unit_name,score\n\
+19.01,regency,Pemerintah Kabupaten Bangka,19,Dinas Kependudukan dan Pencatatan Sipil,\"60,48\"\n\
+19.01,regency,Pemerintah Kabupaten Bangka,19,Puskesmas Sungailiat,\"55,00\"\n\
+19.71,city,Pemerintah Kota Pangkalpinang,19,Dinas Kependudukan dan Pencatatan Sipil,82.5\n";
+
+const Y2022: &str = "entity_code,entity_kind,entity_name,province_code,unit_name,score\n\
+19.01,regency,Pemerintah Kabupaten Bangka,19,Dinas Kependudukan dan Pencatatan Sipil,\"95,32\"\n\
+19.01,regency,Pemerintah Kabupaten Bangka,19,Puskesmas Sungailiat,\"88,00\"\n\
+19.71,city,Pemerintah Kota Pangkalpinang,19,Dinas Kependudukan dan Pencatatan Sipil,77.99\n\
+19.02,regency,Pemerintah Kabupaten Belitung,19,Dinas Kependudukan dan Pencatatan Sipil,91.66\n\
+KEMENKES,ministry,Kementerian Kesehatan,,Direktorat Jenderal Pelayanan Kesehatan,70\n";
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn past_scores_are_imported_graded_ranked_and_compared(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.seed_reference().await;
+    let admin = Some(app.admin.as_str());
+
+    let r = app
+        .post_raw("/api/v1/cycles/2021/import", admin, "text/csv", Y2021)
+        .await;
+    r.assert_ok();
+    assert_eq!(
+        (
+            r.body["units"].as_i64(),
+            r.body["entities"].as_i64(),
+            r.body["units_created"].as_i64()
+        ),
+        (Some(3), Some(2), Some(1))
+    );
+    let r = app
+        .post_raw("/api/v1/cycles/2022/import", admin, "text/csv", Y2022)
+        .await;
+    r.assert_ok();
+    assert_eq!(
+        (
+            r.body["entities_created"].as_i64(),
+            r.body["revision"].as_i64(),
+            r.body["changed"].as_bool()
+        ),
+        (Some(1), Some(1), Some(true))
+    );
+
+    // Imported cycles are published: anyone can read them.
+    let cycle = app.get("/api/v1/cycles/2022", None).await;
+    assert_eq!(
+        (
+            cycle.body["state"].as_str(),
+            cycle.body["imported"].as_bool(),
+            cycle.body["methodology"].as_str()
+        ),
+        (Some("published"), Some(true), Some("ori-2022"))
+    );
+    let r = app
+        .get("/api/v1/cycles/2022/results/entities?kind=regency", None)
+        .await;
+    let items = r.body["items"].as_array().unwrap();
+    let codes: Vec<&str> = items.iter().map(|e| e["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["19.01", "19.02"], "best first");
+    let bangka = &items[0];
+    // (95.32 + 88.00) / 2 = 91.66, same as Belitung's: they share rank 1.
+    assert_eq!(bangka["score"], "91.66");
+    assert_eq!(items[1]["national_rank"], json!({ "rank": 1, "of": 2 }));
+    assert_eq!(bangka["national_rank"], json!({ "rank": 1, "of": 2 }));
+    assert_eq!(
+        bangka["provincial_rank"],
+        json!({ "rank": 1, "of": 3 }),
+        "cities and regencies together"
+    );
+    assert_eq!(
+        bangka["grade"],
+        json!({ "code": "A", "label": "Kualitas Tertinggi", "zone": "green" })
+    );
+    // 2021 (zones) → 2022 (grades): 57.74 kuning → 91.66 green is a move up, compared by zone.
+    assert_eq!(bangka["previous"]["year"], 2021);
+    assert_eq!(bangka["previous"]["score"], "57.74");
+    assert_eq!(bangka["previous"]["grade"]["code"], "kuning");
+    assert_eq!(bangka["previous"]["delta"], "33.92");
+    assert_eq!(bangka["previous"]["movement"], "up");
+    let city = app
+        .get("/api/v1/cycles/2022/results/entities?kind=city", None)
+        .await;
+    assert_eq!(city.body["items"][0]["grade"]["code"], "C", "77.99 is C");
+    assert_eq!(
+        city.body["items"][0]["previous"]["movement"], "down",
+        "hijau 82.50 → kuning"
+    );
+    let ministry = app
+        .get("/api/v1/cycles/2022/results/entities?kind=ministry", None)
+        .await;
+    assert_eq!(ministry.body["items"][0]["provincial_rank"], json!(null));
+
+    let history = app
+        .get("/api/v1/results/entities/19.01/history", None)
+        .await;
+    let years: Vec<i64> = history
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["year"].as_i64().unwrap())
+        .collect();
+    assert_eq!(years, [2021, 2022]);
+
+    // Re-importing the same file changes nothing; a corrected file makes a new revision.
+    let again = app
+        .post_raw("/api/v1/cycles/2022/import", admin, "text/csv", Y2022)
+        .await;
+    assert_eq!(
+        (
+            again.body["changed"].as_bool(),
+            again.body["revision"].as_i64()
+        ),
+        (Some(false), Some(1))
+    );
+    let corrected = Y2022.replace("77.99", "78.00");
+    let r = app
+        .post_raw("/api/v1/cycles/2022/import", admin, "text/csv", corrected)
+        .await;
+    assert_eq!(
+        (r.body["changed"].as_bool(), r.body["revision"].as_i64()),
+        (Some(true), Some(2))
+    );
+    let city = app
+        .get("/api/v1/cycles/2022/results/entities?kind=city", None)
+        .await;
+    assert_eq!(city.body["items"][0]["grade"]["code"], "B");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn bad_import_files_are_refused_whole(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.seed_reference().await;
+    let admin = Some(app.admin.as_str());
+    let bad = "entity_code,entity_kind,entity_name,province_code,unit_name,score\n\
+19.01,regency,Pemerintah Kabupaten Bangka,19,Dinas A,100.5\n\
+19.09,regency,Kabupaten Baru,31,Dinas B,80\n\
+19.01,regency,Pemerintah Kabupaten Bangka,19,Dinas A,70\n\
+19.01,city,Pemerintah Kabupaten Bangka,19,Dinas C,70.123\n";
+    let r = app
+        .post_raw("/api/v1/cycles/2022/import", admin, "text/csv", bad)
+        .await;
+    r.assert_problem(422, "validation-error");
+    assert_eq!(
+        r.fields(),
+        [
+            "line 2: score",
+            "line 3: code",
+            "line 4: unit_name",
+            "line 5: entity_kind",
+            "line 5: score"
+        ]
+    );
+    let cycles: i64 = sqlx::query_scalar("SELECT count(*) FROM cycles")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(cycles, 0, "nothing written");
+    let r = app.post_raw("/api/v1/cycles/2022/import", admin, "text/csv", "entity_code,entity_kind,entity_name,province_code,unit_name,score\n19.01,village,x,19,y,1\n").await;
+    r.assert_problem(422, "validation-error");
+    let babel = app.token("office", Some("babel")).await;
+    app.post_raw(
+        "/api/v1/cycles/2022/import",
+        Some(&babel),
+        "text/csv",
+        Y2022,
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    // A live cycle cannot be overwritten by an import.
+    app.post("/api/v1/cycles", admin, json!({ "year": 2024 }))
+        .await
+        .assert_ok();
+    app.post_raw("/api/v1/cycles/2024/import", admin, "text/csv", Y2022)
+        .await
+        .assert_problem(409, "cycle-not-imported");
+}
