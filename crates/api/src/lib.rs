@@ -11,6 +11,7 @@ pub mod config;
 pub mod cycles;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod imports;
 pub mod jobs;
 pub mod methodologies;

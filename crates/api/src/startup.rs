@@ -16,7 +16,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::Settings;
 use crate::problem::{self, Problem, REQUEST_ID};
 use crate::{
-    AppState, cycles, imports, jobs, methodologies, reference, results, submissions, surveys,
+    AppState, cycles, idempotency, imports, jobs, methodologies, reference, results, submissions,
+    surveys,
 };
 
 /// The migrations under the top-level `migrations/`, embedded in the binary.
@@ -57,7 +58,11 @@ pub fn build_router(state: AppState, settings: &Settings) -> Router {
                 .merge(jobs::router())
                 .merge(results::router())
                 .merge(surveys::router())
-                .merge(imports::router()),
+                .merge(imports::router())
+                .layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    idempotency::idempotency,
+                )),
         )
         .fallback(problem::not_found)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))

@@ -242,3 +242,63 @@ async fn tokens_are_stored_hashed(pool: PgPool) {
     );
     assert_eq!(hashes[0], kepatuhan_api::auth::hash_token(&app.admin));
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn idempotency_keys_replay_and_refuse_reuse(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = Some(app.admin.as_str());
+    let body = json!({ "year": 2024, "opens_on": "2024-06-01", "closes_on": "2024-09-30" });
+    let first = app
+        .send(
+            Method::POST,
+            "/api/v1/cycles",
+            admin,
+            Some(body.clone()),
+            &[("idempotency-key", "create-2024")],
+        )
+        .await;
+    assert_eq!(first.status.as_u16(), 201, "{}", first.text);
+    let replay = app
+        .send(
+            Method::POST,
+            "/api/v1/cycles",
+            admin,
+            Some(body.clone()),
+            &[("idempotency-key", "create-2024")],
+        )
+        .await;
+    assert_eq!(
+        replay.status.as_u16(),
+        201,
+        "the original answer, not a 409"
+    );
+    assert_eq!(replay.body, first.body);
+    assert_eq!(replay.headers.get("idempotent-replayed").unwrap(), "true");
+    let other = app
+        .send(
+            Method::POST,
+            "/api/v1/cycles",
+            admin,
+            Some(json!({ "year": 2025 })),
+            &[("idempotency-key", "create-2024")],
+        )
+        .await;
+    other.assert_problem(422, "idempotency-key-reused");
+    // Keys belong to their caller: another admin's same key is a new request.
+    let other_admin = app.token("admin", None).await;
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/cycles",
+            Some(&other_admin),
+            Some(body),
+            &[("idempotency-key", "create-2024")],
+        )
+        .await;
+    r.assert_problem(409, "cycle-exists");
+    let cycles: i64 = sqlx::query_scalar("SELECT count(*) FROM cycles")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(cycles, 1);
+}
