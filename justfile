@@ -59,3 +59,7 @@ prepare: postgres
     for f in "$apalis"/migrations/*.sql; do psql -q -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres -d "$db" -f "$f" >/dev/null 2>&1; done
     sqlx migrate run --source migrations -D "$url"
     SQLX_OFFLINE=false DATABASE_URL="$url" cargo sqlx prepare --workspace -- --all-targets
+
+# Regenerate docs/openapi.json from the code (a test fails when it is stale).
+openapi:
+    cargo run -q -p kepatuhan-api -- openapi > docs/openapi.json

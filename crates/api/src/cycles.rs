@@ -13,10 +13,8 @@
 //! States: `planning → collecting ⇄ verifying → published`. Every other move is refused with a
 //! `409 invalid-transition` problem that lists the allowed ones.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use chrono::NaiveDate;
 use kepatuhan_core::{CycleYear, methodology::Aggregation};
 use serde::{Deserialize, Serialize};
@@ -26,19 +24,20 @@ use crate::auth::{Actor, Scope};
 use crate::bulk::{Bulk, BulkOutcome};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::problem::FieldError;
+use crate::problem::{FieldError, Problem};
 use crate::{jobs, recompute};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/cycles", post(create).get(list))
-        .route("/cycles/{year}", get(show))
-        .route("/cycles/{year}/transitions", post(transition))
-        .route("/cycles/{year}/sample", get(list_sample))
-        .route("/cycles/{year}/sample/bulk", post(bulk_sample))
-        .route("/cycles/{year}/assignments/bulk", post(bulk_assignments))
-        .route("/assessors", get(list_assessors))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show))
+        .routes(routes!(transition))
+        .routes(routes!(list_sample))
+        .routes(routes!(bulk_sample))
+        .routes(routes!(bulk_assignments))
+        .routes(routes!(list_assessors))
 }
 
 /// The state of a cycle.
@@ -163,6 +162,10 @@ pub async fn load(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult
     })
 }
 
+/// Create a cycle.
+///
+/// Who may call: admin.
+#[utoipa::path(post, path = "/cycles", tag = "cycles", request_body(content = NewCycle, content_type = "application/json"), responses((status = 201, description = "Success", body = Cycle), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -235,6 +238,10 @@ async fn create(
     Ok((StatusCode::CREATED, Json(load(&state, &actor, year).await?)))
 }
 
+/// List cycles.
+///
+/// Who may call: anyone (public: published cycles only).
+#[utoipa::path(get, path = "/cycles", tag = "cycles", responses((status = 200, description = "Success", body = Vec<Cycle>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Cycle>>> {
     let years = sqlx::query_scalar!(
         "SELECT year FROM cycles WHERE $1 OR state = 'published' ORDER BY year DESC",
@@ -249,6 +256,10 @@ async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec
     Ok(Json(out))
 }
 
+/// A cycle.
+///
+/// Who may call: anyone (public: published cycles only).
+#[utoipa::path(get, path = "/cycles/{year}", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Cycle), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,
@@ -266,6 +277,10 @@ pub struct TransitionOutcome {
     pub job_id: Option<String>,
 }
 
+/// Move a cycle to another state.
+///
+/// Who may call: admin.
+#[utoipa::path(post, path = "/cycles/{year}/transitions", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Transition, content_type = "application/json"), responses((status = 200, description = "Success", body = TransitionOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn transition(
     State(state): State<AppState>,
     actor: Actor,
@@ -421,6 +436,10 @@ pub struct SampledUnit {
     pub submission_state: Option<String>,
 }
 
+/// Add units to the sample (JSON or CSV `entity_code,unit_name,office`).
+///
+/// Who may call: admin, office (units of its provinces it runs).
+#[utoipa::path(post, path = "/cycles/{year}/sample/bulk", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Vec<SampleInput>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_sample(
     State(state): State<AppState>,
     actor: Actor,
@@ -549,6 +568,10 @@ pub async fn sample_rows(
         .collect())
 }
 
+/// The sampled units.
+///
+/// Who may call: admin, office (its provinces), assessor (its assigned units, collecting).
+#[utoipa::path(get, path = "/cycles/{year}/sample", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Vec<SampledUnit>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_sample(
     State(state): State<AppState>,
     actor: Actor,
@@ -569,6 +592,10 @@ pub struct AssignmentInput {
     pub assessor_id: i64,
 }
 
+/// Assign assessors to sampled units.
+///
+/// Who may call: admin, office (its provinces and its own assessors).
+#[utoipa::path(post, path = "/cycles/{year}/assignments/bulk", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Vec<AssignmentInput>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_assignments(
     State(state): State<AppState>,
     actor: Actor,
@@ -656,6 +683,10 @@ pub struct Assessor {
     pub office: Option<String>,
 }
 
+/// List assessors.
+///
+/// Who may call: admin (all), office (its own).
+#[utoipa::path(get, path = "/assessors", tag = "cycles", responses((status = 200, description = "Success", body = Vec<Assessor>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_assessors(
     State(state): State<AppState>,
     actor: Actor,

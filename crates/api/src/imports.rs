@@ -15,9 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
 use kepatuhan_core::scoring::{RankInput, grade, mean_published, rank_entities};
 use kepatuhan_core::{EntityKind, PublishedScore};
 use rust_decimal::Decimal;
@@ -29,13 +27,14 @@ use crate::bulk::Bulk;
 use crate::cycles;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::problem::FieldError;
+use crate::problem::{FieldError, Problem};
 use crate::recompute::{EntityRow, write_entity_results};
 use crate::reference::{Entity, kemendagri_problem};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/cycles/{year}/import", post(import))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(import))
 }
 
 /// One imported unit score.
@@ -166,6 +165,10 @@ fn parse_rows(body: &Bulk<ImportRow>, known: &HashSet<String>) -> Result<Vec<Par
     }
 }
 
+/// Import published unit scores of a past cycle (CSV or JSON).
+///
+/// Who may call: admin.
+#[utoipa::path(post, path = "/cycles/{year}/import", tag = "imports", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Vec<ImportRow>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = ImportOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn import(
     State(state): State<AppState>,
     actor: Actor,

@@ -11,9 +11,7 @@
 //! |---|---|
 //! | `GET /jobs/{id}` | admin, office |
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use kepatuhan_core::CycleYear;
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
@@ -22,10 +20,12 @@ use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
+use crate::problem::Problem;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/jobs/{id}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show))
 }
 
 /// A job payload with its queue.
@@ -134,6 +134,10 @@ pub struct JobStatus {
     pub progress: Option<serde_json::Value>,
 }
 
+/// A background job's state.
+///
+/// Who may call: admin, office.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "Job id")), responses((status = 200, description = "Success", body = JobStatus), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,

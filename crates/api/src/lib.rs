@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod imports;
 pub mod jobs;
 pub mod methodologies;
+pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod recompute;

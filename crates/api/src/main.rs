@@ -24,6 +24,8 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Print the OpenAPI document (as committed in docs/openapi.json).
+    Openapi,
     /// Validate a methodology file (TOML or JSON) and list every problem with its path.
     CheckMethodology {
         /// The file to check.
@@ -63,8 +65,13 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
-    if let Command::CheckMethodology { file } = &command {
-        return check(file);
+    match &command {
+        Command::CheckMethodology { file } => return check(file),
+        Command::Openapi => {
+            print!("{}", kepatuhan_api::openapi::document_json());
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
     }
     let settings = match Settings::from_env() {
         Ok(s) => s,
@@ -124,7 +131,9 @@ async fn run(
             tracing::info!("stopped");
             Ok(())
         }
-        Command::CheckMethodology { .. } => unreachable!("handled before connecting"),
+        Command::CheckMethodology { .. } | Command::Openapi => {
+            unreachable!("handled before connecting")
+        }
     }
 }
 

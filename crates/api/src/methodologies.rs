@@ -1,37 +1,43 @@
 //! `GET /api/v1/methodologies`: the shipped methodologies, public.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use kepatuhan_core::{CycleYear, Methodology};
 use serde::Serialize;
 
 use crate::AppState;
 use crate::problem::Problem;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module. Who may call: anyone (methodologies are public documents).
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/methodologies", get(list))
-        .route("/methodologies/{code}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
 }
 
 /// One line of the methodology list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     /// Stable code.
     pub code: String,
     /// Human name.
     pub name: String,
     /// First cycle year.
+    #[schema(value_type = i32)]
     pub first_year: CycleYear,
     /// Last cycle year, if closed.
+    #[schema(value_type = Option<i32>)]
     pub last_year: Option<CycleYear>,
     /// Number of assessed indicators.
     pub indicators: usize,
 }
 
+/// List the shipped methodologies.
+///
+/// Who may call: anyone.
+#[utoipa::path(get, path = "/methodologies", tag = "methodologies", responses((status = 200, description = "Success", body = Vec<Summary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn list(State(state): State<AppState>) -> Json<Vec<Summary>> {
     Json(
         state
@@ -48,6 +54,10 @@ async fn list(State(state): State<AppState>) -> Json<Vec<Summary>> {
     )
 }
 
+/// A methodology's full tree.
+///
+/// Who may call: anyone.
+#[utoipa::path(get, path = "/methodologies/{code}", tag = "methodologies", params(("code" = String, Path, description = "Methodology code")), responses((status = 200, description = "Success", body = serde_json::Value), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
     Path(code): Path<String>,

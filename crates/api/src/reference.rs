@@ -14,9 +14,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use kepatuhan_core::EntityKind;
 use serde::{Deserialize, Serialize};
 
@@ -26,20 +24,21 @@ use crate::bulk::{Bulk, BulkOutcome};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{self, Page};
-use crate::problem::FieldError;
+use crate::problem::{FieldError, Problem};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/provinces", get(list_provinces))
-        .route("/provinces/bulk", post(bulk_provinces))
-        .route("/offices", get(list_offices))
-        .route("/offices/bulk", post(bulk_offices))
-        .route("/entities", get(list_entities))
-        .route("/entities/bulk", post(bulk_entities))
-        .route("/entities/{code}", get(show_entity))
-        .route("/entities/{code}/units", get(list_units))
-        .route("/units/bulk", post(bulk_units))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_provinces))
+        .routes(routes!(bulk_provinces))
+        .routes(routes!(list_offices))
+        .routes(routes!(bulk_offices))
+        .routes(routes!(list_entities))
+        .routes(routes!(bulk_entities))
+        .routes(routes!(show_entity))
+        .routes(routes!(list_units))
+        .routes(routes!(bulk_units))
 }
 
 /// A province.
@@ -153,6 +152,10 @@ fn is_province_code(code: &str) -> bool {
     code.len() == 2 && code.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// List provinces.
+///
+/// Who may call: anyone.
+#[utoipa::path(get, path = "/provinces", tag = "reference", responses((status = 200, description = "Success", body = Vec<Province>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn list_provinces(State(state): State<AppState>) -> ApiResult<Json<Vec<Province>>> {
     let rows = sqlx::query_as!(Province, "SELECT code, name FROM provinces ORDER BY code")
         .fetch_all(&state.pool)
@@ -160,6 +163,10 @@ async fn list_provinces(State(state): State<AppState>) -> ApiResult<Json<Vec<Pro
     Ok(Json(rows))
 }
 
+/// Create or update provinces (JSON array or CSV `code,name`).
+///
+/// Who may call: admin.
+#[utoipa::path(post, path = "/provinces/bulk", tag = "reference", request_body(content = Vec<Province>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_provinces(
     State(state): State<AppState>,
     actor: Actor,
@@ -212,6 +219,10 @@ fn outcome(total: usize, inserted: &[bool]) -> BulkOutcome {
     }
 }
 
+/// List regional offices.
+///
+/// Who may call: admin (all), office (its own).
+#[utoipa::path(get, path = "/offices", tag = "reference", responses((status = 200, description = "Success", body = Vec<Office>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_offices(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Office>>> {
     let only = match &actor {
         Actor::Admin { .. } => None,
@@ -243,6 +254,10 @@ async fn list_offices(State(state): State<AppState>, actor: Actor) -> ApiResult<
     ))
 }
 
+/// Create or update regional offices (JSON or CSV `code,name,provinces` with `;` between provinces).
+///
+/// Who may call: admin.
+#[utoipa::path(post, path = "/offices/bulk", tag = "reference", request_body(content = Vec<Office>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_offices(
     State(state): State<AppState>,
     actor: Actor,
@@ -359,6 +374,10 @@ pub struct EntityFilter {
     pub cursor: Option<String>,
 }
 
+/// List entities.
+///
+/// Who may call: admin (all), office (its provinces), assessor (entities of its assigned units, collecting cycles).
+#[utoipa::path(get, path = "/entities", tag = "reference", params(EntityFilter), responses((status = 200, description = "Success", body = Page<Entity>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_entities(
     State(state): State<AppState>,
     actor: Actor,
@@ -433,6 +452,10 @@ pub async fn visible_entity(
     ))
 }
 
+/// An entity with its units.
+///
+/// Who may call: as for the entity list; others get 404.
+#[utoipa::path(get, path = "/entities/{code}", tag = "reference", params(("code" = String, Path, description = "Entity code")), responses((status = 200, description = "Success", body = EntityDetail), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn show_entity(
     State(state): State<AppState>,
     actor: Actor,
@@ -444,6 +467,10 @@ async fn show_entity(
     Ok(Json(EntityDetail { entity, units }))
 }
 
+/// The units of an entity.
+///
+/// Who may call: as for the entity list; others get 404.
+#[utoipa::path(get, path = "/entities/{code}/units", tag = "reference", params(("code" = String, Path, description = "Entity code")), responses((status = 200, description = "Success", body = Vec<Unit>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_units(
     State(state): State<AppState>,
     actor: Actor,
@@ -491,6 +518,10 @@ fn writable_province(actor: &Actor, province: Option<&str>) -> bool {
     matches!(actor, Actor::Admin { .. }) || actor.covers_province(province)
 }
 
+/// Create or update entities (JSON or CSV `code,kind,name,province_code`).
+///
+/// Who may call: admin (all), office (its provinces).
+#[utoipa::path(post, path = "/entities/bulk", tag = "reference", request_body(content = Vec<Entity>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_entities(
     State(state): State<AppState>,
     actor: Actor,
@@ -570,6 +601,10 @@ async fn bulk_entities(
     Ok(Json(outcome(body.rows.len(), &inserted)))
 }
 
+/// Create or update units (JSON or CSV `entity_code,name,kind,active`).
+///
+/// Who may call: admin (all), office (its provinces).
+#[utoipa::path(post, path = "/units/bulk", tag = "reference", request_body(content = Vec<UnitInput>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_units(
     State(state): State<AppState>,
     actor: Actor,

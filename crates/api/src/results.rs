@@ -8,9 +8,7 @@
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use kepatuhan_core::scoring::{BandMovement, year_on_year};
 use kepatuhan_core::{CycleYear, PublishedScore};
 use rust_decimal::Decimal;
@@ -22,15 +20,17 @@ use crate::cycles::{self, CycleState};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{self, Page};
+use crate::problem::Problem;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/cycles/{year}/results/entities", get(entities))
-        .route("/cycles/{year}/results/units", get(units))
-        .route("/cycles/{year}/results/units/{unit_id}", get(unit))
-        .route("/cycles/{year}/results/provinces", get(provinces))
-        .route("/results/entities/{code}/history", get(history))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(entities))
+        .routes(routes!(units))
+        .routes(routes!(unit))
+        .routes(routes!(provinces))
+        .routes(routes!(history))
 }
 
 /// Who sees which results of a cycle: `None` provinces = all.
@@ -166,6 +166,10 @@ fn sort_key(sort: Option<&str>) -> ApiResult<&'static str> {
     }
 }
 
+/// Entity results with grades, ranks and year-on-year.
+///
+/// Who may call: anyone once published; before: admin, office (its provinces).
+#[utoipa::path(get, path = "/cycles/{year}/results/entities", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ResultFilter), responses((status = 200, description = "Success", body = Page<EntityResultView>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn entities(
     State(state): State<AppState>,
     actor: Actor,
@@ -329,6 +333,10 @@ pub struct UnitResultView {
     pub computed_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// Unit results with breakdown and deficiencies.
+///
+/// Who may call: anyone once published; before: admin, office (its provinces).
+#[utoipa::path(get, path = "/cycles/{year}/results/units", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ResultFilter), responses((status = 200, description = "Success", body = Page<UnitResultView>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn units(
     State(state): State<AppState>,
     actor: Actor,
@@ -373,6 +381,10 @@ async fn units(
     Ok(Json(page))
 }
 
+/// One unit's result.
+///
+/// Who may call: anyone once published; before: admin, office (its provinces).
+#[utoipa::path(get, path = "/cycles/{year}/results/units/{unit_id}", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), responses((status = 200, description = "Success", body = UnitResultView), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn unit(
     State(state): State<AppState>,
     actor: Actor,
@@ -414,6 +426,10 @@ pub struct ProvinceSummary {
     pub grades: serde_json::Value,
 }
 
+/// Per-province summary.
+///
+/// Who may call: anyone once published; before: admin, office (its provinces).
+#[utoipa::path(get, path = "/cycles/{year}/results/provinces", tag = "results", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Vec<ProvinceSummary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn provinces(
     State(state): State<AppState>,
     actor: Actor,
@@ -469,6 +485,10 @@ pub struct HistoryEntry {
     pub provincial_rank: Option<RankView>,
 }
 
+/// An entity's results across cycles.
+///
+/// Who may call: anyone (published cycles); admin and offices also unpublished ones in scope.
+#[utoipa::path(get, path = "/results/entities/{code}/history", tag = "results", params(("code" = String, Path, description = "Entity code")), responses((status = 200, description = "Success", body = Vec<HistoryEntry>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn history(
     State(state): State<AppState>,
     actor: Actor,

@@ -12,13 +12,11 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
+use utoipa_scalar::{Scalar, Servable};
 
 use crate::config::Settings;
 use crate::problem::{self, Problem, REQUEST_ID};
-use crate::{
-    AppState, cycles, idempotency, imports, jobs, methodologies, reference, results, submissions,
-    surveys,
-};
+use crate::{AppState, idempotency};
 
 /// The migrations under the top-level `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
@@ -43,27 +41,25 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application with its middleware.
 pub fn build_router(state: AppState, settings: &Settings) -> Router {
+    let (api, _) = crate::openapi::api_router()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
+        .split_for_parts();
+    let doc = crate::openapi::document();
     Router::new()
         .route(
             "/health/live",
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/health/ready", get(ready))
-        .nest(
-            "/api/v1",
-            methodologies::router()
-                .merge(reference::router())
-                .merge(cycles::router())
-                .merge(submissions::router())
-                .merge(jobs::router())
-                .merge(results::router())
-                .merge(surveys::router())
-                .merge(imports::router())
-                .layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    idempotency::idempotency,
-                )),
+        .nest("/api/v1", api)
+        .route(
+            "/openapi.json",
+            get(move || std::future::ready(axum::Json(doc.clone()))),
         )
+        .merge(Scalar::with_url("/docs", crate::openapi::document()))
         .fallback(problem::not_found)
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

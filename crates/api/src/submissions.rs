@@ -16,11 +16,9 @@
 
 use std::collections::HashSet;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use kepatuhan_core::{CycleYear, Methodology};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
@@ -31,17 +29,18 @@ use crate::cycles::{self, CycleState};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::jobs;
-use crate::problem::FieldError;
+use crate::problem::{FieldError, Problem};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/cycles/{year}/submissions", post(create).get(list))
-        .route("/submissions/{id}", get(show).patch(update))
-        .route("/submissions/{id}/submit", post(submit))
-        .route("/submissions/{id}/return", post(return_))
-        .route("/submissions/{id}/verify", post(verify))
-        .route("/submissions/{id}/audit", get(audit_handler))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, update))
+        .routes(routes!(submit))
+        .routes(routes!(return_))
+        .routes(routes!(verify))
+        .routes(routes!(audit_trail))
 }
 
 /// One indicator value as sent by an assessor.
@@ -447,6 +446,10 @@ fn may_edit(actor: &Actor, cycle: CycleState) -> ApiResult<()> {
     }
 }
 
+/// Create a unit's submission (draft).
+///
+/// Who may call: assessor (assigned unit, collecting), office (its provinces), admin.
+#[utoipa::path(post, path = "/cycles/{year}/submissions", tag = "submissions", params(("year" = i64, Path, description = "Cycle year")), request_body(content = NewSubmission, content_type = "application/json"), responses((status = 201, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -537,6 +540,10 @@ pub struct SubmissionSummary {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// List submissions.
+///
+/// Who may call: admin, office (its provinces), assessor (assigned units, collecting).
+#[utoipa::path(get, path = "/cycles/{year}/submissions", tag = "submissions", params(("year" = i64, Path, description = "Cycle year"), SubmissionFilter), responses((status = 200, description = "Success", body = Vec<SubmissionSummary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -568,6 +575,10 @@ async fn list(
     Ok(Json(rows))
 }
 
+/// A submission.
+///
+/// Who may call: admin, office (its provinces), assessor (assigned units, collecting); ETag in the response.
+#[utoipa::path(get, path = "/submissions/{id}", tag = "submissions", params(("id" = i64, Path, description = "Submission id")), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,
@@ -614,6 +625,10 @@ async fn bump(tx: &mut Transaction<'_, Postgres>, id: i64, new_state: &str) -> A
     Ok(())
 }
 
+/// Set indicator values.
+///
+/// Who may call: assessor (collecting), office, admin; draft or returned only.
+#[utoipa::path(patch, path = "/submissions/{id}", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), request_body(content = ValuesUpdate, content_type = "application/json"), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     actor: Actor,
@@ -637,6 +652,10 @@ async fn update(
     Ok(with_etag(StatusCode::OK, read(&state, &actor, id).await?))
 }
 
+/// Submit for verification (every indicator answered).
+///
+/// Who may call: assessor, office, admin.
+#[utoipa::path(post, path = "/submissions/{id}/submit", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn submit(
     State(state): State<AppState>,
     actor: Actor,
@@ -692,6 +711,10 @@ async fn submit(
     Ok(with_etag(StatusCode::OK, read(&state, &actor, id).await?))
 }
 
+/// Return with comments.
+///
+/// Who may call: office (its provinces), admin.
+#[utoipa::path(post, path = "/submissions/{id}/return", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), request_body(content = ReturnRequest, content_type = "application/json"), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn return_(
     State(state): State<AppState>,
     actor: Actor,
@@ -770,6 +793,10 @@ pub struct Verified {
     pub job_id: String,
 }
 
+/// Verify (locks it, enqueues a recompute).
+///
+/// Who may call: office (its provinces), admin.
+#[utoipa::path(post, path = "/submissions/{id}/verify", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), responses((status = 200, description = "Success", body = Verified), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn verify(
     State(state): State<AppState>,
     actor: Actor,
@@ -843,6 +870,10 @@ pub struct AuditEntry {
     pub current: Option<serde_json::Value>,
 }
 
+/// The audit trail.
+///
+/// Who may call: as for reading the submission.
+#[utoipa::path(get, path = "/submissions/{id}/audit", tag = "submissions", params(("id" = i64, Path, description = "Submission id")), responses((status = 200, description = "Success", body = Vec<AuditEntry>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn audit_trail(
     State(state): State<AppState>,
     actor: Actor,
@@ -859,5 +890,3 @@ async fn audit_trail(
     .await?;
     Ok(Json(rows))
 }
-
-use audit_trail as audit_handler;

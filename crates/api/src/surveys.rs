@@ -14,12 +14,10 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use kepatuhan_core::Methodology;
 use kepatuhan_core::methodology::SurveyMethod;
 use kepatuhan_core::scoring::{SurveyAnswer, SurveyResponse, SurveyTally};
@@ -31,14 +29,12 @@ use crate::bulk::BulkOutcome;
 use crate::cycles::{self, CycleState};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, bytes_problem, media_type, parse_json};
-use crate::problem::FieldError;
+use crate::problem::{FieldError, Problem};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/cycles/{year}/units/{unit_id}/survey-responses",
-        post(upload).get(summary),
-    )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upload, summary))
 }
 
 /// One response as sent.
@@ -212,6 +208,10 @@ async fn open_unit<'a>(
     Ok((y, m))
 }
 
+/// Upload survey responses (JSON or CSV).
+///
+/// Who may call: assessor (assigned unit, collecting), office (its provinces), admin.
+#[utoipa::path(post, path = "/cycles/{year}/units/{unit_id}/survey-responses", tag = "surveys", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), request_body(content = ResponseBatch, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn upload(
     State(state): State<AppState>,
     actor: Actor,
@@ -320,6 +320,10 @@ pub struct SurveySummary {
     pub counts: Vec<u64>,
 }
 
+/// Survey counts of a unit.
+///
+/// Who may call: as for uploading.
+#[utoipa::path(get, path = "/cycles/{year}/units/{unit_id}/survey-responses", tag = "surveys", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), responses((status = 200, description = "Success", body = Vec<SurveySummary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn summary(
     State(state): State<AppState>,
     actor: Actor,
