@@ -14,12 +14,17 @@ export SQLX_OFFLINE := env_var_or_default("SQLX_OFFLINE", "true")
 default:
     @just --list
 
-# Run the API service on http://127.0.0.1:8080 over the `kepatuhan` database (created if missing).
+# Run the API on http://127.0.0.1:8080 over the `kepatuhan` database (created if missing), with
+# migrations applied and the demo data loaded (its tokens are printed the first time).
 run: postgres
+    #!/usr/bin/env bash
+    set -euo pipefail
     psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'kepatuhan'" | grep -q 1 \
         || createdb -h 127.0.0.1 -U postgres kepatuhan
-    KEPATUHAN_DATABASE_URL="${KEPATUHAN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kepatuhan}" \
-        cargo run --release -p kepatuhan-api -- serve
+    export KEPATUHAN_DATABASE_URL="${KEPATUHAN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kepatuhan}"
+    cargo build --release -p kepatuhan-api
+    "$CARGO_TARGET_DIR/release/kepatuhan-api" seed-demo
+    exec "$CARGO_TARGET_DIR/release/kepatuhan-api" serve
 
 # Run every check CI runs: formatting, lints, and all tests against a running Postgres.
 test: postgres

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod bulk;
 pub mod config;
 pub mod cycles;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

@@ -21,6 +21,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Load the demo dataset (two provinces, a past and an open cycle) unless already loaded.
+    SeedDemo,
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -101,6 +103,21 @@ async fn run(
     match command {
         Command::Migrate => {
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::SeedDemo => {
+            let state = AppState::new(pool)?;
+            match kepatuhan_api::demo::seed_demo(&state, &settings).await? {
+                Some(tokens) => {
+                    println!("demo data loaded; these tokens are shown once:");
+                    println!("  admin (HQ):              {}", tokens.admin);
+                    println!("  office (Perwakilan Babel): {}", tokens.office);
+                    println!("  assessor (Babel):        {}", tokens.assessor);
+                }
+                None => println!(
+                    "demo data already loaded (create more tokens with `kepatuhan-api token create`)"
+                ),
+            }
             Ok(())
         }
         Command::Token(TokenCommand::Create { role, office, name }) => {

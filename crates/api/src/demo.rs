@@ -1,0 +1,370 @@
+//! `seed-demo`: a small, realistic dataset so a newcomer sees a living system within a minute.
+//!
+//! Two provinces (Kepulauan Bangka Belitung, Nusa Tenggara Barat) with their offices and local
+//! governments, Indonesian unit names, the 2024 cycle imported as published scores, and an open
+//! 2025 cycle with submissions in every state (draft, submitted, returned, verified) and survey
+//! responses. Everything goes through the real HTTP routes in-process, so the demo data passes
+//! the same validation as users' data. Loading twice changes nothing.
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::auth;
+use crate::config::Settings;
+use crate::{AppState, build_router};
+
+/// Tokens created for the demo (shown once).
+#[derive(Debug)]
+pub struct DemoTokens {
+    /// HQ administrator.
+    pub admin: String,
+    /// Ombudsman RI Perwakilan Kepulauan Bangka Belitung.
+    pub office: String,
+    /// An assessor of that office.
+    pub assessor: String,
+}
+
+type DemoResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+const ENTITIES: [(&str, &str, &str, &str); 7] = [
+    (
+        "19",
+        "province",
+        "Pemerintah Provinsi Kepulauan Bangka Belitung",
+        "19",
+    ),
+    ("19.01", "regency", "Pemerintah Kabupaten Bangka", "19"),
+    ("19.02", "regency", "Pemerintah Kabupaten Belitung", "19"),
+    ("19.71", "city", "Pemerintah Kota Pangkalpinang", "19"),
+    (
+        "52",
+        "province",
+        "Pemerintah Provinsi Nusa Tenggara Barat",
+        "52",
+    ),
+    (
+        "52.01",
+        "regency",
+        "Pemerintah Kabupaten Lombok Barat",
+        "52",
+    ),
+    ("52.71", "city", "Pemerintah Kota Mataram", "52"),
+];
+
+const UNITS: [(&str, &str); 5] = [
+    ("Dinas Kependudukan dan Pencatatan Sipil", "dukcapil"),
+    (
+        "Dinas Penanaman Modal dan Pelayanan Terpadu Satu Pintu",
+        "dpmptsp",
+    ),
+    ("Dinas Kesehatan", "kesehatan"),
+    ("Dinas Pendidikan dan Kebudayaan", "pendidikan"),
+    ("Dinas Sosial", "sosial"),
+];
+
+struct Client {
+    app: Router,
+    token: String,
+}
+
+impl Client {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        if_match: Option<&str>,
+    ) -> DemoResult<(u16, Value, Option<String>)> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token));
+        if let Some(tag) = if_match {
+            req = req.header(header::IF_MATCH, tag);
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::to_vec(&b)?))?,
+            None => req.body(Body::empty())?,
+        };
+        let response = self.app.clone().oneshot(req).await?;
+        let status = response.status().as_u16();
+        let etag = response
+            .headers()
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = to_bytes(response.into_body(), usize::MAX).await?;
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status >= 400 {
+            return Err(format!("{method} {path} answered {status}: {value}").into());
+        }
+        Ok((status, value, etag))
+    }
+}
+
+/// Loads the demo dataset unless the 2025 cycle already exists. Returns the tokens it created.
+pub async fn seed_demo(state: &AppState, settings: &Settings) -> DemoResult<Option<DemoTokens>> {
+    let exists = sqlx::query_scalar!("SELECT year FROM cycles WHERE year = 2025")
+        .fetch_optional(&state.pool)
+        .await?;
+    if exists.is_some() {
+        return Ok(None);
+    }
+    let (_, admin) =
+        auth::create_actor_with_token(&state.pool, "Demo HQ administrator", "admin", None).await?;
+    let api = Client {
+        app: build_router(state.clone(), settings),
+        token: admin.secret.clone(),
+    };
+    load_reference(&api).await?;
+    import_2024(&api).await?;
+    let (_, office) = auth::create_actor_with_token(
+        &state.pool,
+        "Demo Perwakilan Babel",
+        "office",
+        Some("babel"),
+    )
+    .await?;
+    let (assessor_id, assessor) =
+        auth::create_actor_with_token(&state.pool, "Demo asisten Babel", "assessor", Some("babel"))
+            .await?;
+    let babel_units = open_2025(&api, assessor_id).await?;
+    let m = state
+        .methodology("ori-2025")
+        .ok_or("ori-2025 is not shipped")?;
+    let field = Client {
+        app: api.app.clone(),
+        token: assessor.secret.clone(),
+    };
+    let reviewer = Client {
+        app: api.app.clone(),
+        token: office.secret.clone(),
+    };
+    fill_submissions(m, &field, &reviewer, &babel_units).await?;
+    crate::recompute::recompute_cycle(
+        state,
+        kepatuhan_core::CycleYear::new(2025).map_err(|e| e.to_string())?,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(Some(DemoTokens {
+        admin: admin.secret,
+        office: office.secret,
+        assessor: assessor.secret,
+    }))
+}
+
+/// Provinces, offices, entities and units.
+async fn load_reference(api: &Client) -> DemoResult<()> {
+    api.call(
+        "POST",
+        "/api/v1/provinces/bulk",
+        Some(json!([
+            { "code": "19", "name": "Kepulauan Bangka Belitung" },
+            { "code": "52", "name": "Nusa Tenggara Barat" },
+        ])),
+        None,
+    )
+    .await?;
+    api.call("POST", "/api/v1/offices/bulk", Some(json!([
+        { "code": "babel", "name": "Ombudsman RI Perwakilan Kepulauan Bangka Belitung", "provinces": ["19"] },
+        { "code": "ntb", "name": "Ombudsman RI Perwakilan Nusa Tenggara Barat", "provinces": ["52"] },
+    ])), None).await?;
+    let entities: Vec<Value> = ENTITIES
+        .iter()
+        .map(|(c, k, n, p)| json!({ "code": c, "kind": k, "name": n, "province_code": p }))
+        .collect();
+    api.call(
+        "POST",
+        "/api/v1/entities/bulk",
+        Some(Value::Array(entities)),
+        None,
+    )
+    .await?;
+    let units: Vec<Value> = ENTITIES
+        .iter()
+        .flat_map(|(c, ..)| {
+            UNITS
+                .iter()
+                .map(move |(n, k)| json!({ "entity_code": c, "name": n, "kind": k }))
+        })
+        .collect();
+    api.call(
+        "POST",
+        "/api/v1/units/bulk",
+        Some(Value::Array(units)),
+        None,
+    )
+    .await?;
+
+    Ok(())
+}
+
+/// The 2024 cycle as imported published scores.
+async fn import_2024(api: &Client) -> DemoResult<()> {
+    // 2024: published scores, imported.
+    let mut rows = Vec::new();
+    for (i, (code, kind, name, province)) in ENTITIES.iter().enumerate() {
+        for (j, (unit, _)) in UNITS.iter().enumerate() {
+            let score = 48 + (i * 7 + j * 11) % 50;
+            rows.push(json!({ "entity_code": code, "entity_kind": kind, "entity_name": name, "province_code": province, "unit_name": unit, "score": format!("{score}.{:02}", (i * 13 + j * 29) % 100) }));
+        }
+    }
+    api.call(
+        "POST",
+        "/api/v1/cycles/2024/import",
+        Some(Value::Array(rows)),
+        None,
+    )
+    .await?;
+
+    Ok(())
+}
+
+/// The 2025 cycle, sampled, assigned and collecting; returns the Babel units.
+async fn open_2025(api: &Client, assessor_id: i64) -> DemoResult<Vec<i64>> {
+    api.call(
+        "POST",
+        "/api/v1/cycles",
+        Some(json!({ "year": 2025, "opens_on": "2025-06-02", "closes_on": "2025-10-31" })),
+        None,
+    )
+    .await?;
+    let sample: Vec<Value> = ENTITIES
+        .iter()
+        .flat_map(|(c, ..)| {
+            UNITS
+                .iter()
+                .take(3)
+                .map(move |(n, _)| json!({ "entity_code": c, "unit_name": n }))
+        })
+        .collect();
+    api.call(
+        "POST",
+        "/api/v1/cycles/2025/sample/bulk",
+        Some(Value::Array(sample)),
+        None,
+    )
+    .await?;
+    let (_, sampled, _) = api
+        .call("GET", "/api/v1/cycles/2025/sample", None, None)
+        .await?;
+    let babel_units: Vec<i64> = sampled
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|u| u["province_code"] == "19")
+        .filter_map(|u| u["unit_id"].as_i64())
+        .collect();
+    let assignments: Vec<Value> = babel_units
+        .iter()
+        .map(|u| json!({ "unit_id": u, "assessor_id": assessor_id }))
+        .collect();
+    api.call(
+        "POST",
+        "/api/v1/cycles/2025/assignments/bulk",
+        Some(Value::Array(assignments)),
+        None,
+    )
+    .await?;
+    api.call(
+        "POST",
+        "/api/v1/cycles/2025/transitions",
+        Some(json!({ "to": "collecting" })),
+        None,
+    )
+    .await?;
+
+    Ok(babel_units)
+}
+
+/// Submissions in every state, with survey responses.
+async fn fill_submissions(
+    m: &kepatuhan_core::Methodology,
+    field: &Client,
+    reviewer: &Client,
+    babel_units: &[i64],
+) -> DemoResult<()> {
+    for (k, unit) in babel_units.iter().enumerate() {
+        // Units in turn: verified, verified, returned, submitted, draft…; a few have no submission.
+        let step = k % 6;
+        if step == 5 {
+            continue;
+        }
+        let values: Vec<Value> = m
+            .indicator_ids()
+            .map(|id| {
+                let ind = m.indicator(id);
+                let level = u8::try_from((k + id.index()) % 4).unwrap_or(3).max(1).min(ind.scale.max());
+                json!({ "indicator": ind.code, "value": level, "evidence_note": "Observasi lapangan dan wawancara petugas" })
+            })
+            .collect();
+        let (_, created, tag) = field
+            .call(
+                "POST",
+                "/api/v1/cycles/2025/submissions",
+                Some(json!({ "unit_id": unit, "values": values })),
+                None,
+            )
+            .await?;
+        let id = created["id"].as_i64().ok_or("no id")?;
+        for survey in ["maladministration_perception", "public_trust"] {
+            let responses: Vec<Value> = (0..30)
+                .map(|r| {
+                    let answers = if survey == "public_trust" {
+                        json!({ "trust_fair_service": 2 + (r + k) % 3, "trust_no_fees": 3, "trust_on_time": 2 + r % 3, "trust_complaints_heard": 1 + (r * k) % 4 })
+                    } else {
+                        json!({ "undue_delay": (r + k) % 9 == 0, "unofficial_fees": (r * 7 + k) % 23 == 0 })
+                    };
+                    json!({ "respondent": format!("R-{r:03}"), "answers": answers })
+                })
+                .collect();
+            field
+                .call(
+                    "POST",
+                    &format!("/api/v1/cycles/2025/units/{unit}/survey-responses"),
+                    Some(json!({ "survey": survey, "responses": responses })),
+                    None,
+                )
+                .await?;
+        }
+        if step == 4 {
+            continue; // draft
+        }
+        let (_, _, tag) = field
+            .call(
+                "POST",
+                &format!("/api/v1/submissions/{id}/submit"),
+                None,
+                tag.as_deref(),
+            )
+            .await?;
+        match step {
+            0 | 1 => {
+                reviewer
+                    .call(
+                        "POST",
+                        &format!("/api/v1/submissions/{id}/verify"),
+                        None,
+                        tag.as_deref(),
+                    )
+                    .await?;
+            }
+            2 => {
+                reviewer
+                    .call("POST", &format!("/api/v1/submissions/{id}/return"), Some(json!({
+                        "note": "Mohon lengkapi bukti dokumen SOP pengaduan",
+                        "comments": [{ "indicator": "complaint_procedure", "comment": "SOP belum ditandatangani pimpinan" }]
+                    })), tag.as_deref())
+                    .await?;
+            }
+            _ => {} // submitted, awaiting review
+        }
+    }
+    Ok(())
+}

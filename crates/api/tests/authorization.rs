@@ -1,0 +1,343 @@
+//! Who may call what: every role against the endpoints, including the forbidden cases. Objects
+//! outside a caller's scope answer 404, so nothing can be enumerated.
+
+mod common;
+
+use common::TestApp;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+struct Roles {
+    admin: String,
+    babel: String,
+    jakarta: String,
+    assessor: String,
+    stranger: String,
+}
+
+/// Cycle 2025 collecting, one sampled unit in Bangka (assigned to `assessor`) and one in Jakarta,
+/// each with a draft submission. Returns the roles and the two submission ids.
+async fn setup(app: &TestApp) -> (Roles, i64, i64) {
+    app.seed_reference().await;
+    let roles = Roles {
+        admin: app.admin.clone(),
+        babel: app.token("office", Some("babel")).await,
+        jakarta: app.token("office", Some("jakarta")).await,
+        assessor: app.token("assessor", Some("babel")).await,
+        stranger: app.token("assessor", Some("babel")).await,
+    };
+    let admin = Some(roles.admin.as_str());
+    app.post("/api/v1/cycles", admin, json!({ "year": 2025 }))
+        .await
+        .assert_ok();
+    app.post(
+        "/api/v1/cycles/2025/sample/bulk",
+        admin,
+        json!([
+            { "entity_code": "19.01", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" },
+            { "entity_code": "31.71", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" },
+        ]),
+    )
+    .await
+    .assert_ok();
+    let sample = app.get("/api/v1/cycles/2025/sample", admin).await.body;
+    let unit = |entity: &str| {
+        sample
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["entity_code"] == entity)
+            .unwrap()["unit_id"]
+            .as_i64()
+            .unwrap()
+    };
+    let (bangka, jaksel) = (unit("19.01"), unit("31.71"));
+    let assessor_id = app.actor_id(&roles.assessor).await;
+    app.post(
+        "/api/v1/cycles/2025/assignments/bulk",
+        admin,
+        json!([{ "unit_id": bangka, "assessor_id": assessor_id }]),
+    )
+    .await
+    .assert_ok();
+    app.post(
+        "/api/v1/cycles/2025/transitions",
+        admin,
+        json!({ "to": "collecting" }),
+    )
+    .await
+    .assert_ok();
+    let s1 = app
+        .post(
+            "/api/v1/cycles/2025/submissions",
+            Some(&roles.assessor),
+            json!({ "unit_id": bangka }),
+        )
+        .await;
+    let s2 = app
+        .post(
+            "/api/v1/cycles/2025/submissions",
+            Some(&roles.jakarta),
+            json!({ "unit_id": jaksel }),
+        )
+        .await;
+    (
+        roles,
+        s1.body["id"].as_i64().unwrap(),
+        s2.body["id"].as_i64().unwrap(),
+    )
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn each_role_on_each_endpoint(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (r, bangka_sub, jaksel_sub) = setup(&app).await;
+    let who: [(&str, Option<&str>); 6] = [
+        ("public", None),
+        ("admin", Some(&r.admin)),
+        ("babel", Some(&r.babel)),
+        ("jakarta", Some(&r.jakarta)),
+        ("assessor", Some(&r.assessor)),
+        ("stranger", Some(&r.stranger)),
+    ];
+    // (method, path, body, expected status for public, admin, babel, jakarta, assessor, stranger)
+    let matrix: Vec<(Method, String, Option<Value>, [u16; 6])> = vec![
+        (
+            Method::GET,
+            "/api/v1/provinces".into(),
+            None,
+            [200, 200, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/methodologies".into(),
+            None,
+            [200, 200, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/offices".into(),
+            None,
+            [401, 200, 200, 200, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/assessors".into(),
+            None,
+            [401, 200, 200, 200, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/entities/19.01".into(),
+            None,
+            [401, 200, 200, 404, 200, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/entities/31.71".into(),
+            None,
+            [401, 200, 404, 200, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/entities/KEMENKES".into(),
+            None,
+            [401, 200, 404, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/cycles/2025".into(),
+            None,
+            [404, 200, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/submissions/{bangka_sub}"),
+            None,
+            [401, 200, 200, 404, 200, 404],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/submissions/{jaksel_sub}"),
+            None,
+            [401, 200, 404, 200, 404, 404],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/submissions/{bangka_sub}/audit"),
+            None,
+            [401, 200, 200, 404, 200, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/cycles/2025/results/entities".into(),
+            None,
+            [404, 200, 200, 200, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+            None,
+            [401, 404, 404, 404, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/provinces/bulk".into(),
+            Some(json!([])),
+            [401, 200, 403, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/offices/bulk".into(),
+            Some(json!([])),
+            [401, 200, 403, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/entities/bulk".into(),
+            Some(json!([])),
+            [401, 200, 200, 200, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles/2025/transitions".into(),
+            Some(json!({ "to": "planning" })),
+            [401, 409, 403, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles/2019/import".into(),
+            Some(json!([])),
+            [401, 422, 403, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/submissions/{bangka_sub}/verify"),
+            None,
+            [401, 428, 428, 404, 403, 403],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/submissions/{bangka_sub}/return"),
+            Some(json!({ "note": "x" })),
+            [401, 428, 428, 404, 403, 403],
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/submissions/{bangka_sub}"),
+            Some(json!({ "values": [] })),
+            [401, 428, 428, 404, 428, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles".into(),
+            Some(json!({ "year": 2030 })),
+            [401, 201, 403, 403, 403, 403],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, body, expected) in &matrix {
+        for ((role, token), want) in who.iter().zip(expected) {
+            let got = app
+                .send(method.clone(), path, *token, body.clone(), &[])
+                .await;
+            if got.status.as_u16() != *want {
+                failures.push(format!(
+                    "{role:>8} {method} {path}: expected {want}, got {} {}",
+                    got.status.as_u16(),
+                    got.text
+                ));
+            } else if *want >= 400 {
+                assert_eq!(
+                    got.content_type(),
+                    "application/problem+json",
+                    "{role} {method} {path}"
+                );
+            }
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+
+    // Lists are filtered by scope rather than refused.
+    let count = |v: &Value| v.as_array().map_or(0, Vec::len);
+    assert_eq!(
+        count(
+            &app.get("/api/v1/cycles/2025/sample", Some(&r.babel))
+                .await
+                .body
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &app.get("/api/v1/cycles/2025/sample", Some(&r.assessor))
+                .await
+                .body
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &app.get("/api/v1/cycles/2025/sample", Some(&r.stranger))
+                .await
+                .body
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &app.get("/api/v1/cycles/2025/submissions", Some(&r.jakarta))
+                .await
+                .body
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &app.get("/api/v1/cycles/2025/submissions", Some(&r.stranger))
+                .await
+                .body
+        ),
+        0
+    );
+    // An assessor cannot open a submission for a unit not assigned to it.
+    let r2 = app
+        .post(
+            "/api/v1/cycles/2025/submissions",
+            Some(&r.stranger),
+            json!({ "unit_id": 1 }),
+        )
+        .await;
+    r2.assert_problem(422, "validation-error");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn assessors_lose_access_when_collection_closes(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (r, bangka_sub, _) = setup(&app).await;
+    app.get(
+        &format!("/api/v1/submissions/{bangka_sub}"),
+        Some(&r.assessor),
+    )
+    .await
+    .assert_ok();
+    app.post(
+        "/api/v1/cycles/2025/transitions",
+        Some(&r.admin),
+        json!({ "to": "verifying" }),
+    )
+    .await
+    .assert_ok();
+    app.get(
+        &format!("/api/v1/submissions/{bangka_sub}"),
+        Some(&r.assessor),
+    )
+    .await
+    .assert_problem(404, "not-found");
+    app.get(&format!("/api/v1/submissions/{bangka_sub}"), Some(&r.babel))
+        .await
+        .assert_ok();
+    let entities = app.get("/api/v1/entities", Some(&r.assessor)).await;
+    assert_eq!(entities.body["items"], json!([]));
+}
