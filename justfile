@@ -67,4 +67,5 @@ prepare: postgres
 
 # Regenerate docs/openapi.json from the code (a test fails when it is stale).
 openapi:
-    cargo run -q -p kepatuhan-api -- openapi > docs/openapi.json
+    cargo run -q -p kepatuhan-api -- openapi > docs/openapi.json.tmp
+    mv docs/openapi.json.tmp docs/openapi.json

@@ -10,6 +10,20 @@ use kepatuhan_api::jobs::{self, Job, Recompute};
 use kepatuhan_core::CycleYear;
 use sqlx::PgPool;
 
+/// Records each job and stops the worker after two.
+async fn handle(
+    job: Recompute,
+    seen: Data<Arc<Mutex<Vec<Recompute>>>>,
+    worker: WorkerContext,
+) -> Result<(), BoxDynError> {
+    let mut seen = seen.lock().unwrap();
+    seen.push(job);
+    if seen.len() == 2 {
+        worker.stop()?;
+    }
+    Ok(())
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_apalis_worker_runs_what_the_api_enqueues(pool: PgPool) {
     kepatuhan_api::migrate(&pool).await.unwrap();
@@ -46,18 +60,6 @@ async fn an_apalis_worker_runs_what_the_api_enqueues(pool: PgPool) {
     let seen: Arc<Mutex<Vec<Recompute>>> = Arc::default();
     let storage: PostgresStorage<Recompute> =
         PostgresStorage::new(&pool).with_config(Config::default().queue(Recompute::QUEUE));
-    async fn handle(
-        job: Recompute,
-        seen: Data<Arc<Mutex<Vec<Recompute>>>>,
-        worker: WorkerContext,
-    ) -> Result<(), BoxDynError> {
-        let mut seen = seen.lock().unwrap();
-        seen.push(job);
-        if seen.len() == 2 {
-            worker.stop()?;
-        }
-        Ok(())
-    }
     let worker = WorkerBuilder::new("test-recompute")
         .backend(storage)
         .data(seen.clone())
