@@ -169,6 +169,58 @@ pub async fn create_actor_with_token(
     Ok((id, token))
 }
 
+/// Adds a token to an existing actor (for rotation).
+pub async fn add_token(pool: &PgPool, actor_id: i64) -> Result<NewToken, sqlx::Error> {
+    let token = generate_token();
+    sqlx::query!(
+        "INSERT INTO api_tokens (actor_id, token_hash, prefix) VALUES ($1, $2, $3)",
+        actor_id,
+        token.hash,
+        token.prefix
+    )
+    .execute(pool)
+    .await?;
+    Ok(token)
+}
+
+/// One line per token, without secrets.
+pub async fn list_tokens(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT t.prefix, a.id, a.name, a.role, a.office_code, t.created_at, t.revoked_at
+           FROM api_tokens t JOIN actors a ON a.id = t.actor_id ORDER BY t.id"#
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            format!(
+                "{}…  actor {} ({}, {}{})  created {}{}",
+                r.prefix,
+                r.id,
+                r.name,
+                r.role,
+                r.office_code.map(|o| format!(" {o}")).unwrap_or_default(),
+                r.created_at.format("%Y-%m-%d"),
+                r.revoked_at
+                    .map(|t| format!("  revoked {}", t.format("%Y-%m-%d")))
+                    .unwrap_or_default()
+            )
+        })
+        .collect())
+}
+
+/// Revokes the active tokens with this prefix; returns how many.
+pub async fn revoke_token(pool: &PgPool, prefix: &str) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query!(
+        "UPDATE api_tokens SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL",
+        prefix
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
 /// Resolves a bearer token to its actor.
 pub async fn actor_for_token(pool: &PgPool, secret: &str) -> ApiResult<Actor> {
     let hash = hash_token(secret);

@@ -34,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create, list))
         .routes(routes!(show))
         .routes(routes!(transition))
+        .routes(routes!(recompute))
         .routes(routes!(list_sample))
         .routes(routes!(bulk_sample))
         .routes(routes!(bulk_assignments))
@@ -399,6 +400,45 @@ async fn check_preconditions(
         CycleState::Verifying | CycleState::Planning => {}
     }
     Ok(())
+}
+
+/// Answer of `POST /cycles/{year}/recompute`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Enqueued {
+    /// The job to follow at `GET /jobs/{id}`.
+    pub job_id: String,
+}
+
+/// Enqueue a full recompute of a cycle from its verified inputs.
+///
+/// Who may call: admin. Published cycles are frozen: use corrections.
+#[utoipa::path(post, path = "/cycles/{year}/recompute", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), responses((status = 202, description = "Enqueued", body = Enqueued), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn recompute(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+) -> ApiResult<(StatusCode, Json<Enqueued>)> {
+    actor.require_admin()?;
+    let year = year(raw)?;
+    let mut tx = state.pool.begin().await?;
+    let row = sqlx::query!(
+        "SELECT state, imported FROM cycles WHERE year = $1 FOR UPDATE",
+        i32::from(year.get())
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no cycle {year}")))?;
+    if row.state == "published" || row.imported {
+        return Err(ApiError::conflict(
+            "results-frozen",
+            format!(
+                "the results of {year} are published and frozen; correct them with POST /cycles/{year}/corrections"
+            ),
+        ));
+    }
+    let job_id = jobs::enqueue(&mut tx, &jobs::Recompute::full(year), None).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(Enqueued { job_id })))
 }
 
 /// One sampled unit, as uploaded.

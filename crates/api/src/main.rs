@@ -49,6 +49,20 @@ enum TokenCommand {
         #[arg(long)]
         name: String,
     },
+    /// Add a token to an existing actor (rotation: create the new one, then revoke the old).
+    Add {
+        /// The actor's id.
+        #[arg(long)]
+        actor: i64,
+    },
+    /// List tokens (prefix, actor, role, office, created, revoked); never the secrets.
+    List,
+    /// Revoke a token by its prefix (the first 12 characters, as listed).
+    Revoke {
+        /// The token's prefix, e.g. `kpt_1a2b3c4d`.
+        #[arg(long)]
+        prefix: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -136,6 +150,26 @@ async fn run(
                 auth::create_actor_with_token(&pool, &name, role, office.as_deref()).await?;
             eprintln!("created {role} actor {id} ({name}); the token is shown once:");
             println!("{}", token.secret);
+            Ok(())
+        }
+        Command::Token(TokenCommand::Add { actor }) => {
+            let token = auth::add_token(&pool, actor).await?;
+            eprintln!("added a token to actor {actor}; it is shown once:");
+            println!("{}", token.secret);
+            Ok(())
+        }
+        Command::Token(TokenCommand::List) => {
+            for t in auth::list_tokens(&pool).await? {
+                println!("{t}");
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Revoke { prefix }) => {
+            let n = auth::revoke_token(&pool, &prefix).await?;
+            if n == 0 {
+                return Err(format!("no active token starts with `{prefix}`").into());
+            }
+            println!("revoked {n} token(s)");
             Ok(())
         }
         Command::Serve => {

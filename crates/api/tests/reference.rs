@@ -302,3 +302,33 @@ async fn idempotency_keys_replay_and_refuse_reuse(pool: PgPool) {
         .unwrap();
     assert_eq!(cycles, 1);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn revoked_tokens_stop_working_and_rotation_keeps_the_actor(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin_id = app.actor_id(&app.admin).await;
+    let second = kepatuhan_api::auth::add_token(&pool, admin_id)
+        .await
+        .unwrap();
+    app.get("/api/v1/offices", Some(&second.secret))
+        .await
+        .assert_ok();
+    let listed = kepatuhan_api::auth::list_tokens(&pool).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed.iter().all(|l| !l.contains(&app.admin[12..])),
+        "secrets are never listed"
+    );
+    assert_eq!(
+        kepatuhan_api::auth::revoke_token(&pool, &app.admin[..12])
+            .await
+            .unwrap(),
+        1
+    );
+    app.get("/api/v1/offices", Some(&app.admin))
+        .await
+        .assert_problem(401, "unauthorized");
+    app.get("/api/v1/offices", Some(&second.secret))
+        .await
+        .assert_ok();
+}

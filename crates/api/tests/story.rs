@@ -407,6 +407,78 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
             .await
             .is_err()
     );
+
+    // Published results are frozen: no recompute, only corrections, which make a new revision.
+    app.post("/api/v1/cycles/2023/recompute", Some(&admin), json!({}))
+        .await
+        .assert_problem(409, "results-frozen");
+    let weakest_unit = units.body["items"][0]["unit_id"].as_i64().unwrap();
+    let downgrade: Vec<Value> = all_values(0).as_array().unwrap().clone();
+    let r = app
+        .post(
+            "/api/v1/cycles/2023/corrections",
+            Some(&babel),
+            json!({ "unit_id": weakest_unit, "reason": "x", "values": [] }),
+        )
+        .await;
+    r.assert_problem(403, "forbidden");
+    let r = app.post("/api/v1/cycles/2023/corrections", Some(&admin), json!({ "unit_id": weakest_unit, "reason": "Temuan pemeriksaan ulang", "values": downgrade })).await;
+    r.assert_ok();
+    assert_eq!(r.body["revision"], 2);
+    let after = app
+        .get("/api/v1/cycles/2023/results/entities?kind=regency", None)
+        .await;
+    // 0.7576 × 0 + 0.2424 × 90 = 21.816 → 21.82; entity (100 + 21.82) / 2 = 60.91.
+    assert_eq!(after.body["items"][0]["score"], "60.91");
+    let kept: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT revision, score::text FROM entity_results r JOIN entities e ON e.id = r.entity_id WHERE e.code = '19.01' ORDER BY revision",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        kept,
+        [(1, "86.16".to_owned()), (2, "60.91".to_owned())],
+        "the published revision is kept"
+    );
+    let history = app
+        .get("/api/v1/results/entities/19.01/history", None)
+        .await;
+    assert_eq!(
+        history.body[0]["score"], "60.91",
+        "readers see the current revision"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_explicit_recompute_is_enqueued_for_open_cycles(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.seed_reference().await;
+    let admin = app.admin.clone();
+    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2025 }))
+        .await
+        .assert_ok();
+    let r = app
+        .post("/api/v1/cycles/2025/recompute", Some(&admin), json!({}))
+        .await;
+    assert_eq!(r.status.as_u16(), 202, "{}", r.text);
+    let job = app
+        .get(
+            &format!("/api/v1/jobs/{}", r.body["job_id"].as_str().unwrap()),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        job.body["payload"],
+        json!({ "year": 2025, "unit_id": null })
+    );
+    app.post("/api/v1/cycles/2031/recompute", Some(&admin), json!({}))
+        .await
+        .assert_problem(404, "not-found");
+    let babel = app.token("office", Some("babel")).await;
+    app.post("/api/v1/cycles/2025/recompute", Some(&babel), json!({}))
+        .await
+        .assert_problem(403, "forbidden");
 }
 
 #[sqlx::test(migrations = "../../migrations")]
