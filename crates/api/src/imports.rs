@@ -409,6 +409,7 @@ async fn write_import(
         .zip(ranks)
         .map(|((id, s, n), r)| EntityRow {
             entity_id: *id,
+            breakdown: serde_json::json!([]),
             score: *s,
             grade: grade(m, year, *s, None),
             ranks: r,

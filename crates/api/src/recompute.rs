@@ -238,6 +238,8 @@ async fn load_inputs(
 #[derive(Debug, Clone)]
 pub(crate) struct EntityRow {
     pub entity_id: i64,
+    /// Per-dimension means of the units' scores: `[{ "code": "input", "score": "81.25" }]`.
+    pub breakdown: serde_json::Value,
     pub score: PublishedScore,
     pub grade: Grade,
     pub ranks: Ranks,
@@ -255,6 +257,7 @@ fn entity_rows(
         .filter_map(|(id, e)| {
             Some(EntityRow {
                 entity_id: *id,
+                breakdown: dimension_means(e),
                 score: e.score?,
                 grade: e.grade.clone()?,
                 ranks: e.ranks?,
@@ -263,6 +266,34 @@ fn entity_rows(
             })
         })
         .collect()
+}
+
+/// The mean of each dimension's score over an entity's scored units (and their product sheets),
+/// rounded half-up to 2 decimals for display; dimensions that applied nowhere are left out.
+fn dimension_means(e: &kepatuhan_core::scoring::EntityResult) -> serde_json::Value {
+    let mut sums: Vec<(String, Decimal, u32)> = Vec::new();
+    for sheet in e
+        .units
+        .iter()
+        .filter_map(|u| u.score.as_ref())
+        .flat_map(|s| &s.sheets)
+    {
+        for d in &sheet.dimensions {
+            let Some(score) = d.score else { continue };
+            match sums.iter_mut().find(|(code, ..)| *code == d.code) {
+                Some((_, sum, n)) => {
+                    *sum += score.value();
+                    *n += 1;
+                }
+                None => sums.push((d.code.clone(), score.value(), 1)),
+            }
+        }
+    }
+    serde_json::Value::Array(
+        sums.into_iter()
+            .map(|(code, sum, n)| serde_json::json!({ "code": code, "score": kepatuhan_core::score::round_published(sum / Decimal::from(n)) }))
+            .collect(),
+    )
 }
 
 /// Writes entity result rows (scored entities only) and returns how many.
@@ -284,8 +315,10 @@ pub(crate) async fn write_entity_results(
     let mut p_rank: Vec<Option<i32>> = Vec::new();
     let mut p_of: Vec<Option<i32>> = Vec::new();
     let mut units_scored = Vec::new();
+    let mut breakdowns = Vec::new();
     for EntityRow {
         entity_id,
+        breakdown,
         score,
         grade,
         ranks,
@@ -311,12 +344,13 @@ pub(crate) async fn write_entity_results(
                 .map(|r| i32::try_from(r.of).unwrap_or(i32::MAX)),
         );
         units_scored.push(*n);
+        breakdowns.push(breakdown.clone());
     }
     sqlx::query!(
         "INSERT INTO entity_results (cycle_year, revision, entity_id, score, grade_code, grade_label, zone, award_eligible,
-                                     national_rank, national_of, provincial_rank, provincial_of, units_scored, input_revision)
+                                     national_rank, national_of, provincial_rank, provincial_of, units_scored, breakdown, input_revision)
          SELECT $1, $2, *, $14 FROM UNNEST($3::bigint[], $4::numeric[], $5::text[], $6::text[], $7::text[], $8::bool[],
-                                            $9::int[], $10::int[], $11::int[], $12::int[], $13::int[])",
+                                            $9::int[], $10::int[], $11::int[], $12::int[], $13::int[], $15::jsonb[])",
         year,
         revision,
         &ids,
@@ -330,7 +364,8 @@ pub(crate) async fn write_entity_results(
         &p_rank as &[Option<i32>],
         &p_of as &[Option<i32>],
         &units_scored,
-        input_revision
+        input_revision,
+        &breakdowns
     )
     .execute(&mut **tx)
     .await?;

@@ -125,6 +125,9 @@ pub struct EntityResultView {
     pub provincial_rank: Option<RankView>,
     /// Units with a score.
     pub units_scored: i32,
+    /// Mean of the units' score per dimension (empty for imported cycles).
+    #[schema(value_type = Object)]
+    pub dimensions: serde_json::Value,
     /// The previous cycle's result, where there is one.
     pub previous: Option<PreviousView>,
     /// When computed.
@@ -182,7 +185,7 @@ async fn entities(
     let sort = sort_key(f.sort.as_deref())?;
     let rows = sqlx::query!(
         r#"SELECT e.code, e.name, e.kind, e.province_code, r.score, r.grade_code, r.grade_label, r.zone, r.award_eligible,
-                  r.national_rank, r.national_of, r.provincial_rank, r.provincial_of, r.units_scored, r.computed_at, r.input_revision
+                  r.national_rank, r.national_of, r.provincial_rank, r.provincial_of, r.units_scored, r.computed_at, r.input_revision, r.breakdown
            FROM entity_results r JOIN entities e ON e.id = r.entity_id
            WHERE r.cycle_year = $1 AND r.revision = $2
              AND ($3::text[] IS NULL OR e.province_code = ANY($3))
@@ -231,6 +234,7 @@ async fn entities(
                     .zip(r.provincial_of)
                     .map(|(rank, of)| RankView { rank, of }),
                 units_scored: r.units_scored,
+                dimensions: r.breakdown,
                 previous: prev,
                 computed_at: r.computed_at,
                 input_revision: r.input_revision,

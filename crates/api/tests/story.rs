@@ -314,6 +314,22 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
         assert_eq!(e["grade"]["zone"], "green");
     }
     let province = items.iter().find(|e| e["code"] == "19").unwrap();
+    // Per dimension: the mean of the units' (100 and 66.67 for the assessed dimensions; 100 and 90 for output).
+    let dims: Vec<(&str, &str)> = province["dimensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["code"].as_str().unwrap(), d["score"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        dims,
+        [
+            ("input", "83.33"),
+            ("process", "83.33"),
+            ("output", "95.00"),
+            ("complaints", "83.33")
+        ]
+    );
     assert_eq!(province["national_rank"], json!({ "rank": 1, "of": 1 }));
     assert_eq!(province["provincial_rank"], Value::Null);
     let city = items.iter().find(|e| e["code"] == "19.71").unwrap();
