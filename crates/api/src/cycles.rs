@@ -564,6 +564,32 @@ async fn bulk_sample(
     }))
 }
 
+/// Whether a unit is in a cycle's sample and within the scope (an assessor: assigned to it, and
+/// only while the cycle is collecting).
+pub async fn sampled_unit_in_scope(
+    state: &AppState,
+    scope: &Scope,
+    cycle: &Cycle,
+    unit_id: i64,
+) -> ApiResult<bool> {
+    if scope.assessor.is_some() && cycle.state != CycleState::Collecting {
+        return Ok(false);
+    }
+    let found = sqlx::query_scalar!(
+        r#"SELECT cu.unit_id FROM cycle_units cu JOIN units u ON u.id = cu.unit_id JOIN entities e ON e.id = u.entity_id
+           WHERE cu.cycle_year = $1 AND cu.unit_id = $2
+             AND ($3::text[] IS NULL OR e.province_code = ANY($3))
+             AND ($4::bigint IS NULL OR EXISTS (SELECT 1 FROM assignments a WHERE a.cycle_year = $1 AND a.unit_id = $2 AND a.actor_id = $4))"#,
+        i32::from(cycle.year.get()),
+        unit_id,
+        scope.provinces.as_deref(),
+        scope.assessor
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(found.is_some())
+}
+
 /// Sampled units visible to a scope.
 pub async fn sample_rows(
     state: &AppState,

@@ -28,7 +28,7 @@ use crate::cycles;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::problem::{FieldError, Problem};
-use crate::recompute::{EntityRow, write_entity_results};
+use crate::recompute::{EntityRow, clear_results, write_entity_results};
 use crate::reference::{Entity, kemendagri_problem};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -356,20 +356,7 @@ async fn write_import(
         .map(|s| m.bands().band_of(s.2).code.clone())
         .collect();
     sqlx::query!("INSERT INTO cycle_units (cycle_year, unit_id) SELECT $1, UNNEST($2::bigint[]) ON CONFLICT DO NOTHING", y, &units).execute(&mut **tx).await?;
-    sqlx::query!(
-        "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2",
-        y,
-        revision
-    )
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query!(
-        "DELETE FROM entity_results WHERE cycle_year = $1 AND revision = $2",
-        y,
-        revision
-    )
-    .execute(&mut **tx)
-    .await?;
+    clear_results(tx, y, revision).await?;
     sqlx::query!(
         "INSERT INTO unit_results (cycle_year, revision, unit_id, score, grade_code, input_revision)
          SELECT $1, $2, *, 0 FROM UNNEST($3::bigint[], $4::numeric[], $5::text[])",

@@ -62,3 +62,15 @@ pub fn page<T, K: Serialize>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> K
         next_cursor,
     }
 }
+
+/// Decodes an offset cursor (used where results are sorted by a choice of keys).
+pub fn offset(cursor: Option<&str>) -> ApiResult<i64> {
+    Ok(decode(cursor)?.unwrap_or(0))
+}
+
+/// Splits `limit + 1` rows fetched at `offset` into a page whose cursor is the next offset.
+pub fn offset_page<T>(rows: Vec<T>, limit: i64, offset: i64) -> Page<T> {
+    let mut page = page(rows, limit, |_| 0i64);
+    page.next_cursor = page.next_cursor.map(|_| encode(&(offset + limit)));
+    page
+}

@@ -111,20 +111,7 @@ pub async fn recompute_cycle_in(
             .push(serde_json::to_value(deficiencies(m, unit_input, score)).unwrap_or_default());
     }
     let revision = cycle.results_revision;
-    sqlx::query!(
-        "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2",
-        y,
-        revision
-    )
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query!(
-        "DELETE FROM entity_results WHERE cycle_year = $1 AND revision = $2",
-        y,
-        revision
-    )
-    .execute(&mut **tx)
-    .await?;
+    clear_results(tx, y, revision).await?;
     sqlx::query!(
         "INSERT INTO unit_results (cycle_year, revision, unit_id, score, exact_score, grade_code, breakdown, deficiencies, input_revision)
          SELECT $1, $2, * , $8 FROM UNNEST($3::bigint[], $4::numeric[], $5::numeric[], $6::text[], $7::jsonb[], $9::jsonb[])",
@@ -232,6 +219,29 @@ async fn load_inputs(
         });
     }
     Ok((CycleInput { year, entities }, entity_ids, unit_rows))
+}
+
+/// Deletes the result rows of one revision of a cycle (before they are written again).
+pub(crate) async fn clear_results(
+    tx: &mut Transaction<'_, Postgres>,
+    year: i32,
+    revision: i32,
+) -> ApiResult<()> {
+    sqlx::query!(
+        "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2",
+        year,
+        revision
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM entity_results WHERE cycle_year = $1 AND revision = $2",
+        year,
+        revision
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// A scored entity, ready to store.

@@ -181,7 +181,7 @@ async fn entities(
 ) -> ApiResult<Json<Page<EntityResultView>>> {
     let (year, revision, provinces, methodology) = visible(&state, &actor, raw).await?;
     let limit = pagination::limit(f.limit)?;
-    let offset: i64 = pagination::decode(f.cursor.as_deref())?.unwrap_or(0);
+    let offset = pagination::offset(f.cursor.as_deref())?;
     let sort = sort_key(f.sort.as_deref())?;
     let rows = sqlx::query!(
         r#"SELECT e.code, e.name, e.kind, e.province_code, r.score, r.grade_code, r.grade_label, r.zone, r.award_eligible,
@@ -241,11 +241,7 @@ async fn entities(
             }
         })
         .collect();
-    let mut page = pagination::page(items, limit, |_| 0i64);
-    page.next_cursor = page
-        .next_cursor
-        .map(|_| pagination::encode(&(offset + limit)));
-    Ok(Json(page))
+    Ok(Json(pagination::offset_page(items, limit, offset)))
 }
 
 type PreviousFn = std::sync::Arc<dyn Fn(Decimal) -> PreviousView + Send + Sync>;
@@ -349,7 +345,7 @@ async fn units(
 ) -> ApiResult<Json<Page<UnitResultView>>> {
     let (year, revision, provinces, _) = visible(&state, &actor, raw).await?;
     let limit = pagination::limit(f.limit)?;
-    let offset: i64 = pagination::decode(f.cursor.as_deref())?.unwrap_or(0);
+    let offset = pagination::offset(f.cursor.as_deref())?;
     let sort = sort_key(f.sort.as_deref())?;
     let rows = sqlx::query_as!(
         UnitResultView,
@@ -378,11 +374,7 @@ async fn units(
     )
     .fetch_all(&state.pool)
     .await?;
-    let mut page = pagination::page(rows, limit, |_| 0i64);
-    page.next_cursor = page
-        .next_cursor
-        .map(|_| pagination::encode(&(offset + limit)));
-    Ok(Json(page))
+    Ok(Json(pagination::offset_page(rows, limit, offset)))
 }
 
 /// One unit's result.

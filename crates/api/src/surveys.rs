@@ -174,20 +174,8 @@ async fn open_unit<'a>(
     let scope = actor.scope()?;
     let cycle = cycles::load(state, actor, cycles::year(raw)?).await?;
     let y = i32::from(cycle.year.get());
-    let visible = sqlx::query_scalar!(
-        r#"SELECT cu.unit_id FROM cycle_units cu JOIN units u ON u.id = cu.unit_id JOIN entities e ON e.id = u.entity_id
-           WHERE cu.cycle_year = $1 AND cu.unit_id = $2
-             AND ($3::text[] IS NULL OR e.province_code = ANY($3))
-             AND ($4::bigint IS NULL OR EXISTS (SELECT 1 FROM assignments a WHERE a.cycle_year = $1 AND a.unit_id = $2 AND a.actor_id = $4))"#,
-        y,
-        unit_id,
-        scope.provinces.as_deref(),
-        scope.assessor
-    )
-    .fetch_optional(&state.pool)
-    .await?;
-    let assessor_closed = scope.assessor.is_some() && cycle.state != CycleState::Collecting;
-    if visible.is_none() || assessor_closed {
+    let visible = cycles::sampled_unit_in_scope(state, &scope, &cycle, unit_id).await?;
+    if !visible {
         return Err(ApiError::NotFound(format!(
             "unit {unit_id} is not in the sample of {}",
             cycle.year
