@@ -19,13 +19,16 @@ use sqlx::{Postgres, Transaction};
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
 use crate::problem::Problem;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(show))
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(retry))
 }
 
 /// A job payload with its queue.
@@ -120,6 +123,8 @@ pub struct JobStatus {
     pub attempts: i32,
     /// Attempts allowed.
     pub max_attempts: i32,
+    /// No attempts left after failures: the job will not run again unless retried.
+    pub dead: bool,
     /// When it runs (or ran).
     pub run_at: chrono::DateTime<chrono::Utc>,
     /// When it finished.
@@ -144,6 +149,11 @@ async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobStatus>> {
     actor.require_staff()?;
+    Ok(Json(load(&state, &id).await?))
+}
+
+/// Loads a job's status, or 404.
+async fn load(state: &AppState, id: &str) -> ApiResult<JobStatus> {
     let row = sqlx::query!(
         r#"SELECT j.id, j.job_type, j.status, j.attempts, j.max_attempts, j.run_at, j.done_at, j.last_result, j.job,
                   p.done AS "done?", p.total AS "total?"
@@ -161,9 +171,11 @@ async fn show(
             .and_then(|e| e.as_str())
             .map_or_else(|| other.to_string(), str::to_owned),
     });
-    Ok(Json(JobStatus {
+    Ok(JobStatus {
         id: row.id,
         queue: row.job_type,
+        dead: row.status == "Killed"
+            || (row.status == "Failed" && row.attempts >= row.max_attempts),
         status: row.status,
         attempts: row.attempts,
         max_attempts: row.max_attempts,
@@ -175,5 +187,88 @@ async fn show(
             .done
             .zip(row.total)
             .map(|(done, total)| serde_json::json!({ "done": done, "total": total })),
-    }))
+    })
+}
+
+/// Filters of the job list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct JobFilter {
+    /// `dead` (failed with no attempts left), `failed`, `pending`, `running` or `done`.
+    pub status: Option<String>,
+    /// Only this queue, e.g. `recompute`.
+    pub queue: Option<String>,
+}
+
+/// List the newest jobs (at most 200), e.g. the dead ones.
+///
+/// Who may call: admin, office.
+#[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobFilter), responses((status = 200, description = "Success", body = Vec<JobStatus>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(f): Query<JobFilter>,
+) -> ApiResult<Json<Vec<JobStatus>>> {
+    actor.require_staff()?;
+    let status = match f.status.as_deref() {
+        None => None,
+        Some(s @ ("dead" | "failed" | "pending" | "running" | "done")) => Some(s.to_owned()),
+        Some(other) => {
+            return Err(ApiError::field(
+                "status",
+                format!("unknown status `{other}` (dead, failed, pending, running, done)"),
+            ));
+        }
+    };
+    let ids = sqlx::query_scalar!(
+        r#"SELECT id FROM apalis.jobs
+           WHERE ($1::text IS NULL OR job_type = $1)
+             AND CASE $2::text
+                   WHEN 'dead' THEN status = 'Killed' OR (status = 'Failed' AND attempts >= max_attempts)
+                   WHEN 'failed' THEN status IN ('Failed', 'Killed')
+                   WHEN 'pending' THEN status IN ('Pending', 'Queued')
+                   WHEN 'running' THEN status = 'Running'
+                   WHEN 'done' THEN status = 'Done'
+                   ELSE true END
+           ORDER BY run_at DESC LIMIT 200"#,
+        f.queue,
+        status
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(load(&state, &id).await?);
+    }
+    Ok(Json(out))
+}
+
+/// Run a dead job again: its attempts start over.
+///
+/// Who may call: admin.
+#[utoipa::path(post, path = "/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path, description = "Job id")), responses((status = 200, description = "Success", body = JobStatus), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn retry(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JobStatus>> {
+    actor.require_admin()?;
+    let job = load(&state, &id).await?;
+    if !job.dead {
+        return Err(ApiError::conflict(
+            "job-not-dead",
+            format!(
+                "job `{id}` is {} with {} of {} attempts; only dead jobs are retried",
+                job.status, job.attempts, job.max_attempts
+            ),
+        ));
+    }
+    sqlx::query!(
+        "UPDATE apalis.jobs SET status = 'Pending', attempts = 0, run_at = now(), lock_by = NULL, lock_at = NULL, done_at = NULL WHERE id = $1",
+        id
+    )
+    .execute(&state.pool)
+    .await?;
+    tracing::info!(job = %id, "dead job retried");
+    Ok(Json(load(&state, &id).await?))
 }

@@ -55,6 +55,86 @@ pub async fn recompute_cycle(state: &AppState, year: CycleYear) -> ApiResult<Rec
     Ok(summary)
 }
 
+/// What a recompute job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum JobOutcome {
+    /// An unpublished cycle's current revision was recomputed.
+    Recomputed(RecomputeSummary),
+    /// A published cycle's results changed: a new revision was written and is now current.
+    NewRevision(RecomputeSummary),
+    /// A published (or imported) cycle's results did not change; nothing was written.
+    Unchanged {
+        /// The current revision.
+        revision: i32,
+    },
+}
+
+/// The recompute a background job runs. Before publication it replaces the current revision.
+/// After publication it computes a candidate revision and keeps it only if any published score,
+/// grade or rank changed, so published results are never overwritten silently. Serialized per
+/// cycle by the cycle's row lock; running it twice gives the same rows.
+pub async fn recompute_for_job(state: &AppState, year: CycleYear) -> ApiResult<JobOutcome> {
+    let y = i32::from(year.get());
+    let mut tx = state.pool.begin().await?;
+    let cycle = sqlx::query!(
+        "SELECT state, imported, results_revision FROM cycles WHERE year = $1 FOR UPDATE",
+        y
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no cycle {year}")))?;
+    if cycle.imported {
+        return Ok(JobOutcome::Unchanged {
+            revision: cycle.results_revision,
+        });
+    }
+    if cycle.state != "published" {
+        let summary = recompute_cycle_in(&mut tx, state, year).await?;
+        tx.commit().await?;
+        return Ok(JobOutcome::Recomputed(summary));
+    }
+    let current = cycle.results_revision;
+    sqlx::query!(
+        "UPDATE cycles SET results_revision = results_revision + 1 WHERE year = $1",
+        y
+    )
+    .execute(&mut *tx)
+    .await?;
+    let summary = recompute_cycle_in(&mut tx, state, year).await?;
+    let differs = sqlx::query_scalar!(
+        r#"SELECT EXISTS (
+               (SELECT unit_id, score, grade_code FROM unit_results WHERE cycle_year = $1 AND revision = $2
+                EXCEPT SELECT unit_id, score, grade_code FROM unit_results WHERE cycle_year = $1 AND revision = $3)
+               UNION ALL
+               (SELECT unit_id, score, grade_code FROM unit_results WHERE cycle_year = $1 AND revision = $3
+                EXCEPT SELECT unit_id, score, grade_code FROM unit_results WHERE cycle_year = $1 AND revision = $2)
+           ) OR EXISTS (
+               (SELECT entity_id, score, grade_code, grade_label, award_eligible, national_rank, provincial_rank
+                  FROM entity_results WHERE cycle_year = $1 AND revision = $2
+                EXCEPT SELECT entity_id, score, grade_code, grade_label, award_eligible, national_rank, provincial_rank
+                  FROM entity_results WHERE cycle_year = $1 AND revision = $3)
+               UNION ALL
+               (SELECT entity_id, score, grade_code, grade_label, award_eligible, national_rank, provincial_rank
+                  FROM entity_results WHERE cycle_year = $1 AND revision = $3
+                EXCEPT SELECT entity_id, score, grade_code, grade_label, award_eligible, national_rank, provincial_rank
+                  FROM entity_results WHERE cycle_year = $1 AND revision = $2)
+           ) AS "differs!""#,
+        y,
+        current,
+        current + 1
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if differs {
+        tx.commit().await?;
+        Ok(JobOutcome::NewRevision(summary))
+    } else {
+        tx.rollback().await?;
+        Ok(JobOutcome::Unchanged { revision: current })
+    }
+}
+
 struct UnitRow {
     unit_id: i64,
     entity_index: usize,

@@ -1,27 +1,79 @@
-//! `kepatuhan-worker`: the background worker (recompute, certificates, webhooks).
-//!
-//! Job processing is not built yet; today the binary checks that the shipped methodologies it
-//! will score with are valid and reports them.
+//! `kepatuhan-worker`: runs background jobs until SIGTERM.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-fn main() -> ExitCode {
-    match kepatuhan_core::methodology::builtin::all() {
-        Ok(all) => {
-            for m in &all {
-                println!(
-                    "methodology {}: {} indicators, {} survey(s)",
-                    m.code(),
-                    m.indicator_count(),
-                    m.survey_count()
-                );
+use kepatuhan_api::config::Settings;
+use kepatuhan_api::{AppState, connect, migrate};
+use kepatuhan_worker::{WorkerConfig, run};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(problems) => {
+            eprintln!("invalid configuration:");
+            for p in problems {
+                eprintln!("  {p}");
             }
-            println!("kepatuhan-worker: no job queues are configured yet");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut config = WorkerConfig::default();
+    if let Some(secs) = std::env::var("KEPATUHAN_WORKER_BACKOFF_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.backoff_base = Duration::from_secs(secs);
+    }
+    if let Some(n) = std::env::var("KEPATUHAN_WORKER_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.concurrency = n;
+    }
+    let result = async {
+        let pool = connect(&settings).await?;
+        // Safe with several processes: the migrator holds an advisory lock.
+        migrate(&pool).await?;
+        let state = AppState::new(pool)?;
+        tracing::info!(name = %config.name, "kepatuhan-worker started");
+        run(state, config, shutdown_signal()).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
             ExitCode::SUCCESS
         }
-        Err((file, e)) => {
-            eprintln!("shipped methodology {file} is invalid: {e}");
+        Err(e) => {
+            tracing::error!(error = %e, "worker failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
     }
 }

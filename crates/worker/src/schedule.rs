@@ -1,0 +1,47 @@
+//! The worker's own schedule: collection windows that have closed get one full recompute.
+
+use std::time::Duration;
+
+use kepatuhan_api::AppState;
+use kepatuhan_api::jobs::{self, Recompute};
+use kepatuhan_core::CycleYear;
+use tokio::sync::watch;
+
+/// Enqueues a full recompute for every collecting cycle whose window closed before today, once
+/// per closing date (across all workers: the job's idempotency key is `window-closed-YEAR-DATE`).
+/// Returns the ids of the jobs for the closed windows.
+pub async fn enqueue_closed_windows(
+    state: &AppState,
+) -> Result<Vec<String>, kepatuhan_api::error::ApiError> {
+    let closed = sqlx::query!(
+        r#"SELECT year, closes_on AS "closes_on!" FROM cycles
+           WHERE state = 'collecting' AND closes_on IS NOT NULL AND closes_on < current_date"#
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let mut ids = Vec::with_capacity(closed.len());
+    for c in closed {
+        let Ok(year) = CycleYear::new(i64::from(c.year)) else {
+            continue;
+        };
+        let key = format!("window-closed-{}-{}", c.year, c.closes_on);
+        let mut tx = state.pool.begin().await?;
+        let id = jobs::enqueue(&mut tx, &Recompute::full(year), Some(&key)).await?;
+        tx.commit().await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Runs [`enqueue_closed_windows`] every `every` until `stop` turns true.
+pub async fn run(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = enqueue_closed_windows(&state).await {
+            tracing::warn!(error = %e, "schedule check failed");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

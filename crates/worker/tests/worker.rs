@@ -1,0 +1,327 @@
+//! The worker against real Postgres: jobs from the API are run, results are right, idempotent and
+//! order-independent, failures retry then die visibly, closed windows are noticed once.
+
+use std::time::Duration;
+
+use kepatuhan_api::config::Settings;
+use kepatuhan_api::jobs::{self, Recompute};
+use kepatuhan_api::recompute::{JobOutcome, recompute_for_job};
+use kepatuhan_api::{AppState, demo, migrate};
+use kepatuhan_core::CycleYear;
+use kepatuhan_worker::{WorkerConfig, run, schedule};
+use sqlx::PgPool;
+
+type Snapshot = (
+    Vec<(i64, String, String)>,
+    Vec<(i64, String, String, i32, Option<i32>)>,
+);
+
+async fn snapshot(pool: &PgPool, year: i32) -> Snapshot {
+    let revision: i32 = sqlx::query_scalar("SELECT results_revision FROM cycles WHERE year = $1")
+        .bind(year)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let units = sqlx::query_as("SELECT unit_id, score::text, grade_code FROM unit_results WHERE cycle_year = $1 AND revision = $2 ORDER BY unit_id")
+        .bind(year)
+        .bind(revision)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let entities = sqlx::query_as(
+        "SELECT entity_id, score::text, grade_code, national_rank, provincial_rank FROM entity_results WHERE cycle_year = $1 AND revision = $2 ORDER BY entity_id",
+    )
+    .bind(year)
+    .bind(revision)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    (units, entities)
+}
+
+async fn setup(pool: &PgPool) -> AppState {
+    migrate(pool).await.unwrap();
+    let state = AppState::new(pool.clone()).unwrap();
+    demo::seed_demo(&state, &Settings::from_lookup(|_| None).unwrap())
+        .await
+        .unwrap();
+    state
+}
+
+fn fast() -> WorkerConfig {
+    WorkerConfig {
+        backoff_base: Duration::ZERO,
+        schedule_every: Duration::from_millis(200),
+        ..WorkerConfig::default()
+    }
+}
+
+/// Runs a worker until `done` (a SQL boolean) holds or 30 s pass, then shuts it down gracefully:
+/// the jobs it is running finish before it returns.
+async fn drain_until(state: &AppState, done: &str) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run(state.clone(), fast(), async move {
+        let _ = rx.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(done.to_owned()))
+        .fetch_one(&state.pool)
+        .await
+        .unwrap()
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = tx.send(());
+    tokio::time::timeout(Duration::from_secs(20), worker)
+        .await
+        .expect("the worker stops on shutdown")
+        .unwrap()
+        .unwrap();
+}
+
+/// Runs a worker until every recompute job has been picked up, then stops it gracefully.
+async fn drain(state: &AppState) {
+    drain_until(state, "SELECT NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type = 'recompute' AND status IN ('Pending', 'Queued'))").await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn verified_submissions_become_results_through_the_worker(pool: PgPool) {
+    let state = setup(&pool).await;
+    // The demo computed results directly: that is the full recompute.
+    let full = snapshot(&pool, 2025).await;
+    assert!(!full.0.is_empty());
+    sqlx::query("DELETE FROM unit_results WHERE cycle_year = 2025")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM entity_results WHERE cycle_year = 2025")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM apalis.jobs WHERE job_type = 'recompute'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(pending >= 2, "each verification enqueued a job");
+
+    // The incremental jobs the verifications enqueued give exactly the full recompute's results.
+    drain(&state).await;
+    assert_eq!(snapshot(&pool, 2025).await, full);
+    let done: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT status FROM apalis.jobs WHERE job_type = 'recompute'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(done, ["Done"]);
+
+    // Running the jobs again, in the other order, changes nothing and duplicates no row.
+    let year = CycleYear::new(2025).unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    jobs::enqueue(&mut tx, &Recompute::full(year), None)
+        .await
+        .unwrap();
+    jobs::enqueue(&mut tx, &Recompute::unit(year, 1), None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    drain(&state).await;
+    assert_eq!(snapshot(&pool, 2025).await, full);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM unit_results WHERE cycle_year = 2025")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(usize::try_from(rows).unwrap(), full.0.len());
+    let stamped: i64 = sqlx::query_scalar("SELECT count(*) FROM unit_results WHERE cycle_year = 2025 AND input_revision = (SELECT input_revision FROM cycles WHERE year = 2025)")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        stamped, rows,
+        "every row says which input revision it reflects"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool) {
+    let state = setup(&pool).await;
+    let mut tx = pool.begin().await.unwrap();
+    let id = jobs::enqueue(
+        &mut tx,
+        &Recompute::full(CycleYear::new(2099).unwrap()),
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    sqlx::query("UPDATE apalis.jobs SET max_attempts = 3 WHERE id = $1")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    drain(&state).await;
+    let (status, attempts): (String, i32) =
+        sqlx::query_as("SELECT status, attempts FROM apalis.jobs WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("Failed", 3),
+        "three attempts, then dead"
+    );
+
+    // Visible and retryable through the API.
+    let settings = Settings::from_lookup(|_| None).unwrap();
+    let app = kepatuhan_api::build_router(state.clone(), &settings);
+    let (_, admin) = kepatuhan_api::auth::create_actor_with_token(&pool, "ops", "admin", None)
+        .await
+        .unwrap();
+    let call = |method: &'static str, path: String| {
+        let app = app.clone();
+        let token = admin.secret.clone();
+        async move {
+            use tower::ServiceExt;
+            let req = axum::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let res = app.oneshot(req).await.unwrap();
+            let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        }
+    };
+    let job = call("GET", format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(job["dead"], true);
+    assert!(
+        job["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no cycle 2099"),
+        "{job}"
+    );
+    let dead = call("GET", "/api/v1/jobs?status=dead".to_owned()).await;
+    assert_eq!(dead.as_array().unwrap().len(), 1);
+    let retried = call("POST", format!("/api/v1/jobs/{id}/retry")).await;
+    assert_eq!(
+        (
+            retried["status"].as_str(),
+            retried["attempts"].as_i64(),
+            retried["dead"].as_bool()
+        ),
+        (Some("Pending"), Some(0), Some(false))
+    );
+    let again = call("POST", format!("/api/v1/jobs/{id}/retry")).await;
+    assert_eq!(
+        again["type"].as_str().map(|t| t.ends_with("/job-not-dead")),
+        Some(true)
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_failed_attempt_is_retried_later(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let id = jobs::enqueue(
+        &mut tx,
+        &Recompute::full(CycleYear::new(2099).unwrap()),
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    kepatuhan_worker::recompute::schedule_retry(&pool, &id, Duration::from_secs(40))
+        .await
+        .unwrap();
+    let wait: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM run_at - now())::float8 FROM apalis.jobs WHERE id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!((30.0..=40.0).contains(&wait), "next attempt in {wait} s");
+}
+
+#[test]
+fn backoff_doubles_up_to_an_hour() {
+    let base = Duration::from_secs(5);
+    let delays: Vec<u64> = (1..=4)
+        .map(|a| kepatuhan_worker::backoff(base, a).as_secs())
+        .collect();
+    assert_eq!(delays, [5, 10, 20, 40]);
+    assert_eq!(
+        kepatuhan_worker::backoff(base, 30),
+        Duration::from_secs(3600)
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_closed_window_is_noticed_once(pool: PgPool) {
+    let state = setup(&pool).await;
+    sqlx::query("UPDATE cycles SET closes_on = current_date WHERE year = 2025")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(
+        schedule::enqueue_closed_windows(&state)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a window closing today is still open"
+    );
+    sqlx::query("UPDATE cycles SET closes_on = current_date - 1 WHERE year = 2025")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let first = schedule::enqueue_closed_windows(&state).await.unwrap();
+    let second = schedule::enqueue_closed_windows(&state).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first, second, "the same job, not a second one");
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn published_results_change_only_through_a_new_revision(pool: PgPool) {
+    let state = setup(&pool).await;
+    let year = CycleYear::new(2025).unwrap();
+    sqlx::query("UPDATE cycles SET state = 'published', published_at = now() WHERE year = 2025")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let before = snapshot(&pool, 2025).await;
+    assert_eq!(
+        recompute_for_job(&state, year).await.unwrap(),
+        JobOutcome::Unchanged { revision: 1 }
+    );
+    assert_eq!(snapshot(&pool, 2025).await, before);
+    // A verified value changes behind the published results (e.g. a data repair).
+    sqlx::query(
+        "UPDATE submission_values SET value = 0 WHERE submission_id = (SELECT min(id) FROM submissions WHERE cycle_year = 2025 AND state = 'verified')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let outcome = recompute_for_job(&state, year).await.unwrap();
+    assert!(
+        matches!(outcome, JobOutcome::NewRevision(s) if s.revision == 2),
+        "{outcome:?}"
+    );
+    assert_ne!(snapshot(&pool, 2025).await, before);
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM unit_results WHERE cycle_year = 2025 AND revision = 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        usize::try_from(kept).unwrap(),
+        before.0.len(),
+        "the published revision is kept"
+    );
+}
