@@ -155,12 +155,18 @@ async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    sqlx::query("UPDATE apalis.jobs SET max_attempts = 3 WHERE id = $1")
+    // One attempt allowed: the first failure makes it dead. (Jobs with attempts left are pushed
+    // back by `schedule_retry`, tested in `a_failed_attempt_is_retried_later`.)
+    sqlx::query("UPDATE apalis.jobs SET max_attempts = 1 WHERE id = $1")
         .bind(&id)
         .execute(&pool)
         .await
         .unwrap();
-    drain(&state).await;
+    drain_until(
+        &state,
+        &format!("SELECT status = 'Failed' FROM apalis.jobs WHERE id = '{id}'"),
+    )
+    .await;
     let (status, attempts): (String, i32) =
         sqlx::query_as("SELECT status, attempts FROM apalis.jobs WHERE id = $1")
             .bind(&id)
@@ -169,8 +175,8 @@ async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool
             .unwrap();
     assert_eq!(
         (status.as_str(), attempts),
-        ("Failed", 3),
-        "three attempts, then dead"
+        ("Failed", 1),
+        "failed with no attempt left: dead"
     );
 
     // Visible and retryable through the API.
