@@ -14,17 +14,21 @@ export SQLX_OFFLINE := env_var_or_default("SQLX_OFFLINE", "true")
 default:
     @just --list
 
-# Run the API on http://127.0.0.1:8080 over the `kepatuhan` database (created if missing), with
-# migrations applied and the demo data loaded (its tokens are printed the first time).
+# Run the API on http://127.0.0.1:8080 and the worker over the `kepatuhan` database (created if
+# missing), with migrations applied and the demo data loaded (its tokens are printed the first time).
 run: postgres
     #!/usr/bin/env bash
     set -euo pipefail
     psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'kepatuhan'" | grep -q 1 \
         || createdb -h 127.0.0.1 -U postgres kepatuhan
     export KEPATUHAN_DATABASE_URL="${KEPATUHAN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kepatuhan}"
-    cargo build --release -p kepatuhan-api
+    cargo build --release -p kepatuhan-api -p kepatuhan-worker
     "$CARGO_TARGET_DIR/release/kepatuhan-api" seed-demo
-    exec "$CARGO_TARGET_DIR/release/kepatuhan-api" serve
+    # The worker runs the jobs the API enqueues (recomputes); both stop on Ctrl-C.
+    "$CARGO_TARGET_DIR/release/kepatuhan-worker" &
+    worker=$!
+    trap 'kill -TERM $worker 2>/dev/null; wait $worker' EXIT
+    "$CARGO_TARGET_DIR/release/kepatuhan-api" serve
 
 # Run every check CI runs: formatting, lints, and all tests against a running Postgres.
 test: postgres
