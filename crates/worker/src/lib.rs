@@ -14,6 +14,7 @@
 //! (`FOR UPDATE SKIP LOCKED`), and recomputes of one cycle wait for each other.
 
 pub mod recompute;
+pub mod render;
 pub mod schedule;
 
 use std::future::Future;
