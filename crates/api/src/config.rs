@@ -17,6 +17,13 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Largest database pool (`KEPATUHAN_DB_MAX_CONNECTIONS`, default 10).
     pub db_max_connections: u32,
+    /// Base URL of the public verification pages, printed in certificates' QR codes
+    /// (`KEPATUHAN_PUBLIC_BASE_URL`, default `http://127.0.0.1:8080`).
+    pub public_base_url: String,
+    /// Where certificate PDFs are stored (`KEPATUHAN_CERTIFICATE_STORE`): a directory path or
+    /// `file:///…` URL (default `var/certificates`), `s3://bucket/prefix` for any S3-compatible
+    /// store (credentials and endpoint from the usual `AWS_*` variables), or `memory:`.
+    pub certificate_store: String,
 }
 
 /// Default database URL for local development and tests (trust auth on the local cluster).
@@ -61,6 +68,23 @@ impl Settings {
             Some(10),
             &mut problems,
         );
+        let public_base_url = lookup("KEPATUHAN_PUBLIC_BASE_URL")
+            .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        let valid_url = (public_base_url.starts_with("https://")
+            || public_base_url.starts_with("http://"))
+            && public_base_url
+                .split("://")
+                .nth(1)
+                .is_some_and(|h| !h.is_empty() && !h.contains(' '));
+        if !valid_url {
+            problems.push(format!(
+                "KEPATUHAN_PUBLIC_BASE_URL: `{public_base_url}` is not an http(s) URL"
+            ));
+        }
+        let certificate_store =
+            lookup("KEPATUHAN_CERTIFICATE_STORE").unwrap_or_else(|| "var/certificates".to_owned());
         match (http_addr, max_body_bytes, timeout, db_max_connections) {
             (Some(http_addr), Some(max_body_bytes), Some(t), Some(db_max_connections))
                 if problems.is_empty() =>
@@ -71,6 +95,8 @@ impl Settings {
                     max_body_bytes,
                     request_timeout: Duration::from_secs(t),
                     db_max_connections,
+                    public_base_url,
+                    certificate_store,
                 })
             }
             _ => Err(problems),
@@ -112,10 +138,11 @@ mod tests {
             "KEPATUHAN_DATABASE_URL" => Some("mysql://x".to_owned()),
             "KEPATUHAN_HTTP_ADDR" => Some("localhost".to_owned()),
             "KEPATUHAN_REQUEST_TIMEOUT_SECS" => Some("soon".to_owned()),
+            "KEPATUHAN_PUBLIC_BASE_URL" => Some("kepatuhan.example".to_owned()),
             _ => None,
         };
         let problems = Settings::from_lookup(bad).unwrap_err();
-        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(problems[1].starts_with("KEPATUHAN_HTTP_ADDR"));
     }
 }

@@ -274,7 +274,8 @@ async fn show(
 pub struct TransitionOutcome {
     /// The cycle after the move.
     pub cycle: Cycle,
-    /// The job enqueued by the move (closing the collection window enqueues a full recompute).
+    /// The job enqueued by the move: closing the collection window enqueues a full recompute,
+    /// publishing enqueues the issue of certificates.
     pub job_id: Option<String>,
 }
 
@@ -340,7 +341,15 @@ async fn transition(
     match body.to {
         // Publishing freezes results computed from exactly the verified inputs.
         CycleState::Published => {
-            recompute::recompute_cycle_in(&mut tx, &state, year).await?;
+            let summary = recompute::recompute_cycle_in(&mut tx, &state, year).await?;
+            // Certificates for the frozen results, once per revision.
+            let job = jobs::IssueCertificates {
+                year: year.get(),
+                revision: summary.revision,
+                traceparent: None,
+            };
+            let key = format!("certificates-{}-{}", year.get(), summary.revision);
+            job_id = Some(jobs::enqueue(&mut tx, &job, Some(&key)).await?);
         }
         // Closing the collection window enqueues a full recompute, once per closing.
         CycleState::Verifying => {

@@ -75,6 +75,45 @@ impl Job for Recompute {
     const QUEUE: &'static str = "recompute";
 }
 
+/// Issue the certificates of a published cycle's results revision: a fan-out of one
+/// [`RenderCertificate`] job per recipient whose valid certificate is missing or outdated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueCertificates {
+    /// The cycle year.
+    pub year: u16,
+    /// The results revision the certificates state.
+    pub revision: i32,
+    /// W3C trace context of the request that caused the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+}
+
+impl Job for IssueCertificates {
+    const QUEUE: &'static str = "certificates";
+}
+
+/// Render one certificate: an entity's, or a unit's (`unit_id`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderCertificate {
+    /// The cycle year.
+    pub year: u16,
+    /// The results revision to state.
+    pub revision: i32,
+    /// The entity.
+    pub entity_id: i64,
+    /// The unit, for a unit's certificate.
+    pub unit_id: Option<i64>,
+    /// The fan-out job whose progress this counts towards.
+    pub parent: Option<String>,
+    /// Render even if a valid certificate with the same result exists (reissue).
+    #[serde(default)]
+    pub force: bool,
+}
+
+impl Job for RenderCertificate {
+    const QUEUE: &'static str = "certificate-render";
+}
+
 /// Enqueues a job inside the caller's transaction and returns its id. With an idempotency key, a
 /// job already enqueued under the same key is not enqueued again; its id is returned.
 pub async fn enqueue<J: Job>(

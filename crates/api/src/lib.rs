@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod bulk;
+pub mod certificates;
 pub mod config;
 pub mod cycles;
 pub mod demo;
@@ -23,6 +24,7 @@ pub mod recompute;
 pub mod reference;
 pub mod results;
 pub mod startup;
+pub mod storage;
 pub mod submissions;
 pub mod surveys;
 
@@ -34,22 +36,46 @@ use sqlx::PgPool;
 pub use startup::{build_router, connect, migrate};
 
 /// Shared application state.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
     /// Database pool.
     pub pool: PgPool,
     /// The methodologies shipped in the binary, validated at start.
     pub methodologies: Arc<Vec<Methodology>>,
+    /// Where certificate PDFs are stored.
+    pub store: Arc<dyn object_store::ObjectStore>,
+    /// Base URL of the public verification pages.
+    pub public_base_url: String,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store.to_string())
+            .field("public_base_url", &self.public_base_url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AppState {
-    /// Builds the state: loads and validates the shipped methodologies.
+    /// Builds a state with certificates kept in memory and the default public URL (tests, tools).
     pub fn new(pool: PgPool) -> Result<Self, String> {
         let methodologies = kepatuhan_core::methodology::builtin::all()
             .map_err(|(file, e)| format!("shipped methodology {file} is invalid: {e}"))?;
         Ok(Self {
             pool,
             methodologies: Arc::new(methodologies),
+            store: Arc::new(object_store::memory::InMemory::new()),
+            public_base_url: "http://127.0.0.1:8080".to_owned(),
+        })
+    }
+
+    /// Builds the state a process runs with: the configured certificate store and public URL.
+    pub fn configured(pool: PgPool, settings: &config::Settings) -> Result<Self, String> {
+        Ok(Self {
+            store: storage::open(&settings.certificate_store)?,
+            public_base_url: settings.public_base_url.clone(),
+            ..Self::new(pool)?
         })
     }
 

@@ -120,7 +120,7 @@ async fn run(
             Ok(())
         }
         Command::SeedDemo => {
-            let state = AppState::new(pool)?;
+            let state = AppState::configured(pool, &settings)?;
             match kepatuhan_api::demo::seed_demo(&state, &settings).await? {
                 Some(tokens) => {
                     println!("demo data loaded; these tokens are shown once:");
@@ -173,7 +173,7 @@ async fn run(
             Ok(())
         }
         Command::Serve => {
-            let state = AppState::new(pool)?;
+            let state = AppState::configured(pool, &settings)?;
             let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
             tracing::info!(addr = %settings.http_addr, "kepatuhan-api listening");
             axum::serve(listener, build_router(state, &settings))

@@ -7,7 +7,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
-    AppState, cycles, imports, jobs, methodologies, reference, results, submissions, surveys,
+    AppState, certificates, cycles, imports, jobs, methodologies, reference, results, submissions,
+    surveys,
 };
 
 /// Document metadata.
@@ -31,7 +32,8 @@ field-level `errors`. Objects outside the caller's scope answer 404. POSTs accep
         (name = "surveys", description = "Service-user survey responses"),
         (name = "results", description = "Scores, grades, ranks, year-on-year, deficiencies"),
         (name = "imports", description = "Published scores of past cycles"),
-        (name = "jobs", description = "Background jobs")
+        (name = "jobs", description = "Background jobs"),
+        (name = "certificates", description = "Certificates and their public verification")
     )
 )]
 pub struct ApiDoc;
@@ -59,12 +61,14 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(results::router())
         .merge(imports::router())
         .merge(jobs::router())
+        .merge(certificates::router())
 }
 
 /// The complete document.
 pub fn document() -> utoipa::openapi::OpenApi {
     let (_, doc) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api_router())
+        .merge(certificates::verify_router())
         .split_for_parts();
     doc
 }

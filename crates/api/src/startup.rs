@@ -55,6 +55,7 @@ pub fn build_router(state: AppState, settings: &Settings) -> Router {
         )
         .route("/health/ready", get(ready))
         .nest("/api/v1", api)
+        .merge(crate::certificates::verify_router().split_for_parts().0)
         .route(
             "/openapi.json",
             get(move || std::future::ready(axum::Json(doc.clone()))),

@@ -13,6 +13,7 @@
 //! Several workers may run against one database: apalis locks each job for one worker
 //! (`FOR UPDATE SKIP LOCKED`), and recomputes of one cycle wait for each other.
 
+pub mod certificates;
 pub mod recompute;
 pub mod render;
 pub mod schedule;
@@ -23,12 +24,12 @@ use std::time::Duration;
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
 use kepatuhan_api::AppState;
-use kepatuhan_api::jobs::{Job, Recompute};
+use kepatuhan_api::jobs::{IssueCertificates, Job, Recompute, RenderCertificate};
 
 /// Tunables of a worker process.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// A name for this process's workers (unique per process; defaults to host and pid).
+    /// A name for this process's workers (unique per start; defaults to pid and a random suffix).
     pub name: String,
     /// First retry delay; doubles with each attempt (capped at one hour).
     pub backoff_base: Duration,
@@ -36,15 +37,29 @@ pub struct WorkerConfig {
     pub schedule_every: Duration,
     /// Jobs run at once by this process.
     pub concurrency: usize,
+    /// Place printed on certificates (`KEPATUHAN_CERTIFICATE_PLACE`).
+    pub place: String,
+    /// Signatory's name (`KEPATUHAN_CERTIFICATE_SIGNATORY`).
+    pub signatory_name: String,
+    /// Signatory's title (`KEPATUHAN_CERTIFICATE_SIGNATORY_TITLE`).
+    pub signatory_title: String,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            name: format!("kepatuhan-worker-{}", std::process::id()),
+            // Unique per start: apalis refuses a second live worker with the same name.
+            name: format!(
+                "kepatuhan-worker-{}-{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ),
             backoff_base: Duration::from_secs(5),
             schedule_every: Duration::from_mins(1),
             concurrency: 2,
+            place: "Jakarta".to_owned(),
+            signatory_name: "Mokhammad Najih".to_owned(),
+            signatory_title: "Ketua Ombudsman Republik Indonesia".to_owned(),
         }
     }
 }
@@ -66,27 +81,56 @@ pub async fn run(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let storage: PostgresStorage<Recompute> = PostgresStorage::new(&state.pool)
-        .with_config(Config::default().queue(Recompute::QUEUE).batch_size(1));
-    let worker = WorkerBuilder::new(format!("{}-recompute", config.name))
-        .backend(storage)
+    let recompute = WorkerBuilder::new(format!("{}-recompute", config.name))
+        .backend(storage_for::<Recompute>(&state))
         .concurrency(config.concurrency)
         .data(state.clone())
         .data(config.clone())
         .build(recompute::handle);
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let schedule = tokio::spawn(schedule::run(state.clone(), config.schedule_every, stop_rx));
-    let signal = async move {
-        shutdown.await;
-        tracing::info!("shutting down: no new jobs, finishing the running ones");
-        let _ = stop_tx.send(true);
+    let issue = WorkerBuilder::new(format!("{}-certificates", config.name))
+        .backend(storage_for::<IssueCertificates>(&state))
+        .data(state.clone())
+        .build(certificates::issue);
+    let render = WorkerBuilder::new(format!("{}-certificate-render", config.name))
+        .backend(storage_for::<RenderCertificate>(&state))
+        .concurrency(config.concurrency)
+        .data(state.clone())
+        .data(std::sync::Arc::new(render::Renderer::new()))
+        .data(config.clone())
+        .build(certificates::render);
+
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+        Ok::<(), std::io::Error>(())
     };
-    let result = worker
-        .run_until(async move {
-            signal.await;
-            Ok::<(), std::io::Error>(())
-        })
-        .await;
+    let schedule = tokio::spawn(schedule::run(
+        state.clone(),
+        config.schedule_every,
+        stop.subscribe(),
+    ));
+    let workers = [
+        tokio::spawn(recompute.run_until(until(stop.subscribe()))),
+        tokio::spawn(issue.run_until(until(stop.subscribe()))),
+        tokio::spawn(render.run_until(until(stop.subscribe()))),
+    ];
+    shutdown.await;
+    tracing::info!("shutting down: no new jobs, finishing the running ones");
+    let _ = stop.send(true);
+    let mut first_error: Option<String> = None;
+    for worker in workers {
+        let outcome = match worker.await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        first_error = first_error.or(outcome);
+    }
     let _ = schedule.await;
-    result.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    first_error.map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// The apalis storage of a job type's queue.
+fn storage_for<J: Job>(state: &AppState) -> PostgresStorage<J> {
+    PostgresStorage::new(&state.pool).with_config(Config::default().queue(J::QUEUE).batch_size(1))
 }

@@ -31,6 +31,21 @@ async fn main() -> ExitCode {
     {
         config.backoff_base = Duration::from_secs(secs);
     }
+    for (key, field) in [
+        ("KEPATUHAN_CERTIFICATE_PLACE", &mut config.place),
+        (
+            "KEPATUHAN_CERTIFICATE_SIGNATORY",
+            &mut config.signatory_name,
+        ),
+        (
+            "KEPATUHAN_CERTIFICATE_SIGNATORY_TITLE",
+            &mut config.signatory_title,
+        ),
+    ] {
+        if let Ok(value) = std::env::var(key) {
+            *field = value;
+        }
+    }
     if let Some(n) = std::env::var("KEPATUHAN_WORKER_CONCURRENCY")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -41,7 +56,7 @@ async fn main() -> ExitCode {
         let pool = connect(&settings).await?;
         // Safe with several processes: the migrator holds an advisory lock.
         migrate(&pool).await?;
-        let state = AppState::new(pool)?;
+        let state = AppState::configured(pool, &settings)?;
         tracing::info!(name = %config.name, "kepatuhan-worker started");
         run(state, config, shutdown_signal()).await
     }

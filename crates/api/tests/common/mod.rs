@@ -95,6 +95,8 @@ impl TestApp {
             max_body_bytes: 1024 * 1024,
             request_timeout: std::time::Duration::from_secs(10),
             db_max_connections: 5,
+            public_base_url: "http://127.0.0.1:8080".to_owned(),
+            certificate_store: "memory:".to_owned(),
         };
         // Ours are applied by #[sqlx::test]; this adds the job queue's schema.
         kepatuhan_api::migrate(&pool).await.unwrap();

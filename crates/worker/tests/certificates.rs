@@ -1,0 +1,313 @@
+//! Publishing a cycle issues certificates through the worker: one per eligible entity and unit,
+//! with progress, stored PDFs that read back, public verification, idempotent re-issue, revoke
+//! and reissue.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use kepatuhan_api::config::Settings;
+use kepatuhan_api::{AppState, auth, build_router, demo, migrate};
+use kepatuhan_worker::{WorkerConfig, run};
+use serde_json::{Value, json};
+use sha2::Digest;
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+struct Api {
+    app: axum::Router,
+    token: String,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        accept: &str,
+    ) -> (u16, Vec<u8>) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", self.token))
+            .header("accept", accept);
+        let req = match body {
+            Some(b) => {
+                req = req.header("content-type", "application/json");
+                req.body(Body::from(serde_json::to_vec(&b).unwrap()))
+                    .unwrap()
+            }
+            None => req.body(Body::empty()).unwrap(),
+        };
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status().as_u16();
+        (
+            status,
+            axum::body::to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap()
+                .to_vec(),
+        )
+    }
+
+    async fn json(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, bytes) = self.call(method, path, body, "application/json").await;
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        assert!(status < 300, "{method} {path}: {status} {value}");
+        value
+    }
+}
+
+/// Runs a worker until `done` (SQL boolean) holds or 60 s pass, then stops it gracefully.
+async fn work_until(state: &AppState, done: &str) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let config = WorkerConfig {
+        backoff_base: Duration::ZERO,
+        ..WorkerConfig::default()
+    };
+    let worker = tokio::spawn(run(state.clone(), config, async move {
+        let _ = rx.await;
+    }));
+    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
+    while !sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(done.to_owned()))
+        .fetch_one(&state.pool)
+        .await
+        .unwrap()
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = tx.send(());
+    tokio::time::timeout(Duration::from_secs(30), worker)
+        .await
+        .expect("stops on shutdown")
+        .unwrap()
+        .unwrap();
+}
+
+const ALL_RENDERED: &str = "SELECT NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type IN ('certificates', 'certificate-render') AND status IN ('Pending', 'Queued'))
+    AND EXISTS (SELECT 1 FROM job_progress WHERE done = total AND total > 0)";
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn publishing_issues_verifiable_certificates(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let state = AppState::new(pool.clone()).unwrap();
+    let settings = Settings::from_lookup(|_| None).unwrap();
+    demo::seed_demo(&state, &settings).await.unwrap();
+    // Make 2025 publishable: every sampled unit verified.
+    sqlx::query("DELETE FROM cycle_units cu WHERE cycle_year = 2025 AND NOT EXISTS (SELECT 1 FROM submissions s WHERE s.cycle_year = 2025 AND s.unit_id = cu.unit_id)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE submissions SET state = 'verified' WHERE cycle_year = 2025")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (_, admin) = auth::create_actor_with_token(&pool, "HQ", "admin", None)
+        .await
+        .unwrap();
+    let api = Api {
+        app: build_router(state.clone(), &settings),
+        token: admin.secret,
+    };
+    api.json(
+        "POST",
+        "/api/v1/cycles/2025/transitions",
+        Some(json!({ "to": "verifying" })),
+    )
+    .await;
+    let published = api
+        .json(
+            "POST",
+            "/api/v1/cycles/2025/transitions",
+            Some(json!({ "to": "published" })),
+        )
+        .await;
+    let fan_out = published["job_id"].as_str().unwrap().to_owned();
+
+    work_until(&state, ALL_RENDERED).await;
+
+    let expected: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM entity_results WHERE cycle_year = 2025 AND award_eligible)
+              + (SELECT count(*) FROM unit_results ur JOIN units u ON u.id = ur.unit_id JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_year = 2025 WHERE ur.cycle_year = 2025 AND r.award_eligible)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(expected >= 6, "{expected}");
+    let job = api
+        .json("GET", &format!("/api/v1/jobs/{fan_out}"), None)
+        .await;
+    assert_eq!(
+        job["progress"],
+        json!({ "done": expected, "total": expected })
+    );
+    let certificates = api
+        .json("GET", "/api/v1/cycles/2025/certificates", None)
+        .await;
+    let list = certificates.as_array().unwrap();
+    assert_eq!(i64::try_from(list.len()).unwrap(), expected);
+    assert!(list.iter().all(|c| c["status"] == "valid"));
+
+    // A unit's certificate: the PDF reads back with the unit, its entity, the score and the code.
+    let cert = list
+        .iter()
+        .find(|c| c["unit_id"].is_number())
+        .unwrap()
+        .clone();
+    let code = cert["code"].as_str().unwrap().to_owned();
+    let (status, pdf) = api
+        .call(
+            "GET",
+            &format!("/api/v1/certificates/{code}/pdf"),
+            None,
+            "application/pdf",
+        )
+        .await;
+    assert_eq!(status, 200);
+    let text = pdf_extract::extract_text_from_mem(&pdf)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for expected_text in [
+        cert["recipient"].as_str().unwrap(),
+        cert["recipient_detail"].as_str().unwrap(),
+        cert["score"].as_str().unwrap(),
+        code.as_str(),
+    ] {
+        assert!(
+            text.contains(expected_text),
+            "{expected_text:?} not in {text:?}"
+        );
+    }
+    assert!(
+        cert["score"].as_str().unwrap().contains(','),
+        "Indonesian number format"
+    );
+    let sha: Vec<u8> = sqlx::query_scalar("SELECT sha256 FROM certificates WHERE code = $1")
+        .bind(&code)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        sha,
+        sha2::Sha256::digest(&pdf).to_vec(),
+        "the stored hash is the file's"
+    );
+
+    // Public verification: JSON and a page in Bahasa Indonesia.
+    let public = Api {
+        app: api.app.clone(),
+        token: String::new(),
+    };
+    let (status, body) = public
+        .call("GET", &format!("/verify/{code}"), None, "application/json")
+        .await;
+    let verified: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((status, verified["status"].as_str()), (200, Some("valid")));
+    assert_eq!(verified["sha256"].as_str().unwrap(), hex::encode(&sha));
+    let (_, page) = public
+        .call(
+            "GET",
+            &format!("/verify/{}", code.to_lowercase()),
+            None,
+            "text/html",
+        )
+        .await;
+    let page = String::from_utf8(page).unwrap();
+    assert!(
+        page.contains("SAH")
+            && page.contains("Penilaian Kepatuhan Penyelenggaraan Pelayanan Publik Tahun 2025"),
+        "{page}"
+    );
+    let (status, _) = public
+        .call("GET", "/verify/NOPE-NOPE", None, "application/json")
+        .await;
+    assert_eq!(status, 404);
+
+    // Issuing again changes nothing: never two valid certificates for one recipient.
+    let mut tx = pool.begin().await.unwrap();
+    kepatuhan_api::jobs::enqueue(
+        &mut tx,
+        &kepatuhan_api::jobs::IssueCertificates {
+            year: 2025,
+            revision: 1,
+            traceparent: None,
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    work_until(&state, "SELECT NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type IN ('certificates', 'certificate-render') AND status IN ('Pending', 'Queued'))").await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, expected);
+
+    // Revoke, then reissue: the old code keeps answering, pointing to the new one.
+    let revoked = api
+        .json(
+            "POST",
+            &format!("/api/v1/certificates/{code}/revoke"),
+            Some(json!({ "reason": "Data lokus dikoreksi" })),
+        )
+        .await;
+    assert_eq!(revoked["status"], "revoked");
+    let (_, page) = public
+        .call("GET", &format!("/verify/{code}"), None, "text/html")
+        .await;
+    assert!(String::from_utf8(page).unwrap().contains("DICABUT"));
+    api.json(
+        "POST",
+        &format!("/api/v1/certificates/{code}/reissue"),
+        None,
+    )
+    .await;
+    work_until(&state, "SELECT NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type = 'certificate-render' AND status IN ('Pending', 'Queued')) AND EXISTS (SELECT 1 FROM certificates WHERE status = 'revoked' AND replaced_by IS NOT NULL)").await;
+    let old = api
+        .json("GET", &format!("/api/v1/certificates/{code}"), None)
+        .await;
+    let new_code = old["replaced_by"]
+        .as_str()
+        .expect("the revoked certificate names its replacement")
+        .to_owned();
+    let new = api
+        .json("GET", &format!("/api/v1/certificates/{new_code}"), None)
+        .await;
+    assert_eq!(
+        (new["status"].as_str(), new["recipient"].as_str()),
+        (Some("valid"), cert["recipient"].as_str())
+    );
+    // Reissuing a valid certificate supersedes it.
+    api.json(
+        "POST",
+        &format!("/api/v1/certificates/{new_code}/reissue"),
+        None,
+    )
+    .await;
+    work_until(
+        &state,
+        &format!("SELECT status = 'superseded' FROM certificates WHERE code = '{new_code}'"),
+    )
+    .await;
+    let superseded = api
+        .json("GET", &format!("/api/v1/certificates/{new_code}"), None)
+        .await;
+    assert!(superseded["replaced_by"].is_string());
+    let valid: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates WHERE status = 'valid'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(valid, expected, "still one valid certificate per recipient");
+    assert!(
+        sqlx::query("DELETE FROM certificates")
+            .execute(&pool)
+            .await
+            .is_err(),
+        "certificates are never deleted"
+    );
+}
