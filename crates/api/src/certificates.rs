@@ -260,19 +260,24 @@ async fn revoke(
         ));
     }
     let row = fetch(&state, &code).await?;
-    let updated = sqlx::query!(
-        "UPDATE certificates SET status = 'revoked', revoke_reason = $2, status_changed_at = now() WHERE code = $1 AND status = 'valid'",
+    let mut tx = state.pool.begin().await?;
+    let updated = sqlx::query_scalar!(
+        "UPDATE certificates SET status = 'revoked', revoke_reason = $2, status_changed_at = now()
+         WHERE code = $1 AND status = 'valid' RETURNING entity_id",
         row.code,
         body.reason.trim()
     )
-    .execute(&state.pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    if updated.rows_affected() == 0 {
+    let Some(entity_id) = updated else {
         return Err(ApiError::conflict(
             "certificate-not-valid",
             format!("certificate {} is already {}", row.code, row.status),
         ));
-    }
+    };
+    let data = serde_json::json!({ "code": row.code, "year": row.cycle_year, "recipient": row.recipient, "reason": body.reason.trim() });
+    crate::webhooks::emit(&mut tx, "certificate.revoked", Some(entity_id), data).await?;
+    tx.commit().await?;
     tracing::info!(code = %row.code, "certificate revoked");
     Ok(Json(
         fetch(&state, &row.code).await?.view(&state.public_base_url),

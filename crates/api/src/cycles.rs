@@ -350,6 +350,8 @@ async fn transition(
             };
             let key = format!("certificates-{}-{}", year.get(), summary.revision);
             job_id = Some(jobs::enqueue(&mut tx, &job, Some(&key)).await?);
+            let data = serde_json::json!({ "year": year.get(), "revision": summary.revision, "entities": summary.entities_scored, "units": summary.units_scored });
+            crate::webhooks::emit(&mut tx, "results.published", None, data).await?;
         }
         // Closing the collection window enqueues a full recompute, once per closing.
         CycleState::Verifying => {

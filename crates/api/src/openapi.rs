@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::{
     AppState, certificates, cycles, imports, jobs, methodologies, reference, results, submissions,
-    surveys,
+    surveys, webhooks,
 };
 
 /// Document metadata.
@@ -33,7 +33,8 @@ field-level `errors`. Objects outside the caller's scope answer 404. POSTs accep
         (name = "results", description = "Scores, grades, ranks, year-on-year, deficiencies"),
         (name = "imports", description = "Published scores of past cycles"),
         (name = "jobs", description = "Background jobs"),
-        (name = "certificates", description = "Certificates and their public verification")
+        (name = "certificates", description = "Certificates and their public verification"),
+        (name = "webhooks", description = "Webhook endpoints and their deliveries")
     )
 )]
 pub struct ApiDoc;
@@ -62,6 +63,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(imports::router())
         .merge(jobs::router())
         .merge(certificates::router())
+        .merge(webhooks::router())
 }
 
 /// The complete document.

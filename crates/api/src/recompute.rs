@@ -127,6 +127,14 @@ pub async fn recompute_for_job(state: &AppState, year: CycleYear) -> ApiResult<J
     .fetch_one(&mut *tx)
     .await?;
     if differs {
+        // The published certificates of changed results are reissued from the new revision.
+        let job = crate::jobs::IssueCertificates {
+            year: year.get(),
+            revision: summary.revision,
+            traceparent: None,
+        };
+        let key = format!("certificates-{}-{}", year.get(), summary.revision);
+        crate::jobs::enqueue(&mut tx, &job, Some(&key)).await?;
         tx.commit().await?;
         Ok(JobOutcome::NewRevision(summary))
     } else {

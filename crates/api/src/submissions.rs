@@ -976,6 +976,17 @@ async fn correct(
         .execute(&mut *tx)
         .await?;
     let summary = crate::recompute::recompute_cycle_in(&mut tx, &state, year).await?;
+    let reissue = jobs::IssueCertificates {
+        year: year.get(),
+        revision: summary.revision,
+        traceparent: None,
+    };
+    jobs::enqueue(
+        &mut tx,
+        &reissue,
+        Some(&format!("certificates-{}-{}", year.get(), summary.revision)),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(Corrected {
         revision: summary.revision,

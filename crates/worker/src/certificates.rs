@@ -279,6 +279,33 @@ async fn record(
     .execute(&mut *tx)
     .await
     .map_err(CertificateError::from)?;
+    let replaced: Option<String> = sqlx::query_scalar!(
+        "SELECT code FROM certificates WHERE replaced_by = $1",
+        new_id
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(CertificateError::from)?;
+    let event = serde_json::json!({
+        "code": data.code,
+        "year": job.year,
+        "revision": job.revision,
+        "recipient": data.recipient,
+        "recipient_detail": data.recipient_detail,
+        "unit_id": job.unit_id,
+        "score": data.score.value(),
+        "grade": data.grade_code,
+        "verify_url": data.verify_url,
+        "replaces": replaced,
+    });
+    let kind = if replaced.is_some() {
+        "certificate.reissued"
+    } else {
+        "certificate.issued"
+    };
+    kepatuhan_api::webhooks::emit(&mut tx, kind, Some(job.entity_id), event)
+        .await
+        .map_err(CertificateError::from)?;
     tx.commit().await.map_err(CertificateError::from)?;
     tracing::info!(code = %data.code, year, entity = job.entity_id, unit = ?job.unit_id, "certificate issued");
     Ok(())

@@ -17,6 +17,7 @@ pub mod certificates;
 pub mod recompute;
 pub mod render;
 pub mod schedule;
+pub mod webhooks;
 
 use std::future::Future;
 use std::time::Duration;
@@ -99,6 +100,15 @@ pub async fn run(
         .data(config.clone())
         .build(certificates::render);
 
+    let deliver = WorkerBuilder::new(format!("{}-webhooks", config.name))
+        .backend(storage_for::<kepatuhan_api::webhooks::DeliverWebhook>(
+            &state,
+        ))
+        .concurrency(config.concurrency)
+        .data(state.clone())
+        .data(config.clone())
+        .build(webhooks::deliver);
+
     let (stop, _) = tokio::sync::watch::channel(false);
     let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stopped| *stopped).await;
@@ -113,6 +123,7 @@ pub async fn run(
         tokio::spawn(recompute.run_until(until(stop.subscribe()))),
         tokio::spawn(issue.run_until(until(stop.subscribe()))),
         tokio::spawn(render.run_until(until(stop.subscribe()))),
+        tokio::spawn(deliver.run_until(until(stop.subscribe()))),
     ];
     shutdown.await;
     tracing::info!("shutting down: no new jobs, finishing the running ones");

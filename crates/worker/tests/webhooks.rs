@@ -1,0 +1,251 @@
+//! Webhooks end to end: a receiver on localhost gets signed events, a failed delivery is retried,
+//! every attempt is recorded and visible through the API.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Request, StatusCode};
+use hmac::{Hmac, Mac};
+use kepatuhan_api::config::Settings;
+use kepatuhan_api::{AppState, auth, build_router, demo, migrate, webhooks};
+use kepatuhan_worker::{WorkerConfig, run};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+#[derive(Default)]
+struct Received {
+    calls: usize,
+    verified: Vec<Value>,
+}
+
+/// A receiver that fails its first call and verifies the signature of every call, the way a
+/// receiver is told to in docs/worker.md.
+async fn receiver(secret: Arc<Mutex<String>>, seen: Arc<Mutex<Received>>) -> String {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let secret = secret.lock().unwrap().clone();
+            let seen = seen.clone();
+            async move {
+                let header = headers
+                    .get("kepatuhan-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let (t, v1) = header.split_once(',').unwrap_or_default();
+                let t = t.strip_prefix("t=").unwrap_or_default();
+                let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+                mac.update(format!("{t}.").as_bytes());
+                mac.update(&body);
+                let ok = mac
+                    .verify_slice(
+                        &hex::decode(v1.strip_prefix("v1=").unwrap_or_default())
+                            .unwrap_or_default(),
+                    )
+                    .is_ok();
+                let fresh =
+                    (chrono::Utc::now().timestamp() - t.parse::<i64>().unwrap_or(0)).abs() < 300;
+                let mut seen = seen.lock().unwrap();
+                seen.calls += 1;
+                if seen.calls == 1 {
+                    return StatusCode::SERVICE_UNAVAILABLE;
+                }
+                if ok && fresh {
+                    seen.verified.push(serde_json::from_slice(&body).unwrap());
+                    StatusCode::NO_CONTENT
+                } else {
+                    StatusCode::UNAUTHORIZED
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/hook")
+}
+
+async fn call(
+    app: &axum::Router,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json");
+    let req = req
+        .body(body.map_or_else(Body::empty, |b| Body::from(serde_json::to_vec(&b).unwrap())))
+        .unwrap();
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status().as_u16();
+    (
+        status,
+        serde_json::from_slice(
+            &axum::body::to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap(),
+        )
+        .unwrap_or(Value::Null),
+    )
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn signed_events_reach_a_receiver_and_failures_are_retried(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let state = AppState::new(pool.clone()).unwrap();
+    let settings = Settings::from_lookup(|_| None).unwrap();
+    demo::seed_demo(&state, &settings).await.unwrap();
+    let app = build_router(state.clone(), &settings);
+    let (_, office) = auth::create_actor_with_token(&pool, "Babel", "office", Some("babel"))
+        .await
+        .unwrap();
+
+    let secret = Arc::new(Mutex::new(String::new()));
+    let seen = Arc::new(Mutex::new(Received::default()));
+    let url = receiver(secret.clone(), seen.clone()).await;
+
+    // The office registers an endpoint for one of its entities; not for another province's.
+    let (status, _) = call(
+        &app,
+        &office.secret,
+        "POST",
+        "/api/v1/webhooks",
+        Some(json!({ "url": url, "entity_code": "52.71" })),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, created) = call(
+        &app,
+        &office.secret,
+        "POST",
+        "/api/v1/webhooks",
+        Some(json!({ "url": url, "entity_code": "19.01", "events": ["certificate.revoked"] })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    *secret.lock().unwrap() = created["secret"].as_str().unwrap().to_owned();
+    let id = created["id"].as_i64().unwrap();
+    let (_, listed) = call(&app, &office.secret, "GET", "/api/v1/webhooks", None).await;
+    assert!(
+        listed[0].get("secret").is_none(),
+        "the secret is shown once only"
+    );
+
+    // An event about that entity, and one it did not subscribe to.
+    let entity: i64 = sqlx::query_scalar("SELECT id FROM entities WHERE code = '19.01'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    assert_eq!(
+        webhooks::emit(
+            &mut tx,
+            "certificate.revoked",
+            Some(entity),
+            json!({ "code": "K7QX" })
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    assert_eq!(
+        webhooks::emit(&mut tx, "results.published", None, json!({ "year": 2025 }))
+            .await
+            .unwrap(),
+        0
+    );
+    tx.commit().await.unwrap();
+
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run(
+        state.clone(),
+        WorkerConfig {
+            backoff_base: Duration::ZERO,
+            ..WorkerConfig::default()
+        },
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while seen.lock().unwrap().verified.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = tx.send(());
+    tokio::time::timeout(Duration::from_secs(20), worker)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    let received = seen.lock().unwrap();
+    assert_eq!(received.calls, 2, "one failure, one retry");
+    assert_eq!(received.verified.len(), 1);
+    assert_eq!(received.verified[0]["type"], "certificate.revoked");
+    assert_eq!(received.verified[0]["data"]["code"], "K7QX");
+    drop(received);
+    let (_, deliveries) = call(
+        &app,
+        &office.secret,
+        "GET",
+        &format!("/api/v1/webhooks/{id}/deliveries"),
+        None,
+    )
+    .await;
+    let attempts: Vec<(i64, Option<i64>)> = deliveries
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|d| (d["attempt"].as_i64().unwrap(), d["status_code"].as_i64()))
+        .collect();
+    assert_eq!(
+        attempts.iter().map(|a| a.1).collect::<Vec<_>>(),
+        [Some(503), Some(204)]
+    );
+    assert!(
+        attempts[1].0 > attempts[0].0,
+        "the retry is a later attempt: {attempts:?}"
+    );
+
+    // Rotation gives a new secret once; deactivation stops deliveries.
+    let (_, rotated) = call(
+        &app,
+        &office.secret,
+        "POST",
+        &format!("/api/v1/webhooks/{id}/rotate-secret"),
+        None,
+    )
+    .await;
+    assert_ne!(rotated["secret"], created["secret"]);
+    let (_, off) = call(
+        &app,
+        &office.secret,
+        "DELETE",
+        &format!("/api/v1/webhooks/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(off["active"], false);
+}
+
+#[test]
+fn the_signature_is_hmac_sha256_of_timestamp_dot_body() {
+    let sig = kepatuhan_worker::webhooks::signature("whsec_test", 1_700_000_000, br#"{"a":1}"#);
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_test").unwrap();
+    mac.update(b"1700000000.{\"a\":1}");
+    assert_eq!(
+        sig,
+        format!(
+            "t=1700000000,v1={}",
+            hex::encode(mac.finalize().into_bytes())
+        )
+    );
+}
