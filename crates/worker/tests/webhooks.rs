@@ -185,12 +185,14 @@ async fn signed_events_reach_a_receiver_and_failures_are_retried(pool: PgPool) {
         .unwrap()
         .unwrap();
 
-    let received = seen.lock().unwrap();
-    assert_eq!(received.calls, 2, "one failure, one retry");
-    assert_eq!(received.verified.len(), 1);
-    assert_eq!(received.verified[0]["type"], "certificate.revoked");
-    assert_eq!(received.verified[0]["data"]["code"], "K7QX");
-    drop(received);
+    let (calls, verified) = {
+        let received = seen.lock().unwrap();
+        (received.calls, received.verified.clone())
+    };
+    assert_eq!(calls, 2, "one failure, one retry");
+    assert_eq!(verified.len(), 1);
+    assert_eq!(verified[0]["type"], "certificate.revoked");
+    assert_eq!(verified[0]["data"]["code"], "K7QX");
     let (_, deliveries) = call(
         &app,
         &office.secret,
