@@ -121,19 +121,35 @@ pub async fn enqueue<J: Job>(
     job: &J,
     idempotency_key: Option<&str>,
 ) -> ApiResult<String> {
+    enqueue_after(tx, job, idempotency_key, std::time::Duration::ZERO).await
+}
+
+/// Like [`enqueue`], to run no sooner than `delay` from now (retries with backoff).
+pub async fn enqueue_after<J: Job>(
+    tx: &mut Transaction<'_, Postgres>,
+    job: &J,
+    idempotency_key: Option<&str>,
+    delay: std::time::Duration,
+) -> ApiResult<String> {
+    let delay = sqlx::postgres::types::PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(delay.as_micros()).unwrap_or(i64::MAX),
+    };
     let payload = serde_json::to_vec(job)
         .map_err(|e| ApiError::Internal(crate::error::InternalError(Box::new(e))))?;
     let id = ulid::Ulid::new().to_string();
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key)
-           VALUES ($1, $2, $3, 'Pending', 0, $4, now(), 0, ''::hstore, $5)
+           VALUES ($1, $2, $3, 'Pending', 0, $4, now() + $6, 0, ''::hstore, $5)
            ON CONFLICT (job_type, idempotency_key) DO NOTHING
            RETURNING id"#,
         id,
         J::QUEUE,
         payload,
         J::MAX_ATTEMPTS,
-        idempotency_key
+        idempotency_key,
+        delay
     )
     .fetch_optional(&mut **tx)
     .await?;

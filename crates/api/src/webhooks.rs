@@ -48,11 +48,23 @@ pub struct DeliverWebhook {
     pub endpoint_id: i64,
     /// The event (`id`, `type`, `created_at`, `data`), sent as the request body.
     pub event: serde_json::Value,
+    /// Which delivery attempt this is (1-based). A failed attempt enqueues the next one with
+    /// backoff until [`DELIVERY_ATTEMPTS`]; the last failure leaves the job dead.
+    #[serde(default = "first")]
+    pub attempt: u32,
 }
+
+fn first() -> u32 {
+    1
+}
+
+/// Delivery attempts per event and endpoint.
+pub const DELIVERY_ATTEMPTS: u32 = 8;
 
 impl Job for DeliverWebhook {
     const QUEUE: &'static str = "webhooks";
-    const MAX_ATTEMPTS: i32 = 8;
+    // Each attempt is its own job (see `attempt`), so the job itself runs once.
+    const MAX_ATTEMPTS: i32 = 1;
 }
 
 /// Enqueues an event for every active endpoint subscribed to it: endpoints of `entity_id` and of
@@ -91,6 +103,7 @@ pub async fn emit(
             &DeliverWebhook {
                 endpoint_id: *endpoint_id,
                 event: event.clone(),
+                attempt: 1,
             },
             None,
         )

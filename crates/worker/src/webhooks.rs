@@ -1,13 +1,13 @@
 //! The `webhooks` queue: POST an event to an endpoint, signed, and record the attempt. A failed
-//! delivery (network error, timeout, non-2xx answer) is retried with backoff until its attempts
-//! run out; then it is dead, visible through `GET /api/v1/jobs?status=dead`.
+//! delivery (network error, timeout, non-2xx answer) enqueues the next attempt with exponential
+//! backoff; after the last one the job is dead, visible through `GET /api/v1/jobs?status=dead`.
 
 use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use hmac::{Hmac, Mac};
 use kepatuhan_api::AppState;
-use kepatuhan_api::webhooks::DeliverWebhook;
+use kepatuhan_api::webhooks::{DELIVERY_ATTEMPTS, DeliverWebhook};
 use sha2::Sha256;
 
 use crate::WorkerConfig;
@@ -35,8 +35,6 @@ pub async fn deliver(
     job: DeliverWebhook,
     state: Data<AppState>,
     config: Data<WorkerConfig>,
-    id: TaskId,
-    attempt: Attempt,
 ) -> Result<(), DeliveryError> {
     let endpoint = sqlx::query!(
         "SELECT url, secret, active FROM webhook_endpoints WHERE id = $1",
@@ -91,7 +89,7 @@ pub async fn deliver(
         job.endpoint_id,
         event_id,
         event_type,
-        i32::try_from(attempt.current()).unwrap_or(i32::MAX),
+        i32::try_from(job.attempt).unwrap_or(i32::MAX),
         status,
         error,
         elapsed
@@ -99,13 +97,33 @@ pub async fn deliver(
     .execute(&state.pool)
     .await
     .map_err(|e| DeliveryError(e.to_string()))?;
-    match error {
-        None => Ok(()),
-        Some(e) => {
-            let delay = crate::backoff(config.backoff_base, attempt.current());
-            let _ = crate::recompute::schedule_retry(&state.pool, &id.to_string(), delay).await;
-            tracing::warn!(endpoint = job.endpoint_id, event = %event_id, attempt = attempt.current(), error = %e, "webhook delivery failed");
-            Err(DeliveryError(e))
-        }
+    let Some(error) = error else { return Ok(()) };
+    tracing::warn!(endpoint = job.endpoint_id, event = %event_id, attempt = job.attempt, error = %error, "webhook delivery failed");
+    if job.attempt >= DELIVERY_ATTEMPTS {
+        return Err(DeliveryError(format!(
+            "{error} (attempt {} of {DELIVERY_ATTEMPTS}; giving up)",
+            job.attempt
+        )));
     }
+    // The next attempt is its own job, delayed by the backoff.
+    let next = DeliverWebhook {
+        attempt: job.attempt + 1,
+        ..job
+    };
+    let delay = crate::backoff(
+        config.backoff_base,
+        usize::try_from(next.attempt - 1).unwrap_or(usize::MAX),
+    );
+    let mut tx = state
+        .pool
+        .begin()
+        .await
+        .map_err(|e| DeliveryError(e.to_string()))?;
+    kepatuhan_api::jobs::enqueue_after(&mut tx, &next, None, delay)
+        .await
+        .map_err(|e| DeliveryError(e.to_string()))?;
+    tx.commit()
+        .await
+        .map_err(|e| DeliveryError(e.to_string()))?;
+    Ok(())
 }
