@@ -143,5 +143,12 @@ pub async fn run(
 
 /// The apalis storage of a job type's queue.
 fn storage_for<J: Job>(state: &AppState) -> PostgresStorage<J> {
-    PostgresStorage::new(&state.pool).with_config(Config::default().queue(J::QUEUE).batch_size(1))
+    // Jobs are fetched at every heartbeat: a short one keeps new jobs (and retries) waiting about
+    // a second; 30 missed heartbeats (30 s) mark a crashed worker's jobs as orphaned.
+    let config = Config::default()
+        .queue(J::QUEUE)
+        .batch_size(1)
+        .heartbeat_interval(Duration::from_secs(1))
+        .missed_heartbeats(30);
+    PostgresStorage::new(&state.pool).with_config(config)
 }
