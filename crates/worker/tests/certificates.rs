@@ -59,16 +59,22 @@ impl Api {
     }
 }
 
-/// Runs a worker until `done` (SQL boolean) holds or 60 s pass, then stops it gracefully.
+/// Runs two workers side by side (as several processes would) until `done` (SQL boolean) holds
+/// or 60 s pass, then stops them gracefully.
 async fn work_until(state: &AppState, done: &str) {
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let config = WorkerConfig {
-        backoff_base: Duration::ZERO,
-        ..WorkerConfig::default()
-    };
-    let worker = tokio::spawn(run(state.clone(), config, async move {
-        let _ = rx.await;
-    }));
+    let mut stops = Vec::new();
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let config = WorkerConfig {
+            backoff_base: Duration::ZERO,
+            ..WorkerConfig::default()
+        };
+        workers.push(tokio::spawn(run(state.clone(), config, async move {
+            let _ = rx.await;
+        })));
+        stops.push(tx);
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
     while !sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(done.to_owned()))
         .fetch_one(&state.pool)
@@ -78,12 +84,16 @@ async fn work_until(state: &AppState, done: &str) {
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = tx.send(());
-    tokio::time::timeout(Duration::from_secs(30), worker)
-        .await
-        .expect("stops on shutdown")
-        .unwrap()
-        .unwrap();
+    for stop in stops {
+        let _ = stop.send(());
+    }
+    for worker in workers {
+        tokio::time::timeout(Duration::from_secs(30), worker)
+            .await
+            .expect("stops on shutdown")
+            .unwrap()
+            .unwrap();
+    }
 }
 
 const ALL_RENDERED: &str = "SELECT NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type IN ('certificates', 'certificate-render') AND status IN ('Pending', 'Queued'))
