@@ -32,9 +32,14 @@ run: postgres
 
 # Run every check CI runs: formatting, lints, and all tests against a running Postgres.
 test: postgres
+    #!/usr/bin/env bash
+    set -euo pipefail
     cargo fmt --all --check
     cargo clippy --workspace --all-targets --locked -- -D warnings
-    cargo test --workspace --locked
+    log=$(mktemp)
+    cargo test --workspace --locked 2>&1 | tee "$log"
+    awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
+    rm -f "$log"
 
 # Start the local PostgreSQL cluster when it is not accepting connections.
 postgres:

@@ -66,6 +66,14 @@ impl Default for WorkerConfig {
 }
 
 /// The delay before retry number `attempt` (1-based): base × 2^(attempt − 1), at most one hour.
+///
+/// ```
+/// use std::time::Duration;
+/// let base = Duration::from_secs(5);
+/// assert_eq!(kepatuhan_worker::backoff(base, 1), Duration::from_secs(5));
+/// assert_eq!(kepatuhan_worker::backoff(base, 3), Duration::from_secs(20));
+/// assert_eq!(kepatuhan_worker::backoff(base, 99), Duration::from_secs(3600));
+/// ```
 pub fn backoff(base: Duration, attempt: usize) -> Duration {
     let factor = 2u32.saturating_pow(
         u32::try_from(attempt.saturating_sub(1))

@@ -90,6 +90,12 @@ const MONTHS: [&str; 12] = [
 ];
 
 /// A date in Indonesian: `10 Desember 2025`.
+///
+/// ```
+/// use chrono::NaiveDate;
+/// let date = NaiveDate::from_ymd_opt(2025, 12, 10).unwrap();
+/// assert_eq!(kepatuhan_worker::render::indonesian_date(date), "10 Desember 2025");
+/// ```
 pub fn indonesian_date(date: NaiveDate) -> String {
     format!(
         "{} {} {}",
