@@ -22,13 +22,17 @@ run: postgres
     psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'kepatuhan'" | grep -q 1 \
         || createdb -h 127.0.0.1 -U postgres kepatuhan
     export KEPATUHAN_DATABASE_URL="${KEPATUHAN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kepatuhan}"
-    cargo build --release -p kepatuhan-api -p kepatuhan-worker
+    just build
     "$CARGO_TARGET_DIR/release/kepatuhan-api" seed-demo
     # The worker runs the jobs the API enqueues (recomputes); both stop on Ctrl-C.
     "$CARGO_TARGET_DIR/release/kepatuhan-worker" &
     worker=$!
     trap 'kill -TERM $worker 2>/dev/null; wait $worker' EXIT
     "$CARGO_TARGET_DIR/release/kepatuhan-api" serve
+
+# Release binaries of the api and the worker (the Dockerfile runs the same command).
+build:
+    cargo build --release --locked -p kepatuhan-api -p kepatuhan-worker
 
 # Run every check CI runs: formatting, lints, and all tests against a running Postgres.
 test: postgres

@@ -27,6 +27,7 @@ pub mod startup;
 pub mod storage;
 pub mod submissions;
 pub mod surveys;
+pub mod telemetry;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -74,11 +74,13 @@ enum Role {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    if let Some(problem) = kepatuhan_api::telemetry::init() {
+        eprintln!(
+            "invalid configuration:
+  {problem}"
+        );
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     match &command {

@@ -9,11 +9,13 @@ use kepatuhan_worker::{WorkerConfig, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    if let Some(problem) = kepatuhan_api::telemetry::init() {
+        eprintln!(
+            "invalid configuration:
+  {problem}"
+        );
+        return ExitCode::FAILURE;
+    }
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(problems) => {

@@ -1,0 +1,152 @@
+//! What can be checked of the deployment without a Docker engine: the compose file parses, runs
+//! only our image's real commands, sets only variables the code reads, every variable is
+//! documented, and the Dockerfile builds with the same command as `just build`.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(format!("{ROOT}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn compose() -> serde_yaml::Value {
+    let mut value: serde_yaml::Value =
+        serde_yaml::from_str(&read("deploy/compose.yaml")).expect("compose.yaml parses");
+    value.apply_merge().expect("merge keys resolve");
+    for (_, service) in value["services"].as_mapping_mut().unwrap() {
+        service.apply_merge().unwrap();
+        if let Some(env) = service.get_mut("environment") {
+            env.apply_merge().unwrap();
+        }
+    }
+    value
+}
+
+/// Every `KEPATUHAN_*` name the configuration code reads.
+fn variables_read_by_the_code() -> BTreeSet<String> {
+    let sources = [
+        read("crates/api/src/config.rs"),
+        read("crates/api/src/telemetry.rs"),
+        read("crates/worker/src/main.rs"),
+    ]
+    .join("\n");
+    sources
+        .split('"')
+        .filter(|s| {
+            s.starts_with("KEPATUHAN_")
+                && s.chars()
+                    .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn compose_runs_our_commands_with_variables_the_code_reads() {
+    let compose = compose();
+    let known = variables_read_by_the_code();
+    assert!(
+        known.contains("KEPATUHAN_DATABASE_URL") && known.contains("KEPATUHAN_WORKER_CONCURRENCY"),
+        "{known:?}"
+    );
+    let api = env!("CARGO_BIN_EXE_kepatuhan-api");
+    let help = String::from_utf8(Command::new(api).arg("--help").output().unwrap().stdout).unwrap();
+    let services = compose["services"].as_mapping().unwrap();
+    for name in ["postgres", "migrate", "api", "worker", "jaeger", "minio"] {
+        assert!(services.contains_key(name), "service {name}");
+    }
+    let mut ours = 0;
+    for (name, service) in services {
+        let name = name.as_str().unwrap();
+        if service["image"].as_str() != Some("kepatuhan:latest") {
+            continue;
+        }
+        ours += 1;
+        let command: Vec<&str> = service["command"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        match command.as_slice() {
+            ["kepatuhan-api", sub, ..] => assert!(
+                help.contains(&format!("  {sub} ")),
+                "{name}: `kepatuhan-api {sub}` does not exist:\n{help}"
+            ),
+            ["kepatuhan-worker"] => {}
+            other => panic!("{name}: unknown command {other:?}"),
+        }
+        for (key, _) in service["environment"].as_mapping().unwrap() {
+            let key = key.as_str().unwrap();
+            assert!(
+                key == "RUST_LOG" || known.contains(key),
+                "{name}: {key} is not read by the configuration code"
+            );
+        }
+    }
+    assert_eq!(ours, 3, "migrate, api and worker run our image");
+    // Migrations run once, and api and worker wait for them.
+    for name in ["api", "worker"] {
+        assert_eq!(
+            services[name]["depends_on"]["migrate"]["condition"],
+            "service_completed_successfully"
+        );
+    }
+    assert_eq!(
+        services["migrate"]["depends_on"]["postgres"]["condition"],
+        "service_healthy"
+    );
+    assert!(services["postgres"]["healthcheck"].is_mapping());
+}
+
+#[test]
+fn every_variable_is_documented_with_its_default() {
+    let operations = read("docs/operations.md");
+    for name in variables_read_by_the_code() {
+        let line = operations
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{name}`")))
+            .unwrap_or_else(|| {
+                panic!("{name} is not in the configuration table of docs/operations.md")
+            });
+        assert!(
+            line.matches('|').count() >= 5,
+            "{name}: its table row has a default column: {line}"
+        );
+    }
+}
+
+#[test]
+fn the_dockerfile_builds_like_just_build_and_ships_both_binaries() {
+    let dockerfile = read("deploy/Dockerfile");
+    let justfile = read("justfile");
+    let recipe = justfile
+        .split("\nbuild:\n")
+        .nth(1)
+        .and_then(|r| r.lines().next())
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        dockerfile
+            .lines()
+            .any(|l| l.trim() == format!("RUN {recipe}")),
+        "the Dockerfile does not run `{recipe}`"
+    );
+    for binary in ["kepatuhan-api", "kepatuhan-worker"] {
+        assert!(
+            dockerfile.contains(&format!("/src/target/release/{binary}")),
+            "{binary} is not copied"
+        );
+    }
+    assert!(
+        dockerfile.contains("USER kepatuhan"),
+        "runs as a non-root user"
+    );
+    assert!(
+        dockerfile.contains("cargo chef cook"),
+        "dependencies are a cached layer"
+    );
+}
