@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod imports;
 pub mod jobs;
 pub mod methodologies;
+pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;

@@ -41,6 +41,7 @@ static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application with its middleware.
 pub fn build_router(state: AppState, settings: &Settings) -> Router {
+    crate::metrics::handle();
     let (api, _) = crate::openapi::api_router()
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -54,6 +55,7 @@ pub fn build_router(state: AppState, settings: &Settings) -> Router {
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/health/ready", get(ready))
+        .route("/metrics", get(crate::metrics::render))
         .nest("/api/v1", api)
         .merge(crate::certificates::verify_router().split_for_parts().0)
         .route(
@@ -69,6 +71,7 @@ pub fn build_router(state: AppState, settings: &Settings) -> Router {
         ))
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn(problems_everywhere))
+        .route_layer(middleware::from_fn(crate::metrics::track))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }

@@ -122,7 +122,9 @@ pub async fn render(
     renderer: Data<Arc<Renderer>>,
     config: Data<WorkerConfig>,
 ) -> Result<(), CertificateError> {
+    let started = std::time::Instant::now();
     let outcome = render_one(&job, &state, &renderer, &config).await;
+    crate::record_job("certificate-render", outcome.is_ok(), started);
     if outcome.is_ok()
         && let Some(parent) = &job.parent
     {
@@ -307,6 +309,7 @@ async fn record(
         .await
         .map_err(CertificateError::from)?;
     tx.commit().await.map_err(CertificateError::from)?;
+    metrics::counter!("kepatuhan_certificates_issued_total").increment(1);
     tracing::info!(code = %data.code, year, entity = job.entity_id, unit = ?job.unit_id, "certificate issued");
     Ok(())
 }

@@ -149,6 +149,35 @@ pub async fn run(
     first_error.map_or(Ok(()), |e| Err(e.into()))
 }
 
+/// Records a finished job for `/metrics`: `kepatuhan_jobs_processed_total{queue, outcome}` and
+/// `kepatuhan_job_duration_seconds{queue}`.
+pub fn record_job(queue: &'static str, ok: bool, started: std::time::Instant) {
+    let outcome = if ok { "ok" } else { "failed" };
+    metrics::counter!("kepatuhan_jobs_processed_total", "queue" => queue, "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("kepatuhan_job_duration_seconds", "queue" => queue)
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Serves the worker's `/metrics` on `addr` until `stop` turns true.
+pub async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let handle = kepatuhan_api::metrics::handle().clone();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || std::future::ready(handle.render())),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "worker metrics listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+}
+
 /// The apalis storage of a job type's queue.
 fn storage_for<J: Job>(state: &AppState) -> PostgresStorage<J> {
     // Jobs are fetched at every heartbeat: a short one keeps new jobs (and retries) waiting about

@@ -54,13 +54,32 @@ async fn main() -> ExitCode {
     {
         config.concurrency = n;
     }
+    let metrics_addr: std::net::SocketAddr = match std::env::var("KEPATUHAN_WORKER_METRICS_ADDR") {
+        Err(_) => std::net::SocketAddr::from(([127, 0, 0, 1], 9091)),
+        Ok(raw) => match raw.parse() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!(
+                    "invalid configuration:\n  KEPATUHAN_WORKER_METRICS_ADDR: `{raw}` is invalid: {e}"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let result = async {
         let pool = connect(&settings).await?;
         // Safe with several processes: the migrator holds an advisory lock.
         migrate(&pool).await?;
         let state = AppState::configured(pool, &settings)?;
         tracing::info!(name = %config.name, "kepatuhan-worker started");
-        run(state, config, shutdown_signal()).await
+        let (stop_metrics, metrics_stop) = tokio::sync::watch::channel(false);
+        let metrics = tokio::spawn(kepatuhan_worker::serve_metrics(metrics_addr, metrics_stop));
+        let outcome = run(state, config, shutdown_signal()).await;
+        let _ = stop_metrics.send(true);
+        if let Ok(Err(e)) = metrics.await {
+            tracing::warn!(error = %e, "metrics endpoint failed");
+        }
+        outcome
     }
     .await;
     match result {

@@ -62,6 +62,7 @@ pub async fn handle(
             }
         }
     }
+    crate::record_job("recompute", result.is_ok(), started);
     result.map(|_| ())
 }
 

@@ -97,6 +97,7 @@ pub async fn deliver(
     .execute(&state.pool)
     .await
     .map_err(|e| DeliveryError(e.to_string()))?;
+    crate::record_job("webhooks", error.is_none(), started);
     let Some(error) = error else { return Ok(()) };
     tracing::warn!(endpoint = job.endpoint_id, event = %event_id, attempt = job.attempt, error = %error, "webhook delivery failed");
     if job.attempt >= DELIVERY_ATTEMPTS {
