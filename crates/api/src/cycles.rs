@@ -346,7 +346,7 @@ async fn transition(
             let job = jobs::IssueCertificates {
                 year: year.get(),
                 revision: summary.revision,
-                traceparent: None,
+                traceparent: crate::telemetry::current_traceparent(),
             };
             let key = format!("certificates-{}-{}", year.get(), summary.revision);
             job_id = Some(jobs::enqueue(&mut tx, &job, Some(&key)).await?);

@@ -57,7 +57,7 @@ impl Recompute {
         Self {
             year: year.get(),
             unit_id: None,
-            traceparent: None,
+            traceparent: crate::telemetry::current_traceparent(),
         }
     }
 
@@ -66,7 +66,7 @@ impl Recompute {
         Self {
             year: year.get(),
             unit_id: Some(unit_id),
-            traceparent: None,
+            traceparent: crate::telemetry::current_traceparent(),
         }
     }
 }

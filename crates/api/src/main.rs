@@ -74,7 +74,8 @@ enum Role {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if let Some(problem) = kepatuhan_api::telemetry::init() {
+    let (_telemetry, problem) = kepatuhan_api::telemetry::init("kepatuhan-api");
+    if let Some(problem) = problem {
         eprintln!(
             "invalid configuration:
   {problem}"

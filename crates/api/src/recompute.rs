@@ -131,7 +131,7 @@ pub async fn recompute_for_job(state: &AppState, year: CycleYear) -> ApiResult<J
         let job = crate::jobs::IssueCertificates {
             year: year.get(),
             revision: summary.revision,
-            traceparent: None,
+            traceparent: crate::telemetry::current_traceparent(),
         };
         let key = format!("certificates-{}-{}", year.get(), summary.revision);
         crate::jobs::enqueue(&mut tx, &job, Some(&key)).await?;

@@ -121,6 +121,11 @@ async fn request_id(req: Request, next: Next) -> Response {
         })
         .map_or_else(|| hex::encode(rand::random::<[u8; 12]>()), str::to_owned);
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let incoming = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok());
+    crate::telemetry::continue_trace(&span, incoming);
     let started = std::time::Instant::now();
     let mut response = REQUEST_ID
         .scope(

@@ -979,7 +979,7 @@ async fn correct(
     let reissue = jobs::IssueCertificates {
         year: year.get(),
         revision: summary.revision,
-        traceparent: None,
+        traceparent: crate::telemetry::current_traceparent(),
     };
     jobs::enqueue(
         &mut tx,

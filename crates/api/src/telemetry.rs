@@ -1,8 +1,22 @@
-//! Logging, set up once per process: human-readable lines by default, JSON lines (one object per
-//! event, with the request id of the request span) when `KEPATUHAN_LOG_FORMAT=json`. `RUST_LOG`
-//! filters (default `info`).
+//! Logs and traces, set up once per process.
+//!
+//! - Logs: human-readable lines by default, JSON lines (one object per event, with the request id
+//!   of the request span) when `KEPATUHAN_LOG_FORMAT=json`. `RUST_LOG` filters (default `info`).
+//! - Traces: exported over OTLP/gRPC when `KEPATUHAN_OTLP_ENDPOINT` is set (e.g.
+//!   `http://jaeger:4317`). A request's trace context is stored with the jobs it enqueues
+//!   ([`current_traceparent`], W3C `traceparent`) and continued by the worker
+//!   ([`continue_trace`]), so one trace shows request → job → recompute or rendering.
 
-use tracing_subscriber::EnvFilter;
+use std::collections::HashMap;
+
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// The log formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,22 +44,89 @@ impl LogFormat {
     }
 }
 
-/// Installs the global subscriber. Returns a problem with the configuration, if any (logging
-/// then falls back to pretty lines so the problem can be reported).
-pub fn init() -> Option<String> {
-    let (format, problem) = match LogFormat::from_env() {
+/// Keeps the trace exporter alive; flushes it when dropped.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            let _ = p.shutdown();
+        }
+    }
+}
+
+/// Installs the global subscriber (logs, and traces when `KEPATUHAN_OTLP_ENDPOINT` is set).
+/// Returns the guard to keep until exit, and a configuration problem if any (logging then falls
+/// back to pretty lines so the problem can be reported).
+pub fn init(service: &'static str) -> (Telemetry, Option<String>) {
+    let (format, mut problem) = match LogFormat::from_env() {
         Ok(f) => (f, None),
         Err(e) => (LogFormat::Pretty, Some(e)),
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder
+    let fmt = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .with_current_span(true)
             .with_span_list(false)
-            .init(),
-        LogFormat::Pretty => builder.init(),
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().boxed(),
+    };
+    let provider = match std::env::var("KEPATUHAN_OTLP_ENDPOINT")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+    {
+        None => None,
+        Some(endpoint) => {
+            use opentelemetry_otlp::WithExportConfig;
+            match opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.trim())
+                .build()
+            {
+                Ok(exporter) => Some(
+                    SdkTracerProvider::builder()
+                        .with_batch_exporter(exporter)
+                        .with_resource(
+                            opentelemetry_sdk::Resource::builder()
+                                .with_service_name(service)
+                                .build(),
+                        )
+                        .build(),
+                ),
+                Err(e) => {
+                    problem = problem.or(Some(format!("KEPATUHAN_OTLP_ENDPOINT: {e}")));
+                    None
+                }
+            }
+        }
+    };
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .init();
+    (Telemetry { provider }, problem)
+}
+
+/// The current span's trace context as a W3C `traceparent`, if it is being traced.
+pub fn current_traceparent() -> Option<String> {
+    let context = tracing::Span::current().context();
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` a child of the trace named by `traceparent` (from a request or a job payload).
+pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
+    if let Some(tp) = traceparent {
+        let carrier = HashMap::from([("traceparent".to_owned(), tp.to_owned())]);
+        let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
     }
-    problem
 }

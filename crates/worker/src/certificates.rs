@@ -57,6 +57,20 @@ pub async fn issue(
     state: Data<AppState>,
     id: TaskId,
 ) -> Result<(), CertificateError> {
+    let span = tracing::info_span!(
+        "issue_certificates",
+        year = job.year,
+        revision = job.revision
+    );
+    kepatuhan_api::telemetry::continue_trace(&span, job.traceparent.as_deref());
+    tracing::Instrument::instrument(issue_in_span(job, &state, id), span).await
+}
+
+async fn issue_in_span(
+    job: IssueCertificates,
+    state: &AppState,
+    id: TaskId,
+) -> Result<(), CertificateError> {
     let year = i32::from(job.year);
     let recipients = sqlx::query!(
         r#"WITH wanted AS (

@@ -9,7 +9,8 @@ use kepatuhan_worker::{WorkerConfig, run};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if let Some(problem) = kepatuhan_api::telemetry::init() {
+    let (_telemetry, problem) = kepatuhan_api::telemetry::init("kepatuhan-worker");
+    if let Some(problem) = problem {
         eprintln!(
             "invalid configuration:
   {problem}"

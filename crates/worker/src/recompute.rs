@@ -5,6 +5,7 @@ use kepatuhan_api::AppState;
 use kepatuhan_api::jobs::Recompute;
 use kepatuhan_api::recompute::{JobOutcome, recompute_for_job};
 use kepatuhan_core::CycleYear;
+use tracing::Instrument;
 
 use crate::{WorkerConfig, backoff};
 
@@ -19,6 +20,23 @@ pub enum RecomputeError {
     Failed(String),
 }
 
+/// Runs a recompute in a `recompute` span that continues the trace of the request that enqueued
+/// it (the job's `traceparent`).
+pub async fn run_traced(state: &AppState, job: &Recompute) -> Result<JobOutcome, RecomputeError> {
+    let span = tracing::info_span!("recompute", year = job.year, unit = ?job.unit_id);
+    kepatuhan_api::telemetry::continue_trace(&span, job.traceparent.as_deref());
+    async {
+        match CycleYear::new(i64::from(job.year)) {
+            Ok(year) => recompute_for_job(state, year)
+                .await
+                .map_err(|e| RecomputeError::Failed(e.to_string())),
+            Err(_) => Err(RecomputeError::Year(job.year)),
+        }
+    }
+    .instrument(span)
+    .await
+}
+
 /// Runs one recompute job. On failure the job's next attempt is pushed back exponentially.
 pub async fn handle(
     job: Recompute,
@@ -28,12 +46,7 @@ pub async fn handle(
     attempt: Attempt,
 ) -> Result<(), RecomputeError> {
     let started = std::time::Instant::now();
-    let result = match CycleYear::new(i64::from(job.year)) {
-        Ok(year) => recompute_for_job(&state, year)
-            .await
-            .map_err(|e| RecomputeError::Failed(e.to_string())),
-        Err(_) => Err(RecomputeError::Year(job.year)),
-    };
+    let result = run_traced(&state, &job).await;
     match &result {
         Ok(outcome) => {
             let (kind, summary) = match outcome {

@@ -1,0 +1,91 @@
+//! One trace from an HTTP request to the job it enqueued and the worker's recompute: an in-memory
+//! OpenTelemetry exporter sees the API's request span and the worker's span with one trace id.
+
+use kepatuhan_api::jobs::Recompute;
+use kepatuhan_api::{AppState, auth, build_router, migrate};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+use sqlx::PgPool;
+use tower::ServiceExt;
+use tracing_subscriber::layer::SubscriberExt;
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_request_and_its_job_share_one_trace(pool: PgPool) {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    migrate(&pool).await.unwrap();
+    let state = AppState::new(pool.clone()).unwrap();
+    let settings = kepatuhan_api::config::Settings::from_lookup(|_| None).unwrap();
+    let app = build_router(state.clone(), &settings);
+    let (_, admin) = auth::create_actor_with_token(&pool, "HQ", "admin", None)
+        .await
+        .unwrap();
+    let post = |path: &str, body: &str| {
+        axum::http::Request::post(path)
+            .header("authorization", format!("Bearer {}", admin.secret))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap()
+    };
+    assert!(
+        app.clone()
+            .oneshot(post("/api/v1/cycles", r#"{"year": 2025}"#))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    let response = app
+        .clone()
+        .oneshot(post("/api/v1/cycles/2025/recompute", "{}"))
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+
+    // The job carries the request's trace context; the worker continues it.
+    let payload: Vec<u8> =
+        sqlx::query_scalar("SELECT job FROM apalis.jobs WHERE job_type = 'recompute'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let job: Recompute = serde_json::from_slice(&payload).unwrap();
+    let traceparent = job
+        .traceparent
+        .clone()
+        .expect("the job stores the request's traceparent");
+    kepatuhan_worker::recompute::run_traced(&state, &job)
+        .await
+        .unwrap();
+
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    let request = spans
+        .iter()
+        .find(|s| {
+            s.name == "request"
+                && s.attributes
+                    .iter()
+                    .any(|kv| kv.value.as_str().contains("/recompute"))
+        })
+        .expect("the API's request span");
+    let recompute = spans
+        .iter()
+        .find(|s| s.name == "recompute")
+        .expect("the worker's span");
+    assert_eq!(
+        recompute.span_context.trace_id(),
+        request.span_context.trace_id(),
+        "one trace"
+    );
+    assert!(traceparent.contains(&request.span_context.trace_id().to_string()));
+    assert_ne!(
+        recompute.span_context.span_id(),
+        request.span_context.span_id()
+    );
+}
