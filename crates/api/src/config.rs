@@ -1,5 +1,7 @@
-//! Typed configuration from `KEPATUHAN_*` environment variables, validated at start with every
-//! problem named at once.
+//! One typed configuration for the API and the worker, in layers: defaults, then an optional TOML
+//! file (`KEPATUHAN_CONFIG_FILE`; keys are the variable names without `KEPATUHAN_`, in lower case:
+//! `database_url = "…"`, `worker_concurrency = 4`), then `KEPATUHAN_*` environment variables.
+//! Validated at start, with every problem named at once.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,15 +26,42 @@ pub struct Settings {
     /// `file:///…` URL (default `var/certificates`), `s3://bucket/prefix` for any S3-compatible
     /// store (credentials and endpoint from the usual `AWS_*` variables), or `memory:`.
     pub certificate_store: String,
+    /// Settings only the worker uses.
+    pub worker: WorkerSettings,
+}
+
+/// Settings of the worker process.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Jobs run at once per queue (`KEPATUHAN_WORKER_CONCURRENCY`, default 2).
+    pub concurrency: usize,
+    /// First retry delay in seconds (`KEPATUHAN_WORKER_BACKOFF_SECS`, default 5).
+    pub backoff_secs: u64,
+    /// Where the worker serves `/metrics` (`KEPATUHAN_WORKER_METRICS_ADDR`, default `127.0.0.1:9091`).
+    pub metrics_addr: SocketAddr,
+    /// Place printed on certificates (`KEPATUHAN_CERTIFICATE_PLACE`, default `Jakarta`).
+    pub place: String,
+    /// Signatory's name (`KEPATUHAN_CERTIFICATE_SIGNATORY`).
+    pub signatory_name: String,
+    /// Signatory's title (`KEPATUHAN_CERTIFICATE_SIGNATORY_TITLE`).
+    pub signatory_title: String,
 }
 
 /// Default database URL for local development and tests (trust auth on the local cluster).
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/kepatuhan";
 
 impl Settings {
-    /// Reads the environment. Returns every problem found, one line each.
+    /// Reads the environment, over the optional file named by `KEPATUHAN_CONFIG_FILE`. Returns
+    /// every problem found, one line each.
     pub fn from_env() -> Result<Self, Vec<String>> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+        let file = match std::env::var("KEPATUHAN_CONFIG_FILE") {
+            Ok(path) => match read_file(&path) {
+                Ok(values) => values,
+                Err(problem) => return Err(vec![problem]),
+            },
+            Err(_) => std::collections::HashMap::new(),
+        };
+        Self::from_lookup(|k| std::env::var(k).ok().or_else(|| file.get(k).cloned()))
     }
 
     /// Reads settings through `lookup` (testable without touching the process environment).
@@ -85,23 +114,93 @@ impl Settings {
         }
         let certificate_store =
             lookup("KEPATUHAN_CERTIFICATE_STORE").unwrap_or_else(|| "var/certificates".to_owned());
-        match (http_addr, max_body_bytes, timeout, db_max_connections) {
-            (Some(http_addr), Some(max_body_bytes), Some(t), Some(db_max_connections))
-                if problems.is_empty() =>
-            {
-                Ok(Self {
-                    database_url,
-                    http_addr,
-                    max_body_bytes,
-                    request_timeout: Duration::from_secs(t),
-                    db_max_connections,
-                    public_base_url,
-                    certificate_store,
-                })
-            }
+        let worker = worker_settings(&lookup, &mut problems);
+        match (
+            http_addr,
+            max_body_bytes,
+            timeout,
+            db_max_connections,
+            worker,
+        ) {
+            (
+                Some(http_addr),
+                Some(max_body_bytes),
+                Some(t),
+                Some(db_max_connections),
+                Some(worker),
+            ) if problems.is_empty() => Ok(Self {
+                database_url,
+                http_addr,
+                max_body_bytes,
+                request_timeout: Duration::from_secs(t),
+                db_max_connections,
+                public_base_url,
+                certificate_store,
+                worker,
+            }),
             _ => Err(problems),
         }
     }
+}
+
+fn worker_settings(
+    lookup: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> Option<WorkerSettings> {
+    let concurrency = parse(
+        lookup,
+        "KEPATUHAN_WORKER_CONCURRENCY",
+        Some(2usize),
+        problems,
+    );
+    if concurrency == Some(0) {
+        problems.push("KEPATUHAN_WORKER_CONCURRENCY: must be at least 1".to_owned());
+    }
+    let backoff_secs = parse(
+        lookup,
+        "KEPATUHAN_WORKER_BACKOFF_SECS",
+        Some(5u64),
+        problems,
+    );
+    let metrics_addr = parse(
+        lookup,
+        "KEPATUHAN_WORKER_METRICS_ADDR",
+        Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
+        problems,
+    );
+    let text = |key: &str, default: &str| lookup(key).unwrap_or_else(|| default.to_owned());
+    Some(WorkerSettings {
+        concurrency: concurrency?,
+        backoff_secs: backoff_secs?,
+        metrics_addr: metrics_addr?,
+        place: text("KEPATUHAN_CERTIFICATE_PLACE", "Jakarta"),
+        signatory_name: text("KEPATUHAN_CERTIFICATE_SIGNATORY", "Mokhammad Najih"),
+        signatory_title: text(
+            "KEPATUHAN_CERTIFICATE_SIGNATORY_TITLE",
+            "Ketua Ombudsman Republik Indonesia",
+        ),
+    })
+}
+
+/// Reads a TOML configuration file into `KEPATUHAN_*` names and text values.
+fn read_file(path: &str) -> Result<std::collections::HashMap<String, String>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("KEPATUHAN_CONFIG_FILE: {path}: {e}"))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("KEPATUHAN_CONFIG_FILE: {path}: {e}"))?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => return Err(format!("KEPATUHAN_CONFIG_FILE: {path}: `{key}` must be a string, integer or boolean, got {}", other.type_str())),
+            };
+            Ok((format!("KEPATUHAN_{}", key.to_ascii_uppercase()), text))
+        })
+        .collect()
 }
 
 fn parse<T: std::str::FromStr>(
@@ -128,6 +227,34 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_layer_under_the_environment() {
+        let dir = std::env::temp_dir().join(format!("kepatuhan-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kepatuhan.toml");
+        std::fs::write(
+            &path,
+            "http_addr = \"0.0.0.0:9000\"\nworker_concurrency = 4\n",
+        )
+        .unwrap();
+        let file = read_file(path.to_str().unwrap()).unwrap();
+        assert_eq!(file["KEPATUHAN_WORKER_CONCURRENCY"], "4");
+        let env = |k: &str| (k == "KEPATUHAN_HTTP_ADDR").then(|| "127.0.0.1:9100".to_owned());
+        let s = Settings::from_lookup(|k| env(k).or_else(|| file.get(k).cloned())).unwrap();
+        assert_eq!(
+            s.http_addr.to_string(),
+            "127.0.0.1:9100",
+            "the environment wins over the file"
+        );
+        assert_eq!(s.worker.concurrency, 4, "the file wins over the default");
+        std::fs::write(&path, "worker_concurrency = [1]\n").unwrap();
+        assert!(
+            read_file(path.to_str().unwrap())
+                .unwrap_err()
+                .contains("worker_concurrency")
+        );
+    }
 
     #[test]
     fn defaults_and_every_problem_at_once() {

@@ -76,10 +76,7 @@ enum Role {
 async fn main() -> ExitCode {
     let (_telemetry, problem) = kepatuhan_api::telemetry::init("kepatuhan-api");
     if let Some(problem) = problem {
-        eprintln!(
-            "invalid configuration:
-  {problem}"
-        );
+        eprintln!("invalid configuration:\n  {problem}");
         return ExitCode::FAILURE;
     }
     let cli = Cli::parse();

@@ -11,10 +11,7 @@ use kepatuhan_worker::{WorkerConfig, run};
 async fn main() -> ExitCode {
     let (_telemetry, problem) = kepatuhan_api::telemetry::init("kepatuhan-worker");
     if let Some(problem) = problem {
-        eprintln!(
-            "invalid configuration:
-  {problem}"
-        );
+        eprintln!("invalid configuration:\n  {problem}");
         return ExitCode::FAILURE;
     }
     let settings = match Settings::from_env() {
@@ -27,46 +24,16 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut config = WorkerConfig::default();
-    if let Some(secs) = std::env::var("KEPATUHAN_WORKER_BACKOFF_SECS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        config.backoff_base = Duration::from_secs(secs);
-    }
-    for (key, field) in [
-        ("KEPATUHAN_CERTIFICATE_PLACE", &mut config.place),
-        (
-            "KEPATUHAN_CERTIFICATE_SIGNATORY",
-            &mut config.signatory_name,
-        ),
-        (
-            "KEPATUHAN_CERTIFICATE_SIGNATORY_TITLE",
-            &mut config.signatory_title,
-        ),
-    ] {
-        if let Ok(value) = std::env::var(key) {
-            *field = value;
-        }
-    }
-    if let Some(n) = std::env::var("KEPATUHAN_WORKER_CONCURRENCY")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        config.concurrency = n;
-    }
-    let metrics_addr: std::net::SocketAddr = match std::env::var("KEPATUHAN_WORKER_METRICS_ADDR") {
-        Err(_) => std::net::SocketAddr::from(([127, 0, 0, 1], 9091)),
-        Ok(raw) => match raw.parse() {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!(
-                    "invalid configuration:\n  KEPATUHAN_WORKER_METRICS_ADDR: `{raw}` is invalid: {e}"
-                );
-                return ExitCode::FAILURE;
-            }
-        },
+    let w = &settings.worker;
+    let config = WorkerConfig {
+        backoff_base: Duration::from_secs(w.backoff_secs),
+        concurrency: w.concurrency,
+        place: w.place.clone(),
+        signatory_name: w.signatory_name.clone(),
+        signatory_title: w.signatory_title.clone(),
+        ..WorkerConfig::default()
     };
+    let metrics_addr = w.metrics_addr;
     let result = async {
         let pool = connect(&settings).await?;
         // Safe with several processes: the migrator holds an advisory lock.

@@ -90,13 +90,12 @@ impl TestApp {
     /// Starts the app over `pool` (fresh and migrated by `#[sqlx::test]`), with an admin token.
     pub async fn spawn(pool: PgPool) -> Self {
         let settings = Settings {
-            database_url: String::new(),
             http_addr: "127.0.0.1:0".parse().unwrap(),
             max_body_bytes: 1024 * 1024,
             request_timeout: std::time::Duration::from_secs(10),
             db_max_connections: 5,
-            public_base_url: "http://127.0.0.1:8080".to_owned(),
             certificate_store: "memory:".to_owned(),
+            ..Settings::from_lookup(|_| None).unwrap()
         };
         // Ours are applied by #[sqlx::test]; this adds the job queue's schema.
         kepatuhan_api::migrate(&pool).await.unwrap();
