@@ -64,6 +64,20 @@ impl Settings {
         Self::from_lookup(|k| std::env::var(k).ok().or_else(|| file.get(k).cloned()))
     }
 
+    /// Reads the configuration for a process; on problems, prints them all and returns `None`.
+    pub fn load_or_report() -> Option<Self> {
+        match Self::from_env() {
+            Ok(s) => Some(s),
+            Err(problems) => {
+                eprintln!("invalid configuration:");
+                for p in problems {
+                    eprintln!("  {p}");
+                }
+                None
+            }
+        }
+    }
+
     /// Reads settings through `lookup` (testable without touching the process environment).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();

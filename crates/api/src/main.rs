@@ -89,15 +89,8 @@ async fn main() -> ExitCode {
         }
         _ => {}
     }
-    let settings = match Settings::from_env() {
-        Ok(s) => s,
-        Err(problems) => {
-            eprintln!("invalid configuration:");
-            for p in problems {
-                eprintln!("  {p}");
-            }
-            return ExitCode::FAILURE;
-        }
+    let Some(settings) = Settings::load_or_report() else {
+        return ExitCode::FAILURE;
     };
     match run(command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
@@ -177,7 +170,7 @@ async fn run(
             let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
             tracing::info!(addr = %settings.http_addr, "kepatuhan-api listening");
             axum::serve(listener, build_router(state, &settings))
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(kepatuhan_api::startup::shutdown_signal())
                 .await?;
             tracing::info!("stopped");
             Ok(())
@@ -186,27 +179,6 @@ async fn run(
             unreachable!("handled before connecting")
         }
     }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
 }
 
 fn check(file: &std::path::Path) -> ExitCode {

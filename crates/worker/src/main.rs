@@ -14,15 +14,8 @@ async fn main() -> ExitCode {
         eprintln!("invalid configuration:\n  {problem}");
         return ExitCode::FAILURE;
     }
-    let settings = match Settings::from_env() {
-        Ok(s) => s,
-        Err(problems) => {
-            eprintln!("invalid configuration:");
-            for p in problems {
-                eprintln!("  {p}");
-            }
-            return ExitCode::FAILURE;
-        }
+    let Some(settings) = Settings::load_or_report() else {
+        return ExitCode::FAILURE;
     };
     let w = &settings.worker;
     let config = WorkerConfig {
@@ -42,7 +35,7 @@ async fn main() -> ExitCode {
         tracing::info!(name = %config.name, "kepatuhan-worker started");
         let (stop_metrics, metrics_stop) = tokio::sync::watch::channel(false);
         let metrics = tokio::spawn(kepatuhan_worker::serve_metrics(metrics_addr, metrics_stop));
-        let outcome = run(state, config, shutdown_signal()).await;
+        let outcome = run(state, config, kepatuhan_api::startup::shutdown_signal()).await;
         let _ = stop_metrics.send(true);
         if let Ok(Err(e)) = metrics.await {
             tracing::warn!(error = %e, "metrics endpoint failed");
@@ -59,25 +52,5 @@ async fn main() -> ExitCode {
             tracing::error!(error = %e, "worker failed");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }
