@@ -93,6 +93,12 @@ async fn setup(app: &TestApp) -> (Roles, i64, i64) {
 async fn each_role_on_each_endpoint(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let (r, bangka_sub, jaksel_sub) = setup(&app).await;
+    let bangka_unit = app
+        .get(&format!("/api/v1/submissions/{bangka_sub}"), Some(&r.admin))
+        .await
+        .body["unit_id"]
+        .as_i64()
+        .unwrap();
     let who: [(&str, Option<&str>); 6] = [
         ("public", None),
         ("admin", Some(&r.admin)),
@@ -234,6 +240,54 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
             "/api/v1/cycles".into(),
             Some(json!({ "year": 2030 })),
             [401, 201, 403, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/webhooks".into(),
+            None,
+            [401, 200, 200, 200, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/webhooks".into(),
+            Some(json!({ "url": "http://127.0.0.1:9/hook", "entity_code": "19.01" })),
+            [401, 201, 201, 422, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/cycles/2025/certificates".into(),
+            None,
+            [401, 200, 200, 200, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/certificates/NOPE-NOPE".into(),
+            None,
+            [401, 404, 404, 404, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/verify/NOPE-NOPE".into(),
+            None,
+            [404, 404, 404, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/cycles/2025/units/{bangka_unit}/survey-responses"),
+            None,
+            [401, 200, 200, 404, 200, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/cycles/2025/results/units".into(),
+            None,
+            [404, 200, 200, 200, 404, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles/2025/recompute".into(),
+            Some(json!({})),
+            [401, 202, 403, 403, 403, 403],
         ),
     ];
     let mut failures = Vec::new();
