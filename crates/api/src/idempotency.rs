@@ -14,8 +14,8 @@ use crate::AppState;
 use crate::auth::actor_for_token;
 use crate::problem::Problem;
 
-/// Largest request or response body remembered.
-const MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Largest response body remembered.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
 /// What the caller sent, identified.
 struct Attempt {
@@ -55,7 +55,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         return next.run(req).await;
     };
     let (parts, body) = req.into_parts();
-    let Ok(bytes) = to_bytes(body, MAX_BYTES).await else {
+    let Ok(bytes) = to_bytes(body, state.max_body_bytes).await else {
         return Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload-too-large",
@@ -96,7 +96,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         return response;
     }
     let (res_parts, res_body) = response.into_parts();
-    let Ok(res_bytes) = to_bytes(res_body, MAX_BYTES).await else {
+    let Ok(res_bytes) = to_bytes(res_body, MAX_RESPONSE_BYTES).await else {
         return Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",

@@ -49,6 +49,8 @@ pub struct AppState {
     pub store: Arc<dyn object_store::ObjectStore>,
     /// Base URL of the public verification pages.
     pub public_base_url: String,
+    /// Largest accepted request body (also what the idempotency layer buffers at most).
+    pub max_body_bytes: usize,
 }
 
 impl std::fmt::Debug for AppState {
@@ -70,6 +72,7 @@ impl AppState {
             methodologies: Arc::new(methodologies),
             store: Arc::new(object_store::memory::InMemory::new()),
             public_base_url: "http://127.0.0.1:8080".to_owned(),
+            max_body_bytes: 16 * 1024 * 1024,
         })
     }
 
@@ -78,6 +81,7 @@ impl AppState {
         Ok(Self {
             store: storage::open(&settings.certificate_store)?,
             public_base_url: settings.public_base_url.clone(),
+            max_body_bytes: settings.max_body_bytes,
             ..Self::new(pool)?
         })
     }

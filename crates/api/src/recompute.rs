@@ -11,7 +11,7 @@ use kepatuhan_core::scoring::{
     AnswerInput, CycleInput, EntityInput, Sheet, SurveyResponse, SurveyTally, UnitInput,
     deficiencies, score_cycle,
 };
-use kepatuhan_core::scoring::{Grade, Ranks};
+use kepatuhan_core::scoring::{FollowUpStatus, Grade, Ranks};
 use kepatuhan_core::{CycleYear, EntityKind, Methodology, PublishedScore};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -239,6 +239,24 @@ async fn load_inputs(
     year: CycleYear,
 ) -> ApiResult<(CycleInput, Vec<i64>, Vec<UnitRow>)> {
     let y = i32::from(year.get());
+    let follow_ups: HashMap<i64, FollowUpStatus> = sqlx::query!(
+        "SELECT entity_id, findings, followed_up FROM entity_follow_up WHERE cycle_year = $1",
+        y
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| {
+        let count = |n: i32| u32::try_from(n).unwrap_or(0);
+        (
+            r.entity_id,
+            FollowUpStatus {
+                findings: count(r.findings),
+                followed_up: count(r.followed_up),
+            },
+        )
+    })
+    .collect();
     // Units with a verified submission, grouped by entity.
     let units = sqlx::query!(
         r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
@@ -280,7 +298,7 @@ async fn load_inputs(
                 code: u.code.clone(),
                 kind: u.kind.parse().unwrap_or(EntityKind::Regency),
                 province: u.province_code.clone(),
-                follow_up: None,
+                follow_up: follow_ups.get(&u.entity_id).copied(),
                 units: Vec::new(),
             });
         }

@@ -275,6 +275,35 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
 
     // The recompute the worker would run: results readable by the office before publication.
     let state = kepatuhan_api::AppState::new(pool.clone()).unwrap();
+    // Bangka followed up one of its two findings: no award in 2023 (ori-2022's rule from 2023).
+    let path = "/api/v1/cycles/2023/entities/19.01/follow-up";
+    app.send(
+        Method::PUT,
+        path,
+        Some(&babel),
+        Some(json!({ "findings": 2, "followed_up": 3 })),
+        &[],
+    )
+    .await
+    .assert_problem(422, "validation-error");
+    app.send(
+        Method::PUT,
+        "/api/v1/cycles/2023/entities/31.71/follow-up",
+        Some(&babel),
+        Some(json!({ "findings": 1, "followed_up": 0 })),
+        &[],
+    )
+    .await
+    .assert_problem(404, "not-found");
+    app.send(
+        Method::PUT,
+        path,
+        Some(&babel),
+        Some(json!({ "findings": 2, "followed_up": 1 })),
+        &[],
+    )
+    .await
+    .assert_ok();
     let summary = kepatuhan_api::recompute::recompute_cycle(&state, CycleYear::new(2023).unwrap())
         .await
         .unwrap();
@@ -340,6 +369,14 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
     );
     let regency = items.iter().find(|e| e["code"] == "19.01").unwrap();
     assert_eq!(regency["provincial_rank"], json!({ "rank": 1, "of": 2 }));
+    assert_eq!(
+        (
+            regency["award_eligible"].as_bool(),
+            city["award_eligible"].as_bool()
+        ),
+        (Some(false), Some(true)),
+        "awards need every finding followed up"
+    );
 
     let units = app
         .get(
