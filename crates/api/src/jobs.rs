@@ -209,7 +209,8 @@ async fn show(
 
 /// Loads a job's status, or 404.
 async fn load(state: &AppState, id: &str) -> ApiResult<JobStatus> {
-    let row = sqlx::query!(
+    let row = sqlx::query_as!(
+        JobRow,
         r#"SELECT j.id, j.job_type, j.status, j.attempts, j.max_attempts, j.run_at, j.done_at, j.last_result, j.job,
                   p.done AS "done?", p.total AS "total?"
            FROM apalis.jobs j LEFT JOIN job_progress p ON p.job_id = j.id WHERE j.id = $1"#,
@@ -218,31 +219,52 @@ async fn load(state: &AppState, id: &str) -> ApiResult<JobStatus> {
     .fetch_optional(&state.pool)
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
-    let failed = matches!(row.status.as_str(), "Failed" | "Killed");
-    let last_error = row.last_result.filter(|_| failed).map(|r| match r {
-        serde_json::Value::String(s) => s,
-        other => other
-            .get("Err")
-            .and_then(|e| e.as_str())
-            .map_or_else(|| other.to_string(), str::to_owned),
-    });
-    Ok(JobStatus {
-        id: row.id,
-        queue: row.job_type,
-        dead: row.status == "Killed"
-            || (row.status == "Failed" && row.attempts >= row.max_attempts),
-        status: row.status,
-        attempts: row.attempts,
-        max_attempts: row.max_attempts,
-        run_at: row.run_at,
-        done_at: row.done_at,
-        last_error,
-        payload: serde_json::from_slice(&row.job).unwrap_or(serde_json::Value::Null),
-        progress: row
-            .done
-            .zip(row.total)
-            .map(|(done, total)| serde_json::json!({ "done": done, "total": total })),
-    })
+    Ok(row.into())
+}
+
+/// A job row with its progress, as both the single and the list query read it.
+struct JobRow {
+    id: String,
+    job_type: String,
+    status: String,
+    attempts: i32,
+    max_attempts: i32,
+    run_at: chrono::DateTime<chrono::Utc>,
+    done_at: Option<chrono::DateTime<chrono::Utc>>,
+    last_result: Option<serde_json::Value>,
+    job: Vec<u8>,
+    done: Option<i32>,
+    total: Option<i32>,
+}
+
+impl From<JobRow> for JobStatus {
+    fn from(row: JobRow) -> Self {
+        let failed = matches!(row.status.as_str(), "Failed" | "Killed");
+        let last_error = row.last_result.filter(|_| failed).map(|r| match r {
+            serde_json::Value::String(s) => s,
+            other => other
+                .get("Err")
+                .and_then(|e| e.as_str())
+                .map_or_else(|| other.to_string(), str::to_owned),
+        });
+        JobStatus {
+            id: row.id,
+            queue: row.job_type,
+            dead: row.status == "Killed"
+                || (row.status == "Failed" && row.attempts >= row.max_attempts),
+            status: row.status,
+            attempts: row.attempts,
+            max_attempts: row.max_attempts,
+            run_at: row.run_at,
+            done_at: row.done_at,
+            last_error,
+            payload: serde_json::from_slice(&row.job).unwrap_or(serde_json::Value::Null),
+            progress: row
+                .done
+                .zip(row.total)
+                .map(|(done, total)| serde_json::json!({ "done": done, "total": total })),
+        }
+    }
 }
 
 /// Filters of the job list.
@@ -275,27 +297,26 @@ async fn list(
             ));
         }
     };
-    let ids = sqlx::query_scalar!(
-        r#"SELECT id FROM apalis.jobs
-           WHERE ($1::text IS NULL OR job_type = $1)
+    let rows = sqlx::query_as!(
+        JobRow,
+        r#"SELECT j.id, j.job_type, j.status, j.attempts, j.max_attempts, j.run_at, j.done_at, j.last_result, j.job,
+                  p.done AS "done?", p.total AS "total?"
+           FROM apalis.jobs j LEFT JOIN job_progress p ON p.job_id = j.id
+           WHERE ($1::text IS NULL OR j.job_type = $1)
              AND CASE $2::text
-                   WHEN 'dead' THEN status = 'Killed' OR (status = 'Failed' AND attempts >= max_attempts)
-                   WHEN 'failed' THEN status IN ('Failed', 'Killed')
-                   WHEN 'pending' THEN status IN ('Pending', 'Queued')
-                   WHEN 'running' THEN status = 'Running'
-                   WHEN 'done' THEN status = 'Done'
+                   WHEN 'dead' THEN j.status = 'Killed' OR (j.status = 'Failed' AND j.attempts >= j.max_attempts)
+                   WHEN 'failed' THEN j.status IN ('Failed', 'Killed')
+                   WHEN 'pending' THEN j.status IN ('Pending', 'Queued')
+                   WHEN 'running' THEN j.status = 'Running'
+                   WHEN 'done' THEN j.status = 'Done'
                    ELSE true END
-           ORDER BY run_at DESC LIMIT 200"#,
+           ORDER BY j.run_at DESC LIMIT 200"#,
         f.queue,
         status
     )
     .fetch_all(&state.pool)
     .await?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(load(&state, &id).await?);
-    }
-    Ok(Json(out))
+    Ok(Json(rows.into_iter().map(JobStatus::from).collect()))
 }
 
 /// Run a dead job again: its attempts start over.

@@ -869,15 +869,18 @@ async fn audit_trail(
     actor: Actor,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
-    read(&state, &actor, id).await?; // scope check
+    // Scope check only (404 outside the caller's scope); the trail is read in the same snapshot.
+    let mut tx = state.pool.begin().await?;
+    lock(&mut tx, &actor, id).await?;
     let rows = sqlx::query_as!(
         AuditEntry,
         r#"SELECT l.id, l.at, l.actor_id, a.name AS "actor_name?", l.action, l.field, l.previous, l.current
            FROM audit_log l LEFT JOIN actors a ON a.id = l.actor_id WHERE l.submission_id = $1 ORDER BY l.id"#,
         id
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(Json(rows))
 }
 
