@@ -52,5 +52,8 @@ async fn a_cancelled_begin_never_swallows_later_writes(
             "write {n} is not visible to another session: it ran inside a leaked transaction"
         );
     }
-    assert!(cancelled > 0, "no begin() was cancelled; the test proved nothing");
+    assert!(
+        cancelled > 0,
+        "no begin() was cancelled; the test proved nothing"
+    );
 }
