@@ -63,7 +63,8 @@ pub enum JobOutcome {
     Recomputed(RecomputeSummary),
     /// A published cycle's results changed: a new revision was written and is now current.
     NewRevision(RecomputeSummary),
-    /// A published (or imported) cycle's results did not change; nothing was written.
+    /// Nothing was written: a published (or imported) cycle's results did not change, or an
+    /// unpublished cycle's results already reflect its latest inputs.
     Unchanged {
         /// The current revision.
         revision: i32,
@@ -74,7 +75,15 @@ pub enum JobOutcome {
 /// After publication it computes a candidate revision and keeps it only if any published score,
 /// grade or rank changed, so published results are never overwritten silently. Serialized per
 /// cycle by the cycle's row lock; running it twice gives the same rows.
-pub async fn recompute_for_job(state: &AppState, year: CycleYear) -> ApiResult<JobOutcome> {
+///
+/// With `skip_if_current` (the job of one verification), an unpublished cycle whose stored
+/// results already reflect its latest inputs is left alone: a burst of verifications queues one
+/// job each, and the first to run covers all of them, so the rest return at the cost of one read.
+pub async fn recompute_for_job(
+    state: &AppState,
+    year: CycleYear,
+    skip_if_current: bool,
+) -> ApiResult<JobOutcome> {
     let y = i32::from(year.get());
     let mut tx = state.pool.begin().await?;
     let cycle = sqlx::query!(
@@ -90,6 +99,21 @@ pub async fn recompute_for_job(state: &AppState, year: CycleYear) -> ApiResult<J
         });
     }
     if cycle.state != "published" {
+        if skip_if_current {
+            let current = sqlx::query_scalar!(
+                r#"SELECT c.input_revision = r.input_revision AS "current!"
+                   FROM cycles c JOIN entity_results r ON r.cycle_year = c.year AND r.revision = c.results_revision
+                   WHERE c.year = $1 LIMIT 1"#,
+                y
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            if current == Some(true) {
+                return Ok(JobOutcome::Unchanged {
+                    revision: cycle.results_revision,
+                });
+            }
+        }
         let summary = recompute_cycle_in(&mut tx, state, year).await?;
         tx.commit().await?;
         return Ok(JobOutcome::Recomputed(summary));

@@ -299,7 +299,7 @@ async fn published_results_change_only_through_a_new_revision(pool: PgPool) {
         .unwrap();
     let before = snapshot(&pool, 2025).await;
     assert_eq!(
-        recompute_for_job(&state, year).await.unwrap(),
+        recompute_for_job(&state, year, false).await.unwrap(),
         JobOutcome::Unchanged { revision: 1 }
     );
     assert_eq!(snapshot(&pool, 2025).await, before);
@@ -310,7 +310,7 @@ async fn published_results_change_only_through_a_new_revision(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
-    let outcome = recompute_for_job(&state, year).await.unwrap();
+    let outcome = recompute_for_job(&state, year, false).await.unwrap();
     assert!(
         matches!(outcome, JobOutcome::NewRevision(s) if s.revision == 2),
         "{outcome:?}"
@@ -327,4 +327,44 @@ async fn published_results_change_only_through_a_new_revision(pool: PgPool) {
         before.0.len(),
         "the published revision is kept"
     );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
+    let state = setup(&pool).await;
+    let year = CycleYear::new(2025).unwrap();
+    // The first job of a burst computes from every input verified so far.
+    assert!(matches!(
+        recompute_for_job(&state, year, true).await.unwrap(),
+        JobOutcome::Recomputed(_)
+    ));
+    let computed_at: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT max(computed_at) FROM unit_results WHERE cycle_year = 2025")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    // The burst's other jobs find the results current and write nothing.
+    assert_eq!(
+        recompute_for_job(&state, year, true).await.unwrap(),
+        JobOutcome::Unchanged { revision: 1 }
+    );
+    let after: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT max(computed_at) FROM unit_results WHERE cycle_year = 2025")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(after, computed_at);
+    // An explicit full recompute always runs; new input makes the next burst job run too.
+    assert!(matches!(
+        recompute_for_job(&state, year, false).await.unwrap(),
+        JobOutcome::Recomputed(_)
+    ));
+    sqlx::query("UPDATE cycles SET input_revision = input_revision + 1 WHERE year = 2025")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        recompute_for_job(&state, year, true).await.unwrap(),
+        JobOutcome::Recomputed(_)
+    ));
 }

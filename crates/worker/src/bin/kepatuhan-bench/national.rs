@@ -1,0 +1,537 @@
+//! The national dataset: 38 provinces with their regional offices, ministries, agencies,
+//! provincial governments, cities and regencies with 5–8 units each, a full sheet of indicator
+//! values per unit under the 2022–2024 methodology, about 25 survey responses per unit, and two
+//! earlier cycles of published unit scores. Seeded: the same seed gives the same files.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use kepatuhan_core::Methodology;
+use kepatuhan_core::synthetic::{Quality, Rng};
+use serde_json::{Value, json};
+
+/// The 38 provinces with their Kemendagri codes.
+const PROVINCES: [(&str, &str); 38] = [
+    ("11", "Aceh"),
+    ("12", "Sumatera Utara"),
+    ("13", "Sumatera Barat"),
+    ("14", "Riau"),
+    ("15", "Jambi"),
+    ("16", "Sumatera Selatan"),
+    ("17", "Bengkulu"),
+    ("18", "Lampung"),
+    ("19", "Kepulauan Bangka Belitung"),
+    ("21", "Kepulauan Riau"),
+    ("31", "DKI Jakarta"),
+    ("32", "Jawa Barat"),
+    ("33", "Jawa Tengah"),
+    ("34", "DI Yogyakarta"),
+    ("35", "Jawa Timur"),
+    ("36", "Banten"),
+    ("51", "Bali"),
+    ("52", "Nusa Tenggara Barat"),
+    ("53", "Nusa Tenggara Timur"),
+    ("61", "Kalimantan Barat"),
+    ("62", "Kalimantan Tengah"),
+    ("63", "Kalimantan Selatan"),
+    ("64", "Kalimantan Timur"),
+    ("65", "Kalimantan Utara"),
+    ("71", "Sulawesi Utara"),
+    ("72", "Sulawesi Tengah"),
+    ("73", "Sulawesi Selatan"),
+    ("74", "Sulawesi Tenggara"),
+    ("75", "Gorontalo"),
+    ("76", "Sulawesi Barat"),
+    ("81", "Maluku"),
+    ("82", "Maluku Utara"),
+    ("91", "Papua Barat"),
+    ("92", "Papua Barat Daya"),
+    ("94", "Papua"),
+    ("95", "Papua Selatan"),
+    ("96", "Papua Tengah"),
+    ("97", "Papua Pegunungan"),
+];
+
+const MINISTRIES: [&str; 25] = [
+    "Kementerian Dalam Negeri",
+    "Kementerian Hukum",
+    "Kementerian Imigrasi dan Pemasyarakatan",
+    "Kementerian Keuangan",
+    "Kementerian Agama",
+    "Kementerian Kesehatan",
+    "Kementerian Pendidikan Dasar dan Menengah",
+    "Kementerian Sosial",
+    "Kementerian Ketenagakerjaan",
+    "Kementerian Perhubungan",
+    "Kementerian Agraria dan Tata Ruang/Badan Pertanahan Nasional",
+    "Kementerian Perindustrian",
+    "Kementerian Perdagangan",
+    "Kementerian Pertanian",
+    "Kementerian Kelautan dan Perikanan",
+    "Kementerian Lingkungan Hidup",
+    "Kementerian Energi dan Sumber Daya Mineral",
+    "Kementerian Pekerjaan Umum",
+    "Kementerian Perumahan dan Kawasan Permukiman",
+    "Kementerian Komunikasi dan Digital",
+    "Kementerian Investasi dan Hilirisasi/BKPM",
+    "Kementerian Koperasi",
+    "Kementerian Usaha Mikro, Kecil, dan Menengah",
+    "Kementerian Pariwisata",
+    "Kementerian Desa dan Pembangunan Daerah Tertinggal",
+];
+
+const AGENCIES: [&str; 14] = [
+    "Badan Pengawas Obat dan Makanan",
+    "Badan Kepegawaian Negara",
+    "Badan Pusat Statistik",
+    "Badan Meteorologi, Klimatologi, dan Geofisika",
+    "Badan Nasional Penanggulangan Bencana",
+    "Badan Narkotika Nasional",
+    "Badan Pelindungan Pekerja Migran Indonesia",
+    "Badan Karantina Indonesia",
+    "Badan Gizi Nasional",
+    "Badan Standardisasi Nasional",
+    "Badan Pengawas Tenaga Nuklir",
+    "Badan Informasi Geospasial",
+    "Badan Riset dan Inovasi Nasional",
+    "Badan Siber dan Sandi Negara",
+];
+
+/// Roots and qualifiers of synthetic city and regency names.
+const PLACES: [&str; 40] = [
+    "Sungai Raya",
+    "Tanah Merah",
+    "Batu Putih",
+    "Muara Enim",
+    "Air Itam",
+    "Bukit Tinggi",
+    "Padang Lawas",
+    "Kota Baru",
+    "Tanjung Harapan",
+    "Lubuk Linggau",
+    "Sekadau",
+    "Kapuas",
+    "Barito",
+    "Mamuju",
+    "Luwu",
+    "Bone Bolango",
+    "Halmahera",
+    "Seram",
+    "Sumba",
+    "Manggarai",
+    "Lombok",
+    "Sambas",
+    "Kepahiang",
+    "Rejang",
+    "Ogan",
+    "Musi",
+    "Banyu Asin",
+    "Pesisir",
+    "Tulang Bawang",
+    "Way Kanan",
+    "Gunung Mas",
+    "Kutai",
+    "Paser",
+    "Bulungan",
+    "Minahasa",
+    "Bolaang",
+    "Poso",
+    "Banggai",
+    "Konawe",
+    "Wakatobi",
+];
+const QUALIFIERS: [&str; 6] = ["", " Utara", " Selatan", " Barat", " Timur", " Tengah"];
+
+/// Units of a local government: (name, kind); the first two are always sampled.
+const LOCAL_UNITS: [(&str, &str); 10] = [
+    ("Dinas Kependudukan dan Pencatatan Sipil", "dukcapil"),
+    (
+        "Dinas Penanaman Modal dan Pelayanan Terpadu Satu Pintu",
+        "dpmptsp",
+    ),
+    ("Dinas Kesehatan", "kesehatan"),
+    ("Dinas Pendidikan dan Kebudayaan", "pendidikan"),
+    ("Dinas Sosial", "sosial"),
+    ("Rumah Sakit Umum Daerah", "rsud"),
+    ("Dinas Perhubungan", "perhubungan"),
+    ("Badan Pendapatan Daerah", "pendapatan"),
+    ("Dinas Tenaga Kerja dan Transmigrasi", "tenaga_kerja"),
+    ("Puskesmas", "puskesmas"),
+];
+
+/// Service offices of a ministry or agency (followed by a place).
+const CENTRAL_UNITS: [&str; 8] = [
+    "Unit Layanan Terpadu",
+    "Kantor Wilayah",
+    "Kantor Pelayanan",
+    "Balai Besar",
+    "Pusat Layanan Informasi dan Pengaduan",
+    "Loka Pelayanan",
+    "Kantor Perwakilan",
+    "Balai Pelayanan Publik",
+];
+
+/// How big the dataset is.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub provinces: usize,
+    pub ministries: usize,
+    pub agencies: usize,
+    pub cities: usize,
+    pub regencies: usize,
+    pub units_per_entity: (u64, u64),
+    pub respondents: (u64, u64),
+}
+
+impl Shape {
+    /// Indonesia: ≈ 590 entities, ≈ 3,800 units, ≈ 100,000 survey responses.
+    pub const NATIONAL: Shape = Shape {
+        provinces: 38,
+        ministries: 25,
+        agencies: 14,
+        cities: 98,
+        regencies: 415,
+        units_per_entity: (5, 8),
+        respondents: (20, 32),
+    };
+    /// A few seconds' worth, for the smoke test.
+    pub const SMOKE: Shape = Shape {
+        provinces: 2,
+        ministries: 1,
+        agencies: 1,
+        cities: 2,
+        regencies: 3,
+        units_per_entity: (2, 3),
+        respondents: (3, 5),
+    };
+}
+
+/// An entity with its sampled units.
+pub struct Entity {
+    pub code: String,
+    pub kind: &'static str,
+    pub name: String,
+    pub province: Option<String>,
+    pub units: Vec<Unit>,
+}
+
+/// A unit with its inputs.
+pub struct Unit {
+    pub name: String,
+    pub kind: String,
+    pub quality: Quality,
+    /// `{ "indicator", "value" | "not_applicable", "evidence_note" }` objects.
+    pub values: Vec<Value>,
+    /// `(survey code, responses)`.
+    pub surveys: Vec<(String, Vec<Value>)>,
+}
+
+/// The whole dataset.
+pub struct Dataset {
+    pub provinces: Vec<(String, String)>,
+    pub entities: Vec<Entity>,
+}
+
+fn place(i: usize) -> String {
+    let root = PLACES[i % PLACES.len()];
+    let q = QUALIFIERS[(i / PLACES.len()) % QUALIFIERS.len()];
+    let n = i / (PLACES.len() * QUALIFIERS.len());
+    if n == 0 {
+        format!("{root}{q}")
+    } else {
+        format!(
+            "{root}{q} {}",
+            ["Raya", "Hulu", "Hilir", "Ilir", "Kepulauan"][n % 5]
+        )
+    }
+}
+
+/// Generates the dataset for `m` (the 2022–2024 methodology).
+pub fn generate(m: &Methodology, shape: Shape, seed: u64) -> Dataset {
+    let mut rng = Rng::new(seed);
+    let provinces: Vec<(String, String)> = PROVINCES
+        .iter()
+        .take(shape.provinces)
+        .map(|(c, n)| ((*c).to_owned(), (*n).to_owned()))
+        .collect();
+    let mut entities = Vec::new();
+    for (i, name) in MINISTRIES.iter().take(shape.ministries).enumerate() {
+        entities.push((
+            format!("K{:02}", i + 1),
+            "ministry",
+            (*name).to_owned(),
+            None,
+        ));
+    }
+    for (i, name) in AGENCIES.iter().take(shape.agencies).enumerate() {
+        entities.push((format!("L{:02}", i + 1), "agency", (*name).to_owned(), None));
+    }
+    for (code, name) in &provinces {
+        entities.push((
+            code.clone(),
+            "province",
+            format!("Pemerintah Provinsi {name}"),
+            Some(code.clone()),
+        ));
+    }
+    let per = provinces.len().max(1);
+    for i in 0..shape.cities + shape.regencies {
+        let (code, _) = &provinces[i % per];
+        let (kind, number, label) = if i < shape.cities {
+            ("city", 71 + i / per, "Kota")
+        } else {
+            ("regency", 1 + (i - shape.cities) / per, "Kabupaten")
+        };
+        entities.push((
+            format!("{code}.{number:02}"),
+            kind,
+            format!("Pemerintah {label} {}", place(i * 7 + 3)),
+            Some(code.clone()),
+        ));
+    }
+    let entities = entities
+        .into_iter()
+        .enumerate()
+        .map(|(e, (code, kind, name, province))| {
+            let base = Quality::realistic(&mut rng);
+            let n =
+                usize::try_from(rng.between(shape.units_per_entity.0, shape.units_per_entity.1))
+                    .unwrap_or(5);
+            let units = (0..n)
+                .map(|k| {
+                    let (unit_name, unit_kind) = match kind {
+                        "ministry" | "agency" => (
+                            format!(
+                                "{} {} {}",
+                                CENTRAL_UNITS[(e + k) % CENTRAL_UNITS.len()],
+                                name.split(' ').next_back().unwrap_or_default(),
+                                PROVINCES[(e * 3 + k * 5) % PROVINCES.len()].1
+                            ),
+                            "layanan".to_owned(),
+                        ),
+                        _ => {
+                            let (n, kind) = LOCAL_UNITS[k % LOCAL_UNITS.len()];
+                            let short = name.trim_start_matches("Pemerintah ");
+                            let full = match kind {
+                                "rsud" | "puskesmas" => format!("{n} {}", place(e * 11 + k)),
+                                // Long official names (80+ characters) occur; certificates wrap them.
+                                "dpmptsp" => format!("{n} {short}"),
+                                _ => n.to_owned(),
+                            };
+                            (full, kind.to_owned())
+                        }
+                    };
+                    let quality = Quality(
+                        (base.0 + rng.below(120))
+                            .saturating_sub(60)
+                            .clamp(150, 1000),
+                    );
+                    let values = sheet(m, &mut rng, quality);
+                    let surveys = surveys(m, &mut rng, quality, shape.respondents);
+                    Unit {
+                        name: unit_name,
+                        kind: unit_kind,
+                        quality,
+                        values,
+                        surveys,
+                    }
+                })
+                .collect();
+            Entity {
+                code,
+                kind,
+                name,
+                province,
+                units,
+            }
+        })
+        .collect();
+    Dataset {
+        provinces,
+        entities,
+    }
+}
+
+/// One value per indicator around `quality`, about 3 % not applicable.
+fn sheet(m: &Methodology, rng: &mut Rng, quality: Quality) -> Vec<Value> {
+    m.indicator_ids()
+        .map(|id| {
+            let ind = m.indicator(id);
+            if rng.below(100) < 3 {
+                return json!({ "indicator": ind.code, "not_applicable": true, "evidence_note": "Layanan tidak tersedia di unit ini" });
+            }
+            let levels = &ind.scale.levels;
+            let n = levels.len() as u64;
+            let target = quality.0 * (n - 1) * 2 / 1000;
+            let pos = (target + rng.below(4)).saturating_sub(1) / 2;
+            let level = &levels[usize::try_from(pos.min(n - 1)).unwrap_or(0)];
+            json!({ "indicator": ind.code, "value": level.value, "evidence_note": "Observasi lapangan, wawancara petugas dan dokumen" })
+        })
+        .collect()
+}
+
+/// Survey responses around `quality`: the share of respondents reporting no maladministration
+/// tracks the unit's quality.
+fn surveys(
+    m: &Methodology,
+    rng: &mut Rng,
+    quality: Quality,
+    range: (u64, u64),
+) -> Vec<(String, Vec<Value>)> {
+    m.survey_ids()
+        .map(|id| {
+            let s = m.survey(id);
+            let n = rng.between(range.0, range.1);
+            let responses = (0..n)
+                .map(|r| {
+                    let clean = rng.below(1000) < quality.0;
+                    let answers: serde_json::Map<String, Value> = s
+                        .questions
+                        .iter()
+                        .enumerate()
+                        .map(|(i, q)| {
+                            let answer = match &s.method {
+                                kepatuhan_core::methodology::SurveyMethod::NoMaladministrationShare => {
+                                    json!(!clean && (i == 0 || rng.below(3) == 0))
+                                }
+                                kepatuhan_core::methodology::SurveyMethod::Likert { levels } => {
+                                    let top = levels.len() as u64;
+                                    json!(1 + (quality.0 * (top - 1) / 1000 + rng.below(2)).min(top - 1))
+                                }
+                            };
+                            (q.code.clone(), answer)
+                        })
+                        .collect();
+                    json!({ "respondent": format!("R-{r:04}"), "answers": answers })
+                })
+                .collect();
+            (s.code.clone(), responses)
+        })
+        .collect()
+}
+
+impl Dataset {
+    /// Units in the dataset.
+    pub fn unit_count(&self) -> usize {
+        self.entities.iter().map(|e| e.units.len()).sum()
+    }
+
+    /// Published unit scores of an earlier cycle as the import CSV (`entity_code,entity_kind,
+    /// entity_name,province_code,unit_name,score`), a little worse the further back, with a
+    /// decimal comma on every third row as offices write them.
+    pub fn import_csv(&self, years_back: u64, seed: u64) -> String {
+        let mut rng = Rng::new(seed ^ years_back);
+        let mut out =
+            String::from("entity_code,entity_kind,entity_name,province_code,unit_name,score\n");
+        let mut row = 0;
+        for e in &self.entities {
+            for u in &e.units {
+                let hundredths =
+                    (u.quality.0 * 10).saturating_sub(years_back * 300 + rng.below(600));
+                let score = format!("{}.{:02}", hundredths / 100, hundredths % 100);
+                let score = if row % 3 == 0 {
+                    format!("\"{}\"", score.replace('.', ","))
+                } else {
+                    score
+                };
+                let _ = writeln!(
+                    out,
+                    "{},{},\"{}\",{},\"{}\",{score}",
+                    e.code,
+                    e.kind,
+                    e.name,
+                    e.province.as_deref().unwrap_or(""),
+                    u.name
+                );
+                row += 1;
+            }
+        }
+        out
+    }
+
+    /// Writes every file the loader sends to the bulk endpoints.
+    pub fn write_files(&self, dir: &Path, seed: u64, years: [u16; 3]) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let provinces: Vec<Value> = self
+            .provinces
+            .iter()
+            .map(|(c, n)| json!({ "code": c, "name": n }))
+            .collect();
+        let offices: Vec<Value> = self
+            .provinces
+            .iter()
+            .map(|(c, n)| json!({ "code": office_code(c), "name": format!("Ombudsman RI Perwakilan {n}"), "provinces": [c] }))
+            .collect();
+        let entities: Vec<Value> = self
+            .entities
+            .iter()
+            .map(|e| json!({ "code": e.code, "kind": e.kind, "name": e.name, "province_code": e.province }))
+            .collect();
+        let units: Vec<Value> = self
+            .entities
+            .iter()
+            .flat_map(|e| {
+                e.units
+                    .iter()
+                    .map(move |u| json!({ "entity_code": e.code, "name": u.name, "kind": u.kind }))
+            })
+            .collect();
+        let sample: Vec<Value> = self
+            .entities
+            .iter()
+            .flat_map(|e| {
+                e.units
+                    .iter()
+                    .map(move |u| json!({ "entity_code": e.code, "unit_name": u.name }))
+            })
+            .collect();
+        let write_json = |name: &str, v: &Vec<Value>| {
+            std::fs::write(dir.join(name), serde_json::to_vec(v).unwrap_or_default())
+        };
+        write_json("provinces.json", &provinces)?;
+        write_json("offices.json", &offices)?;
+        write_json("entities.json", &entities)?;
+        write_json("units.json", &units)?;
+        write_json("sample.json", &sample)?;
+        std::fs::write(
+            dir.join(format!("import-{}.csv", years[0])),
+            self.import_csv(2, seed),
+        )?;
+        std::fs::write(
+            dir.join(format!("import-{}.csv", years[1])),
+            self.import_csv(1, seed),
+        )?;
+        let mut submissions = String::new();
+        let mut responses = String::new();
+        for e in &self.entities {
+            for u in &e.units {
+                let _ = writeln!(
+                    submissions,
+                    "{}",
+                    json!({ "entity_code": e.code, "unit_name": u.name, "values": u.values })
+                );
+                for (survey, rs) in &u.surveys {
+                    let _ = writeln!(
+                        responses,
+                        "{}",
+                        json!({ "entity_code": e.code, "unit_name": u.name, "survey": survey, "responses": rs })
+                    );
+                }
+            }
+        }
+        std::fs::write(
+            dir.join(format!("submissions-{}.jsonl", years[2])),
+            submissions,
+        )?;
+        std::fs::write(
+            dir.join(format!("survey-responses-{}.jsonl", years[2])),
+            responses,
+        )?;
+        Ok(())
+    }
+}
+
+/// A regional office's code from its province's code.
+pub fn office_code(province: &str) -> String {
+    format!("perwakilan-{province}")
+}
