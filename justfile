@@ -56,8 +56,22 @@ postgres:
     fi
     pg_isready -h 127.0.0.1 -p 5432
 
-# Benchmarks (not part of the tests): score and rank a national cycle in memory.
-bench:
+# Benchmarks (not part of the tests, < 15 min): a generated national cycle through the real API,
+# worker and Postgres beside its baselines; writes bench-results.json and the table in
+# docs/benchmarks.md. `just bench --smoke` runs every phase on a tiny dataset in seconds (and
+# writes nothing); `just bench-core` times the in-memory scoring engine.
+bench *args: postgres build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    bench=("$CARGO_TARGET_DIR/release/kepatuhan-bench" run --bin-dir "$CARGO_TARGET_DIR/release" --out "$CARGO_TARGET_DIR/bench-data")
+    if [[ " {{args}} " == *" --smoke "* ]]; then
+        "${bench[@]}" {{args}}
+    else
+        "${bench[@]}" --results bench-results.json --docs docs/benchmarks.md {{args}}
+    fi
+
+# Criterion benchmark of the scoring core: score, grade and rank a national cycle in memory.
+bench-core:
     cargo bench -p kepatuhan-core --bench national_cycle
 
 # Validate a methodology file (TOML or JSON) and list every problem with its path.

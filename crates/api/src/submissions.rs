@@ -14,7 +14,7 @@
 //!
 //! Updates need `If-Match` with the `ETag` of the version read (`428` without, `412` when stale).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -283,21 +283,44 @@ fn validate_values(m: &Methodology, values: &[ValueInput], prefix: &str) -> Resu
     }
 }
 
-/// Writes values and their audit entries.
+/// Writes values and their audit entries: one read of the previous values, one upsert of the
+/// changed ones, one insert of their audit entries (three statements, however many values).
+/// Unchanged values are neither written nor audited. Indicator codes are unique per request
+/// (validated before).
 async fn write_values(
     tx: &mut Transaction<'_, Postgres>,
     actor_id: i64,
     submission: i64,
     values: &[ValueInput],
 ) -> ApiResult<()> {
-    for v in values {
-        let previous = sqlx::query!(
-            "SELECT value, not_applicable, evidence_note, attachments FROM submission_values WHERE submission_id = $1 AND indicator_code = $2",
-            submission,
-            v.indicator
+    if values.is_empty() {
+        return Ok(());
+    }
+    let codes: Vec<&str> = values.iter().map(|v| v.indicator.as_str()).collect();
+    let previous: HashMap<String, serde_json::Value> = sqlx::query!(
+        "SELECT indicator_code, value, not_applicable, evidence_note, attachments FROM submission_values WHERE submission_id = $1 AND indicator_code = ANY($2)",
+        submission,
+        &codes as &[&str]
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|p| {
+        (
+            p.indicator_code,
+            serde_json::json!({ "value": p.value, "not_applicable": p.not_applicable, "evidence_note": p.evidence_note, "attachments": p.attachments }),
         )
-        .fetch_optional(&mut **tx)
-        .await?;
+    })
+    .collect();
+    let mut changed = Vec::new();
+    let mut new_values: Vec<Option<i16>> = Vec::new();
+    let mut not_applicable = Vec::new();
+    let mut notes = Vec::new();
+    let mut attachments = Vec::new();
+    let mut before: Vec<Option<serde_json::Value>> = Vec::new();
+    let mut after = Vec::new();
+    for v in values {
+        let prev = previous.get(&v.indicator);
         let value = v
             .value
             .and_then(|x| i16::try_from(x).ok())
@@ -305,47 +328,55 @@ async fn write_values(
         let note = v
             .evidence_note
             .clone()
-            .or_else(|| previous.as_ref().map(|p| p.evidence_note.clone()))
+            .or_else(|| prev.and_then(|p| p["evidence_note"].as_str().map(str::to_owned)))
             .unwrap_or_default();
-        let attachments = match &v.attachments {
+        let files = match &v.attachments {
             Some(a) => serde_json::json!(a),
-            None => previous
-                .as_ref()
-                .map_or_else(|| serde_json::json!([]), |p| p.attachments.clone()),
+            None => prev.map_or_else(|| serde_json::json!([]), |p| p["attachments"].clone()),
         };
-        let before = previous.as_ref().map(|p| {
-            serde_json::json!({ "value": p.value, "not_applicable": p.not_applicable, "evidence_note": p.evidence_note, "attachments": p.attachments })
-        });
-        let after = serde_json::json!({ "value": value, "not_applicable": v.not_applicable, "evidence_note": note, "attachments": attachments });
-        if before.as_ref() == Some(&after) {
+        let current = serde_json::json!({ "value": value, "not_applicable": v.not_applicable, "evidence_note": note, "attachments": files });
+        if prev == Some(&current) {
             continue;
         }
-        sqlx::query!(
-            "INSERT INTO submission_values (submission_id, indicator_code, value, not_applicable, evidence_note, attachments)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (submission_id, indicator_code) DO UPDATE
-               SET value = excluded.value, not_applicable = excluded.not_applicable,
-                   evidence_note = excluded.evidence_note, attachments = excluded.attachments",
-            submission,
-            v.indicator,
-            value,
-            v.not_applicable,
-            note,
-            attachments
-        )
-        .execute(&mut **tx)
-        .await?;
-        audit(
-            tx,
-            actor_id,
-            submission,
-            "value_set",
-            Some(&v.indicator),
-            before,
-            Some(after),
-        )
-        .await?;
+        changed.push(v.indicator.as_str());
+        new_values.push(value);
+        not_applicable.push(v.not_applicable);
+        notes.push(note);
+        attachments.push(files);
+        before.push(prev.cloned());
+        after.push(current);
     }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO submission_values (submission_id, indicator_code, value, not_applicable, evidence_note, attachments)
+         SELECT $1, * FROM UNNEST($2::text[], $3::smallint[], $4::bool[], $5::text[], $6::jsonb[])
+         ON CONFLICT (submission_id, indicator_code) DO UPDATE
+           SET value = excluded.value, not_applicable = excluded.not_applicable,
+               evidence_note = excluded.evidence_note, attachments = excluded.attachments",
+        submission,
+        &changed as &[&str],
+        &new_values as &[Option<i16>],
+        &not_applicable,
+        &notes,
+        &attachments
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "INSERT INTO audit_log (actor_id, submission_id, action, field, previous, current)
+         SELECT $1, $2, 'value_set', t.field, t.previous, t.current
+         FROM UNNEST($3::text[], $4::jsonb[], $5::jsonb[]) WITH ORDINALITY AS t(field, previous, current, n)
+         ORDER BY t.n",
+        actor_id,
+        submission,
+        &changed as &[&str],
+        &before as &[Option<serde_json::Value>],
+        &after
+    )
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

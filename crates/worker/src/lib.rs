@@ -179,13 +179,18 @@ pub async fn serve_metrics(
 }
 
 /// The apalis storage of a job type's queue.
-fn storage_for<J: Job>(state: &AppState) -> PostgresStorage<J> {
-    // Jobs are fetched at every heartbeat: a short one keeps new jobs (and retries) waiting about
-    // a second; 30 missed heartbeats (30 s) mark a crashed worker's jobs as orphaned.
+fn storage_for<J: Job>(
+    state: &AppState,
+) -> PollWith<PostgresStorage<J>, StreamStrategy<apalis_postgres::Pubsub>> {
+    // A new job is announced by the queue's insert trigger (LISTEN/NOTIFY) and fetched at once;
+    // delayed retries are fetched at every heartbeat (1 s). 30 missed heartbeats (30 s) mark a
+    // crashed worker's jobs as orphaned.
     let config = Config::default()
         .queue(J::QUEUE)
         .batch_size(1)
         .heartbeat_interval(Duration::from_secs(1))
         .missed_heartbeats(30);
-    PostgresStorage::new(&state.pool).with_config(config)
+    PostgresStorage::new(&state.pool)
+        .with_config(config)
+        .with_pubsub()
 }

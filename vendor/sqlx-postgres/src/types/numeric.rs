@@ -88,6 +88,7 @@ impl PgNumeric {
         (0..10_000).contains(&digit)
     }
 
+    #[allow(dead_code)] // kepatuhan: unused in 0.9.0; shown because a path dependency's lints are not capped
     pub(crate) fn size_hint(decimal_digits: u64) -> usize {
         let mut size_hint = Saturating(decimal_digits);
 
