@@ -333,7 +333,11 @@ async fn published_results_change_only_through_a_new_revision(pool: PgPool) {
 async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
     let state = setup(&pool).await;
     let year = CycleYear::new(2025).unwrap();
-    // The first job of a burst computes from every input verified so far.
+    // A verification arrives: the first job of the burst computes from every input so far.
+    sqlx::query("UPDATE cycles SET input_revision = input_revision + 1 WHERE year = 2025")
+        .execute(&pool)
+        .await
+        .unwrap();
     assert!(matches!(
         recompute_for_job(&state, year, true).await.unwrap(),
         JobOutcome::Recomputed(_)
