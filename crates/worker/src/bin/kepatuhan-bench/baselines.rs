@@ -18,7 +18,10 @@ use crate::national::Dataset;
 /// Unit and entity scores of a cycle in one hand-written SQL statement: rules 1–4 of
 /// docs/scoring.md (weighted means over the applicable indicators, variables and dimensions,
 /// the no-maladministration share of survey respondents, published scores rounded half-up to 2
-/// decimals, entity = mean of its units' published scores). The methodology's tree is passed
+/// decimals, entity = mean of its units' published scores). Postgres divides `numeric` to about
+/// 20 significant digits, so an exact tie such as 93.305 can arrive as 93.30499…; the statement
+/// rounds to 12 places before the 2 published ones, as the core's exact arithmetic needs no such
+/// step (the first national run found two such units). The methodology's tree is passed
 /// as arrays. Returns the median time of 3 runs and how many scores differ from the stored
 /// results the worker wrote.
 pub async fn sql_recompute(pool: &PgPool, m: &Methodology, year: u16) -> BenchResult<(f64, usize)> {
@@ -76,10 +79,10 @@ pub async fn sql_recompute(pool: &PgPool, m: &Methodology, year: u16) -> BenchRe
             SELECT vars.unit_id, var.dim, sum(var.w * vars.score) / sum(var.w) AS score
             FROM vars JOIN var ON var.code = vars.var GROUP BY vars.unit_id, var.dim),
         units AS (
-            SELECT dims.unit_id, round(least(greatest(sum(dim.w * dims.score) / sum(dim.w), 0), 100), 2) AS score
+            SELECT dims.unit_id, round(round(least(greatest(sum(dim.w * dims.score) / sum(dim.w), 0), 100), 12), 2) AS score
             FROM dims JOIN dim ON dim.code = dims.dim GROUP BY dims.unit_id),
         entities AS (
-            SELECT sub.entity_id, round(avg(units.score), 2) AS score
+            SELECT sub.entity_id, round(round(avg(units.score), 12), 2) AS score
             FROM units JOIN sub USING (unit_id) GROUP BY sub.entity_id)
         SELECT 'unit' AS level, unit_id AS id, score FROM units
         UNION ALL SELECT 'entity', entity_id, score FROM entities";
@@ -116,7 +119,9 @@ pub async fn sql_recompute(pool: &PgPool, m: &Methodology, year: u16) -> BenchRe
     .collect();
     let mut mismatches = usize::from(stored.len() != rows.len());
     for (level, id, score) in rows {
-        if stored.get(&(level, id)).map(|s| s.normalize()) != Some(score.normalize()) {
+        let ours = stored.get(&(level.clone(), id)).map(|s| s.normalize());
+        if ours != Some(score.normalize()) {
+            eprintln!("  {level} {id}: SQL {score}, worker {ours:?}");
             mismatches += 1;
         }
     }

@@ -93,6 +93,8 @@ async fn main() -> std::process::ExitCode {
     let outcome = match parse(&args) {
         Ok((c, o)) if c == "generate" => generate(&o).map(|_| ()),
         Ok((c, o)) if c == "run" => run(o).await,
+        // Re-checks the SQL baseline against the results of an earlier run's database.
+        Ok((c, o)) if c == "check-sql" => check_sql(&o).await,
         Ok(_) => Err("usage: kepatuhan-bench generate|run [--smoke] [--seed N] [--bin-dir DIR] [--out DIR] [--results FILE] [--docs FILE]".into()),
         Err(e) => Err(e),
     };
@@ -668,6 +670,13 @@ async fn run(o: Options) -> BenchResult<()> {
         baselines::write_docs(path, &report)?;
     }
     println!("{text}");
+    Ok(())
+}
+
+async fn check_sql(o: &Options) -> BenchResult<()> {
+    let pool = PgPool::connect(&o.database_url).await?;
+    let (seconds, mismatches) = baselines::sql_recompute(&pool, &methodology()?, YEARS[2]).await?;
+    println!("SQL baseline {seconds:.3} s, {mismatches} scores differ from the stored results");
     Ok(())
 }
 
