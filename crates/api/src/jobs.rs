@@ -46,6 +46,10 @@ pub struct Recompute {
     pub year: u16,
     /// The unit whose verified data changed; `None` for a full recompute.
     pub unit_id: Option<i64>,
+    /// The cycle's input revision right after that change: when the stored results reflect the
+    /// revision just before it, only the unit's entity and the ranks need recomputing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_revision: Option<i64>,
     /// W3C trace context of the request that caused the job, to continue its trace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
@@ -57,6 +61,7 @@ impl Recompute {
         Self {
             year: year.get(),
             unit_id: None,
+            input_revision: None,
             traceparent: crate::telemetry::current_traceparent(),
         }
     }
@@ -66,7 +71,17 @@ impl Recompute {
         Self {
             year: year.get(),
             unit_id: Some(unit_id),
+            input_revision: None,
             traceparent: crate::telemetry::current_traceparent(),
+        }
+    }
+
+    /// An incremental recompute after one unit's data changed, which brought the cycle to
+    /// `input_revision`.
+    pub fn unit_at(year: CycleYear, unit_id: i64, input_revision: i64) -> Self {
+        Self {
+            input_revision: Some(input_revision),
+            ..Self::unit(year, unit_id)
         }
     }
 }

@@ -71,23 +71,56 @@ pub enum JobOutcome {
     },
 }
 
+/// Why a recompute runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// An explicit or scheduled recompute: always the whole cycle.
+    Full,
+    /// One unit's verified data changed (a verification), bringing the cycle's inputs to
+    /// `input_revision` when known.
+    Unit {
+        /// The unit.
+        unit_id: i64,
+        /// The cycle's input revision right after the change.
+        input_revision: Option<i64>,
+    },
+}
+
+impl Trigger {
+    /// The trigger of a queued job.
+    pub fn of(job: &crate::jobs::Recompute) -> Self {
+        match job.unit_id {
+            Some(unit_id) => Self::Unit {
+                unit_id,
+                input_revision: job.input_revision,
+            },
+            None => Self::Full,
+        }
+    }
+}
+
 /// The recompute a background job runs. Before publication it replaces the current revision.
 /// After publication it computes a candidate revision and keeps it only if any published score,
 /// grade or rank changed, so published results are never overwritten silently. Serialized per
 /// cycle by the cycle's row lock; running it twice gives the same rows.
 ///
-/// With `skip_if_current` (the job of one verification), an unpublished cycle whose stored
-/// results already reflect its latest inputs is left alone: a burst of verifications queues one
-/// job each, and the first to run covers all of them, so the rest return at the cost of one read.
+/// For the job of one verification ([`Trigger::Unit`]) on an unpublished cycle:
+/// - results that already reflect the cycle's latest inputs are left alone: a burst of
+///   verifications queues one job each, the first to run covers all of them, and the rest
+///   return at the cost of one read;
+/// - when the stored results reflect everything but this verification, only the unit's entity
+///   is scored again and the ranks re-derived ([`recompute_entity_in`]), with the same rows a
+///   full recompute would write (tested);
+/// - otherwise the whole cycle is recomputed.
 pub async fn recompute_for_job(
     state: &AppState,
     year: CycleYear,
-    skip_if_current: bool,
+    trigger: Trigger,
 ) -> ApiResult<JobOutcome> {
     let y = i32::from(year.get());
     let mut tx = state.pool.begin().await?;
     let cycle = sqlx::query!(
-        "SELECT state, imported, results_revision FROM cycles WHERE year = $1 FOR UPDATE",
+        "SELECT state, imported, results_revision, input_revision, results_input_revision FROM cycles WHERE year = $1 FOR UPDATE",
         y
     )
     .fetch_optional(&mut *tx)
@@ -99,19 +132,22 @@ pub async fn recompute_for_job(
         });
     }
     if cycle.state != "published" {
-        if skip_if_current {
-            let current = sqlx::query_scalar!(
-                r#"SELECT c.input_revision = r.input_revision AS "current!"
-                   FROM cycles c JOIN entity_results r ON r.cycle_year = c.year AND r.revision = c.results_revision
-                   WHERE c.year = $1 LIMIT 1"#,
-                y
-            )
-            .fetch_optional(&mut *tx)
-            .await?;
-            if current == Some(true) {
+        if let Trigger::Unit {
+            unit_id,
+            input_revision,
+        } = trigger
+        {
+            if cycle.results_input_revision == cycle.input_revision {
                 return Ok(JobOutcome::Unchanged {
                     revision: cycle.results_revision,
                 });
+            }
+            if input_revision == Some(cycle.input_revision)
+                && cycle.results_input_revision == cycle.input_revision - 1
+                && let Some(summary) = recompute_entity_in(&mut tx, state, year, unit_id).await?
+            {
+                tx.commit().await?;
+                return Ok(JobOutcome::Recomputed(summary));
             }
         }
         let summary = recompute_cycle_in(&mut tx, state, year).await?;
@@ -172,13 +208,18 @@ struct UnitRow {
     entity_index: usize,
 }
 
-/// Recomputes inside the caller's transaction (the caller holds the cycle's row lock).
-pub async fn recompute_cycle_in(
+/// The cycle's methodology, revisions, as a recompute reads them under the cycle's row lock.
+struct CycleInfo<'m> {
+    m: &'m Methodology,
+    results_revision: i32,
+    input_revision: i64,
+}
+
+async fn cycle_info<'s>(
     tx: &mut Transaction<'_, Postgres>,
-    state: &AppState,
-    year: CycleYear,
-) -> ApiResult<RecomputeSummary> {
-    let y = i32::from(year.get());
+    state: &'s AppState,
+    y: i32,
+) -> ApiResult<CycleInfo<'s>> {
     let cycle = sqlx::query!(
         "SELECT methodology_code, results_revision, input_revision FROM cycles WHERE year = $1",
         y
@@ -194,65 +235,261 @@ pub async fn recompute_cycle_in(
             ),
         )
     })?;
+    Ok(CycleInfo {
+        m,
+        results_revision: cycle.results_revision,
+        input_revision: cycle.input_revision,
+    })
+}
 
-    let (input, entity_ids, unit_rows) = load_inputs(tx, m, year).await?;
-    let result = score_cycle(m, &input);
+/// Unit result rows, column by column.
+#[derive(Default)]
+struct UnitColumns {
+    ids: Vec<i64>,
+    scores: Vec<Decimal>,
+    exact: Vec<Decimal>,
+    grades: Vec<String>,
+    breakdown: Vec<serde_json::Value>,
+    deficiencies: Vec<serde_json::Value>,
+}
 
-    // Unit rows.
-    let mut u_ids = Vec::new();
-    let mut u_scores = Vec::new();
-    let mut u_exact = Vec::new();
-    let mut u_grades = Vec::new();
-    let mut u_breakdown = Vec::new();
-    let mut u_deficiencies = Vec::new();
-    let mut position_in_entity: HashMap<usize, usize> = HashMap::new();
-    for row in &unit_rows {
-        let k = position_in_entity.entry(row.entity_index).or_insert(0);
-        let unit_result = &result.entities[row.entity_index].units[*k];
-        let unit_input = &input.entities[row.entity_index].units[*k];
-        *k += 1;
-        let (Some(score), Some(grade)) = (&unit_result.score, &unit_result.grade) else {
-            continue;
-        };
-        u_ids.push(row.unit_id);
-        u_scores.push(score.published.value());
-        u_exact.push(score.score.value());
-        u_grades.push(grade.code.clone());
-        u_breakdown.push(serde_json::to_value(&score.sheets).unwrap_or_default());
-        u_deficiencies
-            .push(serde_json::to_value(deficiencies(m, unit_input, score)).unwrap_or_default());
+impl UnitColumns {
+    /// The scored units of `result`, located by `unit_rows`.
+    fn of(
+        m: &Methodology,
+        input: &CycleInput,
+        result: &kepatuhan_core::scoring::CycleResult,
+        unit_rows: &[UnitRow],
+    ) -> Self {
+        let mut out = Self::default();
+        let mut position_in_entity: HashMap<usize, usize> = HashMap::new();
+        for row in unit_rows {
+            let k = position_in_entity.entry(row.entity_index).or_insert(0);
+            let unit_result = &result.entities[row.entity_index].units[*k];
+            let unit_input = &input.entities[row.entity_index].units[*k];
+            *k += 1;
+            let (Some(score), Some(grade)) = (&unit_result.score, &unit_result.grade) else {
+                continue;
+            };
+            out.ids.push(row.unit_id);
+            out.scores.push(score.published.value());
+            out.exact.push(score.score.value());
+            out.grades.push(grade.code.clone());
+            out.breakdown
+                .push(serde_json::to_value(&score.sheets).unwrap_or_default());
+            out.deficiencies
+                .push(serde_json::to_value(deficiencies(m, unit_input, score)).unwrap_or_default());
+        }
+        out
     }
-    let revision = cycle.results_revision;
-    clear_results(tx, y, revision).await?;
+
+    async fn insert(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        y: i32,
+        revision: i32,
+        input_revision: i64,
+    ) -> ApiResult<()> {
+        sqlx::query!(
+            "INSERT INTO unit_results (cycle_year, revision, unit_id, score, exact_score, grade_code, breakdown, deficiencies, input_revision)
+             SELECT $1, $2, * , $8 FROM UNNEST($3::bigint[], $4::numeric[], $5::numeric[], $6::text[], $7::jsonb[], $9::jsonb[])",
+            y,
+            revision,
+            &self.ids,
+            &self.scores as &[Decimal],
+            &self.exact as &[Decimal],
+            &self.grades,
+            &self.breakdown,
+            input_revision,
+            &self.deficiencies
+        )
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Records that the cycle's current results reflect `input_revision`.
+async fn mark_current(
+    tx: &mut Transaction<'_, Postgres>,
+    y: i32,
+    input_revision: i64,
+) -> ApiResult<()> {
     sqlx::query!(
-        "INSERT INTO unit_results (cycle_year, revision, unit_id, score, exact_score, grade_code, breakdown, deficiencies, input_revision)
-         SELECT $1, $2, * , $8 FROM UNNEST($3::bigint[], $4::numeric[], $5::numeric[], $6::text[], $7::jsonb[], $9::jsonb[])",
+        "UPDATE cycles SET results_input_revision = $2 WHERE year = $1",
         y,
-        revision,
-        &u_ids,
-        &u_scores as &[Decimal],
-        &u_exact as &[Decimal],
-        &u_grades,
-        &u_breakdown,
-        cycle.input_revision,
-        &u_deficiencies
+        input_revision
     )
     .execute(&mut **tx)
     .await?;
+    Ok(())
+}
+
+/// Recomputes inside the caller's transaction (the caller holds the cycle's row lock).
+pub async fn recompute_cycle_in(
+    tx: &mut Transaction<'_, Postgres>,
+    state: &AppState,
+    year: CycleYear,
+) -> ApiResult<RecomputeSummary> {
+    let y = i32::from(year.get());
+    let CycleInfo {
+        m,
+        results_revision: revision,
+        input_revision,
+    } = cycle_info(tx, state, y).await?;
+    let (input, entity_ids, unit_rows) = load_inputs(tx, m, year, None).await?;
+    let result = score_cycle(m, &input);
+    let units = UnitColumns::of(m, &input, &result, &unit_rows);
+    clear_results(tx, y, revision).await?;
+    units.insert(tx, y, revision, input_revision).await?;
     let entities_scored = write_entity_results(
         tx,
         y,
         revision,
-        cycle.input_revision,
+        input_revision,
         &entity_rows(&entity_ids, &result),
     )
     .await?;
+    mark_current(tx, y, input_revision).await?;
     Ok(RecomputeSummary {
         revision,
-        input_revision: cycle.input_revision,
-        units_scored: u_ids.len(),
+        input_revision,
+        units_scored: units.ids.len(),
         entities_scored,
     })
+}
+
+/// The incremental recompute after one unit's verified data changed, inside the caller's
+/// transaction (which holds the cycle's row lock and has checked that the stored results reflect
+/// every other input): scores that unit's entity again from its inputs, replaces its unit and
+/// entity rows, and re-ranks from the stored scores of every other entity, updating only the
+/// rows whose rank moved. The rows are those a full recompute would write. Returns `None` (the
+/// caller recomputes in full) for product-scored methodologies or an unknown unit.
+pub async fn recompute_entity_in(
+    tx: &mut Transaction<'_, Postgres>,
+    state: &AppState,
+    year: CycleYear,
+    unit_id: i64,
+) -> ApiResult<Option<RecomputeSummary>> {
+    let y = i32::from(year.get());
+    let CycleInfo {
+        m,
+        results_revision: revision,
+        input_revision,
+    } = cycle_info(tx, state, y).await?;
+    if m.aggregation() != kepatuhan_core::methodology::Aggregation::MeanOfUnits {
+        return Ok(None);
+    }
+    let Some(entity_id) = sqlx::query_scalar!("SELECT entity_id FROM units WHERE id = $1", unit_id)
+        .fetch_optional(&mut **tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let (input, entity_ids, unit_rows) = load_inputs(tx, m, year, Some(entity_id)).await?;
+    let result = score_cycle(m, &input);
+    let units = UnitColumns::of(m, &input, &result, &unit_rows);
+    sqlx::query!(
+        "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2 AND unit_id IN (SELECT id FROM units WHERE entity_id = $3)",
+        y,
+        revision,
+        entity_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    units.insert(tx, y, revision, input_revision).await?;
+
+    // Every other entity's stored score, and this one's new score, ranked again.
+    let others = sqlx::query!(
+        r#"SELECT r.entity_id, e.kind, e.province_code, r.score, r.national_rank, r.national_of, r.provincial_rank, r.provincial_of
+           FROM entity_results r JOIN entities e ON e.id = r.entity_id
+           WHERE r.cycle_year = $1 AND r.revision = $2 AND r.entity_id <> $3"#,
+        y,
+        revision,
+        entity_id
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mine = entity_rows(&entity_ids, &result).into_iter().next();
+    let mut inputs = Vec::with_capacity(others.len() + 1);
+    for o in &others {
+        inputs.push(kepatuhan_core::scoring::RankInput {
+            kind: o.kind.parse().unwrap_or(EntityKind::Regency),
+            province: o.province_code.as_deref(),
+            score: PublishedScore::new(o.score)
+                .map_err(|e| ApiError::Internal(crate::error::InternalError(Box::new(e))))?,
+        });
+    }
+    let my_kind: Option<(EntityKind, Option<String>)> =
+        input.entities.first().map(|e| (e.kind, e.province.clone()));
+    if let (Some(row), Some((kind, province))) = (&mine, &my_kind) {
+        inputs.push(kepatuhan_core::scoring::RankInput {
+            kind: *kind,
+            province: province.as_deref(),
+            score: row.score,
+        });
+    }
+    let ranks = kepatuhan_core::scoring::rank_entities(&inputs);
+
+    sqlx::query!(
+        "DELETE FROM entity_results WHERE cycle_year = $1 AND revision = $2 AND entity_id = $3",
+        y,
+        revision,
+        entity_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    let entities_scored = match mine {
+        Some(mut row) => {
+            if let Some(r) = ranks.last() {
+                row.ranks = *r;
+            }
+            write_entity_results(tx, y, revision, input_revision, &[row]).await?
+        }
+        None => 0,
+    };
+    let (mut ids, mut n_rank, mut n_of, mut p_rank, mut p_of) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let as_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    for (o, r) in others.iter().zip(&ranks) {
+        let national = (as_i32(r.national.rank), as_i32(r.national.of));
+        let provincial = r.provincial.map(|p| (as_i32(p.rank), as_i32(p.of)));
+        if (o.national_rank, o.national_of) != national
+            || o.provincial_rank.zip(o.provincial_of) != provincial
+        {
+            ids.push(o.entity_id);
+            n_rank.push(national.0);
+            n_of.push(national.1);
+            p_rank.push(provincial.map(|p| p.0));
+            p_of.push(provincial.map(|p| p.1));
+        }
+    }
+    if !ids.is_empty() {
+        sqlx::query!(
+            "UPDATE entity_results r
+                SET national_rank = t.national_rank, national_of = t.national_of,
+                    provincial_rank = t.provincial_rank, provincial_of = t.provincial_of
+               FROM UNNEST($3::bigint[], $4::int[], $5::int[], $6::int[], $7::int[])
+                    AS t(entity_id, national_rank, national_of, provincial_rank, provincial_of)
+              WHERE r.cycle_year = $1 AND r.revision = $2 AND r.entity_id = t.entity_id",
+            y,
+            revision,
+            &ids,
+            &n_rank,
+            &n_of,
+            &p_rank as &[Option<i32>],
+            &p_of as &[Option<i32>]
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    mark_current(tx, y, input_revision).await?;
+    Ok(Some(RecomputeSummary {
+        revision,
+        input_revision,
+        units_scored: units.ids.len(),
+        entities_scored,
+    }))
 }
 
 /// Loads a cycle's verified values and survey responses as core inputs: entities (in code
@@ -261,6 +498,7 @@ async fn load_inputs(
     tx: &mut Transaction<'_, Postgres>,
     m: &Methodology,
     year: CycleYear,
+    entity: Option<i64>,
 ) -> ApiResult<(CycleInput, Vec<i64>, Vec<UnitRow>)> {
     let y = i32::from(year.get());
     let follow_ups: HashMap<i64, FollowUpStatus> = sqlx::query!(
@@ -285,17 +523,20 @@ async fn load_inputs(
     let units = sqlx::query!(
         r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
            FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
-           WHERE s.cycle_year = $1 AND s.state = 'verified'
+           WHERE s.cycle_year = $1 AND s.state = 'verified' AND ($2::bigint IS NULL OR e.id = $2)
            ORDER BY e.code, u.id"#,
-        y
+        y,
+        entity
     )
     .fetch_all(&mut **tx)
     .await?;
     let values = sqlx::query!(
         r#"SELECT v.submission_id, v.indicator_code, v.value, v.not_applicable
            FROM submission_values v JOIN submissions s ON s.id = v.submission_id
-           WHERE s.cycle_year = $1 AND s.state = 'verified'"#,
-        y
+           WHERE s.cycle_year = $1 AND s.state = 'verified'
+             AND ($2::bigint IS NULL OR s.unit_id IN (SELECT id FROM units WHERE entity_id = $2))"#,
+        y,
+        entity
     )
     .fetch_all(&mut **tx)
     .await?;
@@ -310,7 +551,7 @@ async fn load_inputs(
             .or_default()
             .push((v.indicator_code, a));
     }
-    let tallies = survey_tallies(tx, m, y).await?;
+    let tallies = survey_tallies(tx, m, y, entity).await?;
 
     let mut entities: Vec<EntityInput> = Vec::new();
     let mut entity_ids: Vec<i64> = Vec::new();
@@ -517,10 +758,14 @@ async fn survey_tallies(
     tx: &mut Transaction<'_, Postgres>,
     m: &Methodology,
     year: i32,
+    entity: Option<i64>,
 ) -> ApiResult<HashMap<(i64, String), SurveyTally>> {
     let rows = sqlx::query!(
-        "SELECT unit_id, survey_code, answers FROM survey_responses WHERE cycle_year = $1 ORDER BY unit_id, survey_code, respondent",
-        year
+        "SELECT unit_id, survey_code, answers FROM survey_responses
+         WHERE cycle_year = $1 AND ($2::bigint IS NULL OR unit_id IN (SELECT id FROM units WHERE entity_id = $2))
+         ORDER BY unit_id, survey_code, respondent",
+        year,
+        entity
     )
     .fetch_all(&mut **tx)
     .await?;

@@ -835,11 +835,11 @@ async fn verify(
     .execute(&mut *tx)
     .await?;
     bump(&mut tx, loaded.id, "verified").await?;
-    sqlx::query!(
-        "UPDATE cycles SET input_revision = input_revision + 1 WHERE year = $1",
+    let input_revision = sqlx::query_scalar!(
+        "UPDATE cycles SET input_revision = input_revision + 1 WHERE year = $1 RETURNING input_revision",
         i32::from(loaded.year.get())
     )
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
     audit(
         &mut tx,
@@ -853,7 +853,7 @@ async fn verify(
     .await?;
     let job_id = jobs::enqueue(
         &mut tx,
-        &jobs::Recompute::unit(loaded.year, loaded.unit_id),
+        &jobs::Recompute::unit_at(loaded.year, loaded.unit_id, input_revision),
         None,
     )
     .await?;

@@ -3,7 +3,7 @@
 use apalis::prelude::*;
 use kepatuhan_api::AppState;
 use kepatuhan_api::jobs::Recompute;
-use kepatuhan_api::recompute::{JobOutcome, recompute_for_job};
+use kepatuhan_api::recompute::{JobOutcome, Trigger, recompute_for_job};
 use kepatuhan_core::CycleYear;
 use tracing::Instrument;
 
@@ -27,7 +27,7 @@ pub async fn run_traced(state: &AppState, job: &Recompute) -> Result<JobOutcome,
     kepatuhan_api::telemetry::continue_trace(&span, job.traceparent.as_deref());
     async {
         match CycleYear::new(i64::from(job.year)) {
-            Ok(year) => recompute_for_job(state, year, job.unit_id.is_some())
+            Ok(year) => recompute_for_job(state, year, Trigger::of(job))
                 .await
                 .map_err(|e| RecomputeError::Failed(e.to_string())),
             Err(_) => Err(RecomputeError::Year(job.year)),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kepatuhan_api::config::Settings;
 use kepatuhan_api::jobs::{self, Recompute};
-use kepatuhan_api::recompute::{JobOutcome, recompute_for_job};
+use kepatuhan_api::recompute::{JobOutcome, Trigger, recompute_for_job};
 use kepatuhan_api::{AppState, demo, migrate};
 use kepatuhan_core::CycleYear;
 use kepatuhan_worker::{WorkerConfig, run, schedule};
@@ -299,7 +299,9 @@ async fn published_results_change_only_through_a_new_revision(pool: PgPool) {
         .unwrap();
     let before = snapshot(&pool, 2025).await;
     assert_eq!(
-        recompute_for_job(&state, year, false).await.unwrap(),
+        recompute_for_job(&state, year, Trigger::Full)
+            .await
+            .unwrap(),
         JobOutcome::Unchanged { revision: 1 }
     );
     assert_eq!(snapshot(&pool, 2025).await, before);
@@ -310,7 +312,9 @@ async fn published_results_change_only_through_a_new_revision(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
-    let outcome = recompute_for_job(&state, year, false).await.unwrap();
+    let outcome = recompute_for_job(&state, year, Trigger::Full)
+        .await
+        .unwrap();
     assert!(
         matches!(outcome, JobOutcome::NewRevision(s) if s.revision == 2),
         "{outcome:?}"
@@ -329,6 +333,12 @@ async fn published_results_change_only_through_a_new_revision(pool: PgPool) {
     );
 }
 
+/// A verification's job whose input revision is unknown (as queued before a burst).
+const BURST: Trigger = Trigger::Unit {
+    unit_id: 1,
+    input_revision: None,
+};
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
     let state = setup(&pool).await;
@@ -339,7 +349,7 @@ async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
         .await
         .unwrap();
     assert!(matches!(
-        recompute_for_job(&state, year, true).await.unwrap(),
+        recompute_for_job(&state, year, BURST).await.unwrap(),
         JobOutcome::Recomputed(_)
     ));
     let computed_at: chrono::DateTime<chrono::Utc> =
@@ -349,7 +359,7 @@ async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
             .unwrap();
     // The burst's other jobs find the results current and write nothing.
     assert_eq!(
-        recompute_for_job(&state, year, true).await.unwrap(),
+        recompute_for_job(&state, year, BURST).await.unwrap(),
         JobOutcome::Unchanged { revision: 1 }
     );
     let after: chrono::DateTime<chrono::Utc> =
@@ -360,7 +370,9 @@ async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
     assert_eq!(after, computed_at);
     // An explicit full recompute always runs; new input makes the next burst job run too.
     assert!(matches!(
-        recompute_for_job(&state, year, false).await.unwrap(),
+        recompute_for_job(&state, year, Trigger::Full)
+            .await
+            .unwrap(),
         JobOutcome::Recomputed(_)
     ));
     sqlx::query("UPDATE cycles SET input_revision = input_revision + 1 WHERE year = 2025")
@@ -368,7 +380,96 @@ async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
         .await
         .unwrap();
     assert!(matches!(
-        recompute_for_job(&state, year, true).await.unwrap(),
+        recompute_for_job(&state, year, BURST).await.unwrap(),
         JobOutcome::Recomputed(_)
     ));
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_incremental_recompute_writes_what_a_full_one_would(pool: PgPool) {
+    let state = setup(&pool).await;
+    let year = CycleYear::new(2025).unwrap();
+    recompute_for_job(&state, year, Trigger::Full)
+        .await
+        .unwrap();
+    let total: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM unit_results WHERE cycle_year = 2025")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    // Verify the demo's submitted submissions one at a time, as offices do, each followed by its
+    // job; after each, the stored results must equal a full recompute's.
+    let waiting: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id, unit_id FROM submissions WHERE cycle_year = 2025 AND state = 'submitted' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(!waiting.is_empty());
+    for (id, unit_id) in waiting {
+        sqlx::query("UPDATE submissions SET state = 'verified', verified_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&pool)
+            .await
+            .unwrap();
+        let revision: i64 = sqlx::query_scalar(
+            "UPDATE cycles SET input_revision = input_revision + 1 WHERE year = 2025 RETURNING input_revision",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let outcome = recompute_for_job(
+            &state,
+            year,
+            Trigger::Unit {
+                unit_id,
+                input_revision: Some(revision),
+            },
+        )
+        .await
+        .unwrap();
+        let JobOutcome::Recomputed(summary) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(summary.entities_scored, 1, "only the unit's entity");
+        assert!(
+            i64::try_from(summary.units_scored).unwrap() < total,
+            "only the entity's units: {summary:?}"
+        );
+        let incremental = snapshot(&pool, 2025).await;
+        recompute_for_job(&state, year, Trigger::Full)
+            .await
+            .unwrap();
+        assert_eq!(
+            snapshot(&pool, 2025).await,
+            incremental,
+            "after verifying submission {id}"
+        );
+        let current: bool = sqlx::query_scalar(
+            "SELECT results_input_revision = input_revision FROM cycles WHERE year = 2025",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert!(current);
+    }
+    // A job that finds other changes since the stored results falls back to a full recompute.
+    sqlx::query("UPDATE cycles SET input_revision = input_revision + 2 WHERE year = 2025")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let outcome = recompute_for_job(
+        &state,
+        year,
+        Trigger::Unit {
+            unit_id: 1,
+            input_revision: Some(0),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(outcome, JobOutcome::Recomputed(s) if i64::try_from(s.units_scored).unwrap() >= total),
+        "{outcome:?}"
+    );
 }
