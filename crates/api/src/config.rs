@@ -26,6 +26,9 @@ pub struct Settings {
     /// `file:///…` URL (default `var/certificates`), `s3://bucket/prefix` for any S3-compatible
     /// store (credentials and endpoint from the usual `AWS_*` variables), or `memory:`.
     pub certificate_store: String,
+    /// How long anonymous answers about published results are served from memory
+    /// (`KEPATUHAN_PUBLIC_CACHE_MS`, default 1000; 0 turns the cache off).
+    pub public_cache: Duration,
     /// Settings only the worker uses.
     pub worker: WorkerSettings,
 }
@@ -128,6 +131,12 @@ impl Settings {
         }
         let certificate_store =
             lookup("KEPATUHAN_CERTIFICATE_STORE").unwrap_or_else(|| "var/certificates".to_owned());
+        let public_cache_ms: Option<u64> = parse(
+            &lookup,
+            "KEPATUHAN_PUBLIC_CACHE_MS",
+            Some(1000),
+            &mut problems,
+        );
         let worker = worker_settings(&lookup, &mut problems);
         match (
             http_addr,
@@ -135,6 +144,7 @@ impl Settings {
             timeout,
             db_max_connections,
             worker,
+            public_cache_ms,
         ) {
             (
                 Some(http_addr),
@@ -142,7 +152,9 @@ impl Settings {
                 Some(t),
                 Some(db_max_connections),
                 Some(worker),
+                Some(cache_ms),
             ) if problems.is_empty() => Ok(Self {
+                public_cache: Duration::from_millis(cache_ms),
                 database_url,
                 http_addr,
                 max_body_bytes,

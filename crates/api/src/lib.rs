@@ -51,6 +51,8 @@ pub struct AppState {
     pub public_base_url: String,
     /// Largest accepted request body (also what the idempotency layer buffers at most).
     pub max_body_bytes: usize,
+    /// Anonymous answers about published results, by URI, for a moment (`None`: off).
+    pub public_cache: Option<results::PublicCache>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -73,6 +75,7 @@ impl AppState {
             store: Arc::new(object_store::memory::InMemory::new()),
             public_base_url: "http://127.0.0.1:8080".to_owned(),
             max_body_bytes: 16 * 1024 * 1024,
+            public_cache: None,
         })
     }
 
@@ -82,6 +85,7 @@ impl AppState {
             store: storage::open(&settings.certificate_store)?,
             public_base_url: settings.public_base_url.clone(),
             max_body_bytes: settings.max_body_bytes,
+            public_cache: results::PublicCache::new(settings.public_cache),
             ..Self::new(pool)?
         })
     }

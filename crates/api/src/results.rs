@@ -16,6 +16,88 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::Actor;
+
+/// Anonymous answers about published results, kept in memory by URI for a short time.
+///
+/// Published results are the same for every caller and change only through a new results
+/// revision (a correction), so the public rankings, which every local government refreshes on
+/// publication day, are answered from memory: a correction shows within the time to live.
+/// Only requests without credentials are served from or stored in the cache, so a caller with a
+/// token is always authenticated and sees the database.
+#[derive(Clone)]
+pub struct PublicCache(moka::sync::Cache<String, (axum::http::HeaderValue, axum::body::Bytes)>);
+
+impl std::fmt::Debug for PublicCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PublicCache").finish_non_exhaustive()
+    }
+}
+
+impl PublicCache {
+    /// A cache whose answers live `ttl` (`None` when `ttl` is zero: no cache).
+    pub fn new(ttl: std::time::Duration) -> Option<Self> {
+        (!ttl.is_zero()).then(|| {
+            Self(
+                moka::sync::Cache::builder()
+                    .max_capacity(2_000)
+                    .time_to_live(ttl)
+                    .build(),
+            )
+        })
+    }
+}
+
+/// Largest answer kept.
+const PUBLIC_CACHE_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+/// Middleware: serves anonymous `GET`s of results (`…/results/…`) from [`PublicCache`] and keeps
+/// their successful answers. Anonymous callers only ever see published results, so a `200` for
+/// one is a `200` for all.
+pub async fn public_cache(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let cacheable = req.method() == axum::http::Method::GET
+        && !req
+            .headers()
+            .contains_key(axum::http::header::AUTHORIZATION)
+        && req.uri().path().contains("/results/");
+    let Some(cache) = state.public_cache.as_ref().filter(|_| cacheable) else {
+        return next.run(req).await;
+    };
+    let key = req.uri().to_string();
+    if let Some((content_type, body)) = cache.0.get(&key) {
+        return ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response();
+    }
+    let response = next.run(req).await;
+    if response.status() != axum::http::StatusCode::OK {
+        return response;
+    }
+    let too_big = axum::body::HttpBody::size_hint(response.body())
+        .upper()
+        .is_none_or(|n| n > PUBLIC_CACHE_MAX_BYTES as u64);
+    if too_big {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    match axum::body::to_bytes(body, PUBLIC_CACHE_MAX_BYTES).await {
+        Ok(bytes) => {
+            if let Some(content_type) = parts.headers.get(axum::http::header::CONTENT_TYPE) {
+                cache.0.insert(key, (content_type.clone(), bytes.clone()));
+            }
+            axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+        Err(_) => Problem::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            "the answer could not be read",
+        )
+        .into_response(),
+    }
+}
 use crate::cycles::{self, CycleState};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};

@@ -64,6 +64,10 @@ pub fn build_router(state: AppState, settings: &Settings) -> Router {
         )
         .merge(Scalar::with_url("/docs", crate::openapi::document()))
         .fallback(problem::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::results::public_cache,
+        ))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -1,0 +1,74 @@
+//! Anonymous answers about published results are served from memory for a moment; callers with
+//! a token always see the database; unpublished results never enter the cache.
+
+use std::time::Duration;
+
+use kepatuhan_api::config::Settings;
+use kepatuhan_api::results::PublicCache;
+use kepatuhan_api::{AppState, build_router, demo, migrate};
+use serde_json::Value;
+use sqlx::PgPool;
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn published_results_are_answered_from_memory_for_anonymous_callers(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let settings = Settings::from_lookup(|_| None).unwrap();
+    let state = AppState {
+        public_cache: PublicCache::new(Duration::from_millis(600)),
+        ..AppState::new(pool.clone()).unwrap()
+    };
+    let tokens = demo::seed_demo(&state, &settings).await.unwrap().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = build_router(state, &settings);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = client.get(format!("{base}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        }
+    };
+    let name_of = |page: &Value| {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["code"] == "19.01")
+            .map(|e| e["name"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let path = "/api/v1/cycles/2024/results/entities";
+    let (status, first) = get(path, None).await;
+    assert_eq!(status, 200, "{first}");
+    let original = name_of(&first);
+
+    sqlx::query(
+        "UPDATE entities SET name = 'Pemerintah Kabupaten Bangka (baru)' WHERE code = '19.01'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Within the time to live the public answer is the remembered one…
+    assert_eq!(name_of(&get(path, None).await.1), original);
+    // …a caller with a token reads the database…
+    let (status, fresh) = get(path, Some(&tokens.admin)).await;
+    assert_eq!(status, 200);
+    assert_eq!(name_of(&fresh), "Pemerintah Kabupaten Bangka (baru)");
+    // …and after it the public sees the change too.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        name_of(&get(path, None).await.1),
+        "Pemerintah Kabupaten Bangka (baru)"
+    );
+
+    // Unpublished results are not public, cached or not.
+    for _ in 0..2 {
+        let (status, problem) = get("/api/v1/cycles/2025/results/entities", None).await;
+        assert_eq!(status, 404, "{problem}");
+    }
+}
