@@ -607,7 +607,7 @@ async fn run(o: Options) -> BenchResult<()> {
         "{}/api/v1/cycles/{year}/results/entities?kind=regency",
         api.base
     );
-    match baselines::load_test(&rankings, &api.token, o.smoke)? {
+    match baselines::load_test(&rankings, o.smoke)? {
         Some((rps, p99)) => {
             eprintln!("rankings: {rps:.0} req/s, p99 {p99:.2} ms");
             results.insert("rankings_rps".into(), round(rps, 0));
