@@ -3,6 +3,7 @@
 //! ```text
 //! kepatuhan-bench generate [--smoke] [--seed N] [--out DIR]
 //! kepatuhan-bench run [--smoke] [--seed N] [--bin-dir DIR] [--results FILE] [--docs FILE]
+//! kepatuhan-bench check-sql --database-url URL
 //! ```
 //!
 //! `run` creates a fresh database, starts the real `kepatuhan-api` and `kepatuhan-worker`
@@ -50,8 +51,6 @@ struct Options {
 
 fn parse(args: &[String]) -> BenchResult<(String, Options)> {
     let command = args.first().cloned().unwrap_or_default();
-    let root = std::env::var("CARGO_MANIFEST_DIR")
-        .map_or_else(|_| PathBuf::from("."), |d| PathBuf::from(d).join("../.."));
     let mut o = Options {
         smoke: false,
         seed: 2024,
@@ -65,7 +64,6 @@ fn parse(args: &[String]) -> BenchResult<(String, Options)> {
         database_url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
     };
-    let _ = root;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         let mut value = || {
