@@ -23,9 +23,10 @@ use crate::auth::Actor;
 /// revision (a correction), so the public rankings, which every local government refreshes on
 /// publication day, are answered from memory: a correction shows within the time to live.
 /// Only requests without credentials are served from or stored in the cache, so a caller with a
-/// token is always authenticated and sees the database.
+/// token is always authenticated and sees the database. When an answer expires, concurrent
+/// requests for it wait for one computation instead of all asking the database at once.
 #[derive(Clone)]
-pub struct PublicCache(moka::sync::Cache<String, (axum::http::HeaderValue, axum::body::Bytes)>);
+pub struct PublicCache(moka::future::Cache<String, Buffered>);
 
 impl std::fmt::Debug for PublicCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -38,7 +39,7 @@ impl PublicCache {
     pub fn new(ttl: std::time::Duration) -> Option<Self> {
         (!ttl.is_zero()).then(|| {
             Self(
-                moka::sync::Cache::builder()
+                moka::future::Cache::builder()
                     .max_capacity(2_000)
                     .time_to_live(ttl)
                     .build(),
@@ -47,12 +48,27 @@ impl PublicCache {
     }
 }
 
-/// Largest answer kept.
-const PUBLIC_CACHE_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// An answer read into memory.
+#[derive(Clone, Debug)]
+pub struct Buffered {
+    status: axum::http::StatusCode,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+}
+
+impl axum::response::IntoResponse for Buffered {
+    fn into_response(self) -> axum::response::Response {
+        (self.status, self.headers, self.body).into_response()
+    }
+}
+
+/// Largest answer read into memory (a page of results is far smaller).
+const PUBLIC_CACHE_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// Middleware: serves anonymous `GET`s of results (`…/results/…`) from [`PublicCache`] and keeps
 /// their successful answers. Anonymous callers only ever see published results, so a `200` for
-/// one is a `200` for all.
+/// one is a `200` for all; other answers are shared with requests waiting at the same moment but
+/// not kept.
 pub async fn public_cache(
     State(state): State<AppState>,
     req: axum::extract::Request,
@@ -68,36 +84,35 @@ pub async fn public_cache(
         return next.run(req).await;
     };
     let key = req.uri().to_string();
-    if let Some((content_type, body)) = cache.0.get(&key) {
-        return ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response();
-    }
-    let response = next.run(req).await;
-    if response.status() != axum::http::StatusCode::OK {
-        return response;
-    }
-    let too_big = axum::body::HttpBody::size_hint(response.body())
-        .upper()
-        .is_none_or(|n| n > PUBLIC_CACHE_MAX_BYTES as u64);
-    if too_big {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    match axum::body::to_bytes(body, PUBLIC_CACHE_MAX_BYTES).await {
-        Ok(bytes) => {
-            if let Some(content_type) = parts.headers.get(axum::http::header::CONTENT_TYPE) {
-                cache.0.insert(key, (content_type.clone(), bytes.clone()));
+    let answer = cache
+        .0
+        .try_get_with(key, async move {
+            let (parts, body) = next.run(req).await.into_parts();
+            let buffered = match axum::body::to_bytes(body, PUBLIC_CACHE_MAX_BYTES).await {
+                Ok(body) => Buffered {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body,
+                },
+                Err(_) => Buffered {
+                    status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    headers: axum::http::HeaderMap::new(),
+                    body: axum::body::Bytes::new(),
+                },
+            };
+            if buffered.status == axum::http::StatusCode::OK {
+                Ok(buffered)
+            } else {
+                Err(buffered)
             }
-            axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
-        }
-        Err(_) => Problem::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal error",
-            "the answer could not be read",
-        )
-        .into_response(),
+        })
+        .await;
+    match answer {
+        Ok(hit) => hit.into_response(),
+        Err(other) => (*other).clone().into_response(),
     }
 }
+
 use crate::cycles::{self, CycleState};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
