@@ -36,6 +36,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
+        .routes(routes!(bulk_create))
         .routes(routes!(show, update))
         .routes(routes!(submit))
         .routes(routes!(return_))
@@ -530,6 +531,121 @@ async fn create(
         response.headers_mut().insert(header::LOCATION, v);
     }
     Ok(response)
+}
+
+/// Most submissions in one bulk request.
+pub const BULK_SUBMISSIONS_MAX: usize = 1_000;
+
+/// One draft created by a bulk request.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedDraft {
+    /// Submission id.
+    pub id: i64,
+    /// Unit id.
+    pub unit_id: i64,
+    /// Version (its `ETag` is `"v{version}"`, for `If-Match` on the next change).
+    pub version: i32,
+}
+
+/// Answer of `POST /cycles/{year}/submissions/bulk`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BulkCreated {
+    /// How many drafts were created.
+    pub created: usize,
+    /// The drafts, in request order.
+    pub submissions: Vec<CreatedDraft>,
+}
+
+/// Create many units' drafts at once (a regional office uploading its assessors' sheets).
+///
+/// All or nothing: every record is checked first (unit in your sample, values on the
+/// methodology's scales) and every problem is reported with its path (`[3].values[2].value`);
+/// nothing is written unless all are valid. Each draft gets the same audit entries as one created
+/// alone. At most 1,000 submissions per request.
+///
+/// Who may call: assessor (assigned units, collecting), office (its provinces), admin.
+#[utoipa::path(post, path = "/cycles/{year}/submissions/bulk", tag = "submissions", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Vec<NewSubmission>, content_type = "application/json"), responses((status = 201, description = "Created", body = BulkCreated), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn bulk_create(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+    Json(body): Json<Vec<NewSubmission>>,
+) -> ApiResult<Response> {
+    let actor_id = actor.require_id()?;
+    let scope = actor.scope()?;
+    let cycle = cycles::load(&state, &actor, cycles::year(raw)?).await?;
+    let y = i32::from(cycle.year.get());
+    may_edit(&actor, cycle.state)?;
+    if body.is_empty() || body.len() > BULK_SUBMISSIONS_MAX {
+        return Err(ApiError::field(
+            "submissions",
+            format!(
+                "send 1 to {BULK_SUBMISSIONS_MAX} submissions, not {}",
+                body.len()
+            ),
+        ));
+    }
+    let m = methodology(&state, &cycle.methodology)?;
+    let mut errors = Vec::new();
+    let mut units = HashSet::new();
+    for (i, item) in body.iter().enumerate() {
+        if !units.insert(item.unit_id) {
+            errors.push(FieldError::new(
+                format!("[{i}].unit_id"),
+                format!("unit {} appears more than once", item.unit_id),
+            ));
+        } else if !cycles::sampled_unit_in_scope(&state, &scope, &cycle, item.unit_id).await? {
+            errors.push(FieldError::new(
+                format!("[{i}].unit_id"),
+                format!(
+                    "unit {} is not in the sample of {} for you",
+                    item.unit_id, cycle.year
+                ),
+            ));
+        }
+        if let Err(ApiError::Validation { errors: e, .. }) =
+            validate_values(m, &item.values, &format!("[{i}].values"))
+        {
+            errors.extend(e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let mut tx = state.pool.begin().await?;
+    let mut created = Vec::with_capacity(body.len());
+    for (i, item) in body.iter().enumerate() {
+        let row = sqlx::query!(
+            "INSERT INTO submissions (cycle_year, unit_id, created_by) VALUES ($1, $2, $3) RETURNING id, version",
+            y,
+            item.unit_id,
+            actor_id
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.constraint() == Some("submissions_one_per_unit") => {
+                ApiError::field(format!("[{i}].unit_id"), format!("unit {} already has a submission in {}", item.unit_id, cycle.year))
+            }
+            _ => e.into(),
+        })?;
+        audit(&mut tx, actor_id, row.id, "created", None, None, None).await?;
+        write_values(&mut tx, actor_id, row.id, &item.values).await?;
+        created.push(CreatedDraft {
+            id: row.id,
+            unit_id: item.unit_id,
+            version: row.version,
+        });
+    }
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(BulkCreated {
+            created: created.len(),
+            submissions: created,
+        }),
+    )
+        .into_response())
 }
 
 /// Filters of the submission list.

@@ -717,3 +717,123 @@ async fn every_forbidden_cycle_transition_is_refused(pool: PgPool) {
     r.assert_problem(422, "validation-error");
     assert!(r.text.contains("can only be imported"), "{}", r.text);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_office_uploads_many_drafts_at_once_all_or_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.seed_reference().await;
+    let admin = app.admin.clone();
+    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2024 }))
+        .await
+        .assert_ok();
+    let sample: Vec<Value> = ["19.01", "19.71", "31.71"]
+        .iter()
+        .map(
+            |e| json!({ "entity_code": e, "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" }),
+        )
+        .collect();
+    app.post(
+        "/api/v1/cycles/2024/sample/bulk",
+        Some(&admin),
+        Value::Array(sample),
+    )
+    .await
+    .assert_ok();
+    let sampled = app
+        .get("/api/v1/cycles/2024/sample", Some(&admin))
+        .await
+        .body;
+    let unit = |entity: &str| {
+        sampled
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["entity_code"] == entity)
+            .unwrap()["unit_id"]
+            .as_i64()
+            .unwrap()
+    };
+    app.post(
+        "/api/v1/cycles/2024/transitions",
+        Some(&admin),
+        json!({ "to": "collecting" }),
+    )
+    .await
+    .assert_ok();
+    let office = app.token("office", Some("babel")).await;
+    let values = json!([
+        { "indicator": "knows_ombudsman", "value": 2, "evidence_note": "Wawancara" },
+        { "indicator": "waiting_room", "value": 3 },
+    ]);
+
+    // One bad record (a value off the scale), one unit outside the office's provinces, one
+    // repeated unit: every problem named, nothing written.
+    let r = app
+        .post(
+            "/api/v1/cycles/2024/submissions/bulk",
+            Some(&office),
+            json!([
+                { "unit_id": unit("19.01"), "values": values },
+                { "unit_id": unit("19.71"), "values": [{ "indicator": "waiting_room", "value": 9 }] },
+                { "unit_id": unit("31.71"), "values": values },
+                { "unit_id": unit("19.01"), "values": values },
+            ]),
+        )
+        .await;
+    r.assert_problem(422, "validation-error");
+    assert_eq!(
+        r.fields(),
+        ["[1].values[0].value", "[2].unit_id", "[3].unit_id"]
+    );
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM submissions")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(count().await, 0, "nothing written");
+
+    // The valid upload: two drafts, each with its values and audit entries, ready to submit.
+    let r = app
+        .post(
+            "/api/v1/cycles/2024/submissions/bulk",
+            Some(&office),
+            json!([
+                { "unit_id": unit("19.01"), "values": values },
+                { "unit_id": unit("19.71"), "values": values },
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["created"], 2);
+    let first = &r.body["submissions"][0];
+    assert_eq!(first["unit_id"], unit("19.01"));
+    let id = first["id"].as_i64().unwrap();
+    let trail = app
+        .get(&format!("/api/v1/submissions/{id}/audit"), Some(&office))
+        .await;
+    trail.assert_ok();
+    assert_eq!(trail.body.as_array().unwrap().len(), 3, "{}", trail.text);
+    let shown = app
+        .get(&format!("/api/v1/submissions/{id}"), Some(&office))
+        .await;
+    shown.assert_ok();
+    assert_eq!(shown.body["version"], first["version"], "{}", shown.text);
+    assert_eq!(
+        shown.body["values"].as_array().unwrap().len(),
+        2,
+        "{}",
+        shown.text
+    );
+    // Again: the units already have drafts.
+    let r = app
+        .post(
+            "/api/v1/cycles/2024/submissions/bulk",
+            Some(&office),
+            json!([{ "unit_id": unit("19.71"), "values": values }]),
+        )
+        .await;
+    r.assert_problem(422, "validation-error");
+    assert_eq!(r.fields(), ["[0].unit_id"]);
+    assert_eq!(count().await, 2);
+}

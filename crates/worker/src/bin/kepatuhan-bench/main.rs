@@ -38,6 +38,8 @@ const YEARS: [u16; 3] = [2022, 2023, 2024];
 const INCREMENTAL: usize = 200;
 /// Requests in flight while loading data (the API has two cores to use).
 const LOAD_CONCURRENCY: usize = 8;
+/// Units per bulk upload of drafts.
+const INGEST_BATCH: usize = 50;
 
 struct Options {
     smoke: bool,
@@ -372,7 +374,8 @@ async fn run(o: Options) -> BenchResult<()> {
             .ok_or_else(|| format!("unit {key:?} is not in the sample").into())
     };
 
-    // 1. Ingest: every unit's indicator values through the API (validation and audit included).
+    // 1. Ingest: every unit's indicator values through the bulk API (validation and audit
+    // included), in uploads of INGEST_BATCH units as an office sends them.
     let submissions = read_jsonl(&dir.join(format!("submissions-{year}.jsonl")))?;
     let mut bodies = Vec::with_capacity(submissions.len());
     let mut values = 0usize;
@@ -380,18 +383,27 @@ async fn run(o: Options) -> BenchResult<()> {
         values += s["values"].as_array().map_or(0, Vec::len);
         bodies.push(json!({ "unit_id": unit_of(s)?, "values": s["values"] }));
     }
+    let batches: Vec<Value> = bodies
+        .chunks(INGEST_BATCH)
+        .map(|c| Value::Array(c.to_vec()))
+        .collect();
     let started = Instant::now();
     let a = api.clone();
-    let created = in_parallel(bodies, move |body| {
+    let uploaded = in_parallel(batches, move |batch| {
         let a = a.clone();
         async move {
-            let (v, tag) = a
-                .post_json(&format!("/api/v1/cycles/{year}/submissions"), &body)
+            let (v, _) = a
+                .post_json(&format!("/api/v1/cycles/{year}/submissions/bulk"), &batch)
                 .await?;
-            Ok(json!({ "id": v["id"], "unit_id": v["unit_id"], "etag": tag }))
+            Ok(v["submissions"].clone())
         }
     })
     .await?;
+    let created: Vec<Value> = uploaded
+        .iter()
+        .flat_map(|b| b.as_array().cloned().unwrap_or_default())
+        .map(|d| json!({ "id": d["id"], "unit_id": d["unit_id"], "etag": format!("\"v{}\"", d["version"]) }))
+        .collect();
     let ingest_s = started.elapsed().as_secs_f64();
     #[allow(clippy::cast_precision_loss)]
     let ingest = values as f64 / ingest_s;
