@@ -448,41 +448,15 @@ pub async fn recompute_entity_in(
         }
         None => 0,
     };
-    let (mut ids, mut n_rank, mut n_of, mut p_rank, mut p_of) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let as_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
-    for (o, r) in others.iter().zip(&ranks) {
-        let national = (as_i32(r.national.rank), as_i32(r.national.of));
-        let provincial = r.provincial.map(|p| (as_i32(p.rank), as_i32(p.of)));
-        if (o.national_rank, o.national_of) != national
-            || o.provincial_rank.zip(o.provincial_of) != provincial
-        {
-            ids.push(o.entity_id);
-            n_rank.push(national.0);
-            n_of.push(national.1);
-            p_rank.push(provincial.map(|p| p.0));
-            p_of.push(provincial.map(|p| p.1));
-        }
-    }
-    if !ids.is_empty() {
-        sqlx::query!(
-            "UPDATE entity_results r
-                SET national_rank = t.national_rank, national_of = t.national_of,
-                    provincial_rank = t.provincial_rank, provincial_of = t.provincial_of
-               FROM UNNEST($3::bigint[], $4::int[], $5::int[], $6::int[], $7::int[])
-                    AS t(entity_id, national_rank, national_of, provincial_rank, provincial_of)
-              WHERE r.cycle_year = $1 AND r.revision = $2 AND r.entity_id = t.entity_id",
-            y,
-            revision,
-            &ids,
-            &n_rank,
-            &n_of,
-            &p_rank as &[Option<i32>],
-            &p_of as &[Option<i32>]
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
+    let stored: Vec<StoredRanks> = others
+        .iter()
+        .map(|o| StoredRanks {
+            entity_id: o.entity_id,
+            national: (o.national_rank, o.national_of),
+            provincial: o.provincial_rank.zip(o.provincial_of),
+        })
+        .collect();
+    update_moved_ranks(tx, y, revision, &stored, &ranks).await?;
     mark_current(tx, y, input_revision).await?;
     Ok(Some(RecomputeSummary {
         revision,
@@ -490,6 +464,58 @@ pub async fn recompute_entity_in(
         units_scored: units.ids.len(),
         entities_scored,
     }))
+}
+
+/// An entity's ranks as stored.
+struct StoredRanks {
+    entity_id: i64,
+    national: (i32, i32),
+    provincial: Option<(i32, i32)>,
+}
+
+/// Writes the ranks of the entities (in `stored` order, matching `ranks`) whose rank moved.
+async fn update_moved_ranks(
+    tx: &mut Transaction<'_, Postgres>,
+    y: i32,
+    revision: i32,
+    stored: &[StoredRanks],
+    ranks: &[kepatuhan_core::scoring::Ranks],
+) -> ApiResult<()> {
+    let (mut ids, mut n_rank, mut n_of, mut p_rank, mut p_of) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let as_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    for (o, r) in stored.iter().zip(ranks) {
+        let national = (as_i32(r.national.rank), as_i32(r.national.of));
+        let provincial = r.provincial.map(|p| (as_i32(p.rank), as_i32(p.of)));
+        if o.national != national || o.provincial != provincial {
+            ids.push(o.entity_id);
+            n_rank.push(national.0);
+            n_of.push(national.1);
+            p_rank.push(provincial.map(|p| p.0));
+            p_of.push(provincial.map(|p| p.1));
+        }
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "UPDATE entity_results r
+            SET national_rank = t.national_rank, national_of = t.national_of,
+                provincial_rank = t.provincial_rank, provincial_of = t.provincial_of
+           FROM UNNEST($3::bigint[], $4::int[], $5::int[], $6::int[], $7::int[])
+                AS t(entity_id, national_rank, national_of, provincial_rank, provincial_of)
+          WHERE r.cycle_year = $1 AND r.revision = $2 AND r.entity_id = t.entity_id",
+        y,
+        revision,
+        &ids,
+        &n_rank,
+        &n_of,
+        &p_rank as &[Option<i32>],
+        &p_of as &[Option<i32>]
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Loads a cycle's verified values and survey responses as core inputs: entities (in code

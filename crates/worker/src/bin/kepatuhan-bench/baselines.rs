@@ -15,6 +15,40 @@ use sqlx::PgPool;
 use crate::BenchResult;
 use crate::national::Dataset;
 
+/// The baseline statement (see [`sql_recompute`]).
+const SQL_BASELINE: &str = r"
+        WITH ind AS (SELECT * FROM unnest($2::text[], $3::text[], $4::numeric[], $5::numeric[]) AS t(code, var, w, max)),
+        var AS (SELECT * FROM unnest($6::text[], $7::text[], $8::numeric[], $9::text[]) AS t(code, dim, w, survey)),
+        dim AS (SELECT * FROM unnest($10::text[], $11::numeric[]) AS t(code, w)),
+        sub AS (SELECT s.id, s.unit_id, u.entity_id FROM submissions s JOIN units u ON u.id = s.unit_id
+                WHERE s.cycle_year = $1 AND s.state = 'verified'),
+        indicator_vars AS (
+            SELECT sub.unit_id, ind.var, 100 * sum(ind.w * v.value / ind.max) / sum(ind.w) AS score
+            FROM sub JOIN submission_values v ON v.submission_id = sub.id JOIN ind ON ind.code = v.indicator_code
+            WHERE NOT v.not_applicable AND v.value IS NOT NULL
+            GROUP BY sub.unit_id, ind.var),
+        respondents AS (
+            SELECT r.unit_id, r.survey_code, bool_or(a.value = 'true'::jsonb) AS reported
+            FROM survey_responses r CROSS JOIN LATERAL jsonb_each(r.answers) a
+            WHERE r.cycle_year = $1
+            GROUP BY r.unit_id, r.survey_code, r.respondent),
+        survey_vars AS (
+            SELECT sub.unit_id, var.code AS var, 100.0 * count(*) FILTER (WHERE NOT p.reported) / count(*) AS score
+            FROM sub JOIN respondents p ON p.unit_id = sub.unit_id JOIN var ON var.survey = p.survey_code
+            GROUP BY sub.unit_id, var.code),
+        vars AS (SELECT * FROM indicator_vars UNION ALL SELECT * FROM survey_vars),
+        dims AS (
+            SELECT vars.unit_id, var.dim, sum(var.w * vars.score) / sum(var.w) AS score
+            FROM vars JOIN var ON var.code = vars.var GROUP BY vars.unit_id, var.dim),
+        units AS (
+            SELECT dims.unit_id, round(round(least(greatest(sum(dim.w * dims.score) / sum(dim.w), 0), 100), 12), 2) AS score
+            FROM dims JOIN dim ON dim.code = dims.dim GROUP BY dims.unit_id),
+        entities AS (
+            SELECT sub.entity_id, round(round(avg(units.score), 12), 2) AS score
+            FROM units JOIN sub USING (unit_id) GROUP BY sub.entity_id)
+        SELECT 'unit' AS level, unit_id AS id, score FROM units
+        UNION ALL SELECT 'entity', entity_id, score FROM entities";
+
 /// Unit and entity scores of a cycle in one hand-written SQL statement: rules 1–4 of
 /// docs/scoring.md (weighted means over the applicable indicators, variables and dimensions,
 /// the no-maladministration share of survey respondents, published scores rounded half-up to 2
@@ -54,43 +88,12 @@ pub async fn sql_recompute(pool: &PgPool, m: &Methodology, year: u16) -> BenchRe
             }
         }
     }
-    const SQL: &str = r"
-        WITH ind AS (SELECT * FROM unnest($2::text[], $3::text[], $4::numeric[], $5::numeric[]) AS t(code, var, w, max)),
-        var AS (SELECT * FROM unnest($6::text[], $7::text[], $8::numeric[], $9::text[]) AS t(code, dim, w, survey)),
-        dim AS (SELECT * FROM unnest($10::text[], $11::numeric[]) AS t(code, w)),
-        sub AS (SELECT s.id, s.unit_id, u.entity_id FROM submissions s JOIN units u ON u.id = s.unit_id
-                WHERE s.cycle_year = $1 AND s.state = 'verified'),
-        indicator_vars AS (
-            SELECT sub.unit_id, ind.var, 100 * sum(ind.w * v.value / ind.max) / sum(ind.w) AS score
-            FROM sub JOIN submission_values v ON v.submission_id = sub.id JOIN ind ON ind.code = v.indicator_code
-            WHERE NOT v.not_applicable AND v.value IS NOT NULL
-            GROUP BY sub.unit_id, ind.var),
-        respondents AS (
-            SELECT r.unit_id, r.survey_code, bool_or(a.value = 'true'::jsonb) AS reported
-            FROM survey_responses r CROSS JOIN LATERAL jsonb_each(r.answers) a
-            WHERE r.cycle_year = $1
-            GROUP BY r.unit_id, r.survey_code, r.respondent),
-        survey_vars AS (
-            SELECT sub.unit_id, var.code AS var, 100.0 * count(*) FILTER (WHERE NOT p.reported) / count(*) AS score
-            FROM sub JOIN respondents p ON p.unit_id = sub.unit_id JOIN var ON var.survey = p.survey_code
-            GROUP BY sub.unit_id, var.code),
-        vars AS (SELECT * FROM indicator_vars UNION ALL SELECT * FROM survey_vars),
-        dims AS (
-            SELECT vars.unit_id, var.dim, sum(var.w * vars.score) / sum(var.w) AS score
-            FROM vars JOIN var ON var.code = vars.var GROUP BY vars.unit_id, var.dim),
-        units AS (
-            SELECT dims.unit_id, round(round(least(greatest(sum(dim.w * dims.score) / sum(dim.w), 0), 100), 12), 2) AS score
-            FROM dims JOIN dim ON dim.code = dims.dim GROUP BY dims.unit_id),
-        entities AS (
-            SELECT sub.entity_id, round(round(avg(units.score), 12), 2) AS score
-            FROM units JOIN sub USING (unit_id) GROUP BY sub.entity_id)
-        SELECT 'unit' AS level, unit_id AS id, score FROM units
-        UNION ALL SELECT 'entity', entity_id, score FROM entities";
+
     let mut times = Vec::new();
     let mut rows: Vec<(String, i64, Decimal)> = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        rows = sqlx::query_as(SQL)
+        rows = sqlx::query_as(SQL_BASELINE)
             .bind(i32::from(year))
             .bind(&ind.0)
             .bind(&ind.1)
@@ -119,7 +122,7 @@ pub async fn sql_recompute(pool: &PgPool, m: &Methodology, year: u16) -> BenchRe
     .collect();
     let mut mismatches = usize::from(stored.len() != rows.len());
     for (level, id, score) in rows {
-        let ours = stored.get(&(level.clone(), id)).map(|s| s.normalize());
+        let ours = stored.get(&(level.clone(), id)).map(Decimal::normalize);
         if ours != Some(score.normalize()) {
             eprintln!("  {level} {id}: SQL {score}, worker {ours:?}");
             mismatches += 1;
@@ -211,7 +214,7 @@ pub fn load_test(url: &str, smoke: bool) -> BenchResult<Option<(f64, f64)>> {
     }
 }
 
-/// The certificate as a flat ODT (OpenDocument) template with `{{…}}` fields.
+/// The certificate as a flat ODT (`OpenDocument`) template with `{{…}}` fields.
 const ODT_TEMPLATE: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
 <office:document xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:fo="urn:oasis:names:tc:opendocument:xmlns:xsl-fo-compatible:1.0" office:version="1.3" office:mimetype="application/vnd.oasis.opendocument.text">
  <office:styles>
@@ -246,7 +249,7 @@ fn xml_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// LibreOffice's rate: the ODT template filled for 40 units and converted by one
+/// `LibreOffice`'s rate: the ODT template filled for 40 units and converted by one
 /// `soffice --headless --convert-to pdf` run (after a warm-up run). Skipped in smoke mode.
 pub fn libreoffice(dir: &Path, data: &Dataset, smoke: bool) -> BenchResult<Option<f64>> {
     if smoke {
@@ -322,8 +325,15 @@ pub fn libreoffice(dir: &Path, data: &Dataset, smoke: bool) -> BenchResult<Optio
     Ok(Some(made as f64 / elapsed))
 }
 
-/// (key, what, target as text, comparison, target value).
-const TARGETS: [(&str, &str, &str, Option<(bool, f64)>); 13] = [
+/// A figure of the table: key, what, target as text, and (higher is better, goal).
+type Target = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<(bool, f64)>,
+);
+
+const TARGETS: [Target; 13] = [
     (
         "ingest_values_per_s",
         "indicator values loaded per second through the API (validation and audit included)",
@@ -409,31 +419,31 @@ const END: &str = "<!-- bench-results:end -->";
 
 /// Replaces the generated section of docs/benchmarks.md with this run's table.
 pub fn write_docs(path: &Path, report: &Value) -> BenchResult<()> {
-    let r = &report["results"];
-    let m = &report["machine"];
-    let d = &report["dataset"];
-    let mut t = String::new();
-    let _ = writeln!(t, "{BEGIN}");
+    let results = &report["results"];
+    let machine = &report["machine"];
+    let dataset = &report["dataset"];
+    let mut out = String::new();
+    let _ = writeln!(out, "{BEGIN}");
     let _ = writeln!(
-        t,
+        out,
         "Run of {} on {} ({} cores, {} GiB), {}, PostgreSQL {}, kernel {}. Dataset: {} entities, {} units, {} indicator values, {} survey responses, two earlier published cycles. Whole run: {} s.\n",
         report["date"].as_str().unwrap_or_default(),
-        m["cpu"].as_str().unwrap_or_default(),
-        m["cores"],
-        m["memory_gib"],
-        m["rustc"].as_str().unwrap_or_default(),
-        m["postgres"].as_str().unwrap_or_default(),
-        m["kernel"].as_str().unwrap_or_default(),
-        d["entities"],
-        d["units"],
-        d["indicator_values"],
-        d["survey_responses"],
+        machine["cpu"].as_str().unwrap_or_default(),
+        machine["cores"],
+        machine["memory_gib"],
+        machine["rustc"].as_str().unwrap_or_default(),
+        machine["postgres"].as_str().unwrap_or_default(),
+        machine["kernel"].as_str().unwrap_or_default(),
+        dataset["entities"],
+        dataset["units"],
+        dataset["indicator_values"],
+        dataset["survey_responses"],
         report["run_s"],
     );
-    let _ = writeln!(t, "| key | what | target | result | met |");
-    let _ = writeln!(t, "|---|---|---|---|---|");
+    let _ = writeln!(out, "| key | what | target | result | met |");
+    let _ = writeln!(out, "|---|---|---|---|---|");
     for (key, what, target, check) in TARGETS {
-        let value = &r[key];
+        let value = &results[key];
         let met = match (check, value.as_f64()) {
             (Some((true, goal)), Some(v)) => {
                 if v >= goal {
@@ -457,13 +467,13 @@ pub fn write_docs(path: &Path, report: &Value) -> BenchResult<()> {
         } else {
             value.to_string()
         };
-        let _ = writeln!(t, "| `{key}` | {what} | {target} | {shown} | {met} |");
+        let _ = writeln!(out, "| `{key}` | {what} | {target} | {shown} | {met} |");
     }
-    let _ = write!(t, "{END}");
+    let _ = write!(out, "{END}");
     let doc = std::fs::read_to_string(path)?;
     let updated = match (doc.find(BEGIN), doc.find(END)) {
-        (Some(b), Some(e)) if e > b => format!("{}{t}{}", &doc[..b], &doc[e + END.len()..]),
-        _ => format!("{doc}\n{t}\n"),
+        (Some(b), Some(e)) if e > b => format!("{}{out}{}", &doc[..b], &doc[e + END.len()..]),
+        _ => format!("{doc}\n{out}\n"),
     };
     std::fs::write(path, updated)?;
     Ok(())

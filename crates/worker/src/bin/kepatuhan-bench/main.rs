@@ -9,7 +9,7 @@
 //! `run` creates a fresh database, starts the real `kepatuhan-api` and `kepatuhan-worker`
 //! processes from `--bin-dir`, loads the generated national cycle through the HTTP API, and
 //! measures each figure of docs/benchmarks.md beside its baseline (a hand-written SQL statement,
-//! LibreOffice, a load generator). Every figure comes from this run; nothing is typed by hand.
+//! `LibreOffice`, a load generator). Every figure comes from this run; nothing is typed by hand.
 //! `--smoke` does the same on a tiny dataset in seconds and skips the external baselines: the
 //! test suite runs it so the harness never rots.
 
@@ -477,13 +477,13 @@ async fn run(o: Options) -> BenchResult<()> {
     let a = api.clone();
     in_parallel(now, move |s| {
         let a = a.clone();
-        async move { verify(&a, &s).await.map(|_| Value::Null) }
+        async move { verify(&a, &s).await.map(|()| Value::Null) }
     })
     .await?;
 
     let worker_service = Service::start_worker(&o.bin_dir, &env).await?;
     let drained = Instant::now();
-    procs::wait_for_idle_queue(&pool, Duration::from_secs(600)).await?;
+    procs::wait_for_idle_queue(&pool, Duration::from_mins(10)).await?;
     eprintln!(
         "worker drained the verification burst in {:.2} s",
         drained.elapsed().as_secs_f64()
@@ -505,13 +505,13 @@ async fn run(o: Options) -> BenchResult<()> {
             .ok_or_else(|| format!("no job id in {v}"))?
             .to_owned();
         while results_computed_at(&pool, year).await? == before {
-            if started.elapsed() > Duration::from_secs(300) {
+            if started.elapsed() > Duration::from_mins(5) {
                 return Err(format!("recompute job {id} committed nothing in 300 s").into());
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         full.push(started.elapsed().as_secs_f64());
-        api.wait_job(&id, Duration::from_secs(60)).await?;
+        api.wait_job(&id, Duration::from_mins(1)).await?;
     }
     let recompute_full = median(full);
     eprintln!("full recompute: {recompute_full:.3} s");
@@ -542,7 +542,7 @@ async fn run(o: Options) -> BenchResult<()> {
         loop {
             match api.send(reqwest::Method::GET, &path, None, None).await {
                 Ok((200, ..)) => break,
-                _ if started.elapsed() > Duration::from_secs(60) => {
+                _ if started.elapsed() > Duration::from_mins(1) => {
                     return Err(format!("unit {unit} has no result 60 s after verification").into());
                 }
                 _ => tokio::time::sleep(Duration::from_millis(1)).await,
@@ -568,7 +568,7 @@ async fn run(o: Options) -> BenchResult<()> {
         &json!({ "to": "verifying" }),
     )
     .await?;
-    procs::wait_for_idle_queue(&pool, Duration::from_secs(600)).await?;
+    procs::wait_for_idle_queue(&pool, Duration::from_mins(10)).await?;
     let started = Instant::now();
     let (published, _) = api
         .post_json(
@@ -580,17 +580,18 @@ async fn run(o: Options) -> BenchResult<()> {
         .as_str()
         .ok_or_else(|| format!("publishing enqueued no job: {published}"))?
         .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(1800);
+    let deadline = Instant::now() + Duration::from_mins(30);
     let issued = loop {
         let job = api.get(&format!("/api/v1/jobs/{fan_out}")).await?;
         let (done, of) = (
             job["progress"]["done"].as_i64(),
             job["progress"]["total"].as_i64(),
         );
-        if let (Some(d), Some(t)) = (done, of) {
-            if t > 0 && d >= t {
-                break t;
-            }
+        if let (Some(d), Some(t)) = (done, of)
+            && t > 0
+            && d >= t
+        {
+            break t;
         }
         if Instant::now() > deadline {
             return Err(format!("certificates not done: {job}").into());

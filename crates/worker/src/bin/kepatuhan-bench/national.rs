@@ -246,6 +246,32 @@ fn place(i: usize) -> String {
     }
 }
 
+/// The `k`-th unit of entity number `e` (named `name`, of `kind`): its name and kind.
+fn unit_name(kind: &str, name: &str, e: usize, k: usize) -> (String, String) {
+    match kind {
+        "ministry" | "agency" => (
+            format!(
+                "{} {} {}",
+                CENTRAL_UNITS[(e + k) % CENTRAL_UNITS.len()],
+                name.split(' ').next_back().unwrap_or_default(),
+                PROVINCES[(e * 3 + k * 5) % PROVINCES.len()].1
+            ),
+            "layanan".to_owned(),
+        ),
+        _ => {
+            let (n, kind) = LOCAL_UNITS[k % LOCAL_UNITS.len()];
+            let short = name.trim_start_matches("Pemerintah ");
+            let full = match kind {
+                "rsud" | "puskesmas" => format!("{n} {}", place(e * 11 + k)),
+                // Long official names (80+ characters) occur; certificates wrap them.
+                "dpmptsp" => format!("{n} {short}"),
+                _ => n.to_owned(),
+            };
+            (full, kind.to_owned())
+        }
+    }
+}
+
 /// Generates the dataset for `m` (the 2022–2024 methodology).
 pub fn generate(m: &Methodology, shape: Shape, seed: u64) -> Dataset {
     let mut rng = Rng::new(seed);
@@ -299,28 +325,7 @@ pub fn generate(m: &Methodology, shape: Shape, seed: u64) -> Dataset {
                     .unwrap_or(5);
             let units = (0..n)
                 .map(|k| {
-                    let (unit_name, unit_kind) = match kind {
-                        "ministry" | "agency" => (
-                            format!(
-                                "{} {} {}",
-                                CENTRAL_UNITS[(e + k) % CENTRAL_UNITS.len()],
-                                name.split(' ').next_back().unwrap_or_default(),
-                                PROVINCES[(e * 3 + k * 5) % PROVINCES.len()].1
-                            ),
-                            "layanan".to_owned(),
-                        ),
-                        _ => {
-                            let (n, kind) = LOCAL_UNITS[k % LOCAL_UNITS.len()];
-                            let short = name.trim_start_matches("Pemerintah ");
-                            let full = match kind {
-                                "rsud" | "puskesmas" => format!("{n} {}", place(e * 11 + k)),
-                                // Long official names (80+ characters) occur; certificates wrap them.
-                                "dpmptsp" => format!("{n} {short}"),
-                                _ => n.to_owned(),
-                            };
-                            (full, kind.to_owned())
-                        }
-                    };
+                    let (unit_name, unit_kind) = unit_name(kind, &name, e, k);
                     let quality = Quality(
                         (base.0 + rng.below(120))
                             .saturating_sub(60)

@@ -140,10 +140,10 @@ async fn wait_http(url: &str, limit: Duration) -> BenchResult<()> {
     let deadline = Instant::now() + limit;
     let client = reqwest::Client::new();
     loop {
-        if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
-                return Ok(());
-            }
+        if let Ok(r) = client.get(url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(format!("{url} did not answer within {limit:?}").into());
