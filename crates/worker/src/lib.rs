@@ -190,7 +190,12 @@ fn storage_for<J: Job>(
         .batch_size(1)
         .heartbeat_interval(Duration::from_secs(1))
         .missed_heartbeats(30);
-    PostgresStorage::new(&state.pool)
+    // Each queue has its own few connections: the listener holds one for good, and fetching and
+    // acknowledging must not wait behind the job handlers, which use the main pool.
+    let queue_pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(3)
+        .connect_lazy_with((*state.pool.connect_options()).clone());
+    PostgresStorage::new(&queue_pool)
         .with_config(config)
         .with_pubsub()
 }
