@@ -61,22 +61,32 @@ pub fn sheet(m: &Methodology, rng: &mut Rng, quality: Quality, label: Option<Str
         None => Sheet::new(m),
     };
     for id in m.indicator_ids() {
-        let answer = if rng.below(100) < 3 {
-            AnswerInput::NotApplicable
-        } else {
-            let levels = &m.indicator(id).scale.levels;
-            let n = levels.len() as u64;
-            // Target position = quality × (n − 1), jittered by up to one level either way.
-            let target = quality.0 * (n - 1) * 2 / 1000; // in half-steps
-            let jitter = rng.below(4); // 0..=3 half-steps
-            let pos = (target + jitter).saturating_sub(1) / 2;
-            AnswerInput::Value(levels[usize::try_from(pos.min(n - 1)).unwrap_or(0)].value)
-        };
+        let answer = answer(m, id, rng, quality);
         sheet
             .set_by_id(m, id, answer)
             .expect("generated answers are on the scale");
     }
     sheet
+}
+
+/// One indicator's answer around `quality`: not applicable 3 % of the time, otherwise a level of
+/// its scale.
+pub fn answer(
+    m: &Methodology,
+    id: crate::methodology::IndicatorId,
+    rng: &mut Rng,
+    quality: Quality,
+) -> AnswerInput {
+    if rng.below(100) < 3 {
+        return AnswerInput::NotApplicable;
+    }
+    let levels = &m.indicator(id).scale.levels;
+    let n = levels.len() as u64;
+    // Target position = quality × (n − 1), jittered by up to one level either way.
+    let target = quality.0 * (n - 1) * 2 / 1000; // in half-steps
+    let jitter = rng.below(4); // 0..=3 half-steps
+    let pos = (target + jitter).saturating_sub(1) / 2;
+    AnswerInput::Value(levels[usize::try_from(pos.min(n - 1)).unwrap_or(0)].value)
 }
 
 /// Survey tallies for `responses` respondents around `quality`.

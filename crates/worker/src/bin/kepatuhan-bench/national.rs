@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use kepatuhan_core::Methodology;
+use kepatuhan_core::scoring::AnswerInput;
 use kepatuhan_core::synthetic::{Quality, Rng};
 use serde_json::{Value, json};
 
@@ -361,16 +362,11 @@ pub fn generate(m: &Methodology, shape: Shape, seed: u64) -> Dataset {
 fn sheet(m: &Methodology, rng: &mut Rng, quality: Quality) -> Vec<Value> {
     m.indicator_ids()
         .map(|id| {
-            let ind = m.indicator(id);
-            if rng.below(100) < 3 {
-                return json!({ "indicator": ind.code, "not_applicable": true, "evidence_note": "Layanan tidak tersedia di unit ini" });
+            let code = &m.indicator(id).code;
+            match kepatuhan_core::synthetic::answer(m, id, rng, quality) {
+                AnswerInput::Value(value) => json!({ "indicator": code, "value": value, "evidence_note": "Observasi lapangan, wawancara petugas dan dokumen" }),
+                AnswerInput::NotApplicable => json!({ "indicator": code, "not_applicable": true, "evidence_note": "Layanan tidak tersedia di unit ini" }),
             }
-            let levels = &ind.scale.levels;
-            let n = levels.len() as u64;
-            let target = quality.0 * (n - 1) * 2 / 1000;
-            let pos = (target + rng.below(4)).saturating_sub(1) / 2;
-            let level = &levels[usize::try_from(pos.min(n - 1)).unwrap_or(0)];
-            json!({ "indicator": ind.code, "value": level.value, "evidence_note": "Observasi lapangan, wawancara petugas dan dokumen" })
         })
         .collect()
 }
