@@ -7,9 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use kepatuhan_core::methodology::SurveyMethod;
 use kepatuhan_core::scoring::{
-    AnswerInput, CycleInput, EntityInput, Sheet, SurveyResponse, SurveyTally, UnitInput,
-    deficiencies, score_cycle,
+    AnswerInput, CycleInput, EntityInput, Sheet, SurveyTally, UnitInput, deficiencies,
+    score_cycle,
 };
 use kepatuhan_core::scoring::{FollowUpStatus, Grade, Ranks};
 use kepatuhan_core::{CycleYear, EntityKind, Methodology, PublishedScore};
@@ -242,6 +243,66 @@ async fn cycle_info<'s>(
     })
 }
 
+/// Unit rows written per statement: bounds the memory taken by their JSON (≈ 5 KB a unit).
+const UNIT_ROWS_PER_INSERT: usize = 500;
+
+/// A scored cycle (or entity) with where each of its units sits.
+struct Scored<'a> {
+    m: &'a Methodology,
+    input: &'a CycleInput,
+    result: &'a kepatuhan_core::scoring::CycleResult,
+    unit_rows: &'a [UnitRow],
+}
+
+impl Scored<'_> {
+    /// Inserts the scored units' result rows, [`UNIT_ROWS_PER_INSERT`] at a time, with their
+    /// breakdown and deficiency lists serialized straight to JSON text; returns how many.
+    async fn write_units(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        y: i32,
+        revision: i32,
+        input_revision: i64,
+    ) -> ApiResult<usize> {
+        let mut written = 0;
+        let mut chunk = UnitColumns::default();
+        let mut position_in_entity: HashMap<usize, usize> = HashMap::new();
+        for row in self.unit_rows {
+            let k = position_in_entity.entry(row.entity_index).or_insert(0);
+            let unit_result = &self.result.entities[row.entity_index].units[*k];
+            let unit_input = &self.input.entities[row.entity_index].units[*k];
+            *k += 1;
+            let (Some(score), Some(grade)) = (&unit_result.score, &unit_result.grade) else {
+                continue;
+            };
+            chunk.ids.push(row.unit_id);
+            chunk.scores.push(score.published.value());
+            chunk.exact.push(score.score.value());
+            chunk.grades.push(grade.code.clone());
+            chunk.breakdown.push(json_text(&score.sheets));
+            chunk
+                .deficiencies
+                .push(json_text(&deficiencies(self.m, unit_input, score)));
+            if chunk.ids.len() == UNIT_ROWS_PER_INSERT {
+                written += chunk.ids.len();
+                std::mem::take(&mut chunk)
+                    .insert(tx, y, revision, input_revision)
+                    .await?;
+            }
+        }
+        if !chunk.ids.is_empty() {
+            written += chunk.ids.len();
+            chunk.insert(tx, y, revision, input_revision).await?;
+        }
+        Ok(written)
+    }
+}
+
+/// A value as JSON text (`null` if it cannot be serialized, which our result types always can).
+fn json_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
 /// Unit result rows, column by column.
 #[derive(Default)]
 struct UnitColumns {
@@ -249,42 +310,13 @@ struct UnitColumns {
     scores: Vec<Decimal>,
     exact: Vec<Decimal>,
     grades: Vec<String>,
-    breakdown: Vec<serde_json::Value>,
-    deficiencies: Vec<serde_json::Value>,
+    breakdown: Vec<String>,
+    deficiencies: Vec<String>,
 }
 
 impl UnitColumns {
-    /// The scored units of `result`, located by `unit_rows`.
-    fn of(
-        m: &Methodology,
-        input: &CycleInput,
-        result: &kepatuhan_core::scoring::CycleResult,
-        unit_rows: &[UnitRow],
-    ) -> Self {
-        let mut out = Self::default();
-        let mut position_in_entity: HashMap<usize, usize> = HashMap::new();
-        for row in unit_rows {
-            let k = position_in_entity.entry(row.entity_index).or_insert(0);
-            let unit_result = &result.entities[row.entity_index].units[*k];
-            let unit_input = &input.entities[row.entity_index].units[*k];
-            *k += 1;
-            let (Some(score), Some(grade)) = (&unit_result.score, &unit_result.grade) else {
-                continue;
-            };
-            out.ids.push(row.unit_id);
-            out.scores.push(score.published.value());
-            out.exact.push(score.score.value());
-            out.grades.push(grade.code.clone());
-            out.breakdown
-                .push(serde_json::to_value(&score.sheets).unwrap_or_default());
-            out.deficiencies
-                .push(serde_json::to_value(deficiencies(m, unit_input, score)).unwrap_or_default());
-        }
-        out
-    }
-
     async fn insert(
-        &self,
+        self,
         tx: &mut Transaction<'_, Postgres>,
         y: i32,
         revision: i32,
@@ -292,7 +324,9 @@ impl UnitColumns {
     ) -> ApiResult<()> {
         sqlx::query!(
             "INSERT INTO unit_results (cycle_year, revision, unit_id, score, exact_score, grade_code, breakdown, deficiencies, input_revision)
-             SELECT $1, $2, * , $8 FROM UNNEST($3::bigint[], $4::numeric[], $5::numeric[], $6::text[], $7::jsonb[], $9::jsonb[])",
+             SELECT $1, $2, t.unit_id, t.score, t.exact_score, t.grade_code, t.breakdown::jsonb, t.deficiencies::jsonb, $8
+             FROM UNNEST($3::bigint[], $4::numeric[], $5::numeric[], $6::text[], $7::text[], $9::text[])
+                  AS t(unit_id, score, exact_score, grade_code, breakdown, deficiencies)",
             y,
             revision,
             &self.ids,
@@ -337,11 +371,20 @@ pub async fn recompute_cycle_in(
         results_revision: revision,
         input_revision,
     } = cycle_info(tx, state, y).await?;
+    let started = std::time::Instant::now();
     let (input, entity_ids, unit_rows) = load_inputs(tx, m, year, None).await?;
+    let loaded = started.elapsed();
     let result = score_cycle(m, &input);
-    let units = UnitColumns::of(m, &input, &result, &unit_rows);
+    let scored = started.elapsed();
     clear_results(tx, y, revision).await?;
-    units.insert(tx, y, revision, input_revision).await?;
+    let units_scored = Scored {
+        m,
+        input: &input,
+        result: &result,
+        unit_rows: &unit_rows,
+    }
+    .write_units(tx, y, revision, input_revision)
+    .await?;
     let entities_scored = write_entity_results(
         tx,
         y,
@@ -351,10 +394,19 @@ pub async fn recompute_cycle_in(
     )
     .await?;
     mark_current(tx, y, input_revision).await?;
+    tracing::info!(
+        year = y,
+        revision,
+        units = units_scored,
+        load_ms = loaded.as_millis(),
+        score_ms = (scored - loaded).as_millis(),
+        write_ms = (started.elapsed() - scored).as_millis(),
+        "cycle recomputed"
+    );
     Ok(RecomputeSummary {
         revision,
         input_revision,
-        units_scored: units.ids.len(),
+        units_scored,
         entities_scored,
     })
 }
@@ -386,9 +438,10 @@ pub async fn recompute_entity_in(
     else {
         return Ok(None);
     };
+    let started = std::time::Instant::now();
     let (input, entity_ids, unit_rows) = load_inputs(tx, m, year, Some(entity_id)).await?;
+    let loaded = started.elapsed();
     let result = score_cycle(m, &input);
-    let units = UnitColumns::of(m, &input, &result, &unit_rows);
     sqlx::query!(
         "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2 AND unit_id IN (SELECT id FROM units WHERE entity_id = $3)",
         y,
@@ -397,7 +450,14 @@ pub async fn recompute_entity_in(
     )
     .execute(&mut **tx)
     .await?;
-    units.insert(tx, y, revision, input_revision).await?;
+    let units_scored = Scored {
+        m,
+        input: &input,
+        result: &result,
+        unit_rows: &unit_rows,
+    }
+    .write_units(tx, y, revision, input_revision)
+    .await?;
 
     // Every other entity's stored score, and this one's new score, ranked again.
     let others = sqlx::query!(
@@ -456,12 +516,21 @@ pub async fn recompute_entity_in(
             provincial: o.provincial_rank.zip(o.provincial_of),
         })
         .collect();
-    update_moved_ranks(tx, y, revision, &stored, &ranks).await?;
+    let moved = update_moved_ranks(tx, y, revision, &stored, &ranks).await?;
     mark_current(tx, y, input_revision).await?;
+    tracing::info!(
+        year = y,
+        revision,
+        entity = entity_id,
+        ranks_moved = moved,
+        load_ms = loaded.as_millis(),
+        total_ms = started.elapsed().as_millis(),
+        "entity recomputed"
+    );
     Ok(Some(RecomputeSummary {
         revision,
         input_revision,
-        units_scored: units.ids.len(),
+        units_scored,
         entities_scored,
     }))
 }
@@ -473,14 +542,15 @@ struct StoredRanks {
     provincial: Option<(i32, i32)>,
 }
 
-/// Writes the ranks of the entities (in `stored` order, matching `ranks`) whose rank moved.
+/// Writes the ranks of the entities (in `stored` order, matching `ranks`) whose rank moved, and
+/// returns how many.
 async fn update_moved_ranks(
     tx: &mut Transaction<'_, Postgres>,
     y: i32,
     revision: i32,
     stored: &[StoredRanks],
     ranks: &[kepatuhan_core::scoring::Ranks],
-) -> ApiResult<()> {
+) -> ApiResult<usize> {
     let (mut ids, mut n_rank, mut n_of, mut p_rank, mut p_of) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let as_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
@@ -496,7 +566,7 @@ async fn update_moved_ranks(
         }
     }
     if ids.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     sqlx::query!(
         "UPDATE entity_results r
@@ -515,7 +585,7 @@ async fn update_moved_ranks(
     )
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(ids.len())
 }
 
 /// Loads a cycle's verified values and survey responses as core inputs: entities (in code
@@ -556,13 +626,14 @@ async fn load_inputs(
     )
     .fetch_all(&mut **tx)
     .await?;
+    // The verified submissions' values and the units' survey tallies, looked up by the ids just
+    // read: one plan serves the whole cycle and one entity alike.
+    let submission_ids: Vec<i64> = units.iter().map(|u| u.submission_id).collect();
+    let unit_ids: Vec<i64> = units.iter().map(|u| u.unit_id).collect();
     let values = sqlx::query!(
-        r#"SELECT v.submission_id, v.indicator_code, v.value, v.not_applicable
-           FROM submission_values v JOIN submissions s ON s.id = v.submission_id
-           WHERE s.cycle_year = $1 AND s.state = 'verified'
-             AND ($2::bigint IS NULL OR s.unit_id IN (SELECT id FROM units WHERE entity_id = $2))"#,
-        y,
-        entity
+        r#"SELECT submission_id, indicator_code, value, not_applicable
+           FROM submission_values WHERE submission_id = ANY($1)"#,
+        &submission_ids
     )
     .fetch_all(&mut **tx)
     .await?;
@@ -577,7 +648,7 @@ async fn load_inputs(
             .or_default()
             .push((v.indicator_code, a));
     }
-    let tallies = survey_tallies(tx, m, y, entity).await?;
+    let tallies = survey_tallies(tx, m, y, &unit_ids).await?;
 
     let mut entities: Vec<EntityInput> = Vec::new();
     let mut entity_ids: Vec<i64> = Vec::new();
@@ -779,39 +850,90 @@ pub(crate) async fn write_entity_results(
     Ok(ids.len())
 }
 
-/// Tallies every unit's stored survey responses, per (unit, survey code).
+/// Tallies the stored survey responses of `units`, per (unit, survey code), in the database:
+/// for a yes/no (maladministration) survey, the respondents who reported none and those who
+/// reported some; for a Likert survey, the answers at each level. Only counts leave the
+/// database, not the ≈ 100,000 responses of a national cycle. Responses were checked against
+/// the cycle's methodology when they were stored (`surveys::upload`), so counting is all that is
+/// left; answers that are not a level of the scale are not counted.
 async fn survey_tallies(
     tx: &mut Transaction<'_, Postgres>,
     m: &Methodology,
     year: i32,
-    entity: Option<i64>,
+    units: &[i64],
 ) -> ApiResult<HashMap<(i64, String), SurveyTally>> {
-    let rows = sqlx::query!(
-        "SELECT unit_id, survey_code, answers FROM survey_responses
-         WHERE cycle_year = $1 AND ($2::bigint IS NULL OR unit_id IN (SELECT id FROM units WHERE entity_id = $2))
-         ORDER BY unit_id, survey_code, respondent",
-        year,
-        entity
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut grouped: BTreeMap<(i64, String), Vec<SurveyResponse>> = BTreeMap::new();
-    for r in rows {
-        let response = SurveyResponse {
-            answers: serde_json::from_value(r.answers).unwrap_or_default(),
-        };
-        grouped
-            .entry((r.unit_id, r.survey_code))
-            .or_default()
-            .push(response);
+    let (mut yes_no, mut likert) = (Vec::new(), Vec::new());
+    for id in m.survey_ids() {
+        let survey = m.survey(id);
+        match survey.method {
+            SurveyMethod::NoMaladministrationShare => yes_no.push(survey.code.clone()),
+            SurveyMethod::Likert { .. } => likert.push(survey.code.clone()),
+        }
     }
     let mut out = HashMap::new();
-    for ((unit, code), responses) in grouped {
-        let Some(id) = m.survey_id(&code) else {
-            continue;
-        };
-        if let Ok(t) = SurveyTally::from_responses(m.survey(id), &responses) {
-            out.insert((unit, code), t);
+    if !yes_no.is_empty() {
+        let rows = sqlx::query!(
+            r#"SELECT unit_id, survey_code,
+                      count(*) FILTER (WHERE NOT answers @? '$.* ? (@ == true)') AS "clean!",
+                      count(*) FILTER (WHERE answers @? '$.* ? (@ == true)') AS "reported!"
+               FROM survey_responses
+               WHERE cycle_year = $1 AND unit_id = ANY($2) AND survey_code = ANY($3)
+               GROUP BY unit_id, survey_code"#,
+            year,
+            units,
+            &yes_no
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in rows {
+            let Some(id) = m.survey_id(&r.survey_code) else {
+                continue;
+            };
+            let counts = [r.clean, r.reported].map(|n| u64::try_from(n).unwrap_or(0));
+            if let Ok(t) = SurveyTally::from_counts(m.survey(id), counts.to_vec()) {
+                out.insert((r.unit_id, r.survey_code), t);
+            }
+        }
+    }
+    if !likert.is_empty() {
+        let rows = sqlx::query!(
+            r#"SELECT r.unit_id, r.survey_code, a.value::text AS "level!", count(*) AS "answers!"
+               FROM survey_responses r CROSS JOIN LATERAL jsonb_each(r.answers) AS a
+               WHERE r.cycle_year = $1 AND r.unit_id = ANY($2) AND r.survey_code = ANY($3)
+               GROUP BY 1, 2, 3"#,
+            year,
+            units,
+            &likert
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        let mut counts: BTreeMap<(i64, String), Vec<u64>> = BTreeMap::new();
+        for r in rows {
+            let Some(id) = m.survey_id(&r.survey_code) else {
+                continue;
+            };
+            let SurveyMethod::Likert { levels } = &m.survey(id).method else {
+                continue;
+            };
+            let position = r
+                .level
+                .parse::<u8>()
+                .ok()
+                .and_then(|v| levels.iter().position(|l| l.value == v));
+            let Some(position) = position else {
+                continue;
+            };
+            let tally = counts
+                .entry((r.unit_id, r.survey_code))
+                .or_insert_with(|| vec![0; levels.len()]);
+            tally[position] += u64::try_from(r.answers).unwrap_or(0);
+        }
+        for ((unit, code), tally) in counts {
+            if let Some(id) = m.survey_id(&code)
+                && let Ok(t) = SurveyTally::from_counts(m.survey(id), tally)
+            {
+                out.insert((unit, code), t);
+            }
         }
     }
     Ok(out)

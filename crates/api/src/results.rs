@@ -23,10 +23,36 @@ use crate::auth::Actor;
 /// revision (a correction), so the public rankings, which every local government refreshes on
 /// publication day, are answered from memory: a correction shows within the time to live.
 /// Only requests without credentials are served from or stored in the cache, so a caller with a
-/// token is always authenticated and sees the database. When an answer expires, concurrent
+/// token is always authenticated and sees the database.
+///
+/// Nobody waits for an expiry under steady traffic: once an answer is older than half its time
+/// to live, the next request still gets it and starts one refresh in the background, so a busy
+/// answer is replaced before it expires. When an answer has expired (a quiet key), concurrent
 /// requests for it wait for one computation instead of all asking the database at once.
 #[derive(Clone)]
-pub struct PublicCache(moka::future::Cache<String, Buffered>);
+pub struct PublicCache {
+    answers: moka::future::Cache<String, Cached>,
+    /// Age after which a served answer is refreshed in the background.
+    refresh_after: std::time::Duration,
+}
+
+/// A kept answer, with when it was computed and whether a refresh is under way.
+#[derive(Clone, Debug)]
+struct Cached {
+    answer: Buffered,
+    at: std::time::Instant,
+    refreshing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Cached {
+    fn new(answer: Buffered) -> Self {
+        Self {
+            answer,
+            at: std::time::Instant::now(),
+            refreshing: std::sync::Arc::default(),
+        }
+    }
+}
 
 impl std::fmt::Debug for PublicCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -37,13 +63,12 @@ impl std::fmt::Debug for PublicCache {
 impl PublicCache {
     /// A cache whose answers live `ttl` (`None` when `ttl` is zero: no cache).
     pub fn new(ttl: std::time::Duration) -> Option<Self> {
-        (!ttl.is_zero()).then(|| {
-            Self(
-                moka::future::Cache::builder()
-                    .max_capacity(2_000)
-                    .time_to_live(ttl)
-                    .build(),
-            )
+        (!ttl.is_zero()).then(|| Self {
+            answers: moka::future::Cache::builder()
+                .max_capacity(2_000)
+                .time_to_live(ttl)
+                .build(),
+            refresh_after: ttl / 2,
         })
     }
 }
@@ -54,6 +79,25 @@ pub struct Buffered {
     status: axum::http::StatusCode,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
+}
+
+impl Buffered {
+    /// Reads an answer's body into memory.
+    async fn read(response: axum::response::Response) -> Self {
+        let (parts, body) = response.into_parts();
+        match axum::body::to_bytes(body, PUBLIC_CACHE_MAX_BYTES).await {
+            Ok(body) => Self {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            },
+            Err(_) => Self {
+                status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                headers: axum::http::HeaderMap::new(),
+                body: axum::body::Bytes::new(),
+            },
+        }
+    }
 }
 
 impl axum::response::IntoResponse for Buffered {
@@ -75,6 +119,7 @@ pub async fn public_cache(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    use std::sync::atomic::Ordering;
     let cacheable = req.method() == axum::http::Method::GET
         && !req
             .headers()
@@ -84,31 +129,37 @@ pub async fn public_cache(
         return next.run(req).await;
     };
     let key = req.uri().to_string();
+    if let Some(kept) = cache.answers.get(&key).await {
+        if kept.at.elapsed() >= cache.refresh_after
+            && !kept.refreshing.swap(true, Ordering::AcqRel)
+        {
+            // This request answers from memory and refreshes the answer for the next ones.
+            let answers = cache.answers.clone();
+            tokio::spawn(async move {
+                let fresh = Buffered::read(next.run(req).await).await;
+                if fresh.status == axum::http::StatusCode::OK {
+                    answers.insert(key, Cached::new(fresh)).await;
+                } else {
+                    // No longer public (or failing): let the next request compute it afresh.
+                    answers.invalidate(&key).await;
+                }
+            });
+        }
+        return kept.answer.into_response();
+    }
     let answer = cache
-        .0
+        .answers
         .try_get_with(key, async move {
-            let (parts, body) = next.run(req).await.into_parts();
-            let buffered = match axum::body::to_bytes(body, PUBLIC_CACHE_MAX_BYTES).await {
-                Ok(body) => Buffered {
-                    status: parts.status,
-                    headers: parts.headers,
-                    body,
-                },
-                Err(_) => Buffered {
-                    status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    headers: axum::http::HeaderMap::new(),
-                    body: axum::body::Bytes::new(),
-                },
-            };
+            let buffered = Buffered::read(next.run(req).await).await;
             if buffered.status == axum::http::StatusCode::OK {
-                Ok(buffered)
+                Ok(Cached::new(buffered))
             } else {
                 Err(buffered)
             }
         })
         .await;
     match answer {
-        Ok(hit) => hit.into_response(),
+        Ok(hit) => hit.answer.into_response(),
         Err(other) => (*other).clone().into_response(),
     }
 }

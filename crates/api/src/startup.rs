@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use utoipa_scalar::{Scalar, Servable};
+use utoipa_scalar::Scalar;
 
 use crate::config::Settings;
 use crate::problem::{self, Problem, REQUEST_ID};
@@ -48,7 +48,11 @@ pub fn build_router(state: AppState, settings: &Settings) -> Router {
             idempotency::idempotency,
         ))
         .split_for_parts();
+    // Both documents are made once: axum clones the router for every connection, and a handler
+    // owning the OpenAPI tree (≈ 2 MB) would copy it each time.
     let doc = crate::openapi::document();
+    let spec = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
+    let docs_page = axum::body::Bytes::from(Scalar::new(doc).to_html());
     Router::new()
         .route(
             "/health/live",
@@ -60,9 +64,19 @@ pub fn build_router(state: AppState, settings: &Settings) -> Router {
         .merge(crate::certificates::verify_router().split_for_parts().0)
         .route(
             "/openapi.json",
-            get(move || std::future::ready(axum::Json(doc.clone()))),
+            get(move || {
+                std::future::ready(([(header::CONTENT_TYPE, "application/json")], spec.clone()))
+            }),
         )
-        .merge(Scalar::with_url("/docs", crate::openapi::document()))
+        .route(
+            "/docs",
+            get(move || {
+                std::future::ready((
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    docs_page.clone(),
+                ))
+            }),
+        )
         .fallback(problem::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -1,7 +1,9 @@
 //! Logs and traces, set up once per process.
 //!
-//! - Logs: human-readable lines by default, JSON lines (one object per event, with the request id
-//!   of the request span) when `KEPATUHAN_LOG_FORMAT=json`. `RUST_LOG` filters (default `info`).
+//! - Logs, on standard error: human-readable lines by default, JSON lines (one object per event,
+//!   with the request id of the request span) when `KEPATUHAN_LOG_FORMAT=json`. `RUST_LOG`
+//!   filters (default `info`, with the database's notices at `warn`). Standard output carries
+//!   only what a command prints for its caller (a token, a document).
 //! - Traces: exported over OTLP/gRPC when `KEPATUHAN_OTLP_ENDPOINT` is set (e.g.
 //!   `http://jaeger:4317`). A request's trace context is stored with the jobs it enqueues
 //!   ([`current_traceparent`], W3C `traceparent`) and continued by the worker
@@ -66,14 +68,18 @@ pub fn init(service: &'static str) -> (Telemetry, Option<String>) {
         Ok(f) => (f, None),
         Err(e) => (LogFormat::Pretty, Some(e)),
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let fmt = match format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .json()
             .with_current_span(true)
             .with_span_list(false)
             .boxed(),
-        LogFormat::Pretty => tracing_subscriber::fmt::layer().boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
     let provider = match std::env::var("KEPATUHAN_OTLP_ENDPOINT")
         .ok()

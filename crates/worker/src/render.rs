@@ -127,6 +127,7 @@ impl Renderer {
         let engine = TypstEngine::builder()
             .main_file(TEMPLATE)
             .fonts(typst_assets::fonts())
+            .comemo_evict_max_age(Some(10))
             .build();
         Self { engine }
     }

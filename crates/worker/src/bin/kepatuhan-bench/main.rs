@@ -4,6 +4,7 @@
 //! kepatuhan-bench generate [--smoke] [--seed N] [--out DIR]
 //! kepatuhan-bench run [--smoke] [--seed N] [--bin-dir DIR] [--results FILE] [--docs FILE]
 //! kepatuhan-bench check-sql --database-url URL
+//! kepatuhan-bench render [--count N]
 //! ```
 //!
 //! `run` creates a fresh database, starts the real `kepatuhan-api` and `kepatuhan-worker`
@@ -11,7 +12,8 @@
 //! measures each figure of docs/benchmarks.md beside its baseline (a hand-written SQL statement,
 //! `LibreOffice`, a load generator). Every figure comes from this run; nothing is typed by hand.
 //! `--smoke` does the same on a tiny dataset in seconds and skips the external baselines: the
-//! test suite runs it so the harness never rots.
+//! test suite runs it so the harness never rots. `render` times the certificate renderer alone,
+//! in process on one thread (for profiling: no database, no queue).
 
 mod baselines;
 mod national;
@@ -49,6 +51,7 @@ struct Options {
     results: Option<PathBuf>,
     docs: Option<PathBuf>,
     database_url: String,
+    count: usize,
 }
 
 fn parse(args: &[String]) -> BenchResult<(String, Options)> {
@@ -65,6 +68,7 @@ fn parse(args: &[String]) -> BenchResult<(String, Options)> {
         docs: None,
         database_url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
+        count: 400,
     };
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
@@ -81,6 +85,7 @@ fn parse(args: &[String]) -> BenchResult<(String, Options)> {
             "--results" => o.results = Some(value()?.into()),
             "--docs" => o.docs = Some(value()?.into()),
             "--database-url" => o.database_url = value()?,
+            "--count" => o.count = value()?.parse()?,
             other => return Err(format!("unknown argument `{other}`").into()),
         }
     }
@@ -95,7 +100,8 @@ async fn main() -> std::process::ExitCode {
         Ok((c, o)) if c == "run" => run(o).await,
         // Re-checks the SQL baseline against the results of an earlier run's database.
         Ok((c, o)) if c == "check-sql" => check_sql(&o).await,
-        Ok(_) => Err("usage: kepatuhan-bench generate|run [--smoke] [--seed N] [--bin-dir DIR] [--out DIR] [--results FILE] [--docs FILE]".into()),
+        Ok((c, o)) if c == "render" => render(&o),
+        Ok(_) => Err("usage: kepatuhan-bench generate|run|check-sql|render [--smoke] [--seed N] [--bin-dir DIR] [--out DIR] [--results FILE] [--docs FILE] [--count N]".into()),
         Err(e) => Err(e),
     };
     match outcome {
@@ -299,7 +305,7 @@ async fn run(o: Options) -> BenchResult<()> {
     let (admin_pool, db_url) = procs::fresh_database(&o.database_url, &db).await?;
     let store = std::env::temp_dir().join(format!("{db}-certificates"));
     let _ = std::fs::remove_dir_all(&store);
-    let env = procs::Env::new(&db_url, &store);
+    let env = procs::Env::new(&db_url, &store, &o.out);
     procs::migrate(&o.bin_dir, &env)?;
     let token = procs::admin_token(&o.bin_dir, &env)?;
     let api_service = Service::start_api(&o.bin_dir, &env).await?;
@@ -688,6 +694,67 @@ async fn check_sql(o: &Options) -> BenchResult<()> {
     let pool = PgPool::connect(&o.database_url).await?;
     let (seconds, mismatches) = baselines::sql_recompute(&pool, &methodology()?, YEARS[2]).await?;
     println!("SQL baseline {seconds:.3} s, {mismatches} scores differ from the stored results");
+    Ok(())
+}
+
+/// Renders `--count` distinct certificates on this thread and prints the time per certificate,
+/// the mean size and this process's peak memory.
+fn render(o: &Options) -> BenchResult<()> {
+    use kepatuhan_worker::render::{CertificateData, Renderer};
+    let data = national::generate(&methodology()?, Shape::NATIONAL, o.seed);
+    let rss = |key: &str| -> BenchResult<String> {
+        let status = std::fs::read_to_string("/proc/self/status")?;
+        Ok(status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or("?")
+            .trim()
+            .to_owned())
+    };
+    let before = rss("VmRSS:")?;
+    let renderer = Renderer::new();
+    let certificate = |i: usize| {
+        let units: Vec<_> = data.entities.iter().flat_map(|e| e.units.iter().map(move |u| (e, u))).collect();
+        let (entity, unit) = units[i % units.len()];
+        CertificateData {
+            code: format!("BNCH-{i:04}-0000-0000"),
+            verify_url: format!("https://kepatuhan.ombudsman.go.id/verify/BNCH-{i:04}-0000-0000"),
+            recipient: unit.name.clone(),
+            recipient_detail: Some(entity.name.clone()),
+            year: 2024,
+            score: kepatuhan_core::PublishedScore::new(rust_decimal::Decimal::new(
+                7_000 + i64::try_from(i % 3_000).unwrap_or(0),
+                2,
+            ))
+            .unwrap_or_else(|_| unreachable!("70.00–99.99 is a score")),
+            grade_code: "A".into(),
+            grade_label: "Kualitas Tertinggi".into(),
+            zone: Some(kepatuhan_core::methodology::Zone::Green),
+            rank: Some(format!("Peringkat {} dari 415 kabupaten", i % 415 + 1)),
+            place: "Jakarta".into(),
+            date: chrono::NaiveDate::from_ymd_opt(2024, 12, 10).unwrap_or_default(),
+            signatory_name: "Mokhammad Najih".into(),
+            signatory_title: "Ketua Ombudsman Republik Indonesia".into(),
+        }
+    };
+    // One warm-up render (fonts, template), then the timed ones.
+    renderer.render(&certificate(o.count))?;
+    let started = Instant::now();
+    let mut bytes = 0usize;
+    for i in 0..o.count {
+        bytes += renderer.render(&certificate(i))?.len();
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let per = started.elapsed().as_secs_f64() * 1000.0 / o.count as f64;
+    #[allow(clippy::cast_precision_loss)]
+    let kb = bytes as f64 / 1024.0 / o.count as f64;
+    println!(
+        "{} certificates: {per:.2} ms each on one thread ({:.0}/s), {kb:.1} KB mean; RSS {before} before the renderer, {} after, peak {}",
+        o.count,
+        1000.0 / per,
+        rss("VmRSS:")?,
+        rss("VmHWM:")?
+    );
     Ok(())
 }
 

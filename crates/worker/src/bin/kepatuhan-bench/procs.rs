@@ -45,21 +45,32 @@ pub async fn drop_database(admin: &PgPool, name: &str, smoke: bool) -> BenchResu
     Ok(())
 }
 
-/// The environment both processes get.
+/// The environment both processes get, and where their logs go.
 pub struct Env {
     vars: Vec<(&'static str, String)>,
+    logs: PathBuf,
 }
 
 impl Env {
-    pub fn new(database_url: &str, store: &Path) -> Self {
+    /// Processes over `database_url` storing certificates in `store`; their logs (JSON lines,
+    /// `warn` and above unless `KEPATUHAN_BENCH_LOG` names another filter, e.g. `info`) are
+    /// written to `api.log` and `worker.log` in `logs`.
+    pub fn new(database_url: &str, store: &Path, logs: &Path) -> Self {
+        let filter = std::env::var("KEPATUHAN_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned());
         Self {
             vars: vec![
                 ("KEPATUHAN_DATABASE_URL", database_url.to_owned()),
                 ("KEPATUHAN_CERTIFICATE_STORE", store.display().to_string()),
                 ("KEPATUHAN_LOG_FORMAT", "json".to_owned()),
-                ("RUST_LOG", "warn".to_owned()),
+                ("RUST_LOG", filter),
             ],
+            logs: logs.to_path_buf(),
         }
+    }
+
+    /// A log file for the process `name`.
+    fn log(&self, name: &str) -> BenchResult<Stdio> {
+        Ok(std::fs::File::create(self.logs.join(format!("{name}.log")))?.into())
     }
 
     fn command(&self, program: PathBuf) -> Command {
@@ -162,6 +173,7 @@ impl Service {
             .env("KEPATUHAN_HTTP_ADDR", &addr)
             .env("KEPATUHAN_PUBLIC_BASE_URL", format!("http://{addr}"))
             .stdout(Stdio::null())
+            .stderr(env.log("api")?)
             .spawn()?;
         let base_url = format!("http://{addr}");
         let service = Self { child, base_url };
@@ -180,6 +192,7 @@ impl Service {
             .command(binary(bin, "kepatuhan-worker")?)
             .env("KEPATUHAN_WORKER_METRICS_ADDR", &addr)
             .stdout(Stdio::null())
+            .stderr(env.log("worker")?)
             .spawn()?;
         let base_url = format!("http://{addr}");
         let service = Self { child, base_url };
