@@ -443,7 +443,7 @@ pub async fn recompute_entity_in(
     let loaded = started.elapsed();
     let result = score_cycle(m, &input);
     sqlx::query!(
-        "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2 AND unit_id IN (SELECT id FROM units WHERE entity_id = $3)",
+        "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2 AND unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $3))",
         y,
         revision,
         entity_id
@@ -588,6 +588,16 @@ async fn update_moved_ranks(
     Ok(ids.len())
 }
 
+/// A unit with a verified submission, and its entity.
+struct VerifiedUnit {
+    submission_id: i64,
+    unit_id: i64,
+    entity_id: i64,
+    code: String,
+    kind: String,
+    province_code: Option<String>,
+}
+
 /// Loads a cycle's verified values and survey responses as core inputs: entities (in code
 /// order) with their units, the entities' ids, and where each unit sits.
 async fn load_inputs(
@@ -615,17 +625,37 @@ async fn load_inputs(
         )
     })
     .collect();
-    // Units with a verified submission, grouped by entity.
-    let units = sqlx::query!(
-        r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
-           FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
-           WHERE s.cycle_year = $1 AND s.state = 'verified' AND ($2::bigint IS NULL OR e.id = $2)
-           ORDER BY e.code, u.id"#,
-        y,
-        entity
-    )
-    .fetch_all(&mut **tx)
-    .await?;
+    // Units with a verified submission, grouped by entity. One entity's are looked up from the
+    // entity's unit ids, so the plan stays a few index probes even when the planner's statistics
+    // are stale (as after a national upload, before autovacuum has analyzed the tables).
+    let units = match entity {
+        None => {
+            sqlx::query_as!(
+                VerifiedUnit,
+                r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
+                   FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
+                   WHERE s.cycle_year = $1 AND s.state = 'verified'
+                   ORDER BY e.code, u.id"#,
+                y
+            )
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        Some(entity) => {
+            sqlx::query_as!(
+                VerifiedUnit,
+                r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
+                   FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
+                   WHERE s.cycle_year = $1 AND s.unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $2))
+                     AND s.state = 'verified'
+                   ORDER BY u.id"#,
+                y,
+                entity
+            )
+            .fetch_all(&mut **tx)
+            .await?
+        }
+    };
     // The verified submissions' values and the units' survey tallies, looked up by the ids just
     // read: one plan serves the whole cycle and one entity alike.
     let submission_ids: Vec<i64> = units.iter().map(|u| u.submission_id).collect();
