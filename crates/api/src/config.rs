@@ -36,7 +36,7 @@ pub struct Settings {
 /// Settings of the worker process.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// Jobs run at once per queue (`KEPATUHAN_WORKER_CONCURRENCY`, default 2).
+    /// Jobs run at once per queue (`KEPATUHAN_WORKER_CONCURRENCY`, default 4).
     pub concurrency: usize,
     /// First retry delay in seconds (`KEPATUHAN_WORKER_BACKOFF_SECS`, default 5).
     pub backoff_secs: u64,
@@ -176,7 +176,7 @@ fn worker_settings(
     let concurrency = parse(
         lookup,
         "KEPATUHAN_WORKER_CONCURRENCY",
-        Some(2usize),
+        Some(4usize),
         problems,
     );
     if concurrency == Some(0) {
