@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use kepatuhan_core::methodology::SurveyMethod;
 use kepatuhan_core::scoring::{
-    AnswerInput, CycleInput, EntityInput, Sheet, SurveyTally, UnitInput, deficiencies,
-    score_cycle,
+    AnswerInput, CycleInput, EntityInput, Sheet, SurveyTally, UnitInput, deficiencies, score_cycle,
 };
 use kepatuhan_core::scoring::{FollowUpStatus, Grade, Ranks};
 use kepatuhan_core::{CycleYear, EntityKind, Methodology, PublishedScore};
@@ -399,8 +398,8 @@ pub async fn recompute_cycle_in(
         revision,
         units = units_scored,
         load_ms = loaded.as_millis(),
-        score_ms = (scored - loaded).as_millis(),
-        write_ms = (started.elapsed() - scored).as_millis(),
+        score_ms = between(loaded, scored),
+        write_ms = between(scored, started.elapsed()),
         "cycle recomputed"
     );
     Ok(RecomputeSummary {
@@ -459,37 +458,14 @@ pub async fn recompute_entity_in(
     .write_units(tx, y, revision, input_revision)
     .await?;
 
-    // Every other entity's stored score, and this one's new score, ranked again.
-    let others = sqlx::query!(
-        r#"SELECT r.entity_id, e.kind, e.province_code, r.score, r.national_rank, r.national_of, r.provincial_rank, r.provincial_of
-           FROM entity_results r JOIN entities e ON e.id = r.entity_id
-           WHERE r.cycle_year = $1 AND r.revision = $2 AND r.entity_id <> $3"#,
-        y,
-        revision,
-        entity_id
-    )
-    .fetch_all(&mut **tx)
-    .await?;
+    let units_written = started.elapsed();
     let mine = entity_rows(&entity_ids, &result).into_iter().next();
-    let mut inputs = Vec::with_capacity(others.len() + 1);
-    for o in &others {
-        inputs.push(kepatuhan_core::scoring::RankInput {
-            kind: o.kind.parse().unwrap_or(EntityKind::Regency),
-            province: o.province_code.as_deref(),
-            score: PublishedScore::new(o.score)
-                .map_err(|e| ApiError::Internal(crate::error::InternalError(Box::new(e))))?,
-        });
-    }
-    let my_kind: Option<(EntityKind, Option<String>)> =
-        input.entities.first().map(|e| (e.kind, e.province.clone()));
-    if let (Some(row), Some((kind, province))) = (&mine, &my_kind) {
-        inputs.push(kepatuhan_core::scoring::RankInput {
-            kind: *kind,
-            province: province.as_deref(),
-            score: row.score,
-        });
-    }
-    let ranks = kepatuhan_core::scoring::rank_entities(&inputs);
+    let my_rank_input = match (&mine, input.entities.first()) {
+        (Some(row), Some(e)) => Some((e.kind, e.province.as_deref(), row.score)),
+        _ => None,
+    };
+    let (stored, ranks) = rerank(tx, y, revision, entity_id, my_rank_input).await?;
+    let ranked = started.elapsed();
 
     sqlx::query!(
         "DELETE FROM entity_results WHERE cycle_year = $1 AND revision = $2 AND entity_id = $3",
@@ -500,22 +476,14 @@ pub async fn recompute_entity_in(
     .execute(&mut **tx)
     .await?;
     let entities_scored = match mine {
-        Some(mut row) => {
+        Some(mut row) if my_rank_input.is_some() => {
             if let Some(r) = ranks.last() {
                 row.ranks = *r;
             }
             write_entity_results(tx, y, revision, input_revision, &[row]).await?
         }
-        None => 0,
+        _ => 0,
     };
-    let stored: Vec<StoredRanks> = others
-        .iter()
-        .map(|o| StoredRanks {
-            entity_id: o.entity_id,
-            national: (o.national_rank, o.national_of),
-            provincial: o.provincial_rank.zip(o.provincial_of),
-        })
-        .collect();
     let moved = update_moved_ranks(tx, y, revision, &stored, &ranks).await?;
     mark_current(tx, y, input_revision).await?;
     tracing::info!(
@@ -524,6 +492,9 @@ pub async fn recompute_entity_in(
         entity = entity_id,
         ranks_moved = moved,
         load_ms = loaded.as_millis(),
+        units_ms = between(loaded, units_written),
+        rank_ms = between(units_written, ranked),
+        write_ms = between(ranked, started.elapsed()),
         total_ms = started.elapsed().as_millis(),
         "entity recomputed"
     );
@@ -533,6 +504,59 @@ pub async fn recompute_entity_in(
         units_scored,
         entities_scored,
     }))
+}
+
+/// Milliseconds from one point of a timed run to a later one (for phase logs).
+fn between(from: std::time::Duration, to: std::time::Duration) -> u128 {
+    to.saturating_sub(from).as_millis()
+}
+
+/// Ranks every entity again from the stored scores of all but `entity_id` and, last, `mine`
+/// (that entity's kind, province and new score, if it is scored). Returns the others' stored
+/// ranks and the new ranks, in the same order.
+async fn rerank(
+    tx: &mut Transaction<'_, Postgres>,
+    y: i32,
+    revision: i32,
+    entity_id: i64,
+    mine: Option<(EntityKind, Option<&str>, PublishedScore)>,
+) -> ApiResult<(Vec<StoredRanks>, Vec<Ranks>)> {
+    let others = sqlx::query!(
+        r#"SELECT r.entity_id, e.kind, e.province_code, r.score, r.national_rank, r.national_of, r.provincial_rank, r.provincial_of
+           FROM entity_results r JOIN entities e ON e.id = r.entity_id
+           WHERE r.cycle_year = $1 AND r.revision = $2 AND r.entity_id <> $3"#,
+        y,
+        revision,
+        entity_id
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut inputs = Vec::with_capacity(others.len() + 1);
+    for o in &others {
+        inputs.push(kepatuhan_core::scoring::RankInput {
+            kind: o.kind.parse().unwrap_or(EntityKind::Regency),
+            province: o.province_code.as_deref(),
+            score: PublishedScore::new(o.score)
+                .map_err(|e| ApiError::Internal(crate::error::InternalError(Box::new(e))))?,
+        });
+    }
+    if let Some((kind, province, score)) = mine {
+        inputs.push(kepatuhan_core::scoring::RankInput {
+            kind,
+            province,
+            score,
+        });
+    }
+    let ranks = kepatuhan_core::scoring::rank_entities(&inputs);
+    let stored = others
+        .iter()
+        .map(|o| StoredRanks {
+            entity_id: o.entity_id,
+            national: (o.national_rank, o.national_of),
+            provincial: o.provincial_rank.zip(o.provincial_of),
+        })
+        .collect();
+    Ok((stored, ranks))
 }
 
 /// An entity's ranks as stored.
@@ -588,6 +612,46 @@ async fn update_moved_ranks(
     Ok(ids.len())
 }
 
+/// The units with a verified submission in cycle `y` (of one entity, or all), grouped by entity
+/// in code order.
+async fn verified_units(
+    tx: &mut Transaction<'_, Postgres>,
+    y: i32,
+    entity: Option<i64>,
+) -> ApiResult<Vec<VerifiedUnit>> {
+    // Units with a verified submission, grouped by entity. One entity's are looked up from the
+    // entity's unit ids, so the plan stays a few index probes even when the planner's statistics
+    // are stale (as after a national upload, before autovacuum has analyzed the tables).
+    Ok(match entity {
+        None => {
+            sqlx::query_as!(
+                VerifiedUnit,
+                r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
+                   FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
+                   WHERE s.cycle_year = $1 AND s.state = 'verified'
+                   ORDER BY e.code, u.id"#,
+                y
+            )
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        Some(entity) => {
+            sqlx::query_as!(
+                VerifiedUnit,
+                r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
+                   FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
+                   WHERE s.cycle_year = $1 AND s.unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $2))
+                     AND s.state = 'verified'
+                   ORDER BY u.id"#,
+                y,
+                entity
+            )
+            .fetch_all(&mut **tx)
+            .await?
+        }
+    })
+}
+
 /// A unit with a verified submission, and its entity.
 struct VerifiedUnit {
     submission_id: i64,
@@ -625,37 +689,7 @@ async fn load_inputs(
         )
     })
     .collect();
-    // Units with a verified submission, grouped by entity. One entity's are looked up from the
-    // entity's unit ids, so the plan stays a few index probes even when the planner's statistics
-    // are stale (as after a national upload, before autovacuum has analyzed the tables).
-    let units = match entity {
-        None => {
-            sqlx::query_as!(
-                VerifiedUnit,
-                r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
-                   FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
-                   WHERE s.cycle_year = $1 AND s.state = 'verified'
-                   ORDER BY e.code, u.id"#,
-                y
-            )
-            .fetch_all(&mut **tx)
-            .await?
-        }
-        Some(entity) => {
-            sqlx::query_as!(
-                VerifiedUnit,
-                r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
-                   FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
-                   WHERE s.cycle_year = $1 AND s.unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $2))
-                     AND s.state = 'verified'
-                   ORDER BY u.id"#,
-                y,
-                entity
-            )
-            .fetch_all(&mut **tx)
-            .await?
-        }
-    };
+    let units = verified_units(tx, y, entity).await?;
     // The verified submissions' values and the units' survey tallies, looked up by the ids just
     // read: one plan serves the whole cycle and one entity alike.
     let submission_ids: Vec<i64> = units.iter().map(|u| u.submission_id).collect();

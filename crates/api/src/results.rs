@@ -130,8 +130,7 @@ pub async fn public_cache(
     };
     let key = req.uri().to_string();
     if let Some(kept) = cache.answers.get(&key).await {
-        if kept.at.elapsed() >= cache.refresh_after
-            && !kept.refreshing.swap(true, Ordering::AcqRel)
+        if kept.at.elapsed() >= cache.refresh_after && !kept.refreshing.swap(true, Ordering::AcqRel)
         {
             // This request answers from memory and refreshes the answer for the next ones.
             let answers = cache.answers.clone();

@@ -15,7 +15,10 @@ async fn token_create_prints_only_the_token_on_stdout(pool: PgPool) {
         .expect("a test database")
         .to_owned();
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let url = format!("{}/{db}", base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b));
+    let url = format!(
+        "{}/{db}",
+        base.rsplit_once('/').map_or(base.as_str(), |(b, _)| b)
+    );
     let api = env!("CARGO_BIN_EXE_kepatuhan-api");
     let run = |args: &[&str]| {
         let out = Command::new(api)
