@@ -441,6 +441,7 @@ pub async fn recompute_entity_in(
     let (input, entity_ids, unit_rows) = load_inputs(tx, m, year, Some(entity_id)).await?;
     let loaded = started.elapsed();
     let result = score_cycle(m, &input);
+    let scored = started.elapsed();
     sqlx::query!(
         "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2 AND unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $3))",
         y,
@@ -449,6 +450,7 @@ pub async fn recompute_entity_in(
     )
     .execute(&mut **tx)
     .await?;
+    let deleted = started.elapsed();
     let units_scored = Scored {
         m,
         input: &input,
@@ -492,7 +494,9 @@ pub async fn recompute_entity_in(
         entity = entity_id,
         ranks_moved = moved,
         load_ms = loaded.as_millis(),
-        units_ms = between(loaded, units_written),
+        score_ms = between(loaded, scored),
+        delete_ms = between(scored, deleted),
+        units_ms = between(deleted, units_written),
         rank_ms = between(units_written, ranked),
         write_ms = between(ranked, started.elapsed()),
         total_ms = started.elapsed().as_millis(),

@@ -8,6 +8,7 @@ use log::Level;
 use sqlx_core::bytes::Buf;
 
 use crate::connection::tls::MaybeUpgradeTls;
+use sqlx_core::net::WithSocket;
 use crate::error::Error;
 use crate::message::{
     BackendMessage, BackendMessageFormat, EncodeMessage, FrontendMessage, Notice, Notification,
@@ -44,7 +45,16 @@ impl PgStream {
     pub(super) async fn connect(options: &PgConnectOptions) -> Result<Self, Error> {
         let socket_result = match options.fetch_socket() {
             Some(ref path) => net::connect_uds(path, MaybeUpgradeTls(options)).await?,
-            None => net::connect_tcp(&options.host, options.port, MaybeUpgradeTls(options)).await?,
+            // kepatuhan: Nagle's algorithm off (TCP_NODELAY), as sqlx did before 0.9.0 and does
+            // again upstream after it (transact-rs/sqlx#4335, #4336). Without it a message that
+            // leaves in two writes waits for the server's delayed ACK: ≈ 40 ms per statement with
+            // a large parameter (a recompute's unit rows).
+            None => {
+                let host = options.host.trim_matches(&['[', ']'][..]);
+                let stream = tokio::net::TcpStream::connect((host, options.port)).await?;
+                stream.set_nodelay(true)?;
+                MaybeUpgradeTls(options).with_socket(stream).await
+            }
         };
 
         let socket = socket_result?;
