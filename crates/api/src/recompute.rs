@@ -441,7 +441,7 @@ pub async fn recompute_entity_in(
     let (input, entity_ids, unit_rows) = load_inputs(tx, m, year, Some(entity_id)).await?;
     let loaded = started.elapsed();
     let result = score_cycle(m, &input);
-    let scored = started.elapsed();
+    let score_done = started.elapsed();
     sqlx::query!(
         "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2 AND unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $3))",
         y,
@@ -494,8 +494,8 @@ pub async fn recompute_entity_in(
         entity = entity_id,
         ranks_moved = moved,
         load_ms = loaded.as_millis(),
-        score_ms = between(loaded, scored),
-        delete_ms = between(scored, deleted),
+        score_ms = between(loaded, score_done),
+        delete_ms = between(score_done, deleted),
         units_ms = between(deleted, units_written),
         rank_ms = between(units_written, ranked),
         write_ms = between(ranked, started.elapsed()),
