@@ -139,6 +139,40 @@ pub async fn enqueue<J: Job>(
     enqueue_after(tx, job, idempotency_key, std::time::Duration::ZERO).await
 }
 
+/// Enqueues many jobs of one queue in the caller's transaction with one statement, each with its
+/// idempotency key (a key already queued is skipped, as with [`enqueue`]); returns how many were
+/// added. Workers are woken per job by the queue's insert trigger, as for single jobs.
+pub async fn enqueue_many<J: Job>(
+    tx: &mut Transaction<'_, Postgres>,
+    jobs: &[(J, String)],
+) -> ApiResult<u64> {
+    let mut ids = Vec::with_capacity(jobs.len());
+    let mut payloads = Vec::with_capacity(jobs.len());
+    let mut keys = Vec::with_capacity(jobs.len());
+    for (job, key) in jobs {
+        ids.push(ulid::Ulid::new().to_string());
+        payloads.push(
+            serde_json::to_vec(job)
+                .map_err(|e| ApiError::Internal(crate::error::InternalError(Box::new(e))))?,
+        );
+        keys.push(key.clone());
+    }
+    let inserted = sqlx::query!(
+        r#"INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key)
+           SELECT t.id, $1, t.job, 'Pending', 0, $2, now(), 0, ''::hstore, t.idempotency_key
+           FROM UNNEST($3::text[], $4::bytea[], $5::text[]) AS t(id, job, idempotency_key)
+           ON CONFLICT (job_type, idempotency_key) DO NOTHING"#,
+        J::QUEUE,
+        J::MAX_ATTEMPTS,
+        &ids,
+        &payloads,
+        &keys
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(inserted.rows_affected())
+}
+
 /// Like [`enqueue`], to run no sooner than `delay` from now (retries with backoff).
 pub async fn enqueue_after<J: Job>(
     tx: &mut Transaction<'_, Postgres>,

@@ -104,26 +104,31 @@ async fn issue_in_span(
     .execute(&mut *tx)
     .await
     .map_err(CertificateError::from)?;
-    for r in &recipients {
-        let render = RenderCertificate {
-            year: job.year,
-            revision: job.revision,
-            entity_id: r.entity_id,
-            unit_id: r.unit_id,
-            parent: Some(parent.clone()),
-            force: false,
-        };
-        let key = format!(
-            "render-{}-{}-{}-{}",
-            job.year,
-            job.revision,
-            r.entity_id,
-            r.unit_id.unwrap_or(0)
-        );
-        jobs::enqueue(&mut tx, &render, Some(&key))
-            .await
-            .map_err(CertificateError::from)?;
-    }
+    // One statement for all of them: a national publication fans out ≈ 4,400 jobs.
+    let renders: Vec<(RenderCertificate, String)> = recipients
+        .iter()
+        .map(|r| {
+            let render = RenderCertificate {
+                year: job.year,
+                revision: job.revision,
+                entity_id: r.entity_id,
+                unit_id: r.unit_id,
+                parent: Some(parent.clone()),
+                force: false,
+            };
+            let key = format!(
+                "render-{}-{}-{}-{}",
+                job.year,
+                job.revision,
+                r.entity_id,
+                r.unit_id.unwrap_or(0)
+            );
+            (render, key)
+        })
+        .collect();
+    jobs::enqueue_many(&mut tx, &renders)
+        .await
+        .map_err(CertificateError::from)?;
     tx.commit().await.map_err(CertificateError::from)?;
     tracing::info!(job = %parent, year = job.year, revision = job.revision, certificates = recipients.len(), "certificates fanned out");
     Ok(())
@@ -280,24 +285,18 @@ async fn record(
     .map_err(CertificateError::from)?;
     // The certificate this one replaces: the superseded valid one, or else the latest revoked one
     // (a reissue after revocation), so old verification links point to the new certificate.
-    sqlx::query!(
+    let replaced: Option<String> = sqlx::query_scalar!(
         "UPDATE certificates SET replaced_by = $4
          WHERE id = (SELECT id FROM certificates
                      WHERE cycle_year = $1 AND entity_id = $2 AND unit_id IS NOT DISTINCT FROM $3
                        AND status <> 'valid' AND replaced_by IS NULL AND id <> $4
-                     ORDER BY (id = $5) DESC, id DESC LIMIT 1)",
+                     ORDER BY (id = $5) DESC, id DESC LIMIT 1)
+         RETURNING code",
         year,
         job.entity_id,
         job.unit_id,
         new_id,
         previous.unwrap_or(0)
-    )
-    .execute(&mut *tx)
-    .await
-    .map_err(CertificateError::from)?;
-    let replaced: Option<String> = sqlx::query_scalar!(
-        "SELECT code FROM certificates WHERE replaced_by = $1",
-        new_id
     )
     .fetch_optional(&mut *tx)
     .await
