@@ -47,8 +47,8 @@ pub struct AppState {
     pub methodologies: Arc<Vec<Methodology>>,
     /// Where certificate PDFs are stored.
     pub store: Arc<dyn object_store::ObjectStore>,
-    /// Base URL of the public verification pages.
-    pub public_base_url: String,
+    /// Base URL of the public verification pages (shared: the state is cloned per request).
+    pub public_base_url: Arc<str>,
     /// Largest accepted request body (also what the idempotency layer buffers at most).
     pub max_body_bytes: usize,
     /// Anonymous answers about published results, by URI, for a moment (`None`: off).
@@ -73,7 +73,7 @@ impl AppState {
             pool,
             methodologies: Arc::new(methodologies),
             store: Arc::new(object_store::memory::InMemory::new()),
-            public_base_url: "http://127.0.0.1:8080".to_owned(),
+            public_base_url: Arc::from("http://127.0.0.1:8080"),
             max_body_bytes: 16 * 1024 * 1024,
             public_cache: None,
         })
@@ -83,7 +83,7 @@ impl AppState {
     pub fn configured(pool: PgPool, settings: &config::Settings) -> Result<Self, String> {
         Ok(Self {
             store: storage::open(&settings.certificate_store)?,
-            public_base_url: settings.public_base_url.clone(),
+            public_base_url: Arc::from(settings.public_base_url.as_str()),
             max_body_bytes: settings.max_body_bytes,
             public_cache: results::PublicCache::new(settings.public_cache),
             ..Self::new(pool)?

@@ -31,7 +31,9 @@ use crate::auth::Actor;
 /// requests for it wait for one computation instead of all asking the database at once.
 #[derive(Clone)]
 pub struct PublicCache {
-    answers: moka::future::Cache<String, Cached>,
+    /// Behind an `Arc`: the state is cloned several times per request, and cloning a moka
+    /// cache itself (its handles and channels) took a quarter of the api's CPU under load.
+    answers: std::sync::Arc<moka::future::Cache<String, Cached>>,
     /// Age after which a served answer is refreshed in the background.
     refresh_after: std::time::Duration,
 }
@@ -64,10 +66,12 @@ impl PublicCache {
     /// A cache whose answers live `ttl` (`None` when `ttl` is zero: no cache).
     pub fn new(ttl: std::time::Duration) -> Option<Self> {
         (!ttl.is_zero()).then(|| Self {
-            answers: moka::future::Cache::builder()
-                .max_capacity(2_000)
-                .time_to_live(ttl)
-                .build(),
+            answers: std::sync::Arc::new(
+                moka::future::Cache::builder()
+                    .max_capacity(2_000)
+                    .time_to_live(ttl)
+                    .build(),
+            ),
             refresh_after: ttl / 2,
         })
     }
