@@ -137,6 +137,39 @@ pub fn year(raw: i64) -> ApiResult<CycleYear> {
     CycleYear::new(raw).map_err(|_| ApiError::NotFound(format!("no cycle {raw}")))
 }
 
+/// What the results endpoints need of a cycle.
+#[derive(Debug, Clone)]
+pub struct CycleHead {
+    /// The year.
+    pub year: CycleYear,
+    /// Methodology code.
+    pub methodology: String,
+    /// Lifecycle state.
+    pub state: CycleState,
+    /// The current results revision.
+    pub results_revision: i32,
+}
+
+/// A cycle's state and current results revision, or 404 (public callers see published cycles
+/// only): [`load`] without counting the sample, for the results endpoints read on every page
+/// of the public rankings.
+pub async fn head(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult<CycleHead> {
+    let row = sqlx::query!(
+        "SELECT methodology_code, state, results_revision FROM cycles WHERE year = $1",
+        i32::from(year.get())
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .filter(|r| !matches!(actor, Actor::Public) || r.state == "published")
+    .ok_or_else(|| ApiError::NotFound(format!("no cycle {year}")))?;
+    Ok(CycleHead {
+        year,
+        methodology: row.methodology_code,
+        state: CycleState::parse(&row.state),
+        results_revision: row.results_revision,
+    })
+}
+
 /// Loads a cycle, or 404. Public callers see published cycles only.
 pub async fn load(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult<Cycle> {
     let y = i32::from(year.get());

@@ -191,7 +191,7 @@ async fn visible(
     actor: &Actor,
     raw: i64,
 ) -> ApiResult<(CycleYear, i32, Option<Vec<String>>, String)> {
-    let cycle = cycles::load(state, actor, cycles::year(raw)?).await?;
+    let cycle = cycles::head(state, actor, cycles::year(raw)?).await?;
     let provinces = if cycle.state == CycleState::Published {
         None
     } else {
