@@ -381,6 +381,37 @@ async fn write_values(
     Ok(())
 }
 
+/// Inserts a draft submission of `unit_id` in cycle `y` with its `created` audit entry and its
+/// values, inside the caller's transaction. Returns its id and version, or `None` when the unit
+/// already has a submission in that cycle (the transaction is then aborted: the caller answers
+/// with its own problem).
+async fn insert_draft(
+    tx: &mut Transaction<'_, Postgres>,
+    actor_id: i64,
+    y: i32,
+    unit_id: i64,
+    values: &[ValueInput],
+) -> ApiResult<Option<(i64, i32)>> {
+    let inserted = sqlx::query!(
+        "INSERT INTO submissions (cycle_year, unit_id, created_by) VALUES ($1, $2, $3) RETURNING id, version",
+        y,
+        unit_id,
+        actor_id
+    )
+    .fetch_one(&mut **tx)
+    .await;
+    let row = match inserted {
+        Ok(row) => row,
+        Err(sqlx::Error::Database(db)) if db.constraint() == Some("submissions_one_per_unit") => {
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    audit(tx, actor_id, row.id, "created", None, None, None).await?;
+    write_values(tx, actor_id, row.id, values).await?;
+    Ok(Some((row.id, row.version)))
+}
+
 async fn audit(
     tx: &mut Transaction<'_, Postgres>,
     actor_id: i64,
@@ -507,22 +538,16 @@ async fn create(
     let m = methodology(&state, &cycle.methodology)?;
     validate_values(m, &body.values, "values")?;
     let mut tx = state.pool.begin().await?;
-    let id = sqlx::query_scalar!(
-        "INSERT INTO submissions (cycle_year, unit_id, created_by) VALUES ($1, $2, $3) RETURNING id",
-        y,
-        body.unit_id,
-        actor_id
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.constraint() == Some("submissions_one_per_unit") => {
-            ApiError::conflict("submission-exists", format!("unit {} already has a submission in {}", body.unit_id, cycle.year))
-        }
-        _ => e.into(),
-    })?;
-    audit(&mut tx, actor_id, id, "created", None, None, None).await?;
-    write_values(&mut tx, actor_id, id, &body.values).await?;
+    let Some((id, _)) = insert_draft(&mut tx, actor_id, y, body.unit_id, &body.values).await?
+    else {
+        return Err(ApiError::conflict(
+            "submission-exists",
+            format!(
+                "unit {} already has a submission in {}",
+                body.unit_id, cycle.year
+            ),
+        ));
+    };
     tx.commit().await?;
     let s = read(&state, &actor, id).await?;
     let location = format!("/api/v1/submissions/{id}");
@@ -615,26 +640,21 @@ async fn bulk_create(
     let mut tx = state.pool.begin().await?;
     let mut created = Vec::with_capacity(body.len());
     for (i, item) in body.iter().enumerate() {
-        let row = sqlx::query!(
-            "INSERT INTO submissions (cycle_year, unit_id, created_by) VALUES ($1, $2, $3) RETURNING id, version",
-            y,
-            item.unit_id,
-            actor_id
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.constraint() == Some("submissions_one_per_unit") => {
-                ApiError::field(format!("[{i}].unit_id"), format!("unit {} already has a submission in {}", item.unit_id, cycle.year))
-            }
-            _ => e.into(),
-        })?;
-        audit(&mut tx, actor_id, row.id, "created", None, None, None).await?;
-        write_values(&mut tx, actor_id, row.id, &item.values).await?;
+        let Some((id, version)) =
+            insert_draft(&mut tx, actor_id, y, item.unit_id, &item.values).await?
+        else {
+            return Err(ApiError::field(
+                format!("[{i}].unit_id"),
+                format!(
+                    "unit {} already has a submission in {}",
+                    item.unit_id, cycle.year
+                ),
+            ));
+        };
         created.push(CreatedDraft {
-            id: row.id,
+            id,
             unit_id: item.unit_id,
-            version: row.version,
+            version,
         });
     }
     tx.commit().await?;

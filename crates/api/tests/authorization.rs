@@ -42,16 +42,7 @@ async fn setup(app: &TestApp) -> (Roles, i64, i64) {
     .await
     .assert_ok();
     let sample = app.get("/api/v1/cycles/2025/sample", admin).await.body;
-    let unit = |entity: &str| {
-        sample
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|u| u["entity_code"] == entity)
-            .unwrap()["unit_id"]
-            .as_i64()
-            .unwrap()
-    };
+    let unit = |entity: &str| common::sampled_unit(&sample, entity);
     let (bangka, jaksel) = (unit("19.01"), unit("31.71"));
     let assessor_id = app.actor_id(&roles.assessor).await;
     app.post(

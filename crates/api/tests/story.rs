@@ -743,16 +743,7 @@ async fn an_office_uploads_many_drafts_at_once_all_or_nothing(pool: PgPool) {
         .get("/api/v1/cycles/2024/sample", Some(&admin))
         .await
         .body;
-    let unit = |entity: &str| {
-        sampled
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|u| u["entity_code"] == entity)
-            .unwrap()["unit_id"]
-            .as_i64()
-            .unwrap()
-    };
+    let unit = |entity: &str| common::sampled_unit(&sampled, entity);
     app.post(
         "/api/v1/cycles/2024/transitions",
         Some(&admin),

@@ -239,3 +239,15 @@ async fn read(response: reqwest::Response) -> Reply {
         text,
     }
 }
+
+/// The unit id of `entity`'s sampled unit in a `GET /cycles/{year}/sample` answer.
+pub fn sampled_unit(sample: &Value, entity: &str) -> i64 {
+    sample
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["entity_code"] == entity)
+        .unwrap_or_else(|| panic!("no sampled unit of {entity} in {sample}"))["unit_id"]
+        .as_i64()
+        .unwrap()
+}
