@@ -715,12 +715,12 @@ fn render(o: &Options) -> BenchResult<()> {
     };
     let before = rss("VmRSS:")?;
     let renderer = Renderer::new();
+    let units: Vec<_> = data
+        .entities
+        .iter()
+        .flat_map(|e| e.units.iter().map(move |u| (e, u)))
+        .collect();
     let certificate = |i: usize| {
-        let units: Vec<_> = data
-            .entities
-            .iter()
-            .flat_map(|e| e.units.iter().map(move |u| (e, u)))
-            .collect();
         let (entity, unit) = units[i % units.len()];
         CertificateData {
             code: format!("BNCH-{i:04}-0000-0000"),
