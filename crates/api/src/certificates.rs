@@ -23,7 +23,7 @@ use crate::auth::Actor;
 use crate::cycles;
 use crate::error::{ApiError, ApiResult, InternalError};
 use crate::extract::{Json, Path};
-use crate::jobs::{self, RenderCertificate};
+use crate::jobs::{self, Recipient, RenderCertificates};
 use crate::problem::Problem;
 
 /// Routes under `/api/v1`.
@@ -310,11 +310,13 @@ async fn reissue(
     .fetch_one(&state.pool)
     .await?;
     let year = cycles::year(i64::from(row.cycle_year))?;
-    let job = RenderCertificate {
+    let job = RenderCertificates {
         year: year.get(),
         revision: cycle.results_revision,
-        entity_id: cycle.entity_id,
-        unit_id: row.unit_id,
+        recipients: vec![Recipient {
+            entity_id: cycle.entity_id,
+            unit_id: row.unit_id,
+        }],
         parent: None,
         force: true,
     };

@@ -91,7 +91,7 @@ impl Job for Recompute {
 }
 
 /// Issue the certificates of a published cycle's results revision: a fan-out of one
-/// [`RenderCertificate`] job per recipient whose valid certificate is missing or outdated.
+/// [`RenderCertificates`] job per batch of recipients whose valid certificate is missing or outdated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueCertificates {
     /// The cycle year.
@@ -107,25 +107,33 @@ impl Job for IssueCertificates {
     const QUEUE: &'static str = "certificates";
 }
 
-/// Render one certificate: an entity's, or a unit's (`unit_id`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RenderCertificate {
-    /// The cycle year.
-    pub year: u16,
-    /// The results revision to state.
-    pub revision: i32,
+/// One certificate's recipient: an entity, or one of its units (`unit_id`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
     /// The entity.
     pub entity_id: i64,
     /// The unit, for a unit's certificate.
     pub unit_id: Option<i64>,
-    /// The fan-out job whose progress this counts towards.
+}
+
+/// Render certificates: one recipient (a reissue), or a batch of a fan-out. A batch shares its
+/// queries, its job bookkeeping and the transaction that records its certificates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenderCertificates {
+    /// The cycle year.
+    pub year: u16,
+    /// The results revision to state.
+    pub revision: i32,
+    /// Whose certificates, in order.
+    pub recipients: Vec<Recipient>,
+    /// The fan-out job whose progress these count towards.
     pub parent: Option<String>,
     /// Render even if a valid certificate with the same result exists (reissue).
     #[serde(default)]
     pub force: bool,
 }
 
-impl Job for RenderCertificate {
+impl Job for RenderCertificates {
     const QUEUE: &'static str = "certificate-render";
 }
 
@@ -140,11 +148,11 @@ pub async fn enqueue<J: Job>(
 }
 
 /// Enqueues many jobs of one queue in the caller's transaction with one statement, each with its
-/// idempotency key (a key already queued is skipped, as with [`enqueue`]); returns how many were
-/// added. Workers are woken per job by the queue's insert trigger, as for single jobs.
+/// optional idempotency key (a key already queued is skipped, as with [`enqueue`]); returns how
+/// many were added. Workers are woken per job by the queue's insert trigger, as for single jobs.
 pub async fn enqueue_many<J: Job>(
     tx: &mut Transaction<'_, Postgres>,
-    jobs: &[(J, String)],
+    jobs: &[(J, Option<String>)],
 ) -> ApiResult<u64> {
     let mut ids = Vec::with_capacity(jobs.len());
     let mut payloads = Vec::with_capacity(jobs.len());
@@ -166,7 +174,7 @@ pub async fn enqueue_many<J: Job>(
         J::MAX_ATTEMPTS,
         &ids,
         &payloads,
-        &keys
+        &keys as &[Option<String>]
     )
     .execute(&mut **tx)
     .await?;

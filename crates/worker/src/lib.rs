@@ -25,7 +25,7 @@ use std::time::Duration;
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
 use kepatuhan_api::AppState;
-use kepatuhan_api::jobs::{IssueCertificates, Job, Recompute, RenderCertificate};
+use kepatuhan_api::jobs::{IssueCertificates, Job, Recompute, RenderCertificates};
 
 /// Tunables of a worker process.
 #[derive(Debug, Clone)]
@@ -103,7 +103,7 @@ pub async fn run(
         .data(state.clone())
         .build(certificates::issue);
     let render = WorkerBuilder::new(format!("{}-certificate-render", config.name))
-        .backend(storage_for::<RenderCertificate>(&state))
+        .backend(storage_for::<RenderCertificates>(&state))
         .concurrency(config.concurrency)
         .data(state.clone())
         .data(std::sync::Arc::new(render::Renderer::new()))

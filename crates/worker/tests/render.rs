@@ -99,6 +99,31 @@ fn the_qr_code_decodes_to_the_verification_url() {
     assert_eq!(content, c.verify_url);
 }
 
+#[test]
+fn a_batch_gives_each_certificate_its_own_pdf() {
+    let renderer = Renderer::new();
+    let mut batch = vec![
+        data("Pemerintah Kabupaten Bangka", None),
+        data("Dinas Kesehatan", Some("Pemerintah Kota Pangkalpinang")),
+        data("Kementerian Agama", None),
+    ];
+    batch[1].code = "ABCD-EFGH-JKMN-PQRS".into();
+    batch[1].score = PublishedScore::new(Decimal::new(8150, 2)).unwrap();
+    let pdfs = renderer.render_many(&batch).unwrap();
+    assert_eq!(pdfs.len(), 3);
+    let texts: Vec<String> = pdfs.iter().map(|pdf| text_of(pdf)).collect();
+    assert!(texts[0].contains("Pemerintah Kabupaten Bangka"));
+    assert!(!texts[0].contains("Kementerian Agama"), "{}", texts[0]);
+    assert!(
+        texts[1].contains("Dinas Kesehatan") && texts[1].contains("Pemerintah Kota Pangkalpinang")
+    );
+    assert!(texts[1].contains("81,50") && texts[1].contains("ABCD-EFGH-JKMN-PQRS"));
+    assert!(!texts[1].contains("93,71"), "{}", texts[1]);
+    assert!(texts[2].contains("Kementerian Agama"));
+    // Rendered alone, a certificate says the same as in its batch.
+    assert_eq!(text_of(&renderer.render(&batch[1]).unwrap()), texts[1]);
+}
+
 /// Writes a sample certificate as PDF and PNG when `CERTIFICATE_SAMPLE_DIR` is set (to look at it).
 #[test]
 fn sample_for_review() {
