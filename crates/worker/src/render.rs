@@ -188,15 +188,45 @@ pub fn zone_label(zone: Zone) -> String {
     format!("Zona {}", zone.label_id())
 }
 
-/// An SVG QR code for a URL.
+/// Modules of white space around a QR code (the standard's quiet zone).
+const QR_QUIET_ZONE: usize = 4;
+
+/// An SVG QR code for a URL: error correction level M, the mask chosen by the standard's
+/// penalty rules, a quiet zone of four modules. Each run of dark modules in a row is one
+/// rectangle, which keeps the page's content stream (and its compression) small.
 pub fn qr_svg(text: &str) -> Result<String, RenderError> {
-    let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M)
+    use std::fmt::Write;
+    let code = fast_qr::QRBuilder::new(text.as_bytes())
+        .ecl(fast_qr::ECL::M)
+        .build()
         .map_err(|e| RenderError::Qr(e.to_string()))?;
-    Ok(code
-        .render::<qrcode::render::svg::Color<'_>>()
-        .quiet_zone(true)
-        .min_dimensions(240, 240)
-        .build())
+    let n = code.size;
+    let side = n + 2 * QR_QUIET_ZONE;
+    let mut path = String::with_capacity(8 * n * n);
+    for y in 0..n {
+        let row = &code[y];
+        let mut x = 0;
+        while x < n {
+            if !row[x].value() {
+                x += 1;
+                continue;
+            }
+            let start = x;
+            while x < n && row[x].value() {
+                x += 1;
+            }
+            let run = x - start;
+            let _ = write!(
+                path,
+                "M{} {}h{run}v1h-{run}z",
+                start + QR_QUIET_ZONE,
+                y + QR_QUIET_ZONE
+            );
+        }
+    }
+    Ok(format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {side} {side}" shape-rendering="crispEdges"><rect width="{side}" height="{side}" fill="#fff"/><path fill="#000" d="{path}"/></svg>"##
+    ))
 }
 
 /// Compilations whose memoized results typst keeps (older ones are evicted after each batch).
