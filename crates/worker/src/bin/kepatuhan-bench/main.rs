@@ -711,7 +711,7 @@ fn fresh_store(db: &str) -> PathBuf {
         std::env::temp_dir()
     };
     let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
-    Ok(base.join(format!("{db}-certificates-{stamp}-{}", std::process::id())))
+    base.join(format!("{db}-certificates-{stamp}-{}", std::process::id()))
 }
 
 async fn check_sql(o: &Options) -> BenchResult<()> {
