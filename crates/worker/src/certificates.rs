@@ -255,14 +255,18 @@ async fn record(
         .map(|p| (p.recipient.entity_id, p.recipient.unit_id))
         .unzip();
     let mut tx = state.pool.begin().await.map_err(CertificateError::from)?;
-    // The recipients' valid certificates, locked in id order: concurrent renders of one
-    // recipient serialize here.
+    // The recipients' valid certificates, locked (in the batch's recipient order, as every
+    // batch is cut from one ordered list): concurrent renders of one recipient serialize here.
+    // One index lookup per recipient (`certificates_one_valid`); a join let the planner, which
+    // has no statistics for a table filled during the run, scan every certificate per batch.
     let current = sqlx::query!(
-        "SELECT c.id, c.entity_id, c.unit_id FROM certificates c
-         JOIN UNNEST($2::bigint[], $3::bigint[]) AS r(entity_id, unit_id)
-           ON c.entity_id = r.entity_id AND COALESCE(c.unit_id, 0) = COALESCE(r.unit_id, 0)
-         WHERE c.cycle_year = $1 AND c.status = 'valid'
-         ORDER BY c.id FOR UPDATE OF c",
+        r#"SELECT c.id AS "id!", c.entity_id AS "entity_id!", c.unit_id
+           FROM UNNEST($2::bigint[], $3::bigint[]) AS r(entity_id, unit_id)
+           CROSS JOIN LATERAL (
+               SELECT v.id, v.entity_id, v.unit_id FROM certificates v
+               WHERE v.cycle_year = $1 AND v.status = 'valid'
+                 AND v.entity_id = r.entity_id AND COALESCE(v.unit_id, 0) = COALESCE(r.unit_id, 0)
+               FOR UPDATE) c"#,
         year,
         &entities,
         &units as &[Option<i64>]
