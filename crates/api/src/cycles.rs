@@ -372,9 +372,14 @@ async fn transition(
     .await?;
     let mut job_id = None;
     match body.to {
-        // Publishing freezes results computed from exactly the verified inputs.
+        // Publishing freezes results computed from exactly the verified inputs: the stored
+        // ones when they reflect every input (the usual case, after the recompute that closing
+        // the collection enqueued), else freshly recomputed ones.
         CycleState::Published => {
-            let summary = recompute::recompute_cycle_in(&mut tx, &state, year).await?;
+            let summary = match recompute::current_results_in(&mut tx, year).await? {
+                Some(current) => current,
+                None => recompute::recompute_cycle_in(&mut tx, &state, year).await?,
+            };
             // Certificates for the frozen results, once per revision.
             let job = jobs::IssueCertificates {
                 year: year.get(),

@@ -358,6 +358,33 @@ async fn mark_current(
     Ok(())
 }
 
+/// The stored results of a cycle when they reflect its latest inputs (the caller holds the
+/// cycle's row lock, so none can change meanwhile); `None` when they must be recomputed. Every
+/// change of a cycle's inputs moves its `input_revision` (verifications, corrections, survey
+/// responses, follow-ups); its sample and methodology are fixed once collection is closed.
+pub async fn current_results_in(
+    tx: &mut Transaction<'_, Postgres>,
+    year: CycleYear,
+) -> ApiResult<Option<RecomputeSummary>> {
+    let current = sqlx::query!(
+        r#"SELECT c.results_revision, c.input_revision,
+                  (SELECT count(*) FROM unit_results r WHERE r.cycle_year = c.year AND r.revision = c.results_revision) AS "units!",
+                  (SELECT count(*) FROM entity_results r WHERE r.cycle_year = c.year AND r.revision = c.results_revision) AS "entities!"
+           FROM cycles c WHERE c.year = $1 AND c.results_input_revision = c.input_revision"#,
+        i32::from(year.get())
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(current
+        .filter(|c| c.entities > 0)
+        .map(|c| RecomputeSummary {
+            revision: c.results_revision,
+            input_revision: c.input_revision,
+            units_scored: usize::try_from(c.units).unwrap_or(0),
+            entities_scored: usize::try_from(c.entities).unwrap_or(0),
+        }))
+}
+
 /// Recomputes inside the caller's transaction (the caller holds the cycle's row lock).
 pub async fn recompute_cycle_in(
     tx: &mut Transaction<'_, Postgres>,

@@ -316,7 +316,15 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
         .await;
     r.assert_ok();
 
-    // Publish and read the public results.
+    // Publish and read the public results. They reflect every input already, so publishing
+    // freezes them as they are instead of computing them again.
+    let computed_at = || {
+        sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+            "SELECT max(computed_at) FROM entity_results WHERE cycle_year = 2023",
+        )
+        .fetch_one(&pool)
+    };
+    let before = computed_at().await.unwrap();
     app.post(
         "/api/v1/cycles/2023/transitions",
         Some(&admin),
@@ -324,6 +332,11 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
     )
     .await
     .assert_ok();
+    assert_eq!(
+        computed_at().await.unwrap(),
+        before,
+        "results frozen as computed"
+    );
     app.post(
         "/api/v1/cycles/2023/transitions",
         Some(&admin),

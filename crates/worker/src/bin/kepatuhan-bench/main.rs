@@ -19,6 +19,10 @@ mod baselines;
 mod national;
 mod procs;
 
+/// The worker's allocator, so that `render` times what the worker does.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
