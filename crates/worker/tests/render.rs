@@ -149,3 +149,22 @@ fn sample_for_review() {
         .save_png(format!("{dir}/certificate.png"))
         .unwrap();
 }
+
+#[test]
+fn even_an_absurdly_long_name_keeps_a_certificate_on_one_page() {
+    // The batch's pages map one to one to its certificates (a mismatch is an error).
+    let renderer = Renderer::new();
+    let absurd = "Unit Pelayanan Terpadu ".repeat(150);
+    let batch = vec![
+        data(&absurd, Some("Pemerintah Kabupaten Bangka")),
+        data("Pemerintah Kabupaten Bangka", None),
+    ];
+    let doc = renderer.document(&batch[0]).unwrap();
+    assert_eq!(doc.pages().len(), 1);
+    let pdfs = renderer
+        .render_many(&batch)
+        .map_err(|e| e.to_string())
+        .unwrap();
+    assert_eq!(pdfs.len(), 2);
+    assert!(text_of(&pdfs[1]).contains("Pemerintah Kabupaten Bangka"));
+}
