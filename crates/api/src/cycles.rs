@@ -150,6 +150,12 @@ pub struct CycleHead {
     pub results_revision: i32,
 }
 
+/// Whether the caller sees cycles that are not published yet: anyone signed in; the public sees
+/// published cycles only.
+fn sees_unpublished(actor: &Actor) -> bool {
+    !matches!(actor, Actor::Public)
+}
+
 /// A cycle's state and current results revision, or 404 (public callers see published cycles
 /// only): [`load`] without counting the sample, for the results endpoints read on every page
 /// of the public rankings.
@@ -160,7 +166,7 @@ pub async fn head(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult
     )
     .fetch_optional(&state.pool)
     .await?
-    .filter(|r| !matches!(actor, Actor::Public) || r.state == "published")
+    .filter(|r| sees_unpublished(actor) || r.state == "published")
     .ok_or_else(|| ApiError::NotFound(format!("no cycle {year}")))?;
     Ok(CycleHead {
         year,
@@ -181,7 +187,7 @@ pub async fn load(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult
     )
     .fetch_optional(&state.pool)
     .await?
-    .filter(|r| !matches!(actor, Actor::Public) || r.state == "published")
+    .filter(|r| sees_unpublished(actor) || r.state == "published")
     .ok_or_else(|| ApiError::NotFound(format!("no cycle {year}")))?;
     Ok(Cycle {
         year,
@@ -279,7 +285,7 @@ async fn create(
 async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Cycle>>> {
     let years = sqlx::query_scalar!(
         "SELECT year FROM cycles WHERE $1 OR state = 'published' ORDER BY year DESC",
-        !matches!(actor, Actor::Public)
+        sees_unpublished(&actor)
     )
     .fetch_all(&state.pool)
     .await?;

@@ -79,16 +79,12 @@ struct Shared {
     batch: FileId,
 }
 
-/// The world of one batch: the shared parts, the batch's JSON and its QR codes.
+/// The world of one batch: the shared parts, the batch's JSON and its QR codes (the i-th
+/// certificate's at `/qr/<i>.svg`, with its file id).
 struct BatchWorld<'a> {
     shared: &'a Shared,
     batch: Bytes,
-    qrs: Vec<Bytes>,
-}
-
-/// The path of the i-th certificate's QR code in a batch's world.
-fn qr_path(i: usize) -> String {
-    format!("/qr/{i}.svg")
+    qrs: Vec<(FileId, Bytes)>,
 }
 
 fn file_id(path: &str) -> FileId {
@@ -124,8 +120,7 @@ impl World for BatchWorld<'_> {
         }
         self.qrs
             .iter()
-            .enumerate()
-            .find(|(i, _)| file_id(&qr_path(*i)) == id)
+            .find(|(qr_id, _)| *qr_id == id)
             .map(|(_, qr)| qr.clone())
             .ok_or(FileError::AccessDenied)
     }
@@ -320,8 +315,15 @@ impl Renderer {
             batch: Bytes::new(batch.to_string().into_bytes()),
             qrs: certificates
                 .iter()
-                .map(|c| qr_svg(&c.verify_url).map(|qr| Bytes::new(qr.into_bytes())))
-                .collect::<Result<_, _>>()?,
+                .enumerate()
+                .map(|(i, c)| {
+                    let qr = qr_svg(&c.verify_url)?;
+                    Ok((
+                        file_id(&format!("/qr/{i}.svg")),
+                        Bytes::new(qr.into_bytes()),
+                    ))
+                })
+                .collect::<Result<_, RenderError>>()?,
         };
         let compiled = typst::compile::<PagedDocument>(&world).output;
         typst::comemo::evict(MEMO_MAX_AGE);
