@@ -147,6 +147,12 @@ pub async fn enqueue<J: Job>(
     enqueue_after(tx, job, idempotency_key, std::time::Duration::ZERO).await
 }
 
+/// A job's payload as apalis stores it (JSON bytes, the codec the worker decodes with).
+fn payload<J: Job>(job: &J) -> ApiResult<Vec<u8>> {
+    serde_json::to_vec(job)
+        .map_err(|e| ApiError::Internal(crate::error::InternalError(Box::new(e))))
+}
+
 /// Enqueues many jobs of one queue in the caller's transaction with one statement, each with its
 /// optional idempotency key (a key already queued is skipped, as with [`enqueue`]); returns how
 /// many were added. Workers are woken per job by the queue's insert trigger, as for single jobs.
@@ -159,10 +165,7 @@ pub async fn enqueue_many<J: Job>(
     let mut keys = Vec::with_capacity(jobs.len());
     for (job, key) in jobs {
         ids.push(ulid::Ulid::new().to_string());
-        payloads.push(
-            serde_json::to_vec(job)
-                .map_err(|e| ApiError::Internal(crate::error::InternalError(Box::new(e))))?,
-        );
+        payloads.push(payload(job)?);
         keys.push(key.clone());
     }
     let inserted = sqlx::query!(
@@ -193,8 +196,7 @@ pub async fn enqueue_after<J: Job>(
         days: 0,
         microseconds: i64::try_from(delay.as_micros()).unwrap_or(i64::MAX),
     };
-    let payload = serde_json::to_vec(job)
-        .map_err(|e| ApiError::Internal(crate::error::InternalError(Box::new(e))))?;
+    let payload = payload(job)?;
     let id = ulid::Ulid::new().to_string();
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, metadata, idempotency_key)
