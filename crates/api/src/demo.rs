@@ -13,8 +13,10 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::auth;
-use crate::config::Settings;
-use crate::{AppState, build_router};
+use kepatuhan_app::App;
+use kepatuhan_app::config::Settings;
+
+use crate::build;
 
 /// Tokens created for the demo (shown once).
 #[derive(Debug)]
@@ -108,33 +110,33 @@ impl Client {
 }
 
 /// Loads the demo dataset unless the 2025 cycle already exists. Returns the tokens it created.
-pub async fn seed_demo(state: &AppState, settings: &Settings) -> DemoResult<Option<DemoTokens>> {
+pub async fn seed_demo(app: &App, settings: &Settings) -> DemoResult<Option<DemoTokens>> {
     let exists = sqlx::query_scalar!("SELECT year FROM cycles WHERE year = 2025")
-        .fetch_optional(&state.pool)
+        .fetch_optional(&app.pool)
         .await?;
     if exists.is_some() {
         return Ok(None);
     }
     let (_, admin) =
-        auth::create_actor_with_token(&state.pool, "Demo HQ administrator", "admin", None).await?;
+        auth::create_actor_with_token(&app.pool, "Demo HQ administrator", "admin", None).await?;
     let api = Client {
-        app: build_router(state.clone(), settings),
+        app: build(app.clone(), settings),
         token: admin.secret.clone(),
     };
     load_reference(&api).await?;
     import_2024(&api).await?;
     let (_, office) = auth::create_actor_with_token(
-        &state.pool,
+        &app.pool,
         "Demo Perwakilan Babel",
         "office",
         Some("babel"),
     )
     .await?;
     let (assessor_id, assessor) =
-        auth::create_actor_with_token(&state.pool, "Demo asisten Babel", "assessor", Some("babel"))
+        auth::create_actor_with_token(&app.pool, "Demo asisten Babel", "assessor", Some("babel"))
             .await?;
     let babel_units = open_2025(&api, assessor_id).await?;
-    let m = state
+    let m = app
         .methodology("ori-2025")
         .ok_or("ori-2025 is not shipped")?;
     let field = Client {
@@ -146,9 +148,11 @@ pub async fn seed_demo(state: &AppState, settings: &Settings) -> DemoResult<Opti
         token: office.secret.clone(),
     };
     fill_submissions(m, &field, &reviewer, &babel_units).await?;
-    crate::recompute::recompute_cycle(
-        state,
-        kepatuhan_core::CycleYear::new(2025).map_err(|e| e.to_string())?,
+    kepatuhan_app::recompute::recompute_cycle(
+        app,
+        kepatuhan_core::CycleYear::new(2025)
+            .map_err(|e| e.to_string())?
+            .into(),
     )
     .await
     .map_err(|e| e.to_string())?;

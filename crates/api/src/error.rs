@@ -3,6 +3,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use kepatuhan_app::AppError;
+
 use crate::problem::{FieldError, Problem};
 
 /// Everything a handler can fail with.
@@ -64,6 +66,28 @@ pub struct InternalError(pub Box<dyn std::error::Error + Send + Sync>);
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Internal(InternalError(Box::new(e)))
+    }
+}
+
+/// The one mapping from the application's errors to HTTP problems.
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::CycleNotFound(key) => ApiError::NotFound(format!("no cycle {key}")),
+            AppError::ResultsFrozen(key) => ApiError::conflict(
+                "results-frozen",
+                format!(
+                    "the results of {key} are published and frozen; correct them with POST /cycles/{key}/corrections"
+                ),
+            ),
+            AppError::UnknownMethodology(_) => {
+                ApiError::conflict("unknown-methodology", e.to_string())
+            }
+            AppError::Config(_)
+            | AppError::Database(_)
+            | AppError::Encode(_)
+            | AppError::Inconsistent(_) => ApiError::Internal(InternalError(Box::new(e))),
+        }
     }
 }
 

@@ -1,97 +1,60 @@
-//! The kepatuhan REST service: reference data, assessment cycles, submissions, survey responses,
-//! results and jobs over Postgres, with bearer-token access control and problem+json errors.
+//! The kepatuhan REST service: HTTP only. Reference data, assessment cycles, submissions, survey
+//! responses, results, certificates, webhooks and jobs over the application layer
+//! (`kepatuhan-app`), with bearer-token access control and problem+json errors.
 //!
-//! One file per concern: [`config`] (settings), [`startup`] (pool, migrations, router),
-//! [`auth`] (who is calling), [`error`] and [`problem`] (error responses), [`extract`]
-//! (extractors with problem+json rejections), then one module per resource.
+//! - [`startup`]: [`build`], the one way to make the HTTP application (used by `main` and the
+//!   tests alike), its middleware and health checks.
+//! - [`routes`]: one module (or folder) per resource, each with its routes and the rule of who
+//!   may call them.
+//! - [`auth`] (who is calling), [`error`] and [`problem`] (error responses; the mapping from the
+//!   application's error to problem+json is in [`error`]), [`extract`] (extractors with
+//!   problem+json rejections), [`bulk`], [`pagination`], [`idempotency`].
 
 pub mod auth;
 pub mod bulk;
-pub mod certificates;
-pub mod config;
-pub mod cycles;
 pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
-pub mod imports;
-pub mod jobs;
-pub mod methodologies;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
-pub mod recompute;
-pub mod reference;
-pub mod results;
+pub mod routes;
 pub mod startup;
-pub mod storage;
-pub mod submissions;
-pub mod surveys;
-pub mod telemetry;
-pub mod webhooks;
 
-use std::sync::Arc;
+use kepatuhan_app::App;
+use kepatuhan_app::config::Settings;
 
-use kepatuhan_core::Methodology;
-use sqlx::PgPool;
+pub use startup::build;
 
-pub use startup::{build_router, connect, migrate};
-
-/// Shared application state.
-#[derive(Clone)]
+/// The HTTP service's state: the application, and what only HTTP needs (body limit, the public
+/// answers cache). Cheap to clone: axum clones it per request.
+#[derive(Clone, Debug)]
 pub struct AppState {
-    /// Database pool.
-    pub pool: PgPool,
-    /// The methodologies shipped in the binary, validated at start.
-    pub methodologies: Arc<Vec<Methodology>>,
-    /// Where certificate PDFs are stored.
-    pub store: Arc<dyn object_store::ObjectStore>,
-    /// Base URL of the public verification pages (shared: the state is cloned per request).
-    pub public_base_url: Arc<str>,
+    /// The application layer: pool, methodologies, certificate store, public URL.
+    pub app: App,
     /// Largest accepted request body (also what the idempotency layer buffers at most).
     pub max_body_bytes: usize,
     /// Anonymous answers about published results, by URI, for a moment (`None`: off).
-    pub public_cache: Option<results::PublicCache>,
+    pub public_cache: Option<routes::results::cache::PublicCache>,
 }
 
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("store", &self.store.to_string())
-            .field("public_base_url", &self.public_base_url)
-            .finish_non_exhaustive()
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.app
     }
 }
 
 impl AppState {
-    /// Builds a state with certificates kept in memory and the default public URL (tests, tools).
-    pub fn new(pool: PgPool) -> Result<Self, String> {
-        let methodologies = kepatuhan_core::methodology::builtin::all()
-            .map_err(|(file, e)| format!("shipped methodology {file} is invalid: {e}"))?;
-        Ok(Self {
-            pool,
-            methodologies: Arc::new(methodologies),
-            store: Arc::new(object_store::memory::InMemory::new()),
-            public_base_url: Arc::from("http://127.0.0.1:8080"),
-            max_body_bytes: 16 * 1024 * 1024,
-            public_cache: None,
-        })
-    }
-
-    /// Builds the state a process runs with: the configured certificate store and public URL.
-    pub fn configured(pool: PgPool, settings: &config::Settings) -> Result<Self, String> {
-        Ok(Self {
-            store: storage::open(&settings.certificate_store)?,
-            public_base_url: Arc::from(settings.public_base_url.as_str()),
+    /// The state of a service over `app` with `settings`' body limit and public cache.
+    pub fn new(app: App, settings: &Settings) -> Self {
+        Self {
+            app,
             max_body_bytes: settings.max_body_bytes,
-            public_cache: results::PublicCache::new(settings.public_cache),
-            ..Self::new(pool)?
-        })
-    }
-
-    /// A shipped methodology by code.
-    pub fn methodology(&self, code: &str) -> Option<&Methodology> {
-        self.methodologies.iter().find(|m| m.code() == code)
+            public_cache: routes::results::cache::PublicCache::new(settings.public_cache),
+        }
     }
 }

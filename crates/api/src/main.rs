@@ -4,8 +4,10 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use kepatuhan_api::config::Settings;
-use kepatuhan_api::{AppState, auth, build_router, connect, migrate};
+use kepatuhan_api::{auth, build};
+use kepatuhan_app::config::Settings;
+use kepatuhan_app::db::{connect, migrate};
+use kepatuhan_app::{App, telemetry};
 use kepatuhan_core::Methodology;
 
 #[derive(Parser)]
@@ -74,11 +76,6 @@ enum Role {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (_telemetry, problem) = kepatuhan_api::telemetry::init("kepatuhan-api");
-    if let Some(problem) = problem {
-        eprintln!("invalid configuration:\n  {problem}");
-        return ExitCode::FAILURE;
-    }
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     match &command {
@@ -92,6 +89,11 @@ async fn main() -> ExitCode {
     let Some(settings) = Settings::load_or_report() else {
         return ExitCode::FAILURE;
     };
+    let (_telemetry, problem) = telemetry::init("kepatuhan-api", &settings);
+    if let Some(problem) = problem {
+        eprintln!("invalid configuration:\n  {problem}");
+        return ExitCode::FAILURE;
+    }
     match run(command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -113,8 +115,8 @@ async fn run(
             Ok(())
         }
         Command::SeedDemo => {
-            let state = AppState::configured(pool, &settings)?;
-            match kepatuhan_api::demo::seed_demo(&state, &settings).await? {
+            let app = App::configured(pool, &settings)?;
+            match kepatuhan_api::demo::seed_demo(&app, &settings).await? {
                 Some(tokens) => {
                     println!("demo data loaded; these tokens are shown once:");
                     println!("  admin (HQ):              {}", tokens.admin);
@@ -166,11 +168,11 @@ async fn run(
             Ok(())
         }
         Command::Serve => {
-            let state = AppState::configured(pool, &settings)?;
+            let app = App::configured(pool, &settings)?;
             let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
             tracing::info!(addr = %settings.http_addr, "kepatuhan-api listening");
-            axum::serve(listener, build_router(state, &settings))
-                .with_graceful_shutdown(kepatuhan_api::startup::shutdown_signal())
+            axum::serve(listener, build(app, &settings))
+                .with_graceful_shutdown(kepatuhan_app::shutdown_signal())
                 .await?;
             tracing::info!("stopped");
             Ok(())

@@ -1,37 +1,16 @@
 //! Prometheus metrics at `/metrics` (anyone may scrape; no personal data): HTTP requests by
 //! route and status, request latency, and — read from the database at scrape time — job queue
 //! depth by queue and state, and certificates by status. The worker records job counts and
-//! durations by queue and outcome in the same registry format (see `kepatuhan_worker`).
+//! durations by queue and outcome in the same registry format (`kepatuhan_app::metrics`).
 
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use kepatuhan_app::metrics::handle;
 
 use crate::AppState;
-
-/// Latency buckets in seconds.
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
-
-/// The process-wide registry (installed once).
-pub fn handle() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets(&BUCKETS)
-            .unwrap_or_else(|_| PrometheusBuilder::new())
-            .build_recorder();
-        let handle = recorder.handle();
-        // Another recorder may already be installed (several apps in one test process).
-        let _ = metrics::set_global_recorder(recorder);
-        handle
-    })
-}
 
 /// Counts and times every request by method, route template and status.
 pub async fn track(req: Request, next: Next) -> Response {

@@ -6,9 +6,10 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{
-    AppState, certificates, cycles, imports, jobs, methodologies, reference, results, submissions,
-    surveys, webhooks,
+use crate::AppState;
+use crate::routes::{
+    certificates, cycles, imports, jobs, methodologies, reference, results, submissions, surveys,
+    webhooks,
 };
 
 /// Document metadata.

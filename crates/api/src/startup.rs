@@ -1,6 +1,5 @@
-//! Building the application: database pool, migrations, router and middleware.
-
-use std::time::Duration;
+//! Building the HTTP application: [`build`] (router and middleware, the one way `main` and the
+//! tests make it), health checks, request ids and problem+json for every error.
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -8,40 +7,22 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use utoipa_scalar::Scalar;
 
-use crate::config::Settings;
+use kepatuhan_app::App;
+use kepatuhan_app::config::Settings;
+
 use crate::problem::{self, Problem, REQUEST_ID};
 use crate::{AppState, idempotency};
 
-/// The migrations under the top-level `migrations/`, embedded in the binary.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
-
-/// Opens the database pool.
-pub async fn connect(settings: &Settings) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(settings.db_max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(&settings.database_url)
-        .await
-}
-
-/// Applies pending migrations (ours, then the job queue's own schema).
-pub async fn migrate(pool: &PgPool) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    MIGRATOR.run(pool).await?;
-    apalis_postgres::PostgresStorage::<()>::setup(pool).await?;
-    Ok(())
-}
-
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The whole HTTP application with its middleware.
-pub fn build_router(state: AppState, settings: &Settings) -> Router {
-    crate::metrics::handle();
+/// The whole HTTP application over `app`, with its middleware and `settings`' limits.
+pub fn build(app: App, settings: &Settings) -> Router {
+    kepatuhan_app::metrics::handle();
+    let state = AppState::new(app, settings);
     let (api, _) = crate::openapi::api_router()
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -61,7 +42,7 @@ pub fn build_router(state: AppState, settings: &Settings) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(crate::metrics::render))
         .nest("/api/v1", api)
-        .merge(crate::certificates::verify_router().split_for_parts().0)
+        .merge(crate::routes::certificates::verify_router().split_for_parts().0)
         .route(
             "/openapi.json",
             get(move || {
@@ -80,7 +61,7 @@ pub fn build_router(state: AppState, settings: &Settings) -> Router {
         .fallback(problem::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::results::public_cache,
+            crate::routes::results::cache::public_cache,
         ))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
@@ -100,7 +81,7 @@ async fn ready(State(state): State<AppState>) -> Response {
         sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
             .fetch_one(&state.pool)
             .await;
-    let expected = i64::try_from(MIGRATOR.iter().count()).unwrap_or(i64::MAX);
+    let expected = i64::try_from(kepatuhan_app::db::expected_migrations()).unwrap_or(i64::MAX);
     match applied {
         Ok(n) if n >= expected => {
             axum::Json(serde_json::json!({ "status": "ready", "migrations": n })).into_response()
@@ -143,7 +124,7 @@ async fn request_id(req: Request, next: Next) -> Response {
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok());
-    crate::telemetry::continue_trace(&span, incoming);
+    kepatuhan_app::telemetry::continue_trace(&span, incoming);
     let started = std::time::Instant::now();
     let mut response = REQUEST_ID
         .scope(
@@ -213,25 +194,4 @@ async fn problems_everywhere(req: Request, next: Next) -> Response {
         }
     }
     problem
-}
-
-/// Resolves on SIGTERM or Ctrl-C: both processes stop gracefully on it.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            s.recv().await;
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown signal received");
 }

@@ -102,3 +102,142 @@ mod tests {
         assert!(serde_json::from_str::<CycleYear>("1900").is_err());
     }
 }
+
+/// The state of an assessment cycle: `planning → collecting ⇄ verifying → published`.
+///
+/// Every allowed move is one row of [`CycleState::TRANSITIONS`]; every other move is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CycleState {
+    /// Sample and assignments are prepared.
+    Planning,
+    /// The collection window is open: assessors enter data.
+    Collecting,
+    /// Collection closed: offices verify.
+    Verifying,
+    /// Results are published and frozen.
+    Published,
+}
+
+/// A move the cycle state machine refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cannot move a cycle from {from} to {to}")]
+pub struct InvalidCycleTransition {
+    /// The state the cycle is in.
+    pub from: CycleState,
+    /// The state asked for.
+    pub to: CycleState,
+}
+
+/// A cycle state spelled in an unknown way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown cycle state `{0}`")]
+pub struct UnknownCycleState(pub String);
+
+impl CycleState {
+    /// Every state, in the order a cycle lives through them.
+    pub const ALL: [CycleState; 4] = [
+        CycleState::Planning,
+        CycleState::Collecting,
+        CycleState::Verifying,
+        CycleState::Published,
+    ];
+
+    /// The transition table: every allowed move, `(from, to)`.
+    pub const TRANSITIONS: [(CycleState, CycleState); 4] = [
+        (CycleState::Planning, CycleState::Collecting),
+        (CycleState::Collecting, CycleState::Verifying),
+        (CycleState::Verifying, CycleState::Collecting),
+        (CycleState::Verifying, CycleState::Published),
+    ];
+
+    /// The spelling stored and shown (`planning`, `collecting`, `verifying`, `published`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CycleState::Planning => "planning",
+            CycleState::Collecting => "collecting",
+            CycleState::Verifying => "verifying",
+            CycleState::Published => "published",
+        }
+    }
+
+    /// States reachable in one move, from the table.
+    pub fn allowed_next(self) -> Vec<CycleState> {
+        Self::TRANSITIONS
+            .iter()
+            .filter(|(from, _)| *from == self)
+            .map(|(_, to)| *to)
+            .collect()
+    }
+
+    /// The state after moving to `to`, if the table allows it.
+    pub fn move_to(self, to: CycleState) -> Result<CycleState, InvalidCycleTransition> {
+        if Self::TRANSITIONS.contains(&(self, to)) {
+            Ok(to)
+        } else {
+            Err(InvalidCycleTransition { from: self, to })
+        }
+    }
+
+    /// Whether results are published and frozen: they change only through corrections.
+    pub fn is_published(self) -> bool {
+        self == CycleState::Published
+    }
+}
+
+impl std::fmt::Display for CycleState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CycleState {
+    type Err = UnknownCycleState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| UnknownCycleState(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::CycleState;
+
+    #[test]
+    fn every_move_outside_the_table_is_refused() {
+        for from in CycleState::ALL {
+            for to in CycleState::ALL {
+                let allowed = CycleState::TRANSITIONS.contains(&(from, to));
+                assert_eq!(from.move_to(to).is_ok(), allowed, "{from} → {to}");
+                assert_eq!(from.allowed_next().contains(&to), allowed, "{from} → {to}");
+            }
+        }
+        // The forbidden moves spelled out, so a change of the table shows up here too.
+        for (from, to) in [
+            (CycleState::Planning, CycleState::Verifying),
+            (CycleState::Planning, CycleState::Published),
+            (CycleState::Collecting, CycleState::Planning),
+            (CycleState::Collecting, CycleState::Published),
+            (CycleState::Verifying, CycleState::Planning),
+            (CycleState::Published, CycleState::Verifying),
+            (CycleState::Published, CycleState::Collecting),
+            (CycleState::Published, CycleState::Planning),
+        ] {
+            assert!(from.move_to(to).is_err(), "{from} → {to}");
+        }
+        assert!(CycleState::Published.allowed_next().is_empty());
+        for state in CycleState::ALL {
+            assert!(state.move_to(state).is_err(), "no move to the same state");
+        }
+    }
+
+    #[test]
+    fn spelled_as_stored() {
+        for state in CycleState::ALL {
+            assert_eq!(state.as_str().parse::<CycleState>(), Ok(state));
+        }
+        assert!("closed".parse::<CycleState>().is_err());
+    }
+}

@@ -5,6 +5,8 @@
 //! tested with plain unit and property tests.
 //!
 //! - [`cycle`], [`entity`], [`score`]: domain values that cannot hold invalid data.
+//! - [`cycle::CycleState`] and [`submission`]: the cycle and submission state machines, each one
+//!   transition table.
 //! - [`methodology`]: a year's methodology as data (dimensions → variables → indicators, scales,
 //!   survey mappings, composition, aggregation and bands), loaded and validated from TOML or JSON.
 //! - [`scoring`]: the scoring rules of `DOMAIN.md`: units, entities, bands, rankings, year-on-year
@@ -38,9 +40,11 @@ pub mod entity;
 pub mod methodology;
 pub mod score;
 pub mod scoring;
+pub mod submission;
 pub mod synthetic;
 
-pub use cycle::CycleYear;
+pub use cycle::{CycleState, CycleYear};
 pub use entity::EntityKind;
 pub use methodology::Methodology;
 pub use score::{PublishedScore, Score, Weight};
+pub use submission::{SubmissionAction, SubmissionState};

@@ -1,31 +1,33 @@
 //! The kepatuhan worker: runs the jobs the API enqueues (apalis on Postgres, same database) and
 //! watches cycles on its own schedule.
 //!
-//! - [`recompute`]: the `recompute` queue. Incremental (one unit) and full jobs both recompute the
-//!   cycle from its verified inputs in one transaction under the cycle's row lock, so they are
-//!   idempotent, order-independent and serialized per cycle; after publication a changed result
-//!   becomes a new revision.
+//! - [`queues`]: one module per queue (recompute, certificate fan-out, certificate rendering,
+//!   webhook deliveries); [`render`] makes the certificate PDFs beside them.
 //! - [`schedule`]: notices collection windows that have closed and enqueues one full recompute
 //!   per closing (an idempotency key makes it exactly once across several workers).
-//! - Failed jobs are retried with exponential backoff (their `run_at` is pushed back); after the
-//!   last attempt a job stays `Failed` with its error: dead, visible and retryable through the API.
+//! - [`retry`]: one policy for every queue: failed jobs are retried with exponential backoff
+//!   (their `run_at` is pushed back); after the last attempt a job stays `Failed` with its error:
+//!   dead, visible and retryable through the API.
+//! - Its `/metrics` (and `/health`) are served by the Prometheus exporter's own listener: the
+//!   worker has no web framework.
 //!
 //! Several workers may run against one database: apalis locks each job for one worker
 //! (`FOR UPDATE SKIP LOCKED`), and recomputes of one cycle wait for each other.
 
-pub mod certificates;
-pub mod recompute;
+pub mod error;
+pub mod queues;
 pub mod render;
+pub mod retry;
 pub mod schedule;
-pub mod webhooks;
 
 use std::future::Future;
 use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
-use kepatuhan_api::AppState;
-use kepatuhan_api::jobs::{IssueCertificates, Job, Recompute, RenderCertificates};
+use kepatuhan_app::App;
+use kepatuhan_app::config::WorkerSettings;
+use kepatuhan_app::jobs::{DeliverWebhook, IssueCertificates, Job, Recompute, RenderCertificates};
 
 /// Tunables of a worker process.
 #[derive(Debug, Clone)]
@@ -46,78 +48,66 @@ pub struct WorkerConfig {
     pub signatory_title: String,
 }
 
-impl Default for WorkerConfig {
-    fn default() -> Self {
+impl WorkerConfig {
+    /// The tunables of the configuration (`KEPATUHAN_WORKER_*`, `KEPATUHAN_CERTIFICATE_*`); the
+    /// schedule checks every minute; the name is unique per start (apalis refuses a second live
+    /// worker with the same name).
+    pub fn from_settings(w: &WorkerSettings) -> Self {
         Self {
-            // Unique per start: apalis refuses a second live worker with the same name.
             name: format!(
                 "kepatuhan-worker-{}-{:08x}",
                 std::process::id(),
                 rand::random::<u32>()
             ),
-            backoff_base: Duration::from_secs(5),
+            backoff_base: Duration::from_secs(w.backoff_secs),
             schedule_every: Duration::from_mins(1),
-            // Two per core: a certificate job waits on the database about as long as it
-            // renders, so four at once keep both cores busy (docs/benchmarks.md).
-            concurrency: 4,
-            place: "Jakarta".to_owned(),
-            signatory_name: "Mokhammad Najih".to_owned(),
-            signatory_title: "Ketua Ombudsman Republik Indonesia".to_owned(),
+            concurrency: w.concurrency,
+            place: w.place.clone(),
+            signatory_name: w.signatory_name.clone(),
+            signatory_title: w.signatory_title.clone(),
         }
     }
 }
 
-/// The delay before retry number `attempt` (1-based): base × 2^(attempt − 1), at most one hour.
-///
-/// ```
-/// use std::time::Duration;
-/// let base = Duration::from_secs(5);
-/// assert_eq!(kepatuhan_worker::backoff(base, 1), Duration::from_secs(5));
-/// assert_eq!(kepatuhan_worker::backoff(base, 3), Duration::from_secs(20));
-/// assert_eq!(kepatuhan_worker::backoff(base, 99), Duration::from_secs(3600));
-/// ```
-pub fn backoff(base: Duration, attempt: usize) -> Duration {
-    let factor = 2u32.saturating_pow(
-        u32::try_from(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX)
-            .min(20),
-    );
-    base.saturating_mul(factor).min(Duration::from_hours(1))
+impl Default for WorkerConfig {
+    /// The configuration's defaults (see `kepatuhan_app::config`).
+    fn default() -> Self {
+        Self::from_settings(&WorkerSettings::default())
+    }
 }
 
 /// Runs the workers and the schedule until `shutdown` resolves; then stops taking jobs, lets
 /// running jobs finish, and returns.
 pub async fn run(
-    state: AppState,
+    app: App,
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let recompute = WorkerBuilder::new(format!("{}-recompute", config.name))
-        .backend(storage_for::<Recompute>(&state))
+        .backend(storage_for::<Recompute>(&app))
         .concurrency(config.concurrency)
-        .data(state.clone())
+        .data(app.clone())
         .data(config.clone())
-        .build(recompute::handle);
+        .build(queues::recompute::handle);
     let issue = WorkerBuilder::new(format!("{}-certificates", config.name))
-        .backend(storage_for::<IssueCertificates>(&state))
-        .data(state.clone())
-        .build(certificates::issue);
+        .backend(storage_for::<IssueCertificates>(&app))
+        .data(app.clone())
+        .data(config.clone())
+        .build(queues::certificates::issue);
     let render = WorkerBuilder::new(format!("{}-certificate-render", config.name))
-        .backend(storage_for::<RenderCertificates>(&state))
+        .backend(storage_for::<RenderCertificates>(&app))
         .concurrency(config.concurrency)
-        .data(state.clone())
+        .data(app.clone())
         .data(std::sync::Arc::new(render::Renderer::new()))
         .data(config.clone())
-        .build(certificates::render);
+        .build(queues::certificate_render::render);
 
     let deliver = WorkerBuilder::new(format!("{}-webhooks", config.name))
-        .backend(storage_for::<kepatuhan_api::webhooks::DeliverWebhook>(
-            &state,
-        ))
+        .backend(storage_for::<DeliverWebhook>(&app))
         .concurrency(config.concurrency)
-        .data(state.clone())
+        .data(app.clone())
         .data(config.clone())
-        .build(webhooks::deliver);
+        .build(queues::webhooks::deliver);
 
     let (stop, _) = tokio::sync::watch::channel(false);
     let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -125,7 +115,7 @@ pub async fn run(
         Ok::<(), std::io::Error>(())
     };
     let schedule = tokio::spawn(schedule::run(
-        state.clone(),
+        app.clone(),
         config.schedule_every,
         stop.subscribe(),
     ));
@@ -151,38 +141,30 @@ pub async fn run(
     first_error.map_or(Ok(()), |e| Err(e.into()))
 }
 
-/// Records a finished job for `/metrics`: `kepatuhan_jobs_processed_total{queue, outcome}` and
-/// `kepatuhan_job_duration_seconds{queue}`.
-pub fn record_job(queue: &'static str, ok: bool, started: std::time::Instant) {
-    let outcome = if ok { "ok" } else { "failed" };
-    metrics::counter!("kepatuhan_jobs_processed_total", "queue" => queue, "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("kepatuhan_job_duration_seconds", "queue" => queue)
-        .record(started.elapsed().as_secs_f64());
-}
-
-/// Serves the worker's `/metrics` on `addr` until `stop` turns true.
-pub async fn serve_metrics(
+/// Installs the metrics registry with the Prometheus exporter's own HTTP listener on `addr`
+/// (`/metrics`, and `/health` answering `OK` while the process runs) and returns the listener's
+/// task, to spawn; it serves until aborted.
+pub fn metrics_listener(
     addr: std::net::SocketAddr,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let handle = kepatuhan_api::metrics::handle().clone();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || std::future::ready(handle.render())),
-    );
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "worker metrics listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await
+) -> Result<
+    impl std::future::Future<Output = ()> + Send + 'static,
+    metrics_exporter_prometheus::BuildError,
+> {
+    let (recorder, exporter) = kepatuhan_app::metrics::builder()
+        .with_http_listener(addr)
+        .build()?;
+    // In a test process an earlier recorder may be installed; the listener still serves this one.
+    let _ = metrics::set_global_recorder(recorder);
+    Ok(async move {
+        if let Err(e) = exporter.await {
+            tracing::warn!(error = ?e, "metrics listener stopped");
+        }
+    })
 }
 
 /// The apalis storage of a job type's queue.
 fn storage_for<J: Job>(
-    state: &AppState,
+    app: &App,
 ) -> PollWith<PostgresStorage<J>, StreamStrategy<apalis_postgres::Pubsub>> {
     // A new job is announced by the queue's insert trigger (LISTEN/NOTIFY) and fetched at once;
     // delayed retries are fetched at every heartbeat (1 s). 30 missed heartbeats (30 s) mark a
@@ -196,7 +178,7 @@ fn storage_for<J: Job>(
     // acknowledging must not wait behind the job handlers, which use the main pool.
     let queue_pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(3)
-        .connect_lazy_with((*state.pool.connect_options()).clone());
+        .connect_lazy_with((*app.pool.connect_options()).clone());
     PostgresStorage::new(&queue_pool)
         .with_config(config)
         .with_pubsub()

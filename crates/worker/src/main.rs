@@ -1,10 +1,10 @@
 //! `kepatuhan-worker`: runs background jobs until SIGTERM.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use kepatuhan_api::config::Settings;
-use kepatuhan_api::{AppState, connect, migrate};
+use kepatuhan_app::config::Settings;
+use kepatuhan_app::db::{connect, migrate};
+use kepatuhan_app::{App, telemetry};
 use kepatuhan_worker::{WorkerConfig, run};
 
 /// jemalloc: typst's layout and PDF export allocate heavily from several threads at once
@@ -15,37 +15,27 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let (_telemetry, problem) = kepatuhan_api::telemetry::init("kepatuhan-worker");
+    let Some(settings) = Settings::load_or_report() else {
+        return ExitCode::FAILURE;
+    };
+    let (_telemetry, problem) = telemetry::init("kepatuhan-worker", &settings);
     if let Some(problem) = problem {
         eprintln!("invalid configuration:\n  {problem}");
         return ExitCode::FAILURE;
     }
-    let Some(settings) = Settings::load_or_report() else {
-        return ExitCode::FAILURE;
-    };
-    let w = &settings.worker;
-    let config = WorkerConfig {
-        backoff_base: Duration::from_secs(w.backoff_secs),
-        concurrency: w.concurrency,
-        place: w.place.clone(),
-        signatory_name: w.signatory_name.clone(),
-        signatory_title: w.signatory_title.clone(),
-        ..WorkerConfig::default()
-    };
-    let metrics_addr = w.metrics_addr;
+    let config = WorkerConfig::from_settings(&settings.worker);
     let result = async {
         let pool = connect(&settings).await?;
         // Safe with several processes: the migrator holds an advisory lock.
         migrate(&pool).await?;
-        let state = AppState::configured(pool, &settings)?;
-        tracing::info!(name = %config.name, "kepatuhan-worker started");
-        let (stop_metrics, metrics_stop) = tokio::sync::watch::channel(false);
-        let metrics = tokio::spawn(kepatuhan_worker::serve_metrics(metrics_addr, metrics_stop));
-        let outcome = run(state, config, kepatuhan_api::startup::shutdown_signal()).await;
-        let _ = stop_metrics.send(true);
-        if let Ok(Err(e)) = metrics.await {
-            tracing::warn!(error = %e, "metrics endpoint failed");
-        }
+        let app = App::configured(pool, &settings)?;
+        // `/metrics` and `/health` from the exporter's own listener, until the process ends.
+        let metrics = tokio::spawn(kepatuhan_worker::metrics_listener(
+            settings.worker.metrics_addr,
+        )?);
+        tracing::info!(name = %config.name, metrics = %settings.worker.metrics_addr, "kepatuhan-worker started");
+        let outcome = run(app, config, kepatuhan_app::shutdown_signal()).await;
+        metrics.abort();
         outcome
     }
     .await;

@@ -2,22 +2,20 @@
 
 use std::time::Duration;
 
-use kepatuhan_api::AppState;
-use kepatuhan_api::jobs::{self, Recompute};
+use kepatuhan_app::jobs::{self, Recompute};
+use kepatuhan_app::{App, AppResult};
 use kepatuhan_core::CycleYear;
 use tokio::sync::watch;
 
 /// Enqueues a full recompute for every collecting cycle whose window closed before today, once
 /// per closing date (across all workers: the job's idempotency key is `window-closed-YEAR-DATE`).
 /// Returns the ids of the jobs for the closed windows.
-pub async fn enqueue_closed_windows(
-    state: &AppState,
-) -> Result<Vec<String>, kepatuhan_api::error::ApiError> {
+pub async fn enqueue_closed_windows(app: &App) -> AppResult<Vec<String>> {
     let closed = sqlx::query!(
         r#"SELECT year, closes_on AS "closes_on!" FROM cycles
            WHERE state = 'collecting' AND closes_on IS NOT NULL AND closes_on < current_date"#
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&app.pool)
     .await?;
     let mut ids = Vec::with_capacity(closed.len());
     for c in closed {
@@ -25,7 +23,7 @@ pub async fn enqueue_closed_windows(
             continue;
         };
         let key = format!("window-closed-{}-{}", c.year, c.closes_on);
-        let mut tx = state.pool.begin().await?;
+        let mut tx = app.pool.begin().await?;
         let id = jobs::enqueue(&mut tx, &Recompute::full(year), Some(&key)).await?;
         tx.commit().await?;
         ids.push(id);
@@ -34,9 +32,9 @@ pub async fn enqueue_closed_windows(
 }
 
 /// Runs [`enqueue_closed_windows`] every `every` until `stop` turns true.
-pub async fn run(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
+pub async fn run(app: App, every: Duration, mut stop: watch::Receiver<bool>) {
     loop {
-        if let Err(e) = enqueue_closed_windows(&state).await {
+        if let Err(e) = enqueue_closed_windows(&app).await {
             tracing::warn!(error = %e, "schedule check failed");
         }
         tokio::select! {

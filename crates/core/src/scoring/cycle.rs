@@ -62,6 +62,50 @@ pub struct EntityResult {
     pub units: Vec<UnitResult>,
 }
 
+/// The mean of one dimension's score over an entity's scored units (and their product sheets),
+/// as shown beside the entity's score.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DimensionMean {
+    /// Dimension code.
+    pub code: String,
+    /// The mean, rounded half-up to 2 decimals like a published score.
+    pub score: rust_decimal::Decimal,
+}
+
+impl EntityResult {
+    /// The mean of each dimension's score over the entity's scored units (every sheet of a
+    /// product-scored unit counts), in the order the dimensions first appear; dimensions that
+    /// applied nowhere are left out. Exact until the final rounding ([`round_published`]).
+    ///
+    /// [`round_published`]: crate::score::round_published
+    pub fn dimension_means(&self) -> Vec<DimensionMean> {
+        let mut sums: Vec<(String, rust_decimal::Decimal, u32)> = Vec::new();
+        for sheet in self
+            .units
+            .iter()
+            .filter_map(|u| u.score.as_ref())
+            .flat_map(|s| &s.sheets)
+        {
+            for d in &sheet.dimensions {
+                let Some(score) = d.score else { continue };
+                match sums.iter_mut().find(|(code, ..)| *code == d.code) {
+                    Some((_, sum, n)) => {
+                        *sum += score.value();
+                        *n += 1;
+                    }
+                    None => sums.push((d.code.clone(), score.value(), 1)),
+                }
+            }
+        }
+        sums.into_iter()
+            .map(|(code, sum, n)| DimensionMean {
+                code,
+                score: crate::score::round_published(sum / rust_decimal::Decimal::from(n)),
+            })
+            .collect()
+    }
+}
+
 /// The results of a cycle, in input order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CycleResult {

@@ -18,7 +18,9 @@ mod year_on_year;
 
 use rust_decimal::Decimal;
 
-pub use cycle::{CycleInput, CycleResult, EntityInput, EntityResult, UnitResult, score_cycle};
+pub use cycle::{
+    CycleInput, CycleResult, DimensionMean, EntityInput, EntityResult, UnitResult, score_cycle,
+};
 pub use deficiency::{Deficiency, DeficiencySource, deficiencies};
 pub use entity::{
     EntityScoreError, FollowUpStatus, Grade, aggregate_entity, grade, mean_published,

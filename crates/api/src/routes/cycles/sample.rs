@@ -1,0 +1,231 @@
+//! The sample of a cycle: the units assessed.
+//!
+//! | endpoint | who may call |
+//! |---|---|
+//! | `POST /cycles/{year}/sample/bulk` | admin (any unit), office (units of its provinces) |
+//! | `GET /cycles/{year}/sample` | admin, office (its provinces), assessor (its assigned units, open cycles) |
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
+use crate::problem::Problem;
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sample))
+        .routes(routes!(bulk_sample))
+}
+
+/// One sampled unit, as uploaded.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleInput {
+    /// The entity's code.
+    pub entity_code: String,
+    /// The unit's name within the entity.
+    pub unit_name: String,
+    /// The regional office running the assessment; default: the office covering the entity's
+    /// province (none for ministries and agencies, which HQ runs).
+    #[serde(default)]
+    pub office: Option<String>,
+}
+
+/// One sampled unit, as listed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SampledUnit {
+    /// Unit id.
+    pub unit_id: i64,
+    /// Unit name.
+    pub unit_name: String,
+    /// Entity code.
+    pub entity_code: String,
+    /// Entity name.
+    pub entity_name: String,
+    /// Province of the entity.
+    pub province_code: Option<String>,
+    /// Office running the assessment.
+    pub office: Option<String>,
+    /// Assigned assessors' actor ids.
+    pub assessors: Vec<i64>,
+    /// State of the unit's submission, if any.
+    pub submission_state: Option<String>,
+}
+
+/// Add units to the sample (JSON or CSV `entity_code,unit_name,office`).
+///
+/// Who may call: admin, office (units of its provinces it runs).
+#[utoipa::path(post, path = "/cycles/{year}/sample/bulk", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Vec<SampleInput>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn bulk_sample(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+    body: Bulk<SampleInput>,
+) -> ApiResult<Json<BulkOutcome>> {
+    actor.require_staff()?;
+    let cycle = load(&state, &actor, year(raw)?).await?;
+    if !matches!(cycle.state, CycleState::Planning | CycleState::Collecting) || cycle.imported {
+        return Err(ApiError::conflict(
+            "cycle-closed",
+            format!(
+                "the sample of cycle {} can change only while planning or collecting",
+                cycle.year
+            ),
+        ));
+    }
+    let mut errors = Vec::new();
+    let mut rows = Vec::new();
+    for (i, s) in body.rows.iter().enumerate() {
+        let found = sqlx::query!(
+            r#"SELECT u.id, e.province_code,
+                      (SELECT op.office_code FROM office_provinces op WHERE op.province_code = e.province_code ORDER BY op.office_code LIMIT 1) AS office
+               FROM units u JOIN entities e ON e.id = u.entity_id WHERE e.code = $1 AND u.name = $2"#,
+            s.entity_code.trim(),
+            s.unit_name.trim()
+        )
+        .fetch_optional(&state.pool)
+        .await?;
+        match found {
+            Some(r) if actor.covers_province(r.province_code.as_deref()) => {
+                let office = s.office.clone().or(r.office);
+                if let (Some(o), Actor::Office { office: mine, .. }) = (&office, &actor)
+                    && o != mine
+                {
+                    errors.push(FieldError::new(
+                        body.at(i, "office"),
+                        "an office can only sample units it runs",
+                    ));
+                }
+                rows.push((r.id, office));
+            }
+            _ => errors.push(FieldError::new(
+                body.at(i, "unit_name"),
+                format!(
+                    "no unit `{}` in entity `{}`",
+                    s.unit_name.trim(),
+                    s.entity_code.trim()
+                ),
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let offices: Vec<Option<String>> = rows.iter().map(|r| r.1.clone()).collect();
+    let inserted = sqlx::query_scalar!(
+        r#"INSERT INTO cycle_units (cycle_year, unit_id, office_code)
+           SELECT $1, * FROM UNNEST($2::bigint[], $3::text[])
+           ON CONFLICT (cycle_year, unit_id) DO UPDATE SET office_code = excluded.office_code
+           WHERE cycle_units.office_code IS DISTINCT FROM excluded.office_code
+           RETURNING (xmax = 0) AS "inserted!""#,
+        i32::from(cycle.year.get()),
+        &ids,
+        &offices as &[Option<String>]
+    )
+    .fetch_all(&state.pool)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("cycle_units_office_code_fkey") => {
+            ApiError::field("office", "unknown office")
+        }
+        _ => e.into(),
+    })?;
+    let created = inserted.iter().filter(|x| **x).count();
+    let updated = inserted.len() - created;
+    Ok(Json(BulkOutcome {
+        created,
+        updated,
+        unchanged: body.rows.len() - created - updated,
+    }))
+}
+
+/// Whether a unit is in a cycle's sample and within the scope (an assessor: assigned to it, and
+/// only while the cycle is collecting).
+pub async fn sampled_unit_in_scope(
+    state: &AppState,
+    scope: &Scope,
+    cycle: &Cycle,
+    unit_id: i64,
+) -> ApiResult<bool> {
+    if scope.assessor.is_some() && cycle.state != CycleState::Collecting {
+        return Ok(false);
+    }
+    let found = sqlx::query_scalar!(
+        r#"SELECT cu.unit_id FROM cycle_units cu JOIN units u ON u.id = cu.unit_id JOIN entities e ON e.id = u.entity_id
+           WHERE cu.cycle_year = $1 AND cu.unit_id = $2
+             AND ($3::text[] IS NULL OR e.province_code = ANY($3))
+             AND ($4::bigint IS NULL OR EXISTS (SELECT 1 FROM assignments a WHERE a.cycle_year = $1 AND a.unit_id = $2 AND a.actor_id = $4))"#,
+        i32::from(cycle.year.get()),
+        unit_id,
+        scope.provinces.as_deref(),
+        scope.assessor
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Sampled units visible to a scope.
+pub async fn sample_rows(
+    state: &AppState,
+    scope: &Scope,
+    year: CycleYear,
+) -> ApiResult<Vec<SampledUnit>> {
+    let rows = sqlx::query!(
+        r#"SELECT u.id, u.name AS unit_name, e.code AS entity_code, e.name AS entity_name, e.province_code,
+                  cu.office_code,
+                  COALESCE(array_agg(a.actor_id ORDER BY a.actor_id) FILTER (WHERE a.actor_id IS NOT NULL), '{}') AS "assessors!",
+                  s.state AS "submission_state?"
+           FROM cycle_units cu
+           JOIN units u ON u.id = cu.unit_id
+           JOIN entities e ON e.id = u.entity_id
+           JOIN cycles c ON c.year = cu.cycle_year
+           LEFT JOIN assignments a ON a.cycle_year = cu.cycle_year AND a.unit_id = cu.unit_id
+           LEFT JOIN submissions s ON s.cycle_year = cu.cycle_year AND s.unit_id = cu.unit_id
+           WHERE cu.cycle_year = $1
+             AND ($2::text[] IS NULL OR e.province_code = ANY($2))
+             AND ($3::bigint IS NULL OR (c.state = 'collecting' AND EXISTS (
+                   SELECT 1 FROM assignments a2 WHERE a2.cycle_year = cu.cycle_year AND a2.unit_id = cu.unit_id AND a2.actor_id = $3)))
+           GROUP BY u.id, e.id, cu.office_code, s.state
+           ORDER BY e.code, u.name"#,
+        i32::from(year.get()),
+        scope.provinces.as_deref(),
+        scope.assessor
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| SampledUnit {
+            unit_id: r.id,
+            unit_name: r.unit_name,
+            entity_code: r.entity_code,
+            entity_name: r.entity_name,
+            province_code: r.province_code,
+            office: r.office_code,
+            assessors: r.assessors,
+            submission_state: r.submission_state,
+        })
+        .collect())
+}
+
+/// The sampled units.
+///
+/// Who may call: admin, office (its provinces), assessor (its assigned units, collecting).
+#[utoipa::path(get, path = "/cycles/{year}/sample", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Vec<SampledUnit>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn list_sample(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+) -> ApiResult<Json<Vec<SampledUnit>>> {
+    let scope = actor.scope()?;
+    let cycle = load(&state, &actor, year(raw)?).await?;
+    Ok(Json(sample_rows(&state, &scope, cycle.year).await?))
+}
+

@@ -1,0 +1,196 @@
+//! A cycle's moves through its states, and the full recompute an admin may ask for.
+//!
+//! | endpoint | who may call |
+//! |---|---|
+//! | `POST /cycles/{year}/transitions` | admin |
+//! | `POST /cycles/{year}/recompute` | admin |
+//!
+//! The moves allowed are core's transition table (`kepatuhan_core::CycleState::TRANSITIONS`);
+//! every other move is refused with a `409 invalid-transition` problem that lists the allowed ones.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use kepatuhan_app::cycles as app_cycles;
+use kepatuhan_app::{events, jobs, recompute};
+use kepatuhan_core::CycleYear;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{Cycle, CycleState, load, year};
+use crate::AppState;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
+use crate::problem::Problem;
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(transition))
+        .routes(routes!(recompute))
+}
+
+/// Body of `POST /cycles/{year}/transitions`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transition {
+    /// The state to move to.
+    pub to: CycleState,
+}
+
+/// The body of a transition's answer: the cycle and, where one was enqueued, the recompute job.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TransitionOutcome {
+    /// The cycle after the move.
+    pub cycle: Cycle,
+    /// The job enqueued by the move: closing the collection window enqueues a full recompute,
+    /// publishing enqueues the issue of certificates.
+    pub job_id: Option<String>,
+}
+
+/// Move a cycle to another state.
+///
+/// Who may call: admin.
+#[utoipa::path(post, path = "/cycles/{year}/transitions", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Transition, content_type = "application/json"), responses((status = 200, description = "Success", body = TransitionOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn transition(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+    Json(body): Json<Transition>,
+) -> ApiResult<Json<TransitionOutcome>> {
+    actor.require_admin()?;
+    let year = year(raw)?;
+    let mut tx = state.pool.begin().await?;
+    let cycle = app_cycles::lock(&mut tx, year.into()).await?;
+    let to = kepatuhan_core::CycleState::from(body.to);
+    if cycle.imported || cycle.state.move_to(to).is_err() {
+        let why = if cycle.is_frozen() {
+            "published results are frozen; corrections create a new results revision".to_owned()
+        } else {
+            let allowed: Vec<&str> = cycle
+                .state
+                .allowed_next()
+                .iter()
+                .map(|s| s.as_str())
+                .collect();
+            format!(
+                "allowed from {}: {}",
+                cycle.state,
+                if allowed.is_empty() {
+                    "none".into()
+                } else {
+                    allowed.join(", ")
+                }
+            )
+        };
+        return Err(ApiError::conflict(
+            "invalid-transition",
+            format!("cannot move cycle {year} from {} to {to}: {why}", cycle.state),
+        ));
+    }
+    check_preconditions(&mut tx, year, to).await?;
+    sqlx::query!(
+        "UPDATE cycles SET state = $2, updated_at = now(), published_at = CASE WHEN $2 = 'published' THEN now() END WHERE year = $1",
+        i32::from(year.get()),
+        to.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
+    let job_id = match to {
+        // Publishing freezes results computed from exactly the verified inputs: the stored
+        // ones when they reflect every input (the usual case, after the recompute that closing
+        // the collection enqueued), else freshly recomputed ones.
+        kepatuhan_core::CycleState::Published => {
+            let summary = match recompute::current_results_in(&mut tx, &cycle).await? {
+                Some(current) => current,
+                None => recompute::recompute_cycle_in(&mut tx, &state, &cycle).await?,
+            };
+            let job = app_cycles::publish_revision(&mut tx, &cycle, summary.revision).await?;
+            let data = serde_json::json!({ "year": year.get(), "revision": summary.revision, "entities": summary.entities_scored, "units": summary.units_scored });
+            events::emit(&mut tx, "results.published", None, data).await?;
+            Some(job)
+        }
+        // Closing the collection window enqueues a full recompute, once per closing.
+        kepatuhan_core::CycleState::Verifying => {
+            Some(jobs::enqueue(&mut tx, &jobs::Recompute::full(year), None).await?)
+        }
+        _ => None,
+    };
+    tx.commit().await?;
+    Ok(Json(TransitionOutcome {
+        cycle: load(&state, &actor, year).await?,
+        job_id,
+    }))
+}
+
+/// What must hold before entering a state: a sample to collect, verified submissions to publish.
+async fn check_preconditions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    year: CycleYear,
+    to: kepatuhan_core::CycleState,
+) -> ApiResult<()> {
+    let y = i32::from(year.get());
+    match to {
+        kepatuhan_core::CycleState::Collecting => {
+            let sampled = sqlx::query_scalar!(
+                r#"SELECT count(*) AS "n!" FROM cycle_units WHERE cycle_year = $1"#,
+                y
+            )
+            .fetch_one(&mut **tx)
+            .await?;
+            if sampled == 0 {
+                return Err(ApiError::conflict(
+                    "empty-sample",
+                    format!("cycle {year} has no units in its sample yet"),
+                ));
+            }
+        }
+        kepatuhan_core::CycleState::Published => {
+            let pending = sqlx::query!(
+                r#"SELECT count(*) FILTER (WHERE s.id IS NULL) AS "missing!",
+                          count(*) FILTER (WHERE s.state IS DISTINCT FROM 'verified' AND s.id IS NOT NULL) AS "unverified!"
+                   FROM cycle_units cu LEFT JOIN submissions s ON s.cycle_year = cu.cycle_year AND s.unit_id = cu.unit_id
+                   WHERE cu.cycle_year = $1"#,
+                y
+            )
+            .fetch_one(&mut **tx)
+            .await?;
+            if pending.missing + pending.unverified > 0 {
+                return Err(ApiError::conflict(
+                    "unverified-submissions",
+                    format!(
+                        "cannot publish {year}: {} sampled unit(s) have no submission and {} submission(s) are not verified",
+                        pending.missing, pending.unverified
+                    ),
+                ));
+            }
+        }
+        kepatuhan_core::CycleState::Verifying | kepatuhan_core::CycleState::Planning => {}
+    }
+    Ok(())
+}
+
+/// Answer of `POST /cycles/{year}/recompute`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Enqueued {
+    /// The job to follow at `GET /jobs/{id}`.
+    pub job_id: String,
+}
+
+/// Enqueue a full recompute of a cycle from its verified inputs.
+///
+/// Who may call: admin. Published cycles are frozen: use corrections.
+#[utoipa::path(post, path = "/cycles/{year}/recompute", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), responses((status = 202, description = "Enqueued", body = Enqueued), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn recompute(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+) -> ApiResult<(StatusCode, Json<Enqueued>)> {
+    actor.require_admin()?;
+    let year = year(raw)?;
+    let mut tx = state.pool.begin().await?;
+    app_cycles::lock(&mut tx, year.into()).await?.require_open()?;
+    let job_id = jobs::enqueue(&mut tx, &jobs::Recompute::full(year), None).await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(Enqueued { job_id })))
+}

@@ -1,0 +1,13 @@
+//! The resources of the API, one module (or folder) each; every endpoint's doc comment says who
+//! may call it, and each module's table lists them (collected in `docs/api.md`).
+
+pub mod certificates;
+pub mod cycles;
+pub mod imports;
+pub mod jobs;
+pub mod methodologies;
+pub mod reference;
+pub mod results;
+pub mod submissions;
+pub mod surveys;
+pub mod webhooks;

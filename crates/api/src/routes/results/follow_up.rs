@@ -1,0 +1,97 @@
+//! The follow-up of the Ombudsman's findings by an entity, which the grade rule reads.
+//!
+//! | endpoint | who may call |
+//! |---|---|
+//! | `PUT /cycles/{year}/entities/{code}/follow-up` | admin, office (entities of its provinces); not once the cycle is published |
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
+use crate::problem::Problem;
+use crate::routes::cycles::{self, CycleState};
+use kepatuhan_app::cycles as app_cycles;
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(set_follow_up))
+}
+
+/// Body of a follow-up statement.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUp {
+    /// Findings and recommendations the Ombudsman addressed to the entity.
+    pub findings: i32,
+    /// Of which followed up.
+    pub followed_up: i32,
+}
+
+/// Record whether an entity followed up the Ombudsman's findings in a cycle. From 2023 awards
+/// (and certificates) need every finding followed up; from 2025 the opinion then reads
+/// "… Tanpa Maladministrasi". Takes effect at the next recompute.
+///
+/// Who may call: admin, office (entities of its provinces); not once the cycle is published.
+#[utoipa::path(put, path = "/cycles/{year}/entities/{code}/follow-up", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ("code" = String, Path, description = "Entity code")), request_body(content = FollowUp, content_type = "application/json"), responses((status = 200, description = "Recorded", body = FollowUp), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn set_follow_up(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((raw, code)): Path<(i64, String)>,
+    Json(body): Json<FollowUp>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let actor_id = actor.require_staff()?;
+    let scope = actor.scope()?;
+    let cycle = cycles::load(&state, &actor, cycles::year(raw)?).await?;
+    if cycle.state == CycleState::Published || cycle.imported {
+        return Err(ApiError::conflict(
+            "results-frozen",
+            format!(
+                "the results of {} are published; use corrections",
+                cycle.year
+            ),
+        ));
+    }
+    let mut errors = Vec::new();
+    if body.findings < 0 {
+        errors.push(crate::problem::FieldError::new(
+            "findings",
+            "must be 0 or more",
+        ));
+    }
+    if body.followed_up < 0 || body.followed_up > body.findings {
+        errors.push(crate::problem::FieldError::new(
+            "followed_up",
+            "must be between 0 and findings",
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let (entity_id, _) = crate::routes::reference::visible_entity(&state, &scope, &code).await?;
+    let y = i32::from(cycle.year.get());
+    let mut tx = state.pool.begin().await?;
+    // Checked again under the cycle's lock: publication may have happened meanwhile.
+    let mut locked = app_cycles::lock(&mut tx, cycle.year.into()).await?;
+    locked.require_open()?;
+    sqlx::query!(
+        "INSERT INTO entity_follow_up (cycle_year, entity_id, findings, followed_up, updated_by) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (cycle_year, entity_id) DO UPDATE
+           SET findings = excluded.findings, followed_up = excluded.followed_up, updated_by = excluded.updated_by, updated_at = now()",
+        y,
+        entity_id,
+        body.findings,
+        body.followed_up,
+        actor_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    app_cycles::bump_input_revision(&mut tx, &mut locked).await?;
+    tx.commit().await?;
+    Ok(Json(
+        serde_json::json!({ "findings": body.findings, "followed_up": body.followed_up }),
+    ))
+}

@@ -1,0 +1,548 @@
+//! Results: per entity, unit and province, with grades, ranks, year-on-year comparison,
+//! breakdown and deficiencies; an entity's history across cycles.
+//!
+//! | endpoint | who may call |
+//! |---|---|
+//! | `GET /cycles/{year}/results/entities`, `…/units`, `…/units/{unit_id}`, `…/provinces` | anyone once published; before that admin and offices (their provinces) |
+//! | `GET /results/entities/{code}/history` | anyone (published cycles); admin and offices also see unpublished ones in scope |
+
+pub mod cache;
+mod follow_up;
+
+use std::collections::HashMap;
+
+use axum::extract::State;
+use kepatuhan_core::scoring::{BandMovement, year_on_year};
+use kepatuhan_core::{CycleYear, PublishedScore};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Actor;
+
+use crate::routes::cycles::{self, CycleState};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::pagination::{self, Page};
+use crate::problem::Problem;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(entities))
+        .routes(routes!(units))
+        .routes(routes!(unit))
+        .routes(routes!(provinces))
+        .routes(routes!(history))
+        .merge(follow_up::router())
+}
+
+/// Who sees which results of a cycle: `None` provinces = all.
+async fn visible(
+    state: &AppState,
+    actor: &Actor,
+    raw: i64,
+) -> ApiResult<(CycleYear, i32, Option<Vec<String>>, String)> {
+    let cycle = cycles::head(state, actor, cycles::year(raw)?).await?;
+    let provinces = if cycle.state == CycleState::Published {
+        None
+    } else {
+        match actor {
+            Actor::Admin { .. } => None,
+            Actor::Office { provinces, .. } => Some(provinces.clone()),
+            // Assessors and the public see published results only.
+            _ => {
+                return Err(ApiError::NotFound(format!(
+                    "the results of {} are not published yet",
+                    cycle.year
+                )));
+            }
+        }
+    };
+    Ok((
+        cycle.year,
+        cycle.results_revision,
+        provinces,
+        cycle.methodology,
+    ))
+}
+
+/// A grade as shown with results.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GradeView {
+    /// Grade code, e.g. `A`.
+    pub code: String,
+    /// Label, e.g. `Kualitas Tertinggi`.
+    pub label: String,
+    /// Zone (`green`, `yellow`, `red`), where the methodology has zones.
+    pub zone: Option<String>,
+}
+
+/// A rank.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub struct RankView {
+    /// Position (1 is best; ties share a rank).
+    pub rank: i32,
+    /// Out of.
+    pub of: i32,
+}
+
+/// Comparison with the previous cycle.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PreviousView {
+    /// Previous cycle year.
+    pub year: i32,
+    /// Previous score.
+    #[schema(value_type = String)]
+    pub score: Decimal,
+    /// Previous grade.
+    pub grade: GradeView,
+    /// Current minus previous.
+    #[schema(value_type = String)]
+    pub delta: Decimal,
+    /// `up`, `same`, `down` or `incomparable`.
+    #[schema(value_type = String)]
+    pub movement: BandMovement,
+}
+
+/// An entity's result.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EntityResultView {
+    /// Entity code.
+    pub code: String,
+    /// Entity name.
+    pub name: String,
+    /// Kind.
+    pub kind: String,
+    /// Province.
+    pub province_code: Option<String>,
+    /// Published score (2 decimals).
+    #[schema(value_type = String)]
+    pub score: Decimal,
+    /// Grade.
+    pub grade: GradeView,
+    /// Whether the result earns an award and a certificate.
+    pub award_eligible: bool,
+    /// Rank among entities of its kind nationally.
+    pub national_rank: RankView,
+    /// Rank among the cities and regencies of its province.
+    pub provincial_rank: Option<RankView>,
+    /// Units with a score.
+    pub units_scored: i32,
+    /// Mean of the units' score per dimension (empty for imported cycles).
+    #[schema(value_type = Object)]
+    pub dimensions: serde_json::Value,
+    /// The previous cycle's result, where there is one.
+    pub previous: Option<PreviousView>,
+    /// When computed.
+    pub computed_at: chrono::DateTime<chrono::Utc>,
+    /// Input revision the result reflects.
+    pub input_revision: i64,
+}
+
+/// Filters and order of result lists.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ResultFilter {
+    /// Only this entity kind.
+    pub kind: Option<String>,
+    /// Only this province.
+    pub province: Option<String>,
+    /// Only this grade code.
+    pub grade: Option<String>,
+    /// Only this entity (unit lists).
+    pub entity: Option<String>,
+    /// `rank` (default: best first), `score_asc`, `name` or `code`.
+    pub sort: Option<String>,
+    /// Page size (1–500, default 50).
+    pub limit: Option<i64>,
+    /// Cursor from the previous page.
+    pub cursor: Option<String>,
+}
+
+fn sort_key(sort: Option<&str>) -> ApiResult<&'static str> {
+    match sort.unwrap_or("rank") {
+        "rank" => Ok("rank"),
+        "score_asc" => Ok("score_asc"),
+        "name" => Ok("name"),
+        "code" => Ok("code"),
+        other => Err(ApiError::field(
+            "sort",
+            format!("unknown sort `{other}` (rank, score_asc, name, code)"),
+        )),
+    }
+}
+
+/// Entity results with grades, ranks and year-on-year.
+///
+/// Who may call: anyone once published; before: admin, office (its provinces).
+#[utoipa::path(get, path = "/cycles/{year}/results/entities", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ResultFilter), responses((status = 200, description = "Success", body = Page<EntityResultView>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+async fn entities(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+    Query(f): Query<ResultFilter>,
+) -> ApiResult<Json<Page<EntityResultView>>> {
+    let (year, revision, provinces, methodology) = visible(&state, &actor, raw).await?;
+    let limit = pagination::limit(f.limit)?;
+    let offset = pagination::offset(f.cursor.as_deref())?;
+    let sort = sort_key(f.sort.as_deref())?;
+    let rows = sqlx::query!(
+        r#"SELECT e.code, e.name, e.kind, e.province_code, r.score, r.grade_code, r.grade_label, r.zone, r.award_eligible,
+                  r.national_rank, r.national_of, r.provincial_rank, r.provincial_of, r.units_scored, r.computed_at, r.input_revision, r.breakdown
+           FROM entity_results r JOIN entities e ON e.id = r.entity_id
+           WHERE r.cycle_year = $1 AND r.revision = $2
+             AND ($3::text[] IS NULL OR e.province_code = ANY($3))
+             AND ($4::text IS NULL OR e.kind = $4)
+             AND ($5::text IS NULL OR e.province_code = $5)
+             AND ($6::text IS NULL OR r.grade_code = $6)
+           ORDER BY CASE WHEN $7 = 'rank' THEN -r.score END, CASE WHEN $7 = 'score_asc' THEN r.score END,
+                    CASE WHEN $7 = 'name' THEN e.name END, e.code
+           LIMIT $8 OFFSET $9"#,
+        i32::from(year.get()),
+        revision,
+        provinces.as_deref(),
+        f.kind,
+        f.province,
+        f.grade,
+        sort,
+        limit + 1,
+        offset
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let codes: Vec<String> = rows.iter().map(|r| r.code.clone()).collect();
+    let previous = previous_results(&state, year, &methodology, &codes).await?;
+    let items: Vec<EntityResultView> = rows
+        .into_iter()
+        .map(|r| {
+            let prev = previous.get(&r.code).cloned().map(|p| p(r.score));
+            EntityResultView {
+                code: r.code,
+                name: r.name,
+                kind: r.kind,
+                province_code: r.province_code,
+                score: r.score,
+                grade: GradeView {
+                    code: r.grade_code,
+                    label: r.grade_label,
+                    zone: r.zone,
+                },
+                award_eligible: r.award_eligible,
+                national_rank: RankView {
+                    rank: r.national_rank,
+                    of: r.national_of,
+                },
+                provincial_rank: r
+                    .provincial_rank
+                    .zip(r.provincial_of)
+                    .map(|(rank, of)| RankView { rank, of }),
+                units_scored: r.units_scored,
+                dimensions: r.breakdown,
+                previous: prev,
+                computed_at: r.computed_at,
+                input_revision: r.input_revision,
+            }
+        })
+        .collect();
+    Ok(Json(pagination::offset_page(items, limit, offset)))
+}
+
+type PreviousFn = std::sync::Arc<dyn Fn(Decimal) -> PreviousView + Send + Sync>;
+
+/// The previous published cycle's results for these entities, as functions of the current score.
+async fn previous_results(
+    state: &AppState,
+    year: CycleYear,
+    methodology: &str,
+    codes: &[String],
+) -> ApiResult<HashMap<String, PreviousFn>> {
+    let Some(prev_year) = year.previous() else {
+        return Ok(HashMap::new());
+    };
+    let py = i32::from(prev_year.get());
+    let Some(prev_cycle) = sqlx::query!("SELECT methodology_code, results_revision FROM cycles WHERE year = $1 AND state = 'published'", py)
+        .fetch_optional(&state.pool)
+        .await?
+    else {
+        return Ok(HashMap::new());
+    };
+    let (Some(prev_m), Some(cur_m)) = (
+        state.methodology(&prev_cycle.methodology_code),
+        state.methodology(methodology),
+    ) else {
+        return Ok(HashMap::new());
+    };
+    let rows = sqlx::query!(
+        "SELECT e.code, r.score FROM entity_results r JOIN entities e ON e.id = r.entity_id
+         WHERE r.cycle_year = $1 AND r.revision = $2 AND e.code = ANY($3)",
+        py,
+        prev_cycle.results_revision,
+        codes
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let prev_bands = std::sync::Arc::new(prev_m.bands().clone());
+    let cur_bands = std::sync::Arc::new(cur_m.bands().clone());
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let before = PublishedScore::new(r.score).ok()?;
+            let (pb, cb) = (prev_bands.clone(), cur_bands.clone());
+            let f: PreviousFn = std::sync::Arc::new(move |current: Decimal| {
+                let now = PublishedScore::new(current).unwrap_or(before);
+                let y = year_on_year(before, &pb, now, &cb);
+                PreviousView {
+                    year: py,
+                    score: before.value(),
+                    grade: GradeView {
+                        code: y.previous_band.code.clone(),
+                        label: y.previous_band.label.clone(),
+                        zone: y.previous_band.zone.map(|z| z.to_string()),
+                    },
+                    delta: y.delta,
+                    movement: y.movement,
+                }
+            });
+            Some((r.code, f))
+        })
+        .collect())
+}
+
+/// A unit's result.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UnitResultView {
+    /// Unit id.
+    pub unit_id: i64,
+    /// Unit name.
+    pub unit_name: String,
+    /// Entity code.
+    pub entity_code: String,
+    /// Entity name.
+    pub entity_name: String,
+    /// Province.
+    pub province_code: Option<String>,
+    /// Published score.
+    #[schema(value_type = String)]
+    pub score: Decimal,
+    /// Grade code.
+    pub grade: String,
+    /// Per-dimension and per-variable breakdown.
+    #[schema(value_type = Object)]
+    pub breakdown: serde_json::Value,
+    /// Indicators that lost the most points, largest first.
+    #[schema(value_type = Object)]
+    pub deficiencies: serde_json::Value,
+    /// When computed.
+    pub computed_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Unit results with breakdown and deficiencies.
+///
+/// Who may call: anyone once published; before: admin, office (its provinces).
+#[utoipa::path(get, path = "/cycles/{year}/results/units", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ResultFilter), responses((status = 200, description = "Success", body = Page<UnitResultView>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+async fn units(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+    Query(f): Query<ResultFilter>,
+) -> ApiResult<Json<Page<UnitResultView>>> {
+    let (year, revision, provinces, _) = visible(&state, &actor, raw).await?;
+    let limit = pagination::limit(f.limit)?;
+    let offset = pagination::offset(f.cursor.as_deref())?;
+    let sort = sort_key(f.sort.as_deref())?;
+    let rows = sqlx::query_as!(
+        UnitResultView,
+        r#"SELECT u.id AS unit_id, u.name AS unit_name, e.code AS entity_code, e.name AS entity_name, e.province_code,
+                  r.score, r.grade_code AS grade, r.breakdown, r.deficiencies, r.computed_at
+           FROM unit_results r JOIN units u ON u.id = r.unit_id JOIN entities e ON e.id = u.entity_id
+           WHERE r.cycle_year = $1 AND r.revision = $2
+             AND ($3::text[] IS NULL OR e.province_code = ANY($3))
+             AND ($4::text IS NULL OR e.kind = $4)
+             AND ($5::text IS NULL OR e.province_code = $5)
+             AND ($6::text IS NULL OR r.grade_code = $6)
+             AND ($7::text IS NULL OR e.code = $7)
+           ORDER BY CASE WHEN $8 = 'rank' THEN -r.score END, CASE WHEN $8 = 'score_asc' THEN r.score END,
+                    CASE WHEN $8 = 'name' THEN u.name END, e.code, u.name
+           LIMIT $9 OFFSET $10"#,
+        i32::from(year.get()),
+        revision,
+        provinces.as_deref(),
+        f.kind,
+        f.province,
+        f.grade,
+        f.entity,
+        sort,
+        limit + 1,
+        offset
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(pagination::offset_page(rows, limit, offset)))
+}
+
+/// One unit's result.
+///
+/// Who may call: anyone once published; before: admin, office (its provinces).
+#[utoipa::path(get, path = "/cycles/{year}/results/units/{unit_id}", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), responses((status = 200, description = "Success", body = UnitResultView), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+async fn unit(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((raw, unit_id)): Path<(i64, i64)>,
+) -> ApiResult<Json<UnitResultView>> {
+    let (year, revision, provinces, _) = visible(&state, &actor, raw).await?;
+    let row = sqlx::query_as!(
+        UnitResultView,
+        r#"SELECT u.id AS unit_id, u.name AS unit_name, e.code AS entity_code, e.name AS entity_name, e.province_code,
+                  r.score, r.grade_code AS grade, r.breakdown, r.deficiencies, r.computed_at
+           FROM unit_results r JOIN units u ON u.id = r.unit_id JOIN entities e ON e.id = u.entity_id
+           WHERE r.cycle_year = $1 AND r.revision = $2 AND r.unit_id = $3
+             AND ($4::text[] IS NULL OR e.province_code = ANY($4))"#,
+        i32::from(year.get()),
+        revision,
+        unit_id,
+        provinces.as_deref()
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no result for unit {unit_id} in {year}")))?;
+    Ok(Json(row))
+}
+
+/// A province's summary.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProvinceSummary {
+    /// Province code.
+    pub code: String,
+    /// Province name.
+    pub name: String,
+    /// Entities with a score (the provincial government, cities and regencies).
+    pub entities: i64,
+    /// Mean of their published scores, rounded half-up to 2 decimals.
+    #[schema(value_type = Option<String>)]
+    pub mean_score: Option<Decimal>,
+    /// Entities per grade code.
+    #[schema(value_type = Object)]
+    pub grades: serde_json::Value,
+}
+
+/// Per-province summary.
+///
+/// Who may call: anyone once published; before: admin, office (its provinces).
+#[utoipa::path(get, path = "/cycles/{year}/results/provinces", tag = "results", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Vec<ProvinceSummary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+async fn provinces(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(raw): Path<i64>,
+) -> ApiResult<Json<Vec<ProvinceSummary>>> {
+    let (year, revision, provinces, _) = visible(&state, &actor, raw).await?;
+    let rows = sqlx::query!(
+        r#"SELECT p.code, p.name, count(r.entity_id) AS "entities!", avg(r.score) AS mean,
+                  (SELECT COALESCE(jsonb_object_agg(g.grade_code, g.n), '{}') FROM (
+                       SELECT r2.grade_code, count(*) AS n FROM entity_results r2 JOIN entities e2 ON e2.id = r2.entity_id
+                       WHERE r2.cycle_year = $1 AND r2.revision = $2 AND e2.province_code = p.code
+                       GROUP BY r2.grade_code) g) AS "grades!"
+           FROM provinces p
+           LEFT JOIN entities e ON e.province_code = p.code
+           LEFT JOIN entity_results r ON r.entity_id = e.id AND r.cycle_year = $1 AND r.revision = $2
+           WHERE ($3::text[] IS NULL OR p.code = ANY($3))
+           GROUP BY p.code ORDER BY p.code"#,
+        i32::from(year.get()),
+        revision,
+        provinces.as_deref()
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .filter(|r| r.entities > 0)
+            .map(|r| ProvinceSummary {
+                code: r.code,
+                name: r.name,
+                entities: r.entities,
+                mean_score: r.mean.map(kepatuhan_core::score::round_published),
+                grades: r.grades,
+            })
+            .collect(),
+    ))
+}
+
+/// One cycle of an entity's history.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    /// Cycle year.
+    pub year: i32,
+    /// Whether the cycle is published.
+    pub published: bool,
+    /// Published score.
+    #[schema(value_type = String)]
+    pub score: Decimal,
+    /// Grade.
+    pub grade: GradeView,
+    /// National rank within kind.
+    pub national_rank: RankView,
+    /// Provincial rank.
+    pub provincial_rank: Option<RankView>,
+}
+
+/// An entity's results across cycles.
+///
+/// Who may call: anyone (published cycles); admin and offices also unpublished ones in scope.
+#[utoipa::path(get, path = "/results/entities/{code}/history", tag = "results", params(("code" = String, Path, description = "Entity code")), responses((status = 200, description = "Success", body = Vec<HistoryEntry>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+async fn history(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(code): Path<String>,
+) -> ApiResult<Json<Vec<HistoryEntry>>> {
+    let staff_provinces: Option<Option<Vec<String>>> = match &actor {
+        Actor::Admin { .. } => Some(None),
+        Actor::Office { provinces, .. } => Some(Some(provinces.clone())),
+        _ => None,
+    };
+    let rows = sqlx::query!(
+        r#"SELECT c.year, c.state, r.score, r.grade_code, r.grade_label, r.zone, r.national_rank, r.national_of,
+                  r.provincial_rank, r.provincial_of, e.province_code
+           FROM entity_results r JOIN entities e ON e.id = r.entity_id
+           JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision
+           WHERE e.code = $1 ORDER BY c.year"#,
+        code
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let items: Vec<HistoryEntry> = rows
+        .into_iter()
+        .filter(|r| {
+            r.state == "published"
+                || staff_provinces.as_ref().is_some_and(|p| {
+                    p.as_ref()
+                        .is_none_or(|p| r.province_code.as_ref().is_some_and(|c| p.contains(c)))
+                })
+        })
+        .map(|r| HistoryEntry {
+            year: r.year,
+            published: r.state == "published",
+            score: r.score,
+            grade: GradeView {
+                code: r.grade_code,
+                label: r.grade_label,
+                zone: r.zone,
+            },
+            national_rank: RankView {
+                rank: r.national_rank,
+                of: r.national_of,
+            },
+            provincial_rank: r
+                .provincial_rank
+                .zip(r.provincial_of)
+                .map(|(rank, of)| RankView { rank, of }),
+        })
+        .collect();
+    if items.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no results for entity `{code}`"
+        )));
+    }
+    Ok(Json(items))
+}
+

@@ -1,0 +1,283 @@
+//! The review: editing, submitting, returning and verifying a submission, each move checked
+//! against core's transition table (`kepatuhan_core::SubmissionState::TRANSITIONS`).
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kepatuhan_core::{CycleYear, Methodology};
+use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, Transaction};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::problem::{FieldError, Problem};
+use crate::routes::cycles::{self, CycleState};
+use kepatuhan_app::{cycles as app_cycles, jobs};
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(update))
+        .routes(routes!(submit))
+        .routes(routes!(return_))
+        .routes(routes!(verify))
+}
+
+/// Opens a transaction, locks the submission, checks `If-Match` and the allowed source states.
+async fn begin_change(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    headers: &HeaderMap,
+    action: SubmissionAction,
+) -> ApiResult<(Transaction<'static, Postgres>, Loaded)> {
+    let mut tx = state.pool.begin().await?;
+    let loaded = lock(&mut tx, actor, id).await?;
+    check_if_match(headers, loaded.version)?;
+    if let Err(refused) = loaded.state.apply(action) {
+        let allowed: Vec<&str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
+        return Err(ApiError::conflict(
+            "invalid-transition",
+            format!("{refused} (allowed from: {})", allowed.join(", ")),
+        ));
+    }
+    Ok((tx, loaded))
+}
+
+/// Moves a locked submission to the state `action` leads to (its version moves on).
+async fn bump(
+    tx: &mut Transaction<'_, Postgres>,
+    loaded: &Loaded,
+    action: SubmissionAction,
+) -> ApiResult<SubmissionState> {
+    let new_state = loaded
+        .state
+        .apply(action)
+        .map_err(|e| ApiError::conflict("invalid-transition", e.to_string()))?;
+    sqlx::query!(
+        "UPDATE submissions SET state = $2, version = version + 1, updated_at = now(),
+                submitted_at = CASE WHEN $2 = 'submitted' THEN now() ELSE submitted_at END
+         WHERE id = $1",
+        loaded.id,
+        new_state.as_str()
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(new_state)
+}
+
+/// Set indicator values.
+///
+/// Who may call: assessor (collecting), office, admin; draft or returned only.
+#[utoipa::path(patch, path = "/submissions/{id}", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), request_body(content = ValuesUpdate, content_type = "application/json"), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn update(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<ValuesUpdate>,
+) -> ApiResult<Response> {
+    let actor_id = actor.require_id()?;
+    let (mut tx, loaded) =
+        begin_change(&state, &actor, id, &headers, SubmissionAction::Edit).await?;
+    may_edit(&actor, loaded.cycle_state)?;
+    validate_values(
+        methodology(&state, &loaded.methodology)?,
+        &body.values,
+        "values",
+    )?;
+    write_values(&mut tx, actor_id, loaded.id, &body.values).await?;
+    bump(&mut tx, &loaded, SubmissionAction::Edit).await?;
+    tx.commit().await?;
+    Ok(with_etag(StatusCode::OK, read(&state, &actor, id).await?))
+}
+
+/// Submit for verification (every indicator answered).
+///
+/// Who may call: assessor, office, admin.
+#[utoipa::path(post, path = "/submissions/{id}/submit", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn submit(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    let actor_id = actor.require_id()?;
+    let (mut tx, loaded) =
+        begin_change(&state, &actor, id, &headers, SubmissionAction::Submit).await?;
+    may_edit(&actor, loaded.cycle_state)?;
+    let m = methodology(&state, &loaded.methodology)?;
+    let entered: HashSet<String> = sqlx::query_scalar!(
+        "SELECT indicator_code FROM submission_values WHERE submission_id = $1",
+        loaded.id
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let missing: Vec<FieldError> = m
+        .indicator_ids()
+        .map(|i| &m.indicator(i).code)
+        .filter(|c| !entered.contains(*c))
+        .map(|c| {
+            FieldError::new(
+                format!("values.{c}"),
+                "needs a value or not_applicable before submitting",
+            )
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::fields(missing));
+    }
+    let now = bump(&mut tx, &loaded, SubmissionAction::Submit).await?;
+    audit(
+        &mut tx,
+        actor_id,
+        loaded.id,
+        "submitted",
+        Some("state"),
+        Some(serde_json::json!(loaded.state.as_str())),
+        Some(serde_json::json!(now.as_str())),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(with_etag(StatusCode::OK, read(&state, &actor, id).await?))
+}
+
+/// Return with comments.
+///
+/// Who may call: office (its provinces), admin.
+#[utoipa::path(post, path = "/submissions/{id}/return", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), request_body(content = ReturnRequest, content_type = "application/json"), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn return_(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(body): Json<ReturnRequest>,
+) -> ApiResult<Response> {
+    let actor_id = actor.require_staff()?;
+    let (mut tx, loaded) =
+        begin_change(&state, &actor, id, &headers, SubmissionAction::Return).await?;
+    let m = methodology(&state, &loaded.methodology)?;
+    let mut errors = Vec::new();
+    if body.note.trim().is_empty() {
+        errors.push(FieldError::new("note", "tell the assessor what to fix"));
+    }
+    for (i, c) in body.comments.iter().enumerate() {
+        if m.indicator_id(&c.indicator).is_none() {
+            errors.push(FieldError::new(
+                format!("comments[{i}].indicator"),
+                format!("unknown indicator `{}`", c.indicator),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    sqlx::query!(
+        "UPDATE submission_values SET review_comment = NULL WHERE submission_id = $1",
+        loaded.id
+    )
+    .execute(&mut *tx)
+    .await?;
+    for c in &body.comments {
+        sqlx::query!(
+            "UPDATE submission_values SET review_comment = $3 WHERE submission_id = $1 AND indicator_code = $2",
+            loaded.id,
+            c.indicator,
+            c.comment
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query!(
+        "UPDATE submissions SET review_note = $2 WHERE id = $1",
+        loaded.id,
+        body.note
+    )
+    .execute(&mut *tx)
+    .await?;
+    bump(&mut tx, &loaded, SubmissionAction::Return).await?;
+    let comments: Vec<serde_json::Value> = body
+        .comments
+        .iter()
+        .map(|c| serde_json::json!({ "indicator": c.indicator, "comment": c.comment }))
+        .collect();
+    audit(
+        &mut tx,
+        actor_id,
+        loaded.id,
+        "returned",
+        Some("state"),
+        Some(serde_json::json!("submitted")),
+        Some(serde_json::json!({ "note": body.note, "comments": comments })),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(with_etag(StatusCode::OK, read(&state, &actor, id).await?))
+}
+
+/// Answer of `POST /submissions/{id}/verify`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Verified {
+    /// The verified submission.
+    pub submission: Submission,
+    /// The recompute job enqueued.
+    pub job_id: String,
+}
+
+/// Verify (locks it, enqueues a recompute).
+///
+/// Who may call: office (its provinces), admin.
+#[utoipa::path(post, path = "/submissions/{id}/verify", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), responses((status = 200, description = "Success", body = Verified), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn verify(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
+    let actor_id = actor.require_staff()?;
+    let (mut tx, loaded) =
+        begin_change(&state, &actor, id, &headers, SubmissionAction::Verify).await?;
+    sqlx::query!(
+        "UPDATE submissions SET verified_at = now(), verified_by = $2 WHERE id = $1",
+        loaded.id,
+        actor_id
+    )
+    .execute(&mut *tx)
+    .await?;
+    bump(&mut tx, &loaded, SubmissionAction::Verify).await?;
+    let mut cycle = app_cycles::lock(&mut tx, loaded.year.into()).await?;
+    let input_revision = app_cycles::bump_input_revision(&mut tx, &mut cycle).await?;
+    audit(
+        &mut tx,
+        actor_id,
+        loaded.id,
+        "verified",
+        Some("state"),
+        Some(serde_json::json!("submitted")),
+        Some(serde_json::json!("verified")),
+    )
+    .await?;
+    let job_id = jobs::enqueue(
+        &mut tx,
+        &jobs::Recompute::unit_at(loaded.year, loaded.unit_id, input_revision),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    let submission = read(&state, &actor, id).await?;
+    let tag = etag(submission.version);
+    Ok((
+        StatusCode::OK,
+        [(header::ETAG, tag)],
+        Json(Verified { submission, job_id }),
+    )
+        .into_response())
+}
+

@@ -1,0 +1,349 @@
+//! Service-user survey responses per sampled unit, aggregated by the core into survey-based
+//! variables and components.
+//!
+//! | endpoint | who may call |
+//! |---|---|
+//! | `POST /cycles/{year}/units/{unit_id}/survey-responses` | assessor (assigned unit, collecting), office (its provinces), admin — while collecting or verifying |
+//! | `GET /cycles/{year}/units/{unit_id}/survey-responses` | same: counts and the current score per survey |
+//!
+//! JSON: `{ "survey": "maladministration_perception", "responses": [{ "respondent": "R-001",
+//! "answers": { "undue_delay": false } }] }`. CSV: a `survey` column, a `respondent` column and
+//! one column per question code (`ya`/`tidak`, `yes`/`no`, `true`/`false`, `1`/`0`, or a Likert
+//! level; empty = unanswered). Responses are keyed by respondent: re-uploading a file changes
+//! nothing, and a corrected row replaces the earlier answers of that respondent.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use kepatuhan_core::Methodology;
+use kepatuhan_core::methodology::SurveyMethod;
+use kepatuhan_core::scoring::{SurveyAnswer, SurveyResponse, SurveyTally};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::bulk::BulkOutcome;
+use crate::routes::cycles::{self, CycleState};
+use kepatuhan_app::cycles as app_cycles;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, bytes_problem, media_type, parse_json};
+use crate::problem::{FieldError, Problem};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upload, summary))
+}
+
+/// One response as sent.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseInput {
+    /// The respondent's reference (unique per unit and survey), e.g. a questionnaire number.
+    pub respondent: String,
+    /// Answers by question code: `true`/`false` for yes/no questions, a number for Likert ones.
+    #[schema(value_type = Object)]
+    pub answers: BTreeMap<String, SurveyAnswer>,
+}
+
+/// A batch of responses to one survey.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseBatch {
+    /// Survey code (a survey variable's or component's code in the cycle's methodology).
+    pub survey: String,
+    /// The responses.
+    pub responses: Vec<ResponseInput>,
+}
+
+/// Responses in JSON or CSV, normalised to batches.
+pub struct Batches {
+    rows: Vec<(String, String, BTreeMap<String, SurveyAnswer>)>,
+    csv: bool,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Batches {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let mt = media_type(&req);
+        let raw = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| bytes_problem(&e).into_response())?;
+        match mt.as_str() {
+            "application/json" => {
+                let batch: ResponseBatch = parse_json(&raw).map_err(IntoResponse::into_response)?;
+                let survey = batch.survey;
+                Ok(Batches {
+                    rows: batch
+                        .responses
+                        .into_iter()
+                        .map(|r| (survey.clone(), r.respondent, r.answers))
+                        .collect(),
+                    csv: false,
+                })
+            }
+            "text/csv" => parse_csv(&raw)
+                .map(|rows| Batches { rows, csv: true })
+                .map_err(IntoResponse::into_response),
+            other => Err(crate::extract::BodyRejection::ContentType(format!(
+                "{} (send application/json or text/csv)",
+                if other.is_empty() { "none" } else { other }
+            ))
+            .into_response()),
+        }
+    }
+}
+
+fn parse_answer(raw: &str) -> Option<SurveyAnswer> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "ya" | "yes" | "true" | "y" => Some(SurveyAnswer::YesNo(true)),
+        "tidak" | "no" | "false" | "t" | "n" => Some(SurveyAnswer::YesNo(false)),
+        other => other.parse::<u8>().ok().map(SurveyAnswer::Likert),
+    }
+}
+
+type Row = (String, String, BTreeMap<String, SurveyAnswer>);
+
+fn parse_csv(raw: &[u8]) -> Result<Vec<Row>, ApiError> {
+    let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(raw);
+    let headers = reader
+        .headers()
+        .map_err(|e| ApiError::field("line 1", e.to_string()))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (Some(survey_col), Some(respondent_col)) = (col("survey"), col("respondent")) else {
+        return Err(ApiError::field(
+            "line 1",
+            "the header needs `survey` and `respondent` columns, then one column per question",
+        ));
+    };
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = i + 2;
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(FieldError::new(format!("line {line}"), e.to_string()));
+                continue;
+            }
+        };
+        let mut answers = BTreeMap::new();
+        for (k, value) in record.iter().enumerate() {
+            if k == survey_col || k == respondent_col || value.is_empty() {
+                continue;
+            }
+            let question = headers.get(k).unwrap_or_default().to_owned();
+            match parse_answer(value) {
+                Some(a) => {
+                    answers.insert(question, a);
+                }
+                None => errors.push(FieldError::new(
+                    format!("line {line}: {question}"),
+                    format!("`{value}` is not ya/tidak or a Likert level"),
+                )),
+            }
+        }
+        rows.push((
+            record.get(survey_col).unwrap_or_default().to_owned(),
+            record.get(respondent_col).unwrap_or_default().to_owned(),
+            answers,
+        ));
+    }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(ApiError::fields(errors))
+    }
+}
+
+/// Checks that the unit is sampled and visible, and data entry is open. Returns the methodology.
+async fn open_unit<'a>(
+    state: &'a AppState,
+    actor: &Actor,
+    raw: i64,
+    unit_id: i64,
+    writing: bool,
+) -> ApiResult<(i32, &'a Methodology)> {
+    let scope = actor.scope()?;
+    let cycle = cycles::load(state, actor, cycles::year(raw)?).await?;
+    let y = i32::from(cycle.year.get());
+    let visible = cycles::sampled_unit_in_scope(state, &scope, &cycle, unit_id).await?;
+    if !visible {
+        return Err(ApiError::NotFound(format!(
+            "unit {unit_id} is not in the sample of {}",
+            cycle.year
+        )));
+    }
+    if writing && !matches!(cycle.state, CycleState::Collecting | CycleState::Verifying) {
+        return Err(ApiError::conflict(
+            "cycle-closed",
+            "survey responses can be uploaded only while the cycle is collecting or verifying",
+        ));
+    }
+    let m = state.methodology(&cycle.methodology).ok_or_else(|| {
+        ApiError::conflict(
+            "unknown-methodology",
+            "the cycle's methodology is not shipped in this build",
+        )
+    })?;
+    Ok((y, m))
+}
+
+/// Upload survey responses (JSON or CSV).
+///
+/// Who may call: assessor (assigned unit, collecting), office (its provinces), admin.
+#[utoipa::path(post, path = "/cycles/{year}/units/{unit_id}/survey-responses", tag = "surveys", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), request_body(content = ResponseBatch, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn upload(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((raw, unit_id)): Path<(i64, i64)>,
+    body: Batches,
+) -> ApiResult<(StatusCode, Json<BulkOutcome>)> {
+    actor.require_id()?;
+    let (y, m) = open_unit(&state, &actor, raw, unit_id, true).await?;
+    let at = |i: usize, f: &str| {
+        if body.csv {
+            format!("line {}: {f}", i + 2)
+        } else {
+            format!("responses[{i}].{f}")
+        }
+    };
+    let mut errors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, (survey, respondent, answers)) in body.rows.iter().enumerate() {
+        let Some(id) = m.survey_id(survey) else {
+            errors.push(FieldError::new(
+                if body.csv {
+                    at(i, "survey")
+                } else {
+                    "survey".to_owned()
+                },
+                format!("unknown survey `{survey}` in methodology {}", m.code()),
+            ));
+            continue;
+        };
+        if respondent.trim().is_empty() {
+            errors.push(FieldError::new(at(i, "respondent"), "must not be empty"));
+        } else if !seen.insert((survey.as_str(), respondent.trim())) {
+            errors.push(FieldError::new(
+                at(i, "respondent"),
+                format!("`{}` appears more than once", respondent.trim()),
+            ));
+        }
+        let one = SurveyResponse {
+            answers: answers.clone(),
+        };
+        if let Err(e) = SurveyTally::from_responses(m.survey(id), std::slice::from_ref(&one)) {
+            let message = match e {
+                kepatuhan_core::scoring::InputError::BadResponse { message, .. } => message,
+                other => other.to_string(),
+            };
+            errors.push(FieldError::new(at(i, "answers"), message));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let surveys: Vec<String> = body.rows.iter().map(|r| r.0.clone()).collect();
+    let respondents: Vec<String> = body.rows.iter().map(|r| r.1.trim().to_owned()).collect();
+    let answers: Vec<serde_json::Value> = body
+        .rows
+        .iter()
+        .map(|r| serde_json::to_value(&r.2).unwrap_or_default())
+        .collect();
+    let mut tx = state.pool.begin().await?;
+    let mut cycle = app_cycles::lock(&mut tx, cycles::year(raw)?.into()).await?;
+    let inserted = sqlx::query_scalar!(
+        r#"INSERT INTO survey_responses (cycle_year, unit_id, survey_code, respondent, answers)
+           SELECT $1, $2, * FROM UNNEST($3::text[], $4::text[], $5::jsonb[])
+           ON CONFLICT (cycle_year, unit_id, survey_code, respondent) DO UPDATE SET answers = excluded.answers
+           WHERE survey_responses.answers IS DISTINCT FROM excluded.answers
+           RETURNING (xmax = 0) AS "inserted!""#,
+        y,
+        unit_id,
+        &surveys,
+        &respondents,
+        &answers
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if !inserted.is_empty() {
+        app_cycles::bump_input_revision(&mut tx, &mut cycle).await?;
+    }
+    tx.commit().await?;
+    let created = inserted.iter().filter(|x| **x).count();
+    let updated = inserted.len() - created;
+    Ok((
+        StatusCode::OK,
+        Json(BulkOutcome {
+            created,
+            updated,
+            unchanged: body.rows.len() - created - updated,
+        }),
+    ))
+}
+
+/// Responses and the current score of one survey of a unit.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SurveySummary {
+    /// Survey code.
+    pub survey: String,
+    /// How answers become points.
+    pub method: String,
+    /// Respondents.
+    pub respondents: usize,
+    /// Counts per outcome (no-maladministration surveys: [none reported, some reported];
+    /// Likert surveys: one count per level).
+    pub counts: Vec<u64>,
+}
+
+/// Survey counts of a unit.
+///
+/// Who may call: as for uploading.
+#[utoipa::path(get, path = "/cycles/{year}/units/{unit_id}/survey-responses", tag = "surveys", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), responses((status = 200, description = "Success", body = Vec<SurveySummary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn summary(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((raw, unit_id)): Path<(i64, i64)>,
+) -> ApiResult<Json<Vec<SurveySummary>>> {
+    let (y, m) = open_unit(&state, &actor, raw, unit_id, false).await?;
+    let rows = sqlx::query!(
+        "SELECT survey_code, answers FROM survey_responses WHERE cycle_year = $1 AND unit_id = $2",
+        y,
+        unit_id
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let mut out = Vec::new();
+    for id in m.survey_ids() {
+        let survey = m.survey(id);
+        let responses: Vec<SurveyResponse> = rows
+            .iter()
+            .filter(|r| r.survey_code == survey.code)
+            .map(|r| SurveyResponse {
+                answers: serde_json::from_value(r.answers.clone()).unwrap_or_default(),
+            })
+            .collect();
+        let counts = SurveyTally::from_responses(survey, &responses)
+            .map(|t| t.counts().to_vec())
+            .unwrap_or_default();
+        out.push(SurveySummary {
+            survey: survey.code.clone(),
+            method: match survey.method {
+                SurveyMethod::NoMaladministrationShare => "no_maladministration_share".into(),
+                SurveyMethod::Likert { .. } => "likert".into(),
+            },
+            respondents: responses.len(),
+            counts,
+        });
+    }
+    Ok(Json(out))
+}

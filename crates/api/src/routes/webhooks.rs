@@ -1,0 +1,298 @@
+//! Webhooks: entities and regional offices register endpoints; events are delivered by the
+//! worker, signed with HMAC-SHA256, retried with backoff, and every attempt is recorded.
+//!
+//! | endpoint | who may call |
+//! |---|---|
+//! | `POST /webhooks`, `GET /webhooks`, `DELETE /webhooks/{id}`, `POST /webhooks/{id}/rotate-secret`, `GET /webhooks/{id}/deliveries` | admin (any endpoint), office (endpoints of its office and of entities in its provinces) |
+//!
+//! Events: `results.published`, `certificate.issued`, `certificate.reissued`,
+//! `certificate.revoked`. Each request carries `Kepatuhan-Event`, `Kepatuhan-Delivery` (the
+//! event id) and `Kepatuhan-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`;
+//! see `docs/worker.md` for how a receiver verifies it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use kepatuhan_app::events::EVENTS;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::AppState;
+use crate::auth::Actor;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path};
+use crate::problem::{FieldError, Problem};
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(deactivate))
+        .routes(routes!(rotate))
+        .routes(routes!(deliveries))
+}
+
+/// Body of `POST /webhooks`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    /// Where events are sent with POST (an http or https URL).
+    pub url: String,
+    /// Owner: an entity (its code)…
+    pub entity_code: Option<String>,
+    /// …or a regional office (its code).
+    pub office: Option<String>,
+    /// Events to receive; default all.
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+/// An endpoint as listed (the secret is never shown again).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Endpoint {
+    /// Id.
+    pub id: i64,
+    /// URL.
+    pub url: String,
+    /// Owning entity's code.
+    pub entity_code: Option<String>,
+    /// Owning office.
+    pub office: Option<String>,
+    /// Subscribed events.
+    pub events: Vec<String>,
+    /// Whether deliveries are made.
+    pub active: bool,
+}
+
+/// An endpoint with its signing secret, answered once at registration or rotation.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EndpointWithSecret {
+    /// The endpoint.
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
+    /// The HMAC-SHA256 signing secret. Shown once: store it now.
+    pub secret: String,
+}
+
+fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("whsec_{}", hex::encode(bytes))
+}
+
+/// Register a webhook endpoint.
+///
+/// Who may call: admin (any owner), office (its own office, or entities in its provinces).
+#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body(content = NewEndpoint, content_type = "application/json"), responses((status = 201, description = "Registered; the secret is shown once", body = EndpointWithSecret), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn create(
+    State(state): State<AppState>,
+    actor: Actor,
+    Json(body): Json<NewEndpoint>,
+) -> ApiResult<(StatusCode, Json<EndpointWithSecret>)> {
+    let actor_id = actor.require_staff()?;
+    let mut errors = Vec::new();
+    let url = body.url.trim();
+    if !(url.starts_with("https://") || url.starts_with("http://"))
+        || url.contains(char::is_whitespace)
+        || url.len() > 2000
+    {
+        errors.push(FieldError::new("url", "must be an http(s) URL"));
+    }
+    let events = if body.events.is_empty() {
+        EVENTS.iter().map(|e| (*e).to_owned()).collect()
+    } else {
+        body.events.clone()
+    };
+    for (i, e) in events.iter().enumerate() {
+        if !EVENTS.contains(&e.as_str()) {
+            errors.push(FieldError::new(
+                format!("events[{i}]"),
+                format!("unknown event `{e}` ({})", EVENTS.join(", ")),
+            ));
+        }
+    }
+    let (entity_id, office) = match (&body.entity_code, &body.office) {
+        (Some(code), None) => {
+            let found = sqlx::query!(
+                "SELECT id, province_code FROM entities WHERE code = $1",
+                code.trim()
+            )
+            .fetch_optional(&state.pool)
+            .await?;
+            match found {
+                Some(e)
+                    if matches!(actor, Actor::Admin { .. })
+                        || actor.covers_province(e.province_code.as_deref()) =>
+                {
+                    (Some(e.id), None)
+                }
+                _ => {
+                    errors.push(FieldError::new(
+                        "entity_code",
+                        format!("no entity `{code}` you can register for"),
+                    ));
+                    (None, None)
+                }
+            }
+        }
+        (None, Some(o)) => match &actor {
+            Actor::Office { office, .. } if office != o => {
+                errors.push(FieldError::new(
+                    "office",
+                    "an office registers endpoints for itself",
+                ));
+                (None, None)
+            }
+            _ => (None, Some(o.trim().to_owned())),
+        },
+        _ => {
+            errors.push(FieldError::new(
+                "entity_code",
+                "give exactly one owner: entity_code or office",
+            ));
+            (None, None)
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let secret = new_secret();
+    let id = sqlx::query_scalar!(
+        "INSERT INTO webhook_endpoints (url, secret, entity_id, office_code, events, created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        url,
+        secret,
+        entity_id,
+        office,
+        &events,
+        actor_id
+    )
+    .fetch_one(&state.pool)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.constraint() == Some("webhook_endpoints_office_code_fkey") => ApiError::field("office", "unknown office"),
+        _ => e.into(),
+    })?;
+    let endpoint = load(&state, &actor, id).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EndpointWithSecret { endpoint, secret }),
+    ))
+}
+
+async fn load(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Endpoint> {
+    list_rows(state, actor)
+        .await?
+        .into_iter()
+        .find(|e| e.id == id)
+        .ok_or_else(|| ApiError::NotFound(format!("no webhook endpoint {id}")))
+}
+
+async fn list_rows(state: &AppState, actor: &Actor) -> ApiResult<Vec<Endpoint>> {
+    actor.require_staff()?;
+    let (office, provinces) = match actor {
+        Actor::Office {
+            office, provinces, ..
+        } => (Some(office.clone()), Some(provinces.clone())),
+        _ => (None, None),
+    };
+    Ok(sqlx::query_as!(
+        Endpoint,
+        r#"SELECT w.id, w.url, e.code AS "entity_code?", w.office_code AS office, w.events, w.active
+           FROM webhook_endpoints w LEFT JOIN entities e ON e.id = w.entity_id
+           WHERE $1::text IS NULL OR w.office_code = $1 OR e.province_code = ANY($2)
+           ORDER BY w.id"#,
+        office,
+        provinces.as_deref()
+    )
+    .fetch_all(&state.pool)
+    .await?)
+}
+
+/// List webhook endpoints.
+///
+/// Who may call: admin (all), office (its own and its provinces' entities').
+#[utoipa::path(get, path = "/webhooks", tag = "webhooks", responses((status = 200, description = "Success", body = Vec<Endpoint>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Endpoint>>> {
+    Ok(Json(list_rows(&state, &actor).await?))
+}
+
+/// Deactivate an endpoint (its delivery log is kept).
+///
+/// Who may call: as for listing.
+#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = i64, Path, description = "Endpoint id")), responses((status = 200, description = "Deactivated", body = Endpoint), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn deactivate(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Endpoint>> {
+    load(&state, &actor, id).await?;
+    sqlx::query!(
+        "UPDATE webhook_endpoints SET active = false WHERE id = $1",
+        id
+    )
+    .execute(&state.pool)
+    .await?;
+    Ok(Json(load(&state, &actor, id).await?))
+}
+
+/// Replace an endpoint's signing secret; the new one is shown once.
+///
+/// Who may call: as for listing.
+#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = i64, Path, description = "Endpoint id")), responses((status = 200, description = "The new secret, shown once", body = EndpointWithSecret), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn rotate(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<EndpointWithSecret>> {
+    let endpoint = load(&state, &actor, id).await?;
+    let secret = new_secret();
+    sqlx::query!(
+        "UPDATE webhook_endpoints SET secret = $2 WHERE id = $1",
+        id,
+        secret
+    )
+    .execute(&state.pool)
+    .await?;
+    Ok(Json(EndpointWithSecret { endpoint, secret }))
+}
+
+/// One delivery attempt.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Delivery {
+    /// Event id.
+    pub event_id: String,
+    /// Event type.
+    pub event_type: String,
+    /// Attempt number.
+    pub attempt: i32,
+    /// HTTP status answered, if any.
+    pub status_code: Option<i32>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+    /// Round trip.
+    pub duration_ms: i32,
+    /// When.
+    pub attempted_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The latest delivery attempts (at most 200) of an endpoint.
+///
+/// Who may call: as for listing.
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = i64, Path, description = "Endpoint id")), responses((status = 200, description = "Success", body = Vec<Delivery>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn deliveries(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<Delivery>>> {
+    load(&state, &actor, id).await?;
+    Ok(Json(
+        sqlx::query_as!(
+            Delivery,
+            "SELECT event_id, event_type, attempt, status_code, error, duration_ms, attempted_at
+             FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY id DESC LIMIT 200",
+            id
+        )
+        .fetch_all(&state.pool)
+        .await?,
+    ))
+}

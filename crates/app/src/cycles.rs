@@ -1,0 +1,172 @@
+//! Cycles as the rest of the application holds them: a cycle's identity ([`CycleKey`]), its row
+//! lock ([`lock`]), the revision of its inputs ([`bump_input_revision`]) and the publication of a
+//! results revision with its certificates ([`publish_revision`]). Each rule is written here
+//! once; every write path goes through it.
+//!
+//! Everything that changes a cycle's inputs or results first takes the cycle's row lock, so
+//! recomputes, verifications, corrections and transitions of one cycle happen one after another.
+
+use kepatuhan_core::{CycleState, CycleYear};
+use sqlx::{Postgres, Transaction};
+
+use crate::error::{AppError, AppResult};
+use crate::jobs::{self, IssueCertificates};
+
+/// Which cycle. Today every cycle is the official cycle of its year; unofficial cycles
+/// (self-assessments) will stand beside it with identities of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CycleKey {
+    /// The official assessment of a year.
+    Official(CycleYear),
+}
+
+impl CycleKey {
+    /// The year assessed.
+    pub fn year(self) -> CycleYear {
+        match self {
+            CycleKey::Official(year) => year,
+        }
+    }
+
+    /// The year as the database stores it.
+    pub(crate) fn db_year(self) -> i32 {
+        i32::from(self.year().get())
+    }
+}
+
+impl std::fmt::Display for CycleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CycleKey::Official(year) => write!(f, "{year}"),
+        }
+    }
+}
+
+impl From<CycleYear> for CycleKey {
+    fn from(year: CycleYear) -> Self {
+        CycleKey::Official(year)
+    }
+}
+
+/// A cycle whose row the holder's transaction has locked (`FOR UPDATE`): nothing else changes
+/// its state or revisions until that transaction ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cycle {
+    /// Its identity.
+    pub key: CycleKey,
+    /// Its state.
+    pub state: CycleState,
+    /// Whether it holds imported published scores rather than field data.
+    pub imported: bool,
+    /// The methodology it is scored with.
+    pub methodology_code: String,
+    /// The current results revision.
+    pub results_revision: i32,
+    /// The revision of its inputs: moved by every change of verified values, survey responses
+    /// or follow-up ([`bump_input_revision`]).
+    pub input_revision: i64,
+    /// The input revision its current results reflect.
+    pub results_input_revision: i64,
+}
+
+impl Cycle {
+    /// Its year.
+    pub fn year(&self) -> CycleYear {
+        self.key.year()
+    }
+
+    /// Whether its results are frozen (published, or imported): they change only through a
+    /// correction.
+    pub fn is_frozen(&self) -> bool {
+        self.state.is_published() || self.imported
+    }
+
+    /// [`AppError::ResultsFrozen`] when its results are frozen.
+    pub fn require_open(&self) -> AppResult<()> {
+        if self.is_frozen() {
+            Err(AppError::ResultsFrozen(self.key))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether its stored results reflect every input.
+    pub fn results_are_current(&self) -> bool {
+        self.results_input_revision == self.input_revision
+    }
+}
+
+/// Locks a cycle's row in the caller's transaction and reads it ([`AppError::CycleNotFound`]
+/// when there is none). The lock is held until the transaction ends.
+pub async fn lock(tx: &mut Transaction<'_, Postgres>, key: CycleKey) -> AppResult<Cycle> {
+    let row = sqlx::query!(
+        "SELECT state, imported, methodology_code, results_revision, input_revision, results_input_revision
+         FROM cycles WHERE year = $1 FOR UPDATE",
+        key.db_year()
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(AppError::CycleNotFound(key))?;
+    Ok(Cycle {
+        key,
+        state: row
+            .state
+            .parse()
+            .map_err(|e: kepatuhan_core::cycle::UnknownCycleState| {
+                AppError::Inconsistent(e.to_string())
+            })?,
+        imported: row.imported,
+        methodology_code: row.methodology_code,
+        results_revision: row.results_revision,
+        input_revision: row.input_revision,
+        results_input_revision: row.results_input_revision,
+    })
+}
+
+/// Records that the cycle's inputs changed (a verification, a correction, survey responses, a
+/// follow-up) and returns the new input revision. Incremental recomputes and publication rely on
+/// it: a write path that forgets it leaves stale results looking current.
+pub async fn bump_input_revision(
+    tx: &mut Transaction<'_, Postgres>,
+    cycle: &mut Cycle,
+) -> AppResult<i64> {
+    cycle.input_revision = sqlx::query_scalar!(
+        "UPDATE cycles SET input_revision = input_revision + 1 WHERE year = $1 RETURNING input_revision",
+        cycle.key.db_year()
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(cycle.input_revision)
+}
+
+/// Starts a new results revision of a published cycle (a correction, or a recompute whose
+/// results differ): the published revision stays readable, the new one becomes current.
+pub async fn new_results_revision(
+    tx: &mut Transaction<'_, Postgres>,
+    cycle: &mut Cycle,
+) -> AppResult<i32> {
+    cycle.results_revision = sqlx::query_scalar!(
+        "UPDATE cycles SET results_revision = results_revision + 1, updated_at = now() WHERE year = $1 RETURNING results_revision",
+        cycle.key.db_year()
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(cycle.results_revision)
+}
+
+/// Publishes a results revision of a cycle: enqueues the issue of its certificates, once per
+/// revision (an idempotency key), and returns that job's id. Publication, corrections and
+/// recomputes of a published cycle all come here.
+pub async fn publish_revision(
+    tx: &mut Transaction<'_, Postgres>,
+    cycle: &Cycle,
+    revision: i32,
+) -> AppResult<String> {
+    let job = IssueCertificates {
+        year: cycle.year().get(),
+        revision,
+        traceparent: crate::telemetry::current_traceparent(),
+    };
+    let key = format!("certificates-{}-{revision}", cycle.key);
+    jobs::enqueue(tx, &job, Some(&key)).await
+}

@@ -1,0 +1,368 @@
+//! Writing scored results: unit and entity rows of a revision, and ranks that moved.
+
+use std::collections::HashMap;
+
+use kepatuhan_core::scoring::{CycleInput, CycleResult, Grade, RankInput, Ranks, deficiencies};
+use kepatuhan_core::{EntityKind, Methodology, PublishedScore};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::{Postgres, Transaction};
+
+use super::load::UnitRow;
+use crate::error::{AppError, AppResult};
+
+/// Unit rows written per statement: bounds the memory taken by their JSON (≈ 5 KB a unit).
+const UNIT_ROWS_PER_INSERT: usize = 500;
+
+/// A scored cycle (or entity) with where each of its units sits.
+pub(super) struct Scored<'a> {
+    pub(super) m: &'a Methodology,
+    pub(super) input: &'a CycleInput,
+    pub(super) result: &'a CycleResult,
+    pub(super) unit_rows: &'a [UnitRow],
+}
+
+impl Scored<'_> {
+    /// Inserts the scored units' result rows, [`UNIT_ROWS_PER_INSERT`] at a time, with their
+    /// breakdown and deficiency lists serialized straight to JSON text; returns how many.
+    pub(super) async fn write_units(
+        &self,
+        tx: &mut Transaction<'_, Postgres>,
+        y: i32,
+        revision: i32,
+        input_revision: i64,
+    ) -> AppResult<usize> {
+        let mut written = 0;
+        let mut chunk = UnitColumns::default();
+        let mut position_in_entity: HashMap<usize, usize> = HashMap::new();
+        for row in self.unit_rows {
+            let k = position_in_entity.entry(row.entity_index).or_insert(0);
+            let unit_result = &self.result.entities[row.entity_index].units[*k];
+            let unit_input = &self.input.entities[row.entity_index].units[*k];
+            *k += 1;
+            let (Some(score), Some(grade)) = (&unit_result.score, &unit_result.grade) else {
+                continue;
+            };
+            chunk.ids.push(row.unit_id);
+            chunk.scores.push(score.published.value());
+            chunk.exact.push(score.score.value());
+            chunk.grades.push(grade.code.clone());
+            chunk.breakdown.push(json_text(&score.sheets));
+            chunk
+                .deficiencies
+                .push(json_text(&deficiencies(self.m, unit_input, score)));
+            if chunk.ids.len() == UNIT_ROWS_PER_INSERT {
+                written += chunk.ids.len();
+                std::mem::take(&mut chunk)
+                    .insert(tx, y, revision, input_revision)
+                    .await?;
+            }
+        }
+        if !chunk.ids.is_empty() {
+            written += chunk.ids.len();
+            chunk.insert(tx, y, revision, input_revision).await?;
+        }
+        Ok(written)
+    }
+}
+
+/// A value as JSON text (`null` if it cannot be serialized, which our result types always can).
+fn json_text<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+/// Unit result rows, column by column.
+#[derive(Default)]
+struct UnitColumns {
+    ids: Vec<i64>,
+    scores: Vec<Decimal>,
+    exact: Vec<Decimal>,
+    grades: Vec<String>,
+    breakdown: Vec<String>,
+    deficiencies: Vec<String>,
+}
+
+impl UnitColumns {
+    async fn insert(
+        self,
+        tx: &mut Transaction<'_, Postgres>,
+        y: i32,
+        revision: i32,
+        input_revision: i64,
+    ) -> AppResult<()> {
+        sqlx::query!(
+            "INSERT INTO unit_results (cycle_year, revision, unit_id, score, exact_score, grade_code, breakdown, deficiencies, input_revision)
+             SELECT $1, $2, t.unit_id, t.score, t.exact_score, t.grade_code, t.breakdown::jsonb, t.deficiencies::jsonb, $8
+             FROM UNNEST($3::bigint[], $4::numeric[], $5::numeric[], $6::text[], $7::text[], $9::text[])
+                  AS t(unit_id, score, exact_score, grade_code, breakdown, deficiencies)",
+            y,
+            revision,
+            &self.ids,
+            &self.scores as &[Decimal],
+            &self.exact as &[Decimal],
+            &self.grades,
+            &self.breakdown,
+            input_revision,
+            &self.deficiencies
+        )
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Records that the cycle's current results reflect `input_revision`.
+pub(super) async fn mark_current(
+    tx: &mut Transaction<'_, Postgres>,
+    y: i32,
+    input_revision: i64,
+) -> AppResult<()> {
+    sqlx::query!(
+        "UPDATE cycles SET results_input_revision = $2 WHERE year = $1",
+        y,
+        input_revision
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the result rows of one revision of a cycle (before they are written again).
+pub async fn clear_results(
+    tx: &mut Transaction<'_, Postgres>,
+    year: i32,
+    revision: i32,
+) -> AppResult<()> {
+    sqlx::query!(
+        "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2",
+        year,
+        revision
+    )
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query!(
+        "DELETE FROM entity_results WHERE cycle_year = $1 AND revision = $2",
+        year,
+        revision
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A scored entity, ready to store.
+#[derive(Debug, Clone)]
+pub struct EntityRow {
+    /// The entity.
+    pub entity_id: i64,
+    /// Per-dimension means of the units' scores: `[{ "code": "input", "score": "81.25" }]`.
+    pub breakdown: serde_json::Value,
+    /// Its published score.
+    pub score: PublishedScore,
+    /// Its grade.
+    pub grade: Grade,
+    /// Its ranks.
+    pub ranks: Ranks,
+    /// Units with a score.
+    pub units_scored: i32,
+}
+
+/// The scored entities of a cycle result, with their database ids.
+pub(super) fn entity_rows(
+    entity_ids: &[i64],
+    result: &CycleResult,
+) -> Vec<EntityRow> {
+    entity_ids
+        .iter()
+        .zip(&result.entities)
+        .filter_map(|(id, e)| {
+            Some(EntityRow {
+                entity_id: *id,
+                breakdown: serde_json::to_value(e.dimension_means())
+                    .unwrap_or(serde_json::Value::Null),
+                score: e.score?,
+                grade: e.grade.clone()?,
+                ranks: e.ranks?,
+                units_scored: i32::try_from(e.units.iter().filter(|u| u.score.is_some()).count())
+                    .unwrap_or(i32::MAX),
+            })
+        })
+        .collect()
+}
+
+/// Writes entity result rows (scored entities only) and returns how many.
+pub async fn write_entity_results(
+    tx: &mut Transaction<'_, Postgres>,
+    year: i32,
+    revision: i32,
+    input_revision: i64,
+    rows: &[EntityRow],
+) -> AppResult<usize> {
+    let mut ids = Vec::new();
+    let mut scores = Vec::new();
+    let mut codes = Vec::new();
+    let mut labels = Vec::new();
+    let mut zones: Vec<Option<String>> = Vec::new();
+    let mut eligible = Vec::new();
+    let mut n_rank = Vec::new();
+    let mut n_of = Vec::new();
+    let mut p_rank: Vec<Option<i32>> = Vec::new();
+    let mut p_of: Vec<Option<i32>> = Vec::new();
+    let mut units_scored = Vec::new();
+    let mut breakdowns = Vec::new();
+    for EntityRow {
+        entity_id,
+        breakdown,
+        score,
+        grade,
+        ranks,
+        units_scored: n,
+    } in rows
+    {
+        ids.push(*entity_id);
+        scores.push(score.value());
+        codes.push(grade.code.clone());
+        labels.push(grade.label.clone());
+        zones.push(grade.zone.map(|z| z.to_string()));
+        eligible.push(grade.award_eligible);
+        n_rank.push(i32::try_from(ranks.national.rank).unwrap_or(i32::MAX));
+        n_of.push(i32::try_from(ranks.national.of).unwrap_or(i32::MAX));
+        p_rank.push(
+            ranks
+                .provincial
+                .map(|r| i32::try_from(r.rank).unwrap_or(i32::MAX)),
+        );
+        p_of.push(
+            ranks
+                .provincial
+                .map(|r| i32::try_from(r.of).unwrap_or(i32::MAX)),
+        );
+        units_scored.push(*n);
+        breakdowns.push(breakdown.clone());
+    }
+    sqlx::query!(
+        "INSERT INTO entity_results (cycle_year, revision, entity_id, score, grade_code, grade_label, zone, award_eligible,
+                                     national_rank, national_of, provincial_rank, provincial_of, units_scored, breakdown, input_revision)
+         SELECT $1, $2, *, $14 FROM UNNEST($3::bigint[], $4::numeric[], $5::text[], $6::text[], $7::text[], $8::bool[],
+                                            $9::int[], $10::int[], $11::int[], $12::int[], $13::int[], $15::jsonb[])",
+        year,
+        revision,
+        &ids,
+        &scores as &[Decimal],
+        &codes,
+        &labels,
+        &zones as &[Option<String>],
+        &eligible,
+        &n_rank,
+        &n_of,
+        &p_rank as &[Option<i32>],
+        &p_of as &[Option<i32>],
+        &units_scored,
+        input_revision,
+        &breakdowns
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(ids.len())
+}
+
+/// Ranks every entity again from the stored scores of all but `entity_id` and, last, `mine`
+/// (that entity's kind, province and new score, if it is scored). Returns the others' stored
+/// ranks and the new ranks, in the same order.
+pub(super) async fn rerank(
+    tx: &mut Transaction<'_, Postgres>,
+    y: i32,
+    revision: i32,
+    entity_id: i64,
+    mine: Option<(EntityKind, Option<&str>, PublishedScore)>,
+) -> AppResult<(Vec<StoredRanks>, Vec<Ranks>)> {
+    let others = sqlx::query!(
+        r#"SELECT r.entity_id, e.kind, e.province_code, r.score, r.national_rank, r.national_of, r.provincial_rank, r.provincial_of
+           FROM entity_results r JOIN entities e ON e.id = r.entity_id
+           WHERE r.cycle_year = $1 AND r.revision = $2 AND r.entity_id <> $3"#,
+        y,
+        revision,
+        entity_id
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut inputs = Vec::with_capacity(others.len() + 1);
+    for o in &others {
+        inputs.push(RankInput {
+            kind: o.kind.parse().unwrap_or(EntityKind::Regency),
+            province: o.province_code.as_deref(),
+            score: PublishedScore::new(o.score)
+                .map_err(|e| AppError::Inconsistent(format!("stored score {}: {e}", o.score)))?,
+        });
+    }
+    if let Some((kind, province, score)) = mine {
+        inputs.push(RankInput {
+            kind,
+            province,
+            score,
+        });
+    }
+    let ranks = kepatuhan_core::scoring::rank_entities(&inputs);
+    let stored = others
+        .iter()
+        .map(|o| StoredRanks {
+            entity_id: o.entity_id,
+            national: (o.national_rank, o.national_of),
+            provincial: o.provincial_rank.zip(o.provincial_of),
+        })
+        .collect();
+    Ok((stored, ranks))
+}
+
+/// An entity's ranks as stored.
+pub(super) struct StoredRanks {
+    entity_id: i64,
+    national: (i32, i32),
+    provincial: Option<(i32, i32)>,
+}
+
+/// Writes the ranks of the entities (in `stored` order, matching `ranks`) whose rank moved, and
+/// returns how many.
+pub(super) async fn update_moved_ranks(
+    tx: &mut Transaction<'_, Postgres>,
+    y: i32,
+    revision: i32,
+    stored: &[StoredRanks],
+    ranks: &[Ranks],
+) -> AppResult<usize> {
+    let (mut ids, mut n_rank, mut n_of, mut p_rank, mut p_of) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let as_i32 = |n: u32| i32::try_from(n).unwrap_or(i32::MAX);
+    for (o, r) in stored.iter().zip(ranks) {
+        let national = (as_i32(r.national.rank), as_i32(r.national.of));
+        let provincial = r.provincial.map(|p| (as_i32(p.rank), as_i32(p.of)));
+        if o.national != national || o.provincial != provincial {
+            ids.push(o.entity_id);
+            n_rank.push(national.0);
+            n_of.push(national.1);
+            p_rank.push(provincial.map(|p| p.0));
+            p_of.push(provincial.map(|p| p.1));
+        }
+    }
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    sqlx::query!(
+        "UPDATE entity_results r
+            SET national_rank = t.national_rank, national_of = t.national_of,
+                provincial_rank = t.provincial_rank, provincial_of = t.provincial_of
+           FROM UNNEST($3::bigint[], $4::int[], $5::int[], $6::int[], $7::int[])
+                AS t(entity_id, national_rank, national_of, provincial_rank, provincial_of)
+          WHERE r.cycle_year = $1 AND r.revision = $2 AND r.entity_id = t.entity_id",
+        y,
+        revision,
+        &ids,
+        &n_rank,
+        &n_of,
+        &p_rank as &[Option<i32>],
+        &p_of as &[Option<i32>]
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(ids.len())
+}

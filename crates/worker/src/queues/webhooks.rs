@@ -1,0 +1,121 @@
+//! The `webhooks` queue: POST an event to an endpoint, signed, and record the attempt. A failed
+//! delivery (network error, timeout, non-2xx answer) enqueues the next attempt with exponential
+//! backoff; after the last one the job is dead, visible through `GET /api/v1/jobs?status=dead`.
+
+use std::time::{Duration, Instant};
+
+use apalis::prelude::*;
+use hmac::{Hmac, Mac};
+use kepatuhan_app::App;
+use kepatuhan_app::jobs::{DELIVERY_ATTEMPTS, DeliverWebhook};
+use sha2::Sha256;
+
+use crate::WorkerConfig;
+use crate::error::JobError;
+use crate::retry::backoff;
+
+/// The `Kepatuhan-Signature` header value: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Delivers one event.
+pub async fn deliver(
+    job: DeliverWebhook,
+    app: Data<App>,
+    config: Data<WorkerConfig>,
+) -> Result<(), JobError> {
+    let endpoint = sqlx::query!(
+        "SELECT url, secret, active FROM webhook_endpoints WHERE id = $1",
+        job.endpoint_id
+    )
+    .fetch_optional(&app.pool)
+    .await?;
+    let Some(endpoint) = endpoint.filter(|e| e.active) else {
+        return Ok(()); // endpoint removed or deactivated: nothing to deliver
+    };
+    let body = serde_json::to_vec(&job.event).map_err(|e| JobError::App(e.into()))?;
+    let event_id = job.event["id"].as_str().unwrap_or_default().to_owned();
+    let event_type = job.event["type"].as_str().unwrap_or_default().to_owned();
+    let started = Instant::now();
+    let timestamp = chrono::Utc::now().timestamp();
+    let sent = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?
+        .post(&endpoint.url)
+        .header("content-type", "application/json")
+        .header("user-agent", "kepatuhan-webhooks/1")
+        .header("kepatuhan-event", &event_type)
+        .header("kepatuhan-delivery", &event_id)
+        .header(
+            "kepatuhan-signature",
+            signature(&endpoint.secret, timestamp, &body),
+        )
+        .body(body)
+        .send()
+        .await;
+    let elapsed = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+    let (status, error) = match &sent {
+        Ok(r) if r.status().is_success() => (Some(i32::from(r.status().as_u16())), None),
+        Ok(r) => (
+            Some(i32::from(r.status().as_u16())),
+            Some(format!("answered {}", r.status())),
+        ),
+        Err(e) => (
+            None,
+            Some(if e.is_timeout() {
+                "timed out".to_owned()
+            } else {
+                "could not connect".to_owned()
+            }),
+        ),
+    };
+    sqlx::query!(
+        "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, attempt, status_code, error, duration_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        job.endpoint_id,
+        event_id,
+        event_type,
+        i32::try_from(job.attempt).unwrap_or(i32::MAX),
+        status,
+        error,
+        elapsed
+    )
+    .execute(&app.pool)
+    .await?;
+    kepatuhan_app::metrics::record_job("webhooks", error.is_none(), started);
+    let Some(error) = error else { return Ok(()) };
+    tracing::warn!(endpoint = job.endpoint_id, event = %event_id, attempt = job.attempt, error = %error, "webhook delivery failed");
+    if job.attempt >= DELIVERY_ATTEMPTS {
+        return Err(JobError::Delivery(format!(
+            "{error} (attempt {} of {DELIVERY_ATTEMPTS}; giving up)",
+            job.attempt
+        )));
+    }
+    // The next attempt is its own job, delayed by the backoff.
+    let next = DeliverWebhook {
+        attempt: job.attempt + 1,
+        ..job
+    };
+    let delay = backoff(
+        config.backoff_base,
+        usize::try_from(next.attempt - 1).unwrap_or(usize::MAX),
+    );
+    let mut tx = app
+        .pool
+        .begin()
+        .await?;
+    kepatuhan_app::jobs::enqueue_after(&mut tx, &next, None, delay)
+        .await?;
+    tx.commit()
+        .await?;
+    Ok(())
+}
