@@ -125,13 +125,9 @@ pub async fn seed_demo(app: &App, settings: &Settings) -> DemoResult<Option<Demo
     };
     load_reference(&api).await?;
     import_2024(&api).await?;
-    let (_, office) = auth::create_actor_with_token(
-        &app.pool,
-        "Demo Perwakilan Babel",
-        "office",
-        Some("babel"),
-    )
-    .await?;
+    let (_, office) =
+        auth::create_actor_with_token(&app.pool, "Demo Perwakilan Babel", "office", Some("babel"))
+            .await?;
     let (assessor_id, assessor) =
         auth::create_actor_with_token(&app.pool, "Demo asisten Babel", "assessor", Some("babel"))
             .await?;

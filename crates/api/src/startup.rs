@@ -42,7 +42,11 @@ pub fn build(app: App, settings: &Settings) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(crate::metrics::render))
         .nest("/api/v1", api)
-        .merge(crate::routes::certificates::verify_router().split_for_parts().0)
+        .merge(
+            crate::routes::certificates::verify_router()
+                .split_for_parts()
+                .0,
+        )
         .route(
             "/openapi.json",
             get(move || {

@@ -3,13 +3,13 @@
 mod common;
 
 use common::TestApp;
-use kepatuhan_api::config::Settings;
+use kepatuhan_app::config::Settings;
 use sqlx::PgPool;
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn demo_data_is_a_living_system(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let state = kepatuhan_api::AppState::new(pool.clone()).unwrap();
+    let state = kepatuhan_app::App::new(pool.clone()).unwrap();
     let settings = Settings::from_lookup(|_| None).unwrap();
     let tokens = kepatuhan_api::demo::seed_demo(&state, &settings)
         .await

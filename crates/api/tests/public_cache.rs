@@ -3,24 +3,25 @@
 
 use std::time::Duration;
 
-use kepatuhan_api::config::Settings;
-use kepatuhan_api::results::PublicCache;
-use kepatuhan_api::{AppState, build_router, demo, migrate};
+use kepatuhan_api::{build, demo};
+use kepatuhan_app::App;
+use kepatuhan_app::config::Settings;
+use kepatuhan_app::db::migrate;
 use serde_json::Value;
 use sqlx::PgPool;
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn published_results_are_answered_from_memory_for_anonymous_callers(pool: PgPool) {
     migrate(&pool).await.unwrap();
-    let settings = Settings::from_lookup(|_| None).unwrap();
-    let state = AppState {
-        public_cache: PublicCache::new(Duration::from_secs(3)),
-        ..AppState::new(pool.clone()).unwrap()
+    let settings = Settings {
+        public_cache: Duration::from_secs(3),
+        ..Settings::from_lookup(|_| None).unwrap()
     };
+    let state = App::new(pool.clone()).unwrap();
     let tokens = demo::seed_demo(&state, &settings).await.unwrap().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = build_router(state, &settings);
+    let app = build(state, &settings);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let client = reqwest::Client::new();
     let get = |path: &str, token: Option<&str>| {

@@ -274,7 +274,7 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
     .assert_problem(409, "invalid-transition");
 
     // The recompute the worker would run: results readable by the office before publication.
-    let state = kepatuhan_api::AppState::new(pool.clone()).unwrap();
+    let state = kepatuhan_app::App::new(pool.clone()).unwrap();
     // Bangka followed up one of its two findings: no award in 2023 (ori-2022's rule from 2023).
     let path = "/api/v1/cycles/2023/entities/19.01/follow-up";
     app.send(
@@ -304,9 +304,10 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
     )
     .await
     .assert_ok();
-    let summary = kepatuhan_api::recompute::recompute_cycle(&state, CycleYear::new(2023).unwrap())
-        .await
-        .unwrap();
+    let summary =
+        kepatuhan_app::recompute::recompute_cycle(&state, CycleYear::new(2023).unwrap().into())
+            .await
+            .unwrap();
     assert_eq!((summary.units_scored, summary.entities_scored), (6, 3));
     app.get("/api/v1/cycles/2023/results/entities", None)
         .await

@@ -89,8 +89,7 @@ pub struct WorkerSettings {
 impl Default for WorkerSettings {
     /// The defaults, as documented on each field.
     fn default() -> Self {
-        worker_settings(&|_: &str| None, &mut Vec::new())
-            .expect("the worker defaults are valid")
+        worker_settings(&|_: &str| None, &mut Vec::new()).expect("the worker defaults are valid")
     }
 }
 
@@ -181,22 +180,7 @@ impl Settings {
             Some(1000),
             &mut problems,
         );
-        let store_options = StoreOptions(
-            STORE_VARIABLES
-                .iter()
-                .filter_map(|k| lookup(k).map(|v| (k.to_ascii_lowercase(), v)))
-                .collect(),
-        );
-        let log_format = match LogFormat::parse(lookup("KEPATUHAN_LOG_FORMAT").as_deref()) {
-            Ok(f) => f,
-            Err(e) => {
-                problems.push(e);
-                LogFormat::Pretty
-            }
-        };
-        let otlp_endpoint = lookup("KEPATUHAN_OTLP_ENDPOINT")
-            .map(|e| e.trim().to_owned())
-            .filter(|e| !e.is_empty());
+        let (store_options, log_format, otlp_endpoint) = outside(&lookup, &mut problems);
         let worker = worker_settings(&lookup, &mut problems);
         match (
             http_addr,
@@ -230,6 +214,30 @@ impl Settings {
             _ => Err(problems),
         }
     }
+}
+
+/// The store's options and the telemetry settings.
+fn outside(
+    lookup: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> (StoreOptions, LogFormat, Option<String>) {
+    let store_options = StoreOptions(
+        STORE_VARIABLES
+            .iter()
+            .filter_map(|k| lookup(k).map(|v| (k.to_ascii_lowercase(), v)))
+            .collect(),
+    );
+    let log_format = match LogFormat::parse(lookup("KEPATUHAN_LOG_FORMAT").as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            problems.push(e);
+            LogFormat::Pretty
+        }
+    };
+    let otlp_endpoint = lookup("KEPATUHAN_OTLP_ENDPOINT")
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty());
+    (store_options, log_format, otlp_endpoint)
 }
 
 fn worker_settings(

@@ -9,20 +9,18 @@ use serde_json::Value;
 
 const BENCH: &str = env!("CARGO_BIN_EXE_kepatuhan-bench");
 
-/// The directory holding `kepatuhan-api` and `kepatuhan-worker` of this build (built by
-/// `cargo test --workspace`; built here when a narrower `cargo test` left the api out).
+/// The directory holding `kepatuhan-api` and `kepatuhan-worker` of this build: beside this
+/// package's binary. `cargo test --workspace` builds them (their packages have integration tests);
+/// a narrower run must build them first, and this says so rather than building from a test.
 fn bin_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_BIN_EXE_kepatuhan-worker"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    if !dir.join("kepatuhan-api").is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "kepatuhan-api", "--bin", "kepatuhan-api"])
-            .status()
-            .unwrap();
-        assert!(status.success());
+    let dir = Path::new(BENCH).parent().unwrap().to_path_buf();
+    for bin in ["kepatuhan-api", "kepatuhan-worker"] {
+        assert!(
+            dir.join(bin).is_file(),
+            "{bin} is not built in {}: run `cargo build -p kepatuhan-api -p kepatuhan-worker` \
+             first, or `cargo test --workspace`",
+            dir.display()
+        );
     }
     dir
 }

@@ -58,13 +58,41 @@ impl SubmissionState {
 
     /// The transition table: every allowed move, `(from, action, to)`.
     pub const TRANSITIONS: [(SubmissionState, SubmissionAction, SubmissionState); 7] = [
-        (SubmissionState::Draft, SubmissionAction::Edit, SubmissionState::Draft),
-        (SubmissionState::Returned, SubmissionAction::Edit, SubmissionState::Returned),
-        (SubmissionState::Draft, SubmissionAction::Submit, SubmissionState::Submitted),
-        (SubmissionState::Returned, SubmissionAction::Submit, SubmissionState::Submitted),
-        (SubmissionState::Submitted, SubmissionAction::Return, SubmissionState::Returned),
-        (SubmissionState::Submitted, SubmissionAction::Verify, SubmissionState::Verified),
-        (SubmissionState::Verified, SubmissionAction::Correct, SubmissionState::Verified),
+        (
+            SubmissionState::Draft,
+            SubmissionAction::Edit,
+            SubmissionState::Draft,
+        ),
+        (
+            SubmissionState::Returned,
+            SubmissionAction::Edit,
+            SubmissionState::Returned,
+        ),
+        (
+            SubmissionState::Draft,
+            SubmissionAction::Submit,
+            SubmissionState::Submitted,
+        ),
+        (
+            SubmissionState::Returned,
+            SubmissionAction::Submit,
+            SubmissionState::Submitted,
+        ),
+        (
+            SubmissionState::Submitted,
+            SubmissionAction::Return,
+            SubmissionState::Returned,
+        ),
+        (
+            SubmissionState::Submitted,
+            SubmissionAction::Verify,
+            SubmissionState::Verified,
+        ),
+        (
+            SubmissionState::Verified,
+            SubmissionAction::Correct,
+            SubmissionState::Verified,
+        ),
     ];
 
     /// The spelling stored and shown.

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use kepatuhan_api::config::Settings;
-use kepatuhan_api::{AppState, auth, build_router, demo, migrate};
+use kepatuhan_api::{auth, build, demo};
+use kepatuhan_app::App;
+use kepatuhan_app::config::Settings;
+use kepatuhan_app::db::migrate;
 use kepatuhan_worker::{WorkerConfig, run};
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -61,7 +63,7 @@ impl Api {
 
 /// Runs two workers side by side (as several processes would) until `done` (SQL boolean) holds
 /// or 60 s pass, then stops them gracefully.
-async fn work_until(state: &AppState, done: &str) {
+async fn work_until(state: &App, done: &str) {
     let mut stops = Vec::new();
     let mut workers = Vec::new();
     for _ in 0..2 {
@@ -80,8 +82,11 @@ async fn work_until(state: &AppState, done: &str) {
         .fetch_one(&state.pool)
         .await
         .unwrap()
-        && tokio::time::Instant::now() < deadline
     {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up after a minute waiting for: {done}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for stop in stops {
@@ -102,7 +107,7 @@ const ALL_RENDERED: &str = "SELECT NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE j
 #[sqlx::test(migrations = "../../migrations")]
 async fn publishing_issues_verifiable_certificates(pool: PgPool) {
     migrate(&pool).await.unwrap();
-    let state = AppState::new(pool.clone()).unwrap();
+    let state = App::new(pool.clone()).unwrap();
     let settings = Settings::from_lookup(|_| None).unwrap();
     demo::seed_demo(&state, &settings).await.unwrap();
     // Make 2025 publishable: every sampled unit verified.
@@ -124,7 +129,7 @@ async fn publishing_issues_verifiable_certificates(pool: PgPool) {
         .await
         .unwrap();
     let api = Api {
-        app: build_router(state.clone(), &settings),
+        app: build(state.clone(), &settings),
         token: admin.secret,
     };
     api.json(
@@ -245,9 +250,9 @@ async fn publishing_issues_verifiable_certificates(pool: PgPool) {
 
     // Issuing again changes nothing: never two valid certificates for one recipient.
     let mut tx = pool.begin().await.unwrap();
-    kepatuhan_api::jobs::enqueue(
+    kepatuhan_app::jobs::enqueue(
         &mut tx,
-        &kepatuhan_api::jobs::IssueCertificates {
+        &kepatuhan_app::jobs::IssueCertificates {
             year: 2025,
             revision: 1,
             traceparent: None,

@@ -1,8 +1,10 @@
 //! One trace from an HTTP request to the job it enqueued and the worker's recompute: an in-memory
 //! OpenTelemetry exporter sees the API's request span and the worker's span with one trace id.
 
-use kepatuhan_api::jobs::Recompute;
-use kepatuhan_api::{AppState, auth, build_router, migrate};
+use kepatuhan_api::{auth, build};
+use kepatuhan_app::App;
+use kepatuhan_app::db::migrate;
+use kepatuhan_app::jobs::Recompute;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
 use sqlx::PgPool;
@@ -20,9 +22,9 @@ async fn a_request_and_its_job_share_one_trace(pool: PgPool) {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     migrate(&pool).await.unwrap();
-    let state = AppState::new(pool.clone()).unwrap();
-    let settings = kepatuhan_api::config::Settings::from_lookup(|_| None).unwrap();
-    let app = build_router(state.clone(), &settings);
+    let state = App::new(pool.clone()).unwrap();
+    let settings = kepatuhan_app::config::Settings::from_lookup(|_| None).unwrap();
+    let app = build(state.clone(), &settings);
     let (_, admin) = auth::create_actor_with_token(&pool, "HQ", "admin", None)
         .await
         .unwrap();
@@ -59,7 +61,7 @@ async fn a_request_and_its_job_share_one_trace(pool: PgPool) {
         .traceparent
         .clone()
         .expect("the job stores the request's traceparent");
-    kepatuhan_worker::recompute::run_traced(&state, &job)
+    kepatuhan_worker::queues::recompute::run_traced(&state, &job)
         .await
         .unwrap();
 

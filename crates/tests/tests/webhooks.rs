@@ -7,8 +7,10 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Request, StatusCode};
 use hmac::{Hmac, Mac};
-use kepatuhan_api::config::Settings;
-use kepatuhan_api::{AppState, auth, build_router, demo, migrate, webhooks};
+use kepatuhan_api::{auth, build, demo};
+use kepatuhan_app::App;
+use kepatuhan_app::config::Settings;
+use kepatuhan_app::db::migrate;
 use kepatuhan_worker::{WorkerConfig, run};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -99,10 +101,10 @@ async fn call(
 #[sqlx::test(migrations = "../../migrations")]
 async fn signed_events_reach_a_receiver_and_failures_are_retried(pool: PgPool) {
     migrate(&pool).await.unwrap();
-    let state = AppState::new(pool.clone()).unwrap();
+    let state = App::new(pool.clone()).unwrap();
     let settings = Settings::from_lookup(|_| None).unwrap();
     demo::seed_demo(&state, &settings).await.unwrap();
-    let app = build_router(state.clone(), &settings);
+    let app = build(state.clone(), &settings);
     let (_, office) = auth::create_actor_with_token(&pool, "Babel", "office", Some("babel"))
         .await
         .unwrap();
@@ -145,7 +147,7 @@ async fn signed_events_reach_a_receiver_and_failures_are_retried(pool: PgPool) {
         .unwrap();
     let mut tx = pool.begin().await.unwrap();
     assert_eq!(
-        webhooks::emit(
+        kepatuhan_app::events::emit(
             &mut tx,
             "certificate.revoked",
             Some(entity),
@@ -156,7 +158,7 @@ async fn signed_events_reach_a_receiver_and_failures_are_retried(pool: PgPool) {
         1
     );
     assert_eq!(
-        webhooks::emit(&mut tx, "results.published", None, json!({ "year": 2025 }))
+        kepatuhan_app::events::emit(&mut tx, "results.published", None, json!({ "year": 2025 }))
             .await
             .unwrap(),
         0
@@ -240,7 +242,8 @@ async fn signed_events_reach_a_receiver_and_failures_are_retried(pool: PgPool) {
 
 #[test]
 fn the_signature_is_hmac_sha256_of_timestamp_dot_body() {
-    let sig = kepatuhan_worker::webhooks::signature("whsec_test", 1_700_000_000, br#"{"a":1}"#);
+    let sig =
+        kepatuhan_worker::queues::webhooks::signature("whsec_test", 1_700_000_000, br#"{"a":1}"#);
     let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_test").unwrap();
     mac.update(b"1700000000.{\"a\":1}");
     assert_eq!(

@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use kepatuhan_api::config::Settings;
-use kepatuhan_api::jobs::{self, Recompute};
-use kepatuhan_api::recompute::{JobOutcome, Trigger, recompute_for_job};
-use kepatuhan_api::{AppState, demo, migrate};
+use kepatuhan_api::demo;
+use kepatuhan_app::App;
+use kepatuhan_app::config::Settings;
+use kepatuhan_app::db::migrate;
+use kepatuhan_app::jobs::{self, Recompute};
+use kepatuhan_app::recompute::{JobOutcome, Trigger, recompute_for_job};
 use kepatuhan_core::CycleYear;
 use kepatuhan_worker::{WorkerConfig, run, schedule};
 use sqlx::PgPool;
@@ -39,9 +41,9 @@ async fn snapshot(pool: &PgPool, year: i32) -> Snapshot {
     (units, entities)
 }
 
-async fn setup(pool: &PgPool) -> AppState {
+async fn setup(pool: &PgPool) -> App {
     migrate(pool).await.unwrap();
-    let state = AppState::new(pool.clone()).unwrap();
+    let state = App::new(pool.clone()).unwrap();
     demo::seed_demo(&state, &Settings::from_lookup(|_| None).unwrap())
         .await
         .unwrap();
@@ -56,22 +58,30 @@ fn fast() -> WorkerConfig {
     }
 }
 
-/// Runs a worker until `done` (a SQL boolean) holds or 30 s pass, then shuts it down gracefully:
-/// the jobs it is running finish before it returns.
-async fn drain_until(state: &AppState, done: &str) {
+/// Waits until `done` (a SQL boolean) holds; fails the test when it does not within 30 s.
+async fn wait_for(pool: &PgPool, done: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(done.to_owned()))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up after 30 s waiting for: {done}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs a worker until `done` (a SQL boolean) holds (failing the test after 30 s), then shuts it
+/// down gracefully: the jobs it is running finish before it returns.
+async fn drain_until(state: &App, done: &str) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let worker = tokio::spawn(run(state.clone(), fast(), async move {
         let _ = rx.await;
     }));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(done.to_owned()))
-        .fetch_one(&state.pool)
-        .await
-        .unwrap()
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for(&state.pool, done).await;
     let _ = tx.send(());
     tokio::time::timeout(Duration::from_secs(20), worker)
         .await
@@ -81,7 +91,7 @@ async fn drain_until(state: &AppState, done: &str) {
 }
 
 /// Runs a worker until every recompute job has been picked up, then stops it gracefully.
-async fn drain(state: &AppState) {
+async fn drain(state: &App) {
     drain_until(state, "SELECT NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type = 'recompute' AND status IN ('Pending', 'Queued'))").await;
 }
 
@@ -181,7 +191,7 @@ async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool
 
     // Visible and retryable through the API.
     let settings = Settings::from_lookup(|_| None).unwrap();
-    let app = kepatuhan_api::build_router(state.clone(), &settings);
+    let app = kepatuhan_api::build(state.clone(), &settings);
     let (_, admin) = kepatuhan_api::auth::create_actor_with_token(&pool, "ops", "admin", None)
         .await
         .unwrap();
@@ -233,6 +243,7 @@ async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_failed_attempt_is_retried_later(pool: PgPool) {
     migrate(&pool).await.unwrap();
+    let app = App::new(pool.clone()).unwrap();
     let mut tx = pool.begin().await.unwrap();
     let id = jobs::enqueue(
         &mut tx,
@@ -242,8 +253,26 @@ async fn a_failed_attempt_is_retried_later(pool: PgPool) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    kepatuhan_worker::recompute::schedule_retry(&pool, &id, Duration::from_secs(40))
+    // The real handler fails (no cycle 2099) and the common retry policy pushes the next attempt
+    // back by the backoff: 40 s for the first retry.
+    let config = WorkerConfig {
+        backoff_base: Duration::from_secs(40),
+        ..fast()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run(app, config, async move {
+        let _ = stopped.await;
+    }));
+    wait_for(
+        &pool,
+        &format!("SELECT attempts >= 1 AND status = 'Failed' FROM apalis.jobs WHERE id = '{id}'"),
+    )
+    .await;
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(20), worker)
         .await
+        .expect("the worker stops on shutdown")
+        .unwrap()
         .unwrap();
     let wait: f64 = sqlx::query_scalar(
         "SELECT extract(epoch FROM run_at - now())::float8 FROM apalis.jobs WHERE id = $1",
@@ -252,17 +281,20 @@ async fn a_failed_attempt_is_retried_later(pool: PgPool) {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert!((30.0..=40.0).contains(&wait), "next attempt in {wait} s");
+    assert!((20.0..=40.0).contains(&wait), "next attempt in {wait} s");
 }
 
 #[test]
 fn backoff_doubles_up_to_an_hour() {
     let base = Duration::from_secs(5);
     let delays: Vec<u64> = (1..=4)
-        .map(|a| kepatuhan_worker::backoff(base, a).as_secs())
+        .map(|a| kepatuhan_worker::retry::backoff(base, a).as_secs())
         .collect();
     assert_eq!(delays, [5, 10, 20, 40]);
-    assert_eq!(kepatuhan_worker::backoff(base, 30), Duration::from_hours(1));
+    assert_eq!(
+        kepatuhan_worker::retry::backoff(base, 30),
+        Duration::from_hours(1)
+    );
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -299,7 +331,7 @@ async fn published_results_change_only_through_a_new_revision(pool: PgPool) {
         .unwrap();
     let before = snapshot(&pool, 2025).await;
     assert_eq!(
-        recompute_for_job(&state, year, Trigger::Full)
+        recompute_for_job(&state, year.into(), Trigger::Full)
             .await
             .unwrap(),
         JobOutcome::Unchanged { revision: 1 }
@@ -312,7 +344,7 @@ async fn published_results_change_only_through_a_new_revision(pool: PgPool) {
     .execute(&pool)
     .await
     .unwrap();
-    let outcome = recompute_for_job(&state, year, Trigger::Full)
+    let outcome = recompute_for_job(&state, year.into(), Trigger::Full)
         .await
         .unwrap();
     assert!(
@@ -349,7 +381,7 @@ async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
         .await
         .unwrap();
     assert!(matches!(
-        recompute_for_job(&state, year, BURST).await.unwrap(),
+        recompute_for_job(&state, year.into(), BURST).await.unwrap(),
         JobOutcome::Recomputed(_)
     ));
     let computed_at: chrono::DateTime<chrono::Utc> =
@@ -359,7 +391,7 @@ async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
             .unwrap();
     // The burst's other jobs find the results current and write nothing.
     assert_eq!(
-        recompute_for_job(&state, year, BURST).await.unwrap(),
+        recompute_for_job(&state, year.into(), BURST).await.unwrap(),
         JobOutcome::Unchanged { revision: 1 }
     );
     let after: chrono::DateTime<chrono::Utc> =
@@ -370,7 +402,7 @@ async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
     assert_eq!(after, computed_at);
     // An explicit full recompute always runs; new input makes the next burst job run too.
     assert!(matches!(
-        recompute_for_job(&state, year, Trigger::Full)
+        recompute_for_job(&state, year.into(), Trigger::Full)
             .await
             .unwrap(),
         JobOutcome::Recomputed(_)
@@ -380,7 +412,7 @@ async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
         .await
         .unwrap();
     assert!(matches!(
-        recompute_for_job(&state, year, BURST).await.unwrap(),
+        recompute_for_job(&state, year.into(), BURST).await.unwrap(),
         JobOutcome::Recomputed(_)
     ));
 }
@@ -389,7 +421,7 @@ async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
 async fn an_incremental_recompute_writes_what_a_full_one_would(pool: PgPool) {
     let state = setup(&pool).await;
     let year = CycleYear::new(2025).unwrap();
-    recompute_for_job(&state, year, Trigger::Full)
+    recompute_for_job(&state, year.into(), Trigger::Full)
         .await
         .unwrap();
     let total: i64 =
@@ -420,7 +452,7 @@ async fn an_incremental_recompute_writes_what_a_full_one_would(pool: PgPool) {
         .unwrap();
         let outcome = recompute_for_job(
             &state,
-            year,
+            year.into(),
             Trigger::Unit {
                 unit_id,
                 input_revision: Some(revision),
@@ -437,7 +469,7 @@ async fn an_incremental_recompute_writes_what_a_full_one_would(pool: PgPool) {
             "only the entity's units: {summary:?}"
         );
         let incremental = snapshot(&pool, 2025).await;
-        recompute_for_job(&state, year, Trigger::Full)
+        recompute_for_job(&state, year.into(), Trigger::Full)
             .await
             .unwrap();
         assert_eq!(
@@ -460,7 +492,7 @@ async fn an_incremental_recompute_writes_what_a_full_one_would(pool: PgPool) {
         .unwrap();
     let outcome = recompute_for_job(
         &state,
-        year,
+        year.into(),
         Trigger::Unit {
             unit_id: 1,
             input_revision: Some(0),

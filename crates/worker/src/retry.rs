@@ -58,7 +58,8 @@ pub async fn finish<T>(
             queue = retry.queue, job = %retry.id, attempt = retry.attempt.current(),
             retry_in_ms = delay.as_millis(), error = %e, source = ?source, "job failed"
         );
-        if let Err(db) = kepatuhan_app::jobs::push_back(&app.pool, &retry.id.to_string(), delay).await
+        if let Err(db) =
+            kepatuhan_app::jobs::push_back(&app.pool, &retry.id.to_string(), delay).await
         {
             tracing::warn!(job = %retry.id, error = %db, "could not schedule the retry");
         }

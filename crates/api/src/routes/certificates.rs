@@ -20,11 +20,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 use crate::auth::Actor;
-use crate::routes::cycles;
 use crate::error::{ApiError, ApiResult, InternalError};
 use crate::extract::{Json, Path};
-use kepatuhan_app::jobs::{self, Recipient, RenderCertificates};
 use crate::problem::Problem;
+use crate::routes::cycles;
+use kepatuhan_app::jobs::{self, Recipient, RenderCertificates};
 
 /// Routes under `/api/v1`.
 pub fn router() -> OpenApiRouter<AppState> {

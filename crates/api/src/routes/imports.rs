@@ -24,12 +24,12 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::auth::Actor;
 use crate::bulk::Bulk;
-use crate::routes::cycles;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::problem::{FieldError, Problem};
-use kepatuhan_app::recompute::{EntityRow, clear_results, write_entity_results};
+use crate::routes::cycles;
 use crate::routes::reference::{Entity, kemendagri_problem};
+use kepatuhan_app::recompute::{EntityRow, clear_results, write_entity_results};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
@@ -398,5 +398,5 @@ async fn write_import(
             units_scored: *n,
         })
         .collect();
-    write_entity_results(tx, y, revision, 0, &entity_rows).await
+    Ok(write_entity_results(tx, y, revision, 0, &entity_rows).await?)
 }

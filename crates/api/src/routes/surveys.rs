@@ -26,11 +26,11 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::auth::Actor;
 use crate::bulk::BulkOutcome;
-use crate::routes::cycles::{self, CycleState};
-use kepatuhan_app::cycles as app_cycles;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, bytes_problem, media_type, parse_json};
 use crate::problem::{FieldError, Problem};
+use crate::routes::cycles::{self, CycleState};
+use kepatuhan_app::cycles as app_cycles;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
@@ -175,7 +175,7 @@ async fn open_unit<'a>(
     let scope = actor.scope()?;
     let cycle = cycles::load(state, actor, cycles::year(raw)?).await?;
     let y = i32::from(cycle.year.get());
-    let visible = cycles::sampled_unit_in_scope(state, &scope, &cycle, unit_id).await?;
+    let visible = cycles::sample::sampled_unit_in_scope(state, &scope, &cycle, unit_id).await?;
     if !visible {
         return Err(ApiError::NotFound(format!(
             "unit {unit_id} is not in the sample of {}",

@@ -12,9 +12,9 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use kepatuhan_app::events::EVENTS;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use kepatuhan_app::events::EVENTS;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;

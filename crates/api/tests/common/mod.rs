@@ -4,8 +4,9 @@
 
 use std::net::SocketAddr;
 
-use kepatuhan_api::config::Settings;
-use kepatuhan_api::{AppState, auth, build_router};
+use kepatuhan_api::{auth, build};
+use kepatuhan_app::App;
+use kepatuhan_app::config::Settings;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -98,13 +99,13 @@ impl TestApp {
             ..Settings::from_lookup(|_| None).unwrap()
         };
         // Ours are applied by #[sqlx::test]; this adds the job queue's schema.
-        kepatuhan_api::migrate(&pool).await.unwrap();
-        let state = AppState::new(pool.clone()).unwrap();
+        kepatuhan_app::db::migrate(&pool).await.unwrap();
+        let state = App::new(pool.clone()).unwrap();
         let listener = tokio::net::TcpListener::bind(settings.http_addr)
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = build_router(state, &settings);
+        let app = build(state, &settings);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let (_, admin) = auth::create_actor_with_token(&pool, "HQ admin", "admin", None)
             .await

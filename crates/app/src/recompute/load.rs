@@ -248,4 +248,3 @@ async fn survey_tallies(
     }
     Ok(out)
 }
-

@@ -8,8 +8,8 @@
 mod load;
 mod write;
 
-use kepatuhan_core::scoring::score_cycle;
 use kepatuhan_core::Methodology;
+use kepatuhan_core::scoring::score_cycle;
 use serde::Serialize;
 use sqlx::{Postgres, Transaction};
 
@@ -175,7 +175,6 @@ pub async fn recompute_for_job(
         Ok(JobOutcome::Unchanged { revision: current })
     }
 }
-
 
 /// The methodology a locked cycle is scored with.
 fn methodology<'a>(app: &'a App, cycle: &Cycle) -> AppResult<&'a Methodology> {

@@ -168,10 +168,7 @@ pub struct EntityRow {
 }
 
 /// The scored entities of a cycle result, with their database ids.
-pub(super) fn entity_rows(
-    entity_ids: &[i64],
-    result: &CycleResult,
-) -> Vec<EntityRow> {
+pub(super) fn entity_rows(entity_ids: &[i64], result: &CycleResult) -> Vec<EntityRow> {
     entity_ids
         .iter()
         .zip(&result.entities)

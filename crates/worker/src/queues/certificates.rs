@@ -106,8 +106,7 @@ async fn issue_in_span(job: IssueCertificates, app: &App, id: &TaskId) -> Result
             (render, Some(key))
         })
         .collect();
-    jobs::enqueue_many(&mut tx, &renders)
-        .await?;
+    jobs::enqueue_many(&mut tx, &renders).await?;
     tx.commit().await?;
     tracing::info!(job = %parent, year = job.year, revision = job.revision, certificates = recipients.len(), jobs = renders.len(), "certificates fanned out");
     Ok(())

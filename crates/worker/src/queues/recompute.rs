@@ -50,5 +50,7 @@ pub async fn handle(
         id,
         attempt,
     };
-    finish(&retry, &app, &config, started, result).await.map(|_| ())
+    finish(&retry, &app, &config, started, result)
+        .await
+        .map(|_| ())
 }

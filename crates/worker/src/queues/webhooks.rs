@@ -109,13 +109,8 @@ pub async fn deliver(
         config.backoff_base,
         usize::try_from(next.attempt - 1).unwrap_or(usize::MAX),
     );
-    let mut tx = app
-        .pool
-        .begin()
-        .await?;
-    kepatuhan_app::jobs::enqueue_after(&mut tx, &next, None, delay)
-        .await?;
-    tx.commit()
-        .await?;
+    let mut tx = app.pool.begin().await?;
+    kepatuhan_app::jobs::enqueue_after(&mut tx, &next, None, delay).await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -11,9 +11,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 use crate::auth::Actor;
+use crate::bulk::{Bulk, BulkOutcome};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::problem::Problem;
+use crate::problem::{FieldError, Problem};
+
+use super::{CycleState, load, year};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -145,4 +148,3 @@ async fn list_assessors(
     .await?;
     Ok(Json(rows))
 }
-

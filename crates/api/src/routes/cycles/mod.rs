@@ -19,12 +19,10 @@ use kepatuhan_core::{CycleYear, methodology::Aggregation};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::auth::{Actor, Scope};
-use crate::bulk::{Bulk, BulkOutcome};
+use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::problem::{FieldError, Problem};
-use crate::{jobs, recompute};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
@@ -162,7 +160,9 @@ pub async fn head(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult
     )
     .fetch_optional(&state.pool)
     .await?
-    .filter(|r| sees_unpublished(actor) || r.state == kepatuhan_core::CycleState::Published.as_str())
+    .filter(|r| {
+        sees_unpublished(actor) || r.state == kepatuhan_core::CycleState::Published.as_str()
+    })
     .ok_or_else(|| ApiError::NotFound(format!("no cycle {year}")))?;
     Ok(CycleHead {
         year,
@@ -303,4 +303,3 @@ async fn show(
 ) -> ApiResult<Json<Cycle>> {
     Ok(Json(load(&state, &actor, year(raw)?).await?))
 }
-

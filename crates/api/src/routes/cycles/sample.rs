@@ -11,9 +11,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 use crate::auth::Actor;
+use crate::bulk::{Bulk, BulkOutcome};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::problem::Problem;
+use crate::problem::{FieldError, Problem};
+
+use kepatuhan_core::CycleYear;
+
+use super::{Cycle, CycleState, load, year};
+use crate::auth::Scope;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -228,4 +234,3 @@ async fn list_sample(
     let cycle = load(&state, &actor, year(raw)?).await?;
     Ok(Json(sample_rows(&state, &scope, cycle.year).await?))
 }
-

@@ -85,7 +85,10 @@ async fn transition(
         };
         return Err(ApiError::conflict(
             "invalid-transition",
-            format!("cannot move cycle {year} from {} to {to}: {why}", cycle.state),
+            format!(
+                "cannot move cycle {year} from {} to {to}: {why}",
+                cycle.state
+            ),
         ));
     }
     check_preconditions(&mut tx, year, to).await?;
@@ -189,7 +192,9 @@ async fn recompute(
     actor.require_admin()?;
     let year = year(raw)?;
     let mut tx = state.pool.begin().await?;
-    app_cycles::lock(&mut tx, year.into()).await?.require_open()?;
+    app_cycles::lock(&mut tx, year.into())
+        .await?
+        .require_open()?;
     let job_id = jobs::enqueue(&mut tx, &jobs::Recompute::full(year), None).await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, Json(Enqueued { job_id })))

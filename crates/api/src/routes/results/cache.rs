@@ -1,6 +1,8 @@
 //! The public answers cache: anonymous answers about published results, served from memory for a
 //! moment (`KEPATUHAN_PUBLIC_CACHE_MS`).
 
+use axum::extract::State;
+
 use crate::AppState;
 
 /// Anonymous answers about published results, kept in memory by URI for a short time.
@@ -152,4 +154,3 @@ pub async fn public_cache(
         Err(other) => (*other).clone().into_response(),
     }
 }
-

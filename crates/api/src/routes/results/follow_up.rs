@@ -5,7 +5,7 @@
 //! | `PUT /cycles/{year}/entities/{code}/follow-up` | admin, office (entities of its provinces); not once the cycle is published |
 
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;

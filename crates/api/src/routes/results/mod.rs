@@ -20,11 +20,11 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::auth::Actor;
 
-use crate::routes::cycles::{self, CycleState};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{self, Page};
 use crate::problem::Problem;
+use crate::routes::cycles::{self, CycleState};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
@@ -545,4 +545,3 @@ async fn history(
     }
     Ok(Json(items))
 }
-

@@ -1,29 +1,23 @@
 //! The append-only audit trail of a submission.
 
-use std::collections::{HashMap, HashSet};
-
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use kepatuhan_core::{CycleYear, Methodology};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sqlx::{Postgres, Transaction};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::lock;
 use crate::AppState;
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path, Query};
-use crate::problem::{FieldError, Problem};
-use crate::routes::cycles::{self, CycleState};
+use crate::error::ApiResult;
+use crate::extract::{Json, Path};
+use crate::problem::Problem;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(audit_trail))
+    OpenApiRouter::new().routes(routes!(audit_trail))
 }
 
-async fn audit(
+pub(super) async fn audit(
     tx: &mut Transaction<'_, Postgres>,
     actor_id: i64,
     submission: i64,
@@ -45,7 +39,6 @@ async fn audit(
     .await?;
     Ok(())
 }
-
 
 /// One audit entry.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -93,4 +86,3 @@ async fn audit_trail(
     tx.commit().await?;
     Ok(Json(rows))
 }
-

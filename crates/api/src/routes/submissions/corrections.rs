@@ -1,28 +1,24 @@
 //! Corrections of verified values after publication: audited with their reason, recomputed
 //! into a new results revision whose certificates are issued.
 
-use std::collections::{HashMap, HashSet};
-
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use kepatuhan_core::{CycleYear, Methodology};
 use serde::{Deserialize, Serialize};
-use sqlx::{Postgres, Transaction};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::audit::audit;
+use super::values::{validate_values, write_values};
+use super::{ValueInput, methodology};
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path, Query};
-use crate::problem::{FieldError, Problem};
-use crate::routes::cycles::{self, CycleState};
+use crate::extract::{Json, Path};
+use crate::problem::Problem;
+use crate::routes::cycles;
 use kepatuhan_app::{cycles as app_cycles, recompute};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(correct))
+    OpenApiRouter::new().routes(routes!(correct))
 }
 
 /// Body of `POST /cycles/{year}/corrections`.
@@ -121,4 +117,3 @@ async fn correct(
         entities_scored: summary.entities_scored,
     }))
 }
-

@@ -1,21 +1,21 @@
 //! Creating drafts: one unit at a time, or a regional office's bulk upload.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kepatuhan_core::{CycleYear, Methodology};
-use serde::{Deserialize, Serialize};
-use sqlx::{Postgres, Transaction};
+use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::values::{insert_draft, validate_values};
+use super::{NewSubmission, Submission, may_edit, methodology, read, with_etag};
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Path};
 use crate::problem::{FieldError, Problem};
-use crate::routes::cycles::{self, CycleState};
+use crate::routes::cycles::{self, sample};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -38,7 +38,7 @@ async fn create(
     let scope = actor.scope()?;
     let cycle = cycles::load(&state, &actor, cycles::year(raw)?).await?;
     let y = i32::from(cycle.year.get());
-    let visible = cycles::sampled_unit_in_scope(&state, &scope, &cycle, body.unit_id).await?;
+    let visible = sample::sampled_unit_in_scope(&state, &scope, &cycle, body.unit_id).await?;
     if !visible {
         return Err(ApiError::field(
             "unit_id",
@@ -133,7 +133,7 @@ async fn bulk_create(
                 format!("[{i}].unit_id"),
                 format!("unit {} appears more than once", item.unit_id),
             ));
-        } else if !cycles::sampled_unit_in_scope(&state, &scope, &cycle, item.unit_id).await? {
+        } else if !sample::sampled_unit_in_scope(&state, &scope, &cycle, item.unit_id).await? {
             errors.push(FieldError::new(
                 format!("[{i}].unit_id"),
                 format!(
@@ -181,4 +181,3 @@ async fn bulk_create(
     )
         .into_response())
 }
-

@@ -23,12 +23,12 @@ pub mod drafts;
 pub mod review;
 pub mod values;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kepatuhan_core::{CycleYear, Methodology, SubmissionAction, SubmissionState};
+use kepatuhan_core::{CycleYear, Methodology, SubmissionState};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -37,7 +37,7 @@ use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::problem::{FieldError, Problem};
+use crate::problem::Problem;
 use crate::routes::cycles::{self, CycleState};
 
 /// Routes of this module.
@@ -210,18 +210,16 @@ async fn lock(tx: &mut Transaction<'_, Postgres>, actor: &Actor, id: i64) -> Api
         id: row.id,
         year: cycles::year(i64::from(row.cycle_year))?,
         unit_id: row.unit_id,
-        state: row
-            .state
-            .parse()
-            .map_err(|e: kepatuhan_core::submission::UnknownSubmissionState| {
+        state: row.state.parse().map_err(
+            |e: kepatuhan_core::submission::UnknownSubmissionState| {
                 ApiError::Internal(crate::error::InternalError(Box::new(e)))
-            })?,
+            },
+        )?,
         version: row.version,
         cycle_state: CycleState::parse(&row.cycle_state),
         methodology: row.methodology_code,
     })
 }
-
 
 /// Reads a submission as the actor may see it.
 async fn read(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Submission> {
@@ -298,7 +296,6 @@ fn may_edit(actor: &Actor, cycle: CycleState) -> ApiResult<()> {
     }
 }
 
-
 /// Filters of the submission list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -374,4 +371,3 @@ async fn show(
 ) -> ApiResult<Response> {
     Ok(with_etag(StatusCode::OK, read(&state, &actor, id).await?))
 }
-

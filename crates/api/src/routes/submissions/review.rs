@@ -1,23 +1,28 @@
 //! The review: editing, submitting, returning and verifying a submission, each move checked
 //! against core's transition table (`kepatuhan_core::SubmissionState::TRANSITIONS`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kepatuhan_core::{CycleYear, Methodology};
-use serde::{Deserialize, Serialize};
+use kepatuhan_app::{cycles as app_cycles, jobs};
+use kepatuhan_core::{SubmissionAction, SubmissionState};
+use serde::Serialize;
 use sqlx::{Postgres, Transaction};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::audit::audit;
+use super::values::{validate_values, write_values};
+use super::{
+    Loaded, ReturnRequest, Submission, ValuesUpdate, check_if_match, etag, lock, may_edit,
+    methodology, read, with_etag,
+};
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Path};
 use crate::problem::{FieldError, Problem};
-use crate::routes::cycles::{self, CycleState};
-use kepatuhan_app::{cycles as app_cycles, jobs};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -280,4 +285,3 @@ async fn verify(
     )
         .into_response())
 }
-

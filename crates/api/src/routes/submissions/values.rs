@@ -2,23 +2,20 @@
 
 use std::collections::{HashMap, HashSet};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use kepatuhan_core::{CycleYear, Methodology};
-use serde::{Deserialize, Serialize};
+use kepatuhan_core::Methodology;
 use sqlx::{Postgres, Transaction};
-use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::AppState;
-use crate::auth::Actor;
+use super::ValueInput;
+use super::audit::audit;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path, Query};
-use crate::problem::{FieldError, Problem};
-use crate::routes::cycles::{self, CycleState};
+use crate::problem::FieldError;
 
 /// Validates values against the methodology, naming each offending entry.
-fn validate_values(m: &Methodology, values: &[ValueInput], prefix: &str) -> Result<(), ApiError> {
+pub(super) fn validate_values(
+    m: &Methodology,
+    values: &[ValueInput],
+    prefix: &str,
+) -> Result<(), ApiError> {
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     for (i, v) in values.iter().enumerate() {
@@ -90,7 +87,7 @@ fn validate_values(m: &Methodology, values: &[ValueInput], prefix: &str) -> Resu
 /// changed ones, one insert of their audit entries (three statements, however many values).
 /// Unchanged values are neither written nor audited. Indicator codes are unique per request
 /// (validated before).
-async fn write_values(
+pub(super) async fn write_values(
     tx: &mut Transaction<'_, Postgres>,
     actor_id: i64,
     submission: i64,
@@ -187,7 +184,7 @@ async fn write_values(
 /// values, inside the caller's transaction. Returns its id and version, or `None` when the unit
 /// already has a submission in that cycle (the transaction is then aborted: the caller answers
 /// with its own problem).
-async fn insert_draft(
+pub(super) async fn insert_draft(
     tx: &mut Transaction<'_, Postgres>,
     actor_id: i64,
     y: i32,
@@ -213,4 +210,3 @@ async fn insert_draft(
     write_values(tx, actor_id, row.id, values).await?;
     Ok(Some((row.id, row.version)))
 }
-

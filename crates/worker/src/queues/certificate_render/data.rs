@@ -1,7 +1,8 @@
 //! What each certificate of a batch states, read from the stored results.
 
+use chrono::Utc;
 use kepatuhan_app::App;
-use kepatuhan_app::jobs::RenderCertificates;
+use kepatuhan_app::jobs::{Recipient, RenderCertificates};
 use kepatuhan_core::PublishedScore;
 use kepatuhan_core::methodology::Zone;
 
@@ -63,7 +64,8 @@ pub(super) async fn certificate_data(
             recipient: row.name.clone(),
             recipient_detail: None,
             year: job.year,
-            score: PublishedScore::new(row.score).map_err(|e| JobError::Inconsistent(e.to_string()))?,
+            score: PublishedScore::new(row.score)
+                .map_err(|e| JobError::Inconsistent(e.to_string()))?,
             grade_code: row.grade_code,
             grade_label: row.grade_label,
             zone: zone(row.zone.as_deref()),
@@ -88,7 +90,8 @@ pub(super) async fn certificate_data(
             data = CertificateData {
                 recipient: name,
                 recipient_detail: Some(row.name),
-                score: PublishedScore::new(score).map_err(|e| JobError::Inconsistent(e.to_string()))?,
+                score: PublishedScore::new(score)
+                    .map_err(|e| JobError::Inconsistent(e.to_string()))?,
                 grade_label: band.map_or_else(|| grade.clone(), |b| b.label.clone()),
                 zone: band.and_then(|b| b.zone),
                 grade_code: grade,
@@ -147,4 +150,3 @@ fn kind_plural(kind: &str) -> &'static str {
         _ => "pemerintah kabupaten",
     }
 }
-

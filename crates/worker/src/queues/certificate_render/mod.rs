@@ -115,16 +115,13 @@ async fn render_batch(
         return Ok(());
     }
     let inputs: Vec<CertificateData> = pending.iter().map(|p| p.data.clone()).collect();
-    let pdfs = Arc::clone(renderer)
-        .render_on_pool(inputs)
-        .await?;
+    let pdfs = Arc::clone(renderer).render_on_pool(inputs).await?;
     let mut stored = Vec::with_capacity(pdfs.len());
     for (p, pdf) in pending.iter().zip(pdfs) {
         let sha = Sha256::digest(&pdf).to_vec();
         let key = format!("certificates/{}/{}.pdf", job.year, p.data.code);
         let size = i32::try_from(pdf.len()).unwrap_or(i32::MAX);
-        app
-            .store
+        app.store
             .put(&object_store::path::Path::from(key.as_str()), pdf.into())
             .await?;
         stored.push(Stored { sha, key, size });

@@ -1,10 +1,9 @@
 //! Recording a rendered batch: one transaction that locks, supersedes, inserts, links the
 //! replaced certificates and emits their events.
 
-use chrono::Utc;
 use kepatuhan_app::App;
 use kepatuhan_app::events::{self, Event};
-use kepatuhan_app::jobs::RenderCertificates;
+use kepatuhan_app::jobs::{Recipient, RenderCertificates};
 
 use super::{Pending, Stored};
 use crate::error::JobError;
@@ -85,8 +84,7 @@ pub(super) async fn record(
             issued_event(job, p, replaced_code)
         })
         .collect();
-    events::emit_many(&mut tx, events)
-        .await?;
+    events::emit_many(&mut tx, events).await?;
     tx.commit().await?;
     metrics::counter!("kepatuhan_certificates_issued_total").increment(issue.len() as u64);
     for (p, ..) in &issue {

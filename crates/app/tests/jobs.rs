@@ -1,4 +1,4 @@
-//! Jobs enqueued by the API inside its transactions are real apalis jobs: an apalis worker on
+//! Jobs enqueued inside a transaction (as the api and the worker do) are real apalis jobs: an apalis worker on
 //! the same queue picks them up and decodes the payload.
 
 use std::sync::{Arc, Mutex};
@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use apalis::prelude::*;
 use apalis_postgres::{Config, PostgresStorage};
-use kepatuhan_api::jobs::{self, Job, Recompute};
+use kepatuhan_app::jobs::{self, Job, Recompute};
 use kepatuhan_core::CycleYear;
 use sqlx::PgPool;
 
@@ -26,7 +26,7 @@ async fn handle(
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn an_apalis_worker_runs_what_the_api_enqueues(pool: PgPool) {
-    kepatuhan_api::migrate(&pool).await.unwrap();
+    kepatuhan_app::db::migrate(&pool).await.unwrap();
     let year = CycleYear::new(2025).unwrap();
     let mut tx = pool.begin().await.unwrap();
     let id = jobs::enqueue(&mut tx, &Recompute::unit(year, 42), None)
