@@ -74,6 +74,10 @@ bench *args: postgres build
 bench-core:
     cargo bench -p kepatuhan-core --bench national_cycle
 
+# Write a sample certificate (PDF and PNG) to look at: `just certificate-sample DIR`.
+certificate-sample dir="target/certificate-sample":
+    cargo run -q -p kepatuhan-worker --example certificate_sample -- {{dir}}
+
 # Validate a methodology file (TOML or JSON) and list every problem with its path.
 check-methodology file:
     cargo run -q -p kepatuhan-api -- check-methodology {{file}}

@@ -10,7 +10,9 @@ use sqlx::PgPool;
 async fn demo_data_is_a_living_system(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let state = kepatuhan_app::App::new(pool.clone()).unwrap();
-    let settings = Settings::from_lookup(|_| None).unwrap();
+    let settings =
+        Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
+            .unwrap();
     let tokens = kepatuhan_api::demo::seed_demo(&state, &settings)
         .await
         .unwrap()

@@ -27,8 +27,8 @@ fn compose() -> serde_yaml::Value {
 /// Every `KEPATUHAN_*` name the configuration code reads.
 fn variables_read_by_the_code() -> BTreeSet<String> {
     let sources = [
-        read("crates/api/src/config.rs"),
-        read("crates/api/src/telemetry.rs"),
+        read("crates/app/src/config.rs"),
+        read("crates/app/src/telemetry.rs"),
         read("crates/worker/src/main.rs"),
     ]
     .join("\n");

@@ -128,7 +128,7 @@ pub async fn sql_recompute(pool: &PgPool, m: &Methodology, year: u16) -> BenchRe
             mismatches += 1;
         }
     }
-    Ok((crate::median(times), mismatches))
+    Ok((crate::client::median(times), mismatches))
 }
 
 fn installed(program: &str) -> bool {

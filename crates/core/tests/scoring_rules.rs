@@ -707,12 +707,12 @@ fn deficiencies_include_surveys() {
     assert_eq!(d[1].lost_points.normalize(), dec!(8.484));
 }
 
-#[test]
-fn a_whole_cycle_is_scored_graded_and_ranked() {
-    let m = worked();
+/// Four entities of one province: two scored units, one scored and one incomplete, one unit
+/// at zero, and none.
+fn four_entities(m: &Methodology) -> CycleInput {
     let unit = |a: u8, b: u8| {
         worked_unit(
-            &m,
+            m,
             &[
                 ("i1", Value(a)),
                 ("i2", Value(b)),
@@ -721,8 +721,8 @@ fn a_whole_cycle_is_scored_graded_and_ranked() {
             ],
         )
     };
-    let incomplete = worked_unit(&m, &[("i1", Value(3))]);
-    let input = CycleInput {
+    let incomplete = worked_unit(m, &[("i1", Value(3))]);
+    CycleInput {
         year: year(2023),
         entities: vec![
             EntityInput {
@@ -757,7 +757,13 @@ fn a_whole_cycle_is_scored_graded_and_ranked() {
                 units: vec![],
             },
         ],
-    };
+    }
+}
+
+#[test]
+fn a_whole_cycle_is_scored_graded_and_ranked() {
+    let m = worked();
+    let input = four_entities(&m);
     let r = score_cycle(&m, &input);
     let province = &r.entities[0];
     // Units 100 and 0.6 × (2·1 + 0)/3 × 100 + 0.4 × 50 = 60 → entity 80.00 (B).
@@ -794,4 +800,38 @@ fn a_whole_cycle_is_scored_graded_and_ranked() {
         Some(Rank { rank: 2, of: 2 })
     );
     assert_eq!((r.entities[3].score, r.entities[3].ranks), (None, None));
+}
+
+#[test]
+fn an_entitys_dimension_means_average_its_scored_units() {
+    let m = worked();
+    let r = score_cycle(&m, &four_entities(&m));
+    let province = &r.entities[0];
+    // Each dimension's mean over the scored units, rounded half-up at the end only:
+    // d1 = (100 + 66.666…) / 2 = 83.333… → 83.33; d2 = (100 + 50) / 2 = 75.00.
+    let means: Vec<(String, Decimal)> = province
+        .dimension_means()
+        .into_iter()
+        .map(|d| (d.code, d.score))
+        .collect();
+    assert_eq!(
+        means,
+        [
+            ("d1".to_owned(), dec!(83.33)),
+            ("d2".to_owned(), dec!(75.00))
+        ]
+    );
+    assert_eq!(
+        means[1].1.to_string(),
+        "75.00",
+        "two decimals, as published"
+    );
+    // The incomplete unit counts in no mean; an entity without scored units has none.
+    let regency: Vec<Decimal> = r.entities[1]
+        .dimension_means()
+        .into_iter()
+        .map(|d| d.score)
+        .collect();
+    assert_eq!(regency, [dec!(100.00), dec!(100.00)]);
+    assert!(r.entities[3].dimension_means().is_empty());
 }

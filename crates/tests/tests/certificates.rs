@@ -108,7 +108,9 @@ const ALL_RENDERED: &str = "SELECT NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE j
 async fn publishing_issues_verifiable_certificates(pool: PgPool) {
     migrate(&pool).await.unwrap();
     let state = App::new(pool.clone()).unwrap();
-    let settings = Settings::from_lookup(|_| None).unwrap();
+    let settings =
+        Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
+            .unwrap();
     demo::seed_demo(&state, &settings).await.unwrap();
     // Make 2025 publishable: every sampled unit verified.
     sqlx::query("DELETE FROM cycle_units cu WHERE cycle_year = 2025 AND NOT EXISTS (SELECT 1 FROM submissions s WHERE s.cycle_year = 2025 AND s.unit_id = cu.unit_id)")

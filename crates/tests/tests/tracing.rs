@@ -23,7 +23,10 @@ async fn a_request_and_its_job_share_one_trace(pool: PgPool) {
 
     migrate(&pool).await.unwrap();
     let state = App::new(pool.clone()).unwrap();
-    let settings = kepatuhan_app::config::Settings::from_lookup(|_| None).unwrap();
+    let settings = kepatuhan_app::config::Settings::from_lookup(|k| {
+        (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned())
+    })
+    .unwrap();
     let app = build(state.clone(), &settings);
     let (_, admin) = auth::create_actor_with_token(&pool, "HQ", "admin", None)
         .await

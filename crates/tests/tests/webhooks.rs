@@ -102,7 +102,9 @@ async fn call(
 async fn signed_events_reach_a_receiver_and_failures_are_retried(pool: PgPool) {
     migrate(&pool).await.unwrap();
     let state = App::new(pool.clone()).unwrap();
-    let settings = Settings::from_lookup(|_| None).unwrap();
+    let settings =
+        Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
+            .unwrap();
     demo::seed_demo(&state, &settings).await.unwrap();
     let app = build(state.clone(), &settings);
     let (_, office) = auth::create_actor_with_token(&pool, "Babel", "office", Some("babel"))

@@ -190,7 +190,9 @@ async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool
     );
 
     // Visible and retryable through the API.
-    let settings = Settings::from_lookup(|_| None).unwrap();
+    let settings =
+        Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
+            .unwrap();
     let app = kepatuhan_api::build(state.clone(), &settings);
     let (_, admin) = kepatuhan_api::auth::create_actor_with_token(&pool, "ops", "admin", None)
         .await

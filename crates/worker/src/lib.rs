@@ -100,7 +100,7 @@ pub async fn run(
         .data(app.clone())
         .data(std::sync::Arc::new(render::Renderer::new()))
         .data(config.clone())
-        .build(queues::certificate_render::render);
+        .build(queues::certificates::render);
 
     let deliver = WorkerBuilder::new(format!("{}-webhooks", config.name))
         .backend(storage_for::<DeliverWebhook>(&app))

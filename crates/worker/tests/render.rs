@@ -124,32 +124,6 @@ fn a_batch_gives_each_certificate_its_own_pdf() {
     assert_eq!(text_of(&renderer.render(&batch[1]).unwrap()), texts[1]);
 }
 
-/// Writes a sample certificate as PDF and PNG when `CERTIFICATE_SAMPLE_DIR` is set (to look at it).
-#[test]
-fn sample_for_review() {
-    let Ok(dir) = std::env::var("CERTIFICATE_SAMPLE_DIR") else {
-        return;
-    };
-    let renderer = Renderer::new();
-    let c = data(
-        "Dinas Kependudukan dan Pencatatan Sipil",
-        Some("Pemerintah Kabupaten Bangka"),
-    );
-    std::fs::write(
-        format!("{dir}/certificate.pdf"),
-        renderer.render(&c).unwrap(),
-    )
-    .unwrap();
-    let doc = renderer.document(&c).unwrap();
-    let options = typst_render::RenderOptions {
-        pixel_per_pt: 1.5.into(),
-        ..Default::default()
-    };
-    typst_render::render(&doc.pages()[0], &options)
-        .save_png(format!("{dir}/certificate.png"))
-        .unwrap();
-}
-
 #[test]
 fn even_an_absurdly_long_name_keeps_a_certificate_on_one_page() {
     // The batch's pages map one to one to its certificates (a mismatch is an error).

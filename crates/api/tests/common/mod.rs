@@ -96,16 +96,18 @@ impl TestApp {
             request_timeout: std::time::Duration::from_secs(10),
             db_max_connections: 5,
             certificate_store: "memory:".to_owned(),
+            // Every request sees the database (the cache has its own test).
+            public_cache: std::time::Duration::ZERO,
             ..Settings::from_lookup(|_| None).unwrap()
         };
         // Ours are applied by #[sqlx::test]; this adds the job queue's schema.
         kepatuhan_app::db::migrate(&pool).await.unwrap();
-        let state = App::new(pool.clone()).unwrap();
+        let app = App::new(pool.clone()).unwrap();
         let listener = tokio::net::TcpListener::bind(settings.http_addr)
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = build(state, &settings);
+        let app = build(app, &settings);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         let (_, admin) = auth::create_actor_with_token(&pool, "HQ admin", "admin", None)
             .await

@@ -3,11 +3,10 @@
 //! | queue | payload | module |
 //! |---|---|---|
 //! | `recompute` | `Recompute` | [`recompute`] |
-//! | `certificates` | `IssueCertificates` | [`certificates`] |
-//! | `certificate-render` | `RenderCertificates` | [`certificate_render`] |
+//! | `certificates` | `IssueCertificates` | [`certificates`] (`issue`) |
+//! | `certificate-render` | `RenderCertificates` | [`certificates`] (`render`) |
 //! | `webhooks` | `DeliverWebhook` | [`webhooks`] |
 
-pub mod certificate_render;
 pub mod certificates;
 pub mod recompute;
 pub mod webhooks;

@@ -35,8 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(assignments::router())
 }
 
-/// The state of a cycle, as the API spells it: the wire form of [`kepatuhan_core::CycleState`],
-/// whose transition table decides every move.
+/// The state of a cycle. Its moves are decided by the transition table of the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CycleState {

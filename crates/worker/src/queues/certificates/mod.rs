@@ -1,0 +1,244 @@
+//! The two certificate queues, in the order they run:
+//!
+//! - `certificates` ([`issue`]): a published results revision fans out `certificate-render` jobs,
+//!   each for a batch of recipients (award-eligible entities and their units) whose valid
+//!   certificate is missing or states an outdated result. Progress is counted on this job.
+//! - `certificate-render` ([`render`]): a job makes its batch's PDFs ([`crate::render`]), stores
+//!   them, and records them in one transaction ([`record`]), each superseding its recipient's
+//!   previous certificate; then counts the batch towards its fan-out's progress. What each
+//!   certificate states is read in [`data`].
+
+mod data;
+mod record;
+
+use std::sync::Arc;
+
+use apalis::prelude::*;
+use kepatuhan_app::App;
+use kepatuhan_app::jobs::{self, IssueCertificates, Recipient, RenderCertificates};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::WorkerConfig;
+use crate::error::JobError;
+use crate::render::{CertificateData, Renderer};
+use crate::retry::{Retry, finish};
+
+/// Crockford's base-32 alphabet (no I, L, O, U: nothing to misread on paper).
+const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A fresh verification code: 120 random bits as 24 base-32 characters in groups of four,
+/// e.g. `K7QX-9D2M-4HTR-WB6N-PQ3E-ZA8C`.
+pub fn new_code() -> String {
+    let mut bytes = [0u8; 15];
+    rand::rng().fill_bytes(&mut bytes);
+    let mut bits: u128 = 0;
+    for b in bytes {
+        bits = (bits << 8) | u128::from(b);
+    }
+    let chars: Vec<u8> = (0..24)
+        .rev()
+        .map(|i| ALPHABET[usize::try_from((bits >> (i * 5)) & 31).unwrap_or(0)])
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Recipients per render job of a fan-out: a batch shares its job bookkeeping, its queries and
+/// the transaction recording its certificates (one job per certificate spent more time in the
+/// queue and in Postgres than in rendering).
+pub const RENDER_BATCH: usize = 16;
+
+/// Fans out render jobs, [`RENDER_BATCH`] recipients each, for every recipient needing a
+/// certificate.
+pub async fn issue(
+    job: IssueCertificates,
+    app: Data<App>,
+    config: Data<WorkerConfig>,
+    id: TaskId,
+    attempt: Attempt,
+) -> Result<(), JobError> {
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!(
+        "issue_certificates",
+        year = job.year,
+        revision = job.revision
+    );
+    kepatuhan_app::telemetry::continue_trace(&span, job.traceparent.as_deref());
+    let outcome = tracing::Instrument::instrument(issue_in_span(job, &app, &id), span).await;
+    let retry = Retry {
+        queue: "certificates",
+        id,
+        attempt,
+    };
+    finish(&retry, &app, &config, started, outcome).await
+}
+
+async fn issue_in_span(job: IssueCertificates, app: &App, id: &TaskId) -> Result<(), JobError> {
+    let year = i32::from(job.year);
+    let recipients = sqlx::query!(
+        r#"WITH wanted AS (
+               SELECT r.entity_id, NULL::bigint AS unit_id, r.score, r.grade_code
+               FROM entity_results r WHERE r.cycle_year = $1 AND r.revision = $2 AND r.award_eligible
+               UNION ALL
+               SELECT u.entity_id, ur.unit_id, ur.score, ur.grade_code
+               FROM unit_results ur JOIN units u ON u.id = ur.unit_id
+               JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_year = ur.cycle_year AND r.revision = ur.revision
+               WHERE ur.cycle_year = $1 AND ur.revision = $2 AND r.award_eligible)
+           SELECT w.entity_id AS "entity_id!", w.unit_id
+           FROM wanted w
+           LEFT JOIN certificates c ON c.cycle_year = $1 AND c.status = 'valid' AND c.entity_id = w.entity_id
+                AND c.unit_id IS NOT DISTINCT FROM w.unit_id
+           WHERE c.id IS NULL OR c.score <> w.score OR c.grade_code <> w.grade_code
+           ORDER BY w.entity_id, w.unit_id NULLS FIRST"#,
+        year,
+        job.revision
+    )
+    .fetch_all(&app.pool)
+    .await?;
+    let recipients: Vec<Recipient> = recipients
+        .into_iter()
+        .map(|r| Recipient {
+            entity_id: r.entity_id,
+            unit_id: r.unit_id,
+        })
+        .collect();
+    let parent = id.to_string();
+    let mut tx = app.pool.begin().await?;
+    sqlx::query!(
+        "INSERT INTO job_progress (job_id, done, total) VALUES ($1, 0, $2)
+         ON CONFLICT (job_id) DO UPDATE SET total = excluded.total, updated_at = now()",
+        parent,
+        i32::try_from(recipients.len()).unwrap_or(i32::MAX)
+    )
+    .execute(&mut *tx)
+    .await?;
+    // One statement for all of them. A batch's key names its recipients, so a second fan-out of
+    // the same revision does not queue a batch that is still waiting; a recipient in two
+    // differently cut batches is rendered once (the second finds it issued).
+    let renders: Vec<(RenderCertificates, Option<String>)> = recipients
+        .chunks(RENDER_BATCH)
+        .map(|batch| {
+            let mut hash = Sha256::new();
+            for r in batch {
+                hash.update(r.entity_id.to_le_bytes());
+                hash.update(r.unit_id.unwrap_or(0).to_le_bytes());
+            }
+            let key = format!(
+                "render-{}-{}-{}",
+                job.year,
+                job.revision,
+                hex::encode(&hash.finalize()[..12])
+            );
+            let render = RenderCertificates {
+                year: job.year,
+                revision: job.revision,
+                recipients: batch.to_vec(),
+                parent: Some(parent.clone()),
+                force: false,
+            };
+            (render, Some(key))
+        })
+        .collect();
+    jobs::enqueue_many(&mut tx, &renders).await?;
+    tx.commit().await?;
+    tracing::info!(job = %parent, year = job.year, revision = job.revision, certificates = recipients.len(), jobs = renders.len(), "certificates fanned out");
+    Ok(())
+}
+
+/// Renders, stores and records a batch of certificates, then counts the batch towards its
+/// fan-out's progress.
+pub async fn render(
+    job: RenderCertificates,
+    app: Data<App>,
+    renderer: Data<Arc<Renderer>>,
+    config: Data<WorkerConfig>,
+    id: TaskId,
+    attempt: Attempt,
+) -> Result<(), JobError> {
+    let started = std::time::Instant::now();
+    let outcome = render_and_count(&job, &app, &renderer, &config).await;
+    let retry = Retry {
+        queue: "certificate-render",
+        id,
+        attempt,
+    };
+    finish(&retry, &app, &config, started, outcome).await
+}
+
+/// Renders a batch, then counts it towards its fan-out's progress.
+async fn render_and_count(
+    job: &RenderCertificates,
+    app: &App,
+    renderer: &Arc<Renderer>,
+    config: &WorkerConfig,
+) -> Result<(), JobError> {
+    render_batch(job, app, renderer, config).await?;
+    if let Some(parent) = &job.parent {
+        sqlx::query!(
+            "UPDATE job_progress SET done = LEAST(done + $2, total), updated_at = now() WHERE job_id = $1",
+            parent,
+            i32::try_from(job.recipients.len()).unwrap_or(i32::MAX)
+        )
+        .execute(&app.pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A certificate to make: whose, what it says, and the valid certificate seen before rendering.
+struct Pending {
+    recipient: Recipient,
+    data: CertificateData,
+    existing: Option<i64>,
+}
+
+async fn render_batch(
+    job: &RenderCertificates,
+    app: &App,
+    renderer: &Arc<Renderer>,
+    config: &WorkerConfig,
+) -> Result<(), JobError> {
+    let year = i32::from(job.year);
+    let cycle = sqlx::query!(
+        "SELECT methodology_code, results_revision FROM cycles WHERE year = $1",
+        year
+    )
+    .fetch_one(&app.pool)
+    .await?;
+    if cycle.results_revision != job.revision {
+        tracing::info!(
+            year,
+            revision = job.revision,
+            "results revision superseded; a newer issue renders instead"
+        );
+        return Ok(());
+    }
+    let pending = data::certificate_data(app, job, cycle.methodology_code.as_str(), config).await?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let inputs: Vec<CertificateData> = pending.iter().map(|p| p.data.clone()).collect();
+    let pdfs = Arc::clone(renderer).render_on_pool(inputs).await?;
+    let mut stored = Vec::with_capacity(pdfs.len());
+    for (p, pdf) in pending.iter().zip(pdfs) {
+        let sha = Sha256::digest(&pdf).to_vec();
+        let key = format!("certificates/{}/{}.pdf", job.year, p.data.code);
+        let size = i32::try_from(pdf.len()).unwrap_or(i32::MAX);
+        app.store
+            .put(&object_store::path::Path::from(key.as_str()), pdf.into())
+            .await?;
+        stored.push(Stored { sha, key, size });
+    }
+    record::record(app, job, &pending, stored).await
+}
+
+/// A stored PDF.
+struct Stored {
+    sha: Vec<u8>,
+    key: String,
+    size: i32,
+}
