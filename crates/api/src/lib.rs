@@ -8,7 +8,8 @@
 //!   may call them.
 //! - [`auth`] (who is calling), [`error`] and [`problem`] (error responses; the mapping from the
 //!   application's error to problem+json is in [`error`]), [`extract`] (extractors with
-//!   problem+json rejections), [`bulk`], [`pagination`], [`idempotency`].
+//!   problem+json rejections), [`bulk`], [`pagination`], [`idempotency`], [`public_cache`]
+//!   (anonymous answers about published results, from memory for a moment).
 
 pub mod auth;
 pub mod bulk;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod public_cache;
 pub mod routes;
 pub mod startup;
 
@@ -37,7 +39,7 @@ pub struct AppState {
     /// Largest accepted request body (also what the idempotency layer buffers at most).
     pub max_body_bytes: usize,
     /// Anonymous answers about published results, by URI, for a moment (`None`: off).
-    pub public_cache: Option<routes::results::cache::PublicCache>,
+    pub public_cache: Option<public_cache::PublicCache>,
 }
 
 impl std::ops::Deref for AppState {
@@ -54,7 +56,7 @@ impl AppState {
         Self {
             app,
             max_body_bytes: settings.max_body_bytes,
-            public_cache: routes::results::cache::PublicCache::new(settings.public_cache),
+            public_cache: public_cache::PublicCache::new(settings.public_cache),
         }
     }
 }

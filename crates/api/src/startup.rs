@@ -65,7 +65,7 @@ pub fn build(app: App, settings: &Settings) -> Router {
         .fallback(problem::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::routes::results::cache::public_cache,
+            crate::public_cache::public_cache,
         ))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

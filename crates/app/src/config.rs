@@ -6,8 +6,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::telemetry::LogFormat;
-
 /// Settings of the API process.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -90,6 +88,29 @@ impl Default for WorkerSettings {
     /// The defaults, as documented on each field.
     fn default() -> Self {
         worker_settings(&|_: &str| None, &mut Vec::new()).expect("the worker defaults are valid")
+    }
+}
+
+/// The log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (development).
+    Pretty,
+    /// JSON lines (production).
+    Json,
+}
+
+impl LogFormat {
+    /// Reads a `KEPATUHAN_LOG_FORMAT` value (`pretty` or `json`; unset is `pretty`); anything
+    /// else is an error.
+    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim) {
+            None | Some("" | "pretty") => Ok(LogFormat::Pretty),
+            Some("json") => Ok(LogFormat::Json),
+            Some(other) => Err(format!(
+                "KEPATUHAN_LOG_FORMAT: `{other}` is not `pretty` or `json`"
+            )),
+        }
     }
 }
 

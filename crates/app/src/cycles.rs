@@ -6,46 +6,16 @@
 //! Everything that changes a cycle's inputs or results first takes the cycle's row lock, so
 //! recomputes, verifications, corrections and transitions of one cycle happen one after another.
 
+pub use kepatuhan_core::CycleKey;
 use kepatuhan_core::{CycleState, CycleYear};
 use sqlx::{Postgres, Transaction};
 
 use crate::error::{AppError, AppResult};
 use crate::jobs::{self, IssueCertificates};
 
-/// Which cycle. Today every cycle is the official cycle of its year; unofficial cycles
-/// (self-assessments) will stand beside it with identities of their own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CycleKey {
-    /// The official assessment of a year.
-    Official(CycleYear),
-}
-
-impl CycleKey {
-    /// The year assessed.
-    pub fn year(self) -> CycleYear {
-        match self {
-            CycleKey::Official(year) => year,
-        }
-    }
-
-    /// The year as the database stores it.
-    pub(crate) fn db_year(self) -> i32 {
-        i32::from(self.year().get())
-    }
-}
-
-impl std::fmt::Display for CycleKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CycleKey::Official(year) => write!(f, "{year}"),
-        }
-    }
-}
-
-impl From<CycleYear> for CycleKey {
-    fn from(year: CycleYear) -> Self {
-        CycleKey::Official(year)
-    }
+/// The year of a cycle as the database stores it (`cycles.year`).
+pub(crate) fn db_year(key: CycleKey) -> i32 {
+    i32::from(key.year().get())
 }
 
 /// A cycle whose row the holder's transaction has locked (`FOR UPDATE`): nothing else changes
@@ -102,7 +72,7 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, key: CycleKey) -> AppResul
     let row = sqlx::query!(
         "SELECT state, imported, methodology_code, results_revision, input_revision, results_input_revision
          FROM cycles WHERE year = $1 FOR UPDATE",
-        key.db_year()
+        db_year(key)
     )
     .fetch_optional(&mut **tx)
     .await?
@@ -132,7 +102,7 @@ pub async fn bump_input_revision(
 ) -> AppResult<i64> {
     cycle.input_revision = sqlx::query_scalar!(
         "UPDATE cycles SET input_revision = input_revision + 1 WHERE year = $1 RETURNING input_revision",
-        cycle.key.db_year()
+        db_year(cycle.key)
     )
     .fetch_one(&mut **tx)
     .await?;
@@ -147,7 +117,7 @@ pub async fn new_results_revision(
 ) -> AppResult<i32> {
     cycle.results_revision = sqlx::query_scalar!(
         "UPDATE cycles SET results_revision = results_revision + 1, updated_at = now() WHERE year = $1 RETURNING results_revision",
-        cycle.key.db_year()
+        db_year(cycle.key)
     )
     .fetch_one(&mut **tx)
     .await?;

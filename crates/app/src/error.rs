@@ -2,7 +2,7 @@
 //! HTTP: the api maps each variant to a problem+json response in one place, the worker records it
 //! as a job's failure, and both keep the source chain for the logs.
 
-use crate::cycles::CycleKey;
+use kepatuhan_core::CycleKey;
 
 /// Everything the application layer can fail with.
 #[derive(Debug, thiserror::Error)]

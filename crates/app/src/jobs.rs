@@ -6,11 +6,10 @@
 //! `PostgresStorage::push` writes (JSON payload, ULID id, queue name as `job_type`); a test
 //! checks this against apalis itself.
 
-use kepatuhan_core::CycleYear;
+use kepatuhan_core::{CycleKey, CycleYear};
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::cycles::CycleKey;
 use crate::error::{AppError, AppResult};
 
 /// A job payload with its queue.

@@ -20,30 +20,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::Settings;
-
-/// The log formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines (development).
-    Pretty,
-    /// JSON lines (production).
-    Json,
-}
-
-impl LogFormat {
-    /// Reads a `KEPATUHAN_LOG_FORMAT` value (`pretty` or `json`; unset is `pretty`); anything
-    /// else is an error.
-    pub fn parse(value: Option<&str>) -> Result<Self, String> {
-        match value.map(str::trim) {
-            None | Some("" | "pretty") => Ok(LogFormat::Pretty),
-            Some("json") => Ok(LogFormat::Json),
-            Some(other) => Err(format!(
-                "KEPATUHAN_LOG_FORMAT: `{other}` is not `pretty` or `json`"
-            )),
-        }
-    }
-}
+use crate::config::{LogFormat, Settings};
 
 /// Keeps the trace exporter alive; flushes it when dropped.
 #[derive(Debug, Default)]

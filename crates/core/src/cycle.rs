@@ -103,6 +103,37 @@ mod tests {
     }
 }
 
+/// Which cycle: its identity. Today every cycle is the official cycle of its year; unofficial
+/// cycles (self-assessments) will stand beside it with identities of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CycleKey {
+    /// The official assessment of a year.
+    Official(CycleYear),
+}
+
+impl CycleKey {
+    /// The year assessed.
+    pub fn year(self) -> CycleYear {
+        match self {
+            CycleKey::Official(year) => year,
+        }
+    }
+}
+
+impl std::fmt::Display for CycleKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CycleKey::Official(year) => write!(f, "{year}"),
+        }
+    }
+}
+
+impl From<CycleYear> for CycleKey {
+    fn from(year: CycleYear) -> Self {
+        CycleKey::Official(year)
+    }
+}
+
 /// The state of an assessment cycle: `planning → collecting ⇄ verifying → published`.
 ///
 /// Every allowed move is one row of [`CycleState::TRANSITIONS`]; every other move is refused.

@@ -55,11 +55,20 @@ fn dependencies_point_one_way() {
     let core = links("kepatuhan-core", false);
     assert!(api.iter().any(|c| c == "kepatuhan-app"), "{api:?}");
     assert!(worker.iter().any(|c| c == "kepatuhan-app"), "{worker:?}");
-    assert!(!api.iter().any(|c| c == "kepatuhan-worker"), "the api links the worker");
-    assert!(!worker.iter().any(|c| c == "kepatuhan-api"), "the worker links the api");
+    assert!(
+        !api.iter().any(|c| c == "kepatuhan-worker"),
+        "the api links the worker"
+    );
+    assert!(
+        !worker.iter().any(|c| c == "kepatuhan-api"),
+        "the worker links the api"
+    );
     for http in ["axum", "utoipa", "utoipa-axum", "utoipa-scalar"] {
         assert!(!worker.iter().any(|c| c == http), "the worker links {http}");
-        assert!(!app.iter().any(|c| c == http), "the application layer links {http}");
+        assert!(
+            !app.iter().any(|c| c == http),
+            "the application layer links {http}"
+        );
     }
     for package in ["kepatuhan-worker", "kepatuhan-app"] {
         let direct = links(package, true);

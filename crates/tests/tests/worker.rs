@@ -77,8 +77,13 @@ async fn wait_for(pool: &PgPool, done: &str) {
 /// Runs a worker until `done` (a SQL boolean) holds (failing the test after 30 s), then shuts it
 /// down gracefully: the jobs it is running finish before it returns.
 async fn drain_until(state: &App, done: &str) {
+    drain_until_with(state, fast(), done).await;
+}
+
+/// [`drain_until`] with a worker of this configuration.
+async fn drain_until_with(state: &App, config: WorkerConfig, done: &str) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(run(state.clone(), fast(), async move {
+    let worker = tokio::spawn(run(state.clone(), config, async move {
         let _ = rx.await;
     }));
     wait_for(&state.pool, done).await;
@@ -153,9 +158,8 @@ async fn verified_submissions_become_results_through_the_worker(pool: PgPool) {
     );
 }
 
-#[sqlx::test(migrations = "../../migrations")]
-async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool) {
-    let state = setup(&pool).await;
+/// Enqueues a recompute of a cycle that does not exist: every attempt fails.
+async fn enqueue_doomed(pool: &PgPool) -> String {
     let mut tx = pool.begin().await.unwrap();
     let id = jobs::enqueue(
         &mut tx,
@@ -165,8 +169,15 @@ async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool
     .await
     .unwrap();
     tx.commit().await.unwrap();
+    id
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool) {
+    let state = setup(&pool).await;
+    let id = enqueue_doomed(&pool).await;
     // One attempt allowed: the first failure makes it dead. (Jobs with attempts left are pushed
-    // back by `schedule_retry`, tested in `a_failed_attempt_is_retried_later`.)
+    // back by the retry policy, tested in `a_failed_attempt_is_retried_later`.)
     sqlx::query("UPDATE apalis.jobs SET max_attempts = 1 WHERE id = $1")
         .bind(&id)
         .execute(&pool)
@@ -246,36 +257,19 @@ async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool
 async fn a_failed_attempt_is_retried_later(pool: PgPool) {
     migrate(&pool).await.unwrap();
     let app = App::new(pool.clone()).unwrap();
-    let mut tx = pool.begin().await.unwrap();
-    let id = jobs::enqueue(
-        &mut tx,
-        &Recompute::full(CycleYear::new(2099).unwrap()),
-        None,
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    let id = enqueue_doomed(&pool).await;
     // The real handler fails (no cycle 2099) and the common retry policy pushes the next attempt
     // back by the backoff: 40 s for the first retry.
     let config = WorkerConfig {
         backoff_base: Duration::from_secs(40),
         ..fast()
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(run(app, config, async move {
-        let _ = stopped.await;
-    }));
-    wait_for(
-        &pool,
+    drain_until_with(
+        &app,
+        config,
         &format!("SELECT attempts >= 1 AND status = 'Failed' FROM apalis.jobs WHERE id = '{id}'"),
     )
     .await;
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(20), worker)
-        .await
-        .expect("the worker stops on shutdown")
-        .unwrap()
-        .unwrap();
     let wait: f64 = sqlx::query_scalar(
         "SELECT extract(epoch FROM run_at - now())::float8 FROM apalis.jobs WHERE id = $1",
     )

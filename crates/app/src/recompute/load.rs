@@ -9,7 +9,7 @@ use kepatuhan_core::scoring::{
 use kepatuhan_core::{EntityKind, Methodology};
 use sqlx::{Postgres, Transaction};
 
-use crate::cycles::Cycle;
+use crate::cycles::{self, Cycle};
 use crate::error::AppResult;
 
 /// Where a loaded unit sits: its id and its entity's position in the cycle input.
@@ -77,7 +77,7 @@ pub(super) async fn load_inputs(
     entity: Option<i64>,
 ) -> AppResult<(CycleInput, Vec<i64>, Vec<UnitRow>)> {
     let year = cycle.year();
-    let y = cycle.key.db_year();
+    let y = cycles::db_year(cycle.key);
     let follow_ups: HashMap<i64, FollowUpStatus> = sqlx::query!(
         "SELECT entity_id, findings, followed_up FROM entity_follow_up WHERE cycle_year = $1",
         y

@@ -159,7 +159,7 @@ pub async fn recompute_for_job(
                 EXCEPT SELECT entity_id, score, grade_code, grade_label, award_eligible, national_rank, provincial_rank
                   FROM entity_results WHERE cycle_year = $1 AND revision = $2)
            ) AS "differs!""#,
-        cycle.key.db_year(),
+        cycles::db_year(cycle.key),
         current,
         current + 1
     )
@@ -194,7 +194,7 @@ pub async fn current_results_in(
                   (SELECT count(*) FROM unit_results r WHERE r.cycle_year = c.year AND r.revision = c.results_revision) AS "units!",
                   (SELECT count(*) FROM entity_results r WHERE r.cycle_year = c.year AND r.revision = c.results_revision) AS "entities!"
            FROM cycles c WHERE c.year = $1 AND c.results_input_revision = c.input_revision"#,
-        cycle.key.db_year()
+        cycles::db_year(cycle.key)
     )
     .fetch_optional(&mut **tx)
     .await?;
@@ -214,7 +214,7 @@ pub async fn recompute_cycle_in(
     app: &App,
     cycle: &Cycle,
 ) -> AppResult<RecomputeSummary> {
-    let y = cycle.key.db_year();
+    let y = cycles::db_year(cycle.key);
     let m = methodology(app, cycle)?;
     let (revision, input_revision) = (cycle.results_revision, cycle.input_revision);
     let started = std::time::Instant::now();
@@ -269,7 +269,7 @@ pub async fn recompute_entity_in(
     cycle: &Cycle,
     unit_id: i64,
 ) -> AppResult<Option<RecomputeSummary>> {
-    let y = cycle.key.db_year();
+    let y = cycles::db_year(cycle.key);
     let m = methodology(app, cycle)?;
     let (revision, input_revision) = (cycle.results_revision, cycle.input_revision);
     if m.aggregation() != kepatuhan_core::methodology::Aggregation::MeanOfUnits {

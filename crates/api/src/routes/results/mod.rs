@@ -6,7 +6,6 @@
 //! | `GET /cycles/{year}/results/entities`, `…/units`, `…/units/{unit_id}`, `…/provinces` | anyone once published; before that admin and offices (their provinces) |
 //! | `GET /results/entities/{code}/history` | anyone (published cycles); admin and offices also see unpublished ones in scope |
 
-pub mod cache;
 mod follow_up;
 
 use std::collections::HashMap;
@@ -513,7 +512,7 @@ async fn history(
     let items: Vec<HistoryEntry> = rows
         .into_iter()
         .filter(|r| {
-            r.state == "published"
+            CycleState::parse(&r.state) == CycleState::Published
                 || staff_provinces.as_ref().is_some_and(|p| {
                     p.as_ref()
                         .is_none_or(|p| r.province_code.as_ref().is_some_and(|c| p.contains(c)))
@@ -521,7 +520,7 @@ async fn history(
         })
         .map(|r| HistoryEntry {
             year: r.year,
-            published: r.state == "published",
+            published: CycleState::parse(&r.state) == CycleState::Published,
             score: r.score,
             grade: GradeView {
                 code: r.grade_code,
