@@ -386,3 +386,81 @@ async fn assessors_lose_access_when_collection_closes(pool: PgPool) {
     let entities = app.get("/api/v1/entities", Some(&r.assessor)).await;
     assert_eq!(entities.body["items"], json!([]));
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn offices_see_only_the_jobs_of_their_provinces(pool: PgPool) {
+    use kepatuhan_app::jobs::{self, Recipient, Recompute, RenderCertificates};
+    let app = TestApp::spawn(pool.clone()).await;
+    let (roles, _, _) = setup(&app).await;
+    let ids = |code: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (i64, i64)>(
+                "SELECT e.id, u.id FROM units u JOIN entities e ON e.id = u.entity_id WHERE e.code = $1",
+            )
+            .bind(code)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let ((_, bangka_unit), (jaksel_entity, jaksel_unit)) = (ids("19.01").await, ids("31.71").await);
+    let year = kepatuhan_core::CycleYear::new(2025).unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let own = jobs::enqueue(&mut tx, &Recompute::unit(year, bangka_unit), None)
+        .await
+        .unwrap();
+    let cycle_wide = jobs::enqueue(&mut tx, &Recompute::full(year), None)
+        .await
+        .unwrap();
+    let foreign = jobs::enqueue(&mut tx, &Recompute::unit(year, jaksel_unit), None)
+        .await
+        .unwrap();
+    let render = RenderCertificates {
+        year: 2025,
+        revision: 1,
+        recipients: vec![Recipient {
+            entity_id: jaksel_entity,
+            unit_id: None,
+        }],
+        parent: None,
+        force: false,
+    };
+    let foreign_render = jobs::enqueue(&mut tx, &render, None).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let listed = |token: String| {
+        let app = &app;
+        async move {
+            let mut ids: Vec<String> = app
+                .get("/api/v1/jobs", Some(&token))
+                .await
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut mine = vec![own.clone(), cycle_wide.clone()];
+    mine.sort();
+    assert_eq!(listed(roles.babel.clone()).await, mine);
+    assert_eq!(listed(roles.admin.clone()).await.len(), 4);
+    for job in [&foreign, &foreign_render] {
+        app.get(&format!("/api/v1/jobs/{job}"), Some(&roles.babel))
+            .await
+            .assert_problem(404, "not-found");
+        app.get(&format!("/api/v1/jobs/{job}"), Some(&roles.jakarta))
+            .await
+            .assert_ok();
+    }
+    app.get(&format!("/api/v1/jobs/{own}"), Some(&roles.babel))
+        .await
+        .assert_ok();
+    app.get(&format!("/api/v1/jobs/{own}"), Some(&roles.jakarta))
+        .await
+        .assert_problem(404, "not-found");
+}

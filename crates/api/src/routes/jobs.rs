@@ -3,7 +3,13 @@
 //!
 //! | endpoint | who may call |
 //! |---|---|
-//! | `GET /jobs/{id}` | admin, office |
+//! | `GET /jobs`, `GET /jobs/{id}` | admin (all), office (jobs about its provinces, and cycle-wide jobs) |
+//! | `POST /jobs/{id}/retry` | admin |
+//!
+//! An office sees a job when it concerns only its provinces: the recompute of a unit there, the
+//! render of certificates whose recipients are all there, a webhook delivery to its own endpoint
+//! or to one of an entity there; and the cycle-wide jobs (a full recompute, a certificate fan-out),
+//! which name no entity. Any other job answers 404, as objects outside a scope do everywhere.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -62,22 +68,52 @@ async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobStatus>> {
     actor.require_staff()?;
-    Ok(Json(load(&state, &id).await?))
+    Ok(Json(load(&state, &actor, &id).await?))
 }
 
 /// Loads a job's status, or 404.
-async fn load(state: &AppState, id: &str) -> ApiResult<JobStatus> {
+/// Loads a job's status, or 404 when there is none or it is outside the caller's scope.
+async fn load(state: &AppState, actor: &Actor, id: &str) -> ApiResult<JobStatus> {
+    let (provinces, office) = job_scope(actor);
     let row = sqlx::query_as!(
         JobRow,
         r#"SELECT j.id, j.job_type, j.status, j.attempts, j.max_attempts, j.run_at, j.done_at, j.last_result, j.job,
                   p.done AS "done?", p.total AS "total?"
-           FROM apalis.jobs j LEFT JOIN job_progress p ON p.job_id = j.id WHERE j.id = $1"#,
-        id
+           FROM apalis.jobs j LEFT JOIN job_progress p ON p.job_id = j.id WHERE j.id = $1
+             AND ($2::text[] IS NULL OR CASE j.job_type
+                   WHEN 'recompute' THEN
+                     convert_from(j.job, 'UTF8')::jsonb->>'unit_id' IS NULL
+                     OR EXISTS (SELECT 1 FROM units u JOIN entities e ON e.id = u.entity_id
+                                WHERE u.id = (convert_from(j.job, 'UTF8')::jsonb->>'unit_id')::bigint
+                                  AND e.province_code = ANY($2))
+                   WHEN 'certificates' THEN true
+                   WHEN 'certificate-render' THEN NOT EXISTS (
+                     SELECT 1 FROM jsonb_array_elements(convert_from(j.job, 'UTF8')::jsonb->'recipients') r
+                     LEFT JOIN entities e ON e.id = (r->>'entity_id')::bigint
+                     WHERE e.province_code IS NULL OR NOT e.province_code = ANY($2))
+                   WHEN 'webhooks' THEN EXISTS (
+                     SELECT 1 FROM webhook_endpoints w LEFT JOIN entities e ON e.id = w.entity_id
+                     WHERE w.id = (convert_from(j.job, 'UTF8')::jsonb->>'endpoint_id')::bigint
+                       AND (w.office_code = $3 OR e.province_code = ANY($2)))
+                   ELSE false END)"#,
+        id,
+        provinces,
+        office
     )
     .fetch_optional(&state.pool)
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
     Ok(row.into())
+}
+
+/// The provinces and office whose jobs the caller sees (`None` provinces: every job).
+fn job_scope(actor: &Actor) -> (Option<&[String]>, Option<&str>) {
+    match actor {
+        Actor::Office {
+            office, provinces, ..
+        } => (Some(provinces.as_slice()), Some(office.as_str())),
+        _ => (None, None),
+    }
 }
 
 /// A job row with its progress, as both the single and the list query read it.
@@ -155,12 +191,29 @@ async fn list(
             ));
         }
     };
+    let (provinces, office) = job_scope(&actor);
     let rows = sqlx::query_as!(
         JobRow,
         r#"SELECT j.id, j.job_type, j.status, j.attempts, j.max_attempts, j.run_at, j.done_at, j.last_result, j.job,
                   p.done AS "done?", p.total AS "total?"
            FROM apalis.jobs j LEFT JOIN job_progress p ON p.job_id = j.id
            WHERE ($1::text IS NULL OR j.job_type = $1)
+             AND ($3::text[] IS NULL OR CASE j.job_type
+                   WHEN 'recompute' THEN
+                     convert_from(j.job, 'UTF8')::jsonb->>'unit_id' IS NULL
+                     OR EXISTS (SELECT 1 FROM units u JOIN entities e ON e.id = u.entity_id
+                                WHERE u.id = (convert_from(j.job, 'UTF8')::jsonb->>'unit_id')::bigint
+                                  AND e.province_code = ANY($3))
+                   WHEN 'certificates' THEN true
+                   WHEN 'certificate-render' THEN NOT EXISTS (
+                     SELECT 1 FROM jsonb_array_elements(convert_from(j.job, 'UTF8')::jsonb->'recipients') r
+                     LEFT JOIN entities e ON e.id = (r->>'entity_id')::bigint
+                     WHERE e.province_code IS NULL OR NOT e.province_code = ANY($3))
+                   WHEN 'webhooks' THEN EXISTS (
+                     SELECT 1 FROM webhook_endpoints w LEFT JOIN entities e ON e.id = w.entity_id
+                     WHERE w.id = (convert_from(j.job, 'UTF8')::jsonb->>'endpoint_id')::bigint
+                       AND (w.office_code = $4 OR e.province_code = ANY($3)))
+                   ELSE false END)
              AND CASE $2::text
                    WHEN 'dead' THEN j.status = 'Killed' OR (j.status = 'Failed' AND j.attempts >= j.max_attempts)
                    WHEN 'failed' THEN j.status IN ('Failed', 'Killed')
@@ -170,7 +223,9 @@ async fn list(
                    ELSE true END
            ORDER BY j.run_at DESC LIMIT 200"#,
         f.queue,
-        status
+        status,
+        provinces,
+        office
     )
     .fetch_all(&state.pool)
     .await?;
@@ -187,7 +242,7 @@ async fn retry(
     Path(id): Path<String>,
 ) -> ApiResult<Json<JobStatus>> {
     actor.require_admin()?;
-    let job = load(&state, &id).await?;
+    let job = load(&state, &actor, &id).await?;
     if !job.dead {
         return Err(ApiError::conflict(
             "job-not-dead",
@@ -199,5 +254,5 @@ async fn retry(
     }
     kepatuhan_app::jobs::revive(&state.pool, &id).await?;
     tracing::info!(job = %id, "dead job retried");
-    Ok(Json(load(&state, &id).await?))
+    Ok(Json(load(&state, &actor, &id).await?))
 }
