@@ -73,6 +73,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Bulk<T> {
 }
 
 fn parse_csv<T: DeserializeOwned>(raw: &[u8]) -> Result<Vec<T>, ApiError> {
+    crate::extract::refuse_nul(raw)?;
     // Strip a UTF-8 byte-order mark: spreadsheets add one.
     let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
     let mut reader = csv::ReaderBuilder::new()

@@ -53,6 +53,14 @@ pub enum ApiError {
     /// `If-Match` is required and missing.
     #[error("this update needs an If-Match header with the ETag of the version you read")]
     PreconditionRequired,
+    /// A part the request needs (the certificate store…) cannot serve it now; try again later.
+    #[error("{detail}")]
+    Unavailable {
+        /// Stable slug of the problem type.
+        slug: &'static str,
+        /// What is unavailable.
+        detail: String,
+    },
     /// An unexpected failure; details go to the logs, never to the client.
     #[error(transparent)]
     Internal(#[from] InternalError),
@@ -171,6 +179,12 @@ impl ApiError {
                 "precondition-required",
                 "Precondition required",
                 self.to_string(),
+            ),
+            ApiError::Unavailable { slug, detail } => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                slug,
+                "Service unavailable",
+                detail,
             ),
             ApiError::Internal(_) => Problem::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -84,8 +84,28 @@ pub fn media_type(req: &Request) -> String {
         .unwrap_or_default()
 }
 
+/// Why a body with a NUL character is refused (Postgres text cannot hold one).
+const NUL_REFUSED: &str = "text must not contain NUL characters (U+0000)";
+
+/// Whether a body holds a NUL character, raw or as the JSON escape `\u0000`.
+pub(crate) fn has_nul(bytes: &[u8]) -> bool {
+    bytes.contains(&0) || bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000"))
+}
+
+/// Refuses a CSV (or any text) body holding a NUL character, with a 400 problem.
+pub fn refuse_nul(bytes: &[u8]) -> Result<(), ApiError> {
+    if has_nul(bytes) {
+        Err(ApiError::bad_request("nul-character", NUL_REFUSED))
+    } else {
+        Ok(())
+    }
+}
+
 /// Parses JSON bytes, reporting the path of the first offending field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, BodyRejection> {
+    if has_nul(bytes) {
+        return Err(BodyRejection::Syntax(NUL_REFUSED.to_owned()));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -42,6 +42,7 @@ pub fn decode<K: for<'de> Deserialize<'de>>(cursor: Option<&str>) -> ApiResult<O
         .map(|c| {
             hex::decode(c)
                 .ok()
+                .filter(|b| !crate::extract::has_nul(b))
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .ok_or_else(|| ApiError::field("cursor", "is not a cursor returned by this API"))
         })
@@ -65,7 +66,14 @@ pub fn page<T, K: Serialize>(mut rows: Vec<T>, limit: i64, key: impl Fn(&T) -> K
 
 /// Decodes an offset cursor (used where results are sorted by a choice of keys).
 pub fn offset(cursor: Option<&str>) -> ApiResult<i64> {
-    Ok(decode(cursor)?.unwrap_or(0))
+    match decode::<i64>(cursor)? {
+        None => Ok(0),
+        Some(n) if n >= 0 => Ok(n),
+        Some(_) => Err(ApiError::field(
+            "cursor",
+            "is not a cursor returned by this API",
+        )),
+    }
 }
 
 /// Splits `limit + 1` rows fetched at `offset` into a page whose cursor is the next offset.

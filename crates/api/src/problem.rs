@@ -100,3 +100,35 @@ pub async fn not_found(uri: Uri) -> Problem {
         format!("no resource at {}", uri.path()),
     )
 }
+
+/// The longest name accepted (of a province, an office, an entity or a unit), in characters.
+pub const NAME_MAX: usize = 300;
+/// The longest code or short label accepted (an entity code, a unit kind, a respondent), in
+/// characters.
+pub const CODE_MAX: usize = 100;
+
+/// A field error when `value` is blank or longer than `max` characters; `None` when it is fine.
+pub fn text_problem(field: String, value: &str, max: usize) -> Option<FieldError> {
+    let length = value.trim().chars().count();
+    if length == 0 {
+        Some(FieldError::new(field, "must not be empty"))
+    } else if length > max {
+        Some(FieldError::new(
+            field,
+            format!("must be at most {max} characters, got {length}"),
+        ))
+    } else {
+        None
+    }
+}
+
+/// A field error when `value` is longer than `max` characters.
+pub fn too_long(field: String, value: &str, max: usize) -> Option<FieldError> {
+    let length = value.trim().chars().count();
+    (length > max).then(|| {
+        FieldError::new(
+            field,
+            format!("must be at most {max} characters, got {length}"),
+        )
+    })
+}

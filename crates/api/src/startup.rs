@@ -74,6 +74,7 @@ pub fn build(app: App, settings: &Settings) -> Router {
         ))
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn(problems_everywhere))
+        .layer(middleware::from_fn(refuse_nul_in_uri))
         .route_layer(middleware::from_fn(crate::metrics::track))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
@@ -147,6 +148,27 @@ async fn request_id(req: Request, next: Next) -> Response {
         response.headers_mut().insert(X_REQUEST_ID.clone(), v);
     }
     response
+}
+
+/// Refuses a path or query holding a NUL character (`%00`) with a 400 problem: no text in the
+/// database can hold one, so it can name nothing.
+async fn refuse_nul_in_uri(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    let has_nul = |s: &str| {
+        s.as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"%00"))
+    };
+    if has_nul(uri.path()) || uri.query().is_some_and(has_nul) {
+        return Problem::new(
+            StatusCode::BAD_REQUEST,
+            "nul-character",
+            "Bad request",
+            "the path and query must not contain NUL characters (%00)",
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Turns every error response that is not already problem+json (405 from the router, 503 from

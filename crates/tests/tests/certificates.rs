@@ -333,4 +333,38 @@ async fn publishing_issues_verifiable_certificates(pool: PgPool) {
             .is_err(),
         "certificates are never deleted"
     );
+
+    // A PDF lost from the store is the store's fault: 503 with a problem, never a 500, and its
+    // record and verification page stay.
+    let key: String = sqlx::query_scalar("SELECT object_key FROM certificates WHERE code = $1")
+        .bind(&code)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    state
+        .store
+        .delete(&object_store::path::Path::from(key.as_str()))
+        .await
+        .unwrap();
+    let (status, body) = api
+        .call(
+            "GET",
+            &format!("/api/v1/certificates/{code}/pdf"),
+            None,
+            "application/pdf",
+        )
+        .await;
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 503, "{problem}");
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/certificate-pdf-unavailable"),
+        "{problem}"
+    );
+    let (status, _) = public
+        .call("GET", &format!("/verify/{code}"), None, "application/json")
+        .await;
+    assert_eq!(status, 200);
 }

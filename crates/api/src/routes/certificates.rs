@@ -20,7 +20,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult, InternalError};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::problem::Problem;
 use crate::routes::cycles;
@@ -211,15 +211,24 @@ async fn pdf(
     Path(code): Path<String>,
 ) -> ApiResult<Response> {
     let row = visible(&state, &actor, &code).await?;
+    // The record exists, so a missing or unreadable file is the store's fault, not the caller's:
+    // 503 with the reason in the logs (an operator restores the file or reissues the certificate).
+    let unavailable = |e: object_store::Error| {
+        tracing::error!(certificate = %row.code, key = %row.object_key, error = %e, "certificate PDF unavailable");
+        ApiError::Unavailable {
+            slug: "certificate-pdf-unavailable",
+            detail: format!(
+                "the PDF of certificate {} cannot be read from the certificate store now; its record and verification page are unaffected",
+                row.code
+            ),
+        }
+    };
     let object = state
         .store
         .get(&object_store::path::Path::from(row.object_key.as_str()))
         .await
-        .map_err(|e| ApiError::Internal(InternalError(Box::new(e))))?;
-    let bytes = object
-        .bytes()
-        .await
-        .map_err(|e| ApiError::Internal(InternalError(Box::new(e))))?;
+        .map_err(unavailable)?;
+    let bytes = object.bytes().await.map_err(unavailable)?;
     let filename = format!("piagam-{}-{}.pdf", row.cycle_year, row.code);
     Ok((
         [

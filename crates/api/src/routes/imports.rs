@@ -26,7 +26,7 @@ use crate::auth::Actor;
 use crate::bulk::Bulk;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::problem::{FieldError, Problem};
+use crate::problem::{CODE_MAX, FieldError, NAME_MAX, Problem, text_problem, too_long};
 use crate::routes::cycles;
 use crate::routes::reference::{Entity, kemendagri_problem};
 use kepatuhan_app::recompute::{EntityRow, clear_results, write_entity_results};
@@ -113,12 +113,13 @@ fn parse_rows(body: &Bulk<ImportRow>, known: &HashSet<String>) -> Result<Vec<Par
                 ),
             ));
         }
-        if entity.name.is_empty() {
-            errors.push(FieldError::new(
-                body.at(i, "entity_name"),
-                "must not be empty",
-            ));
-        }
+        errors.extend(text_problem(
+            body.at(i, "entity_name"),
+            &entity.name,
+            NAME_MAX,
+        ));
+        errors.extend(too_long(body.at(i, "unit_name"), &r.unit_name, NAME_MAX));
+        errors.extend(too_long(body.at(i, "entity_code"), code, CODE_MAX));
         if r.unit_name.trim().is_empty() {
             errors.push(FieldError::new(
                 body.at(i, "unit_name"),

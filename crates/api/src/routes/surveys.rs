@@ -28,7 +28,7 @@ use crate::auth::Actor;
 use crate::bulk::BulkOutcome;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, bytes_problem, media_type, parse_json};
-use crate::problem::{FieldError, Problem};
+use crate::problem::{CODE_MAX, FieldError, Problem, text_problem};
 use crate::routes::cycles::{self, CycleState};
 use kepatuhan_app::cycles as app_cycles;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -109,6 +109,7 @@ fn parse_answer(raw: &str) -> Option<SurveyAnswer> {
 type Row = (String, String, BTreeMap<String, SurveyAnswer>);
 
 fn parse_csv(raw: &[u8]) -> Result<Vec<Row>, ApiError> {
+    crate::extract::refuse_nul(raw)?;
     let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -230,8 +231,8 @@ async fn upload(
             ));
             continue;
         };
-        if respondent.trim().is_empty() {
-            errors.push(FieldError::new(at(i, "respondent"), "must not be empty"));
+        if let Some(problem) = text_problem(at(i, "respondent"), respondent, CODE_MAX) {
+            errors.push(problem);
         } else if !seen.insert((survey.as_str(), respondent.trim())) {
             errors.push(FieldError::new(
                 at(i, "respondent"),

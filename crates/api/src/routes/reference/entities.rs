@@ -19,7 +19,7 @@ use crate::bulk::{Bulk, BulkOutcome};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::pagination::{self, Page};
-use crate::problem::{FieldError, Problem};
+use crate::problem::{CODE_MAX, FieldError, NAME_MAX, Problem, text_problem, too_long};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -219,15 +219,15 @@ async fn bulk_entities(
                 body.at(i, "code"),
                 "must be a code without spaces",
             ));
+        } else if let Some(long) = too_long(body.at(i, "code"), code, CODE_MAX) {
+            errors.push(long);
         } else if !seen.insert(code) {
             errors.push(FieldError::new(
                 body.at(i, "code"),
                 format!("`{code}` appears more than once"),
             ));
         }
-        if e.name.trim().is_empty() {
-            errors.push(FieldError::new(body.at(i, "name"), "must not be empty"));
-        }
+        errors.extend(text_problem(body.at(i, "name"), &e.name, NAME_MAX));
         let province = e.province_code.as_deref();
         if let Some((field, message)) = kemendagri_problem(e, code, &known) {
             errors.push(FieldError::new(body.at(i, field), message));
@@ -316,9 +316,8 @@ async fn bulk_units(
                 format!("no entity with code `{}`", u.entity_code.trim()),
             )),
         }
-        if u.name.trim().is_empty() {
-            errors.push(FieldError::new(body.at(i, "name"), "must not be empty"));
-        }
+        errors.extend(text_problem(body.at(i, "name"), &u.name, NAME_MAX));
+        errors.extend(too_long(body.at(i, "kind"), &u.kind, CODE_MAX));
         if u.kind.trim().is_empty() {
             errors.push(FieldError::new(
                 body.at(i, "kind"),

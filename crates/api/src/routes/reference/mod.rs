@@ -27,7 +27,7 @@ use crate::auth::Actor;
 use crate::bulk::{Bulk, BulkOutcome};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
-use crate::problem::{FieldError, Problem};
+use crate::problem::{FieldError, NAME_MAX, Problem, text_problem};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
@@ -186,9 +186,7 @@ async fn bulk_provinces(
                 format!("`{}` appears more than once", p.code),
             ));
         }
-        if p.name.trim().is_empty() {
-            errors.push(FieldError::new(body.at(i, "name"), "must not be empty"));
-        }
+        errors.extend(text_problem(body.at(i, "name"), &p.name, NAME_MAX));
     }
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
@@ -282,9 +280,7 @@ async fn bulk_offices(
                 format!("`{}` appears more than once", o.code),
             ));
         }
-        if o.name.trim().is_empty() {
-            errors.push(FieldError::new(body.at(i, "name"), "must not be empty"));
-        }
+        errors.extend(text_problem(body.at(i, "name"), &o.name, NAME_MAX));
         if o.provinces.is_empty() {
             errors.push(FieldError::new(
                 body.at(i, "provinces"),
