@@ -273,6 +273,27 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
     .await
     .assert_problem(409, "invalid-transition");
 
+    // A verified unit's survey responses are final too: they count in the results.
+    let inputs_before: i64 =
+        sqlx::query_scalar("SELECT input_revision FROM cycles WHERE year = 2023")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    app.post(
+        &format!("/api/v1/cycles/2023/units/{}/survey-responses", units[1]),
+        Some(&babel),
+        survey(0),
+    )
+    .await
+    .assert_problem(409, "inputs-final");
+    let full_recomputes = || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = 'recompute' AND convert_from(job, 'UTF8')::jsonb->>'unit_id' IS NULL",
+        )
+        .fetch_one(&pool)
+    };
+    let full_before = full_recomputes().await.unwrap();
+
     // The recompute the worker would run: results readable by the office before publication.
     let state = kepatuhan_app::App::new(pool.clone()).unwrap();
     // Bangka followed up one of its two findings: no award in 2023 (ori-2022's rule from 2023).
@@ -304,6 +325,18 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
     )
     .await
     .assert_ok();
+    // The follow-up is an input: it moves the input revision and enqueues a full recompute.
+    assert_eq!(full_recomputes().await.unwrap(), full_before + 1);
+    let inputs_after: i64 =
+        sqlx::query_scalar("SELECT input_revision FROM cycles WHERE year = 2023")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        inputs_after,
+        inputs_before + 1,
+        "the refused upload changed nothing"
+    );
     let summary =
         kepatuhan_app::recompute::recompute_cycle(&state, CycleYear::new(2023).unwrap().into())
             .await

@@ -1,7 +1,7 @@
 //! Cycles as the rest of the application holds them: a cycle's identity ([`CycleKey`]), its row
-//! lock ([`lock`]), the revision of its inputs ([`bump_input_revision`]) and the publication of a
-//! results revision with its certificates ([`publish_revision`]). Each rule is written here
-//! once; every write path goes through it.
+//! lock ([`lock`]), a change of its inputs with the recompute it needs ([`inputs_changed`]) and
+//! the publication of a results revision with its certificates ([`publish_revision`]). Each rule
+//! is written here once; every write path goes through it.
 //!
 //! Everything that changes a cycle's inputs or results first takes the cycle's row lock, so
 //! recomputes, verifications, corrections and transitions of one cycle happen one after another.
@@ -11,7 +11,7 @@ use kepatuhan_core::{CycleState, CycleYear};
 use sqlx::{Postgres, Transaction};
 
 use crate::error::{AppError, AppResult};
-use crate::jobs::{self, IssueCertificates};
+use crate::jobs::{self, IssueCertificates, Recompute};
 
 /// The year of a cycle as the database stores it (`cycles.year`).
 pub(crate) fn db_year(key: CycleKey) -> i32 {
@@ -93,10 +93,37 @@ pub async fn lock(tx: &mut Transaction<'_, Postgres>, key: CycleKey) -> AppResul
     })
 }
 
-/// Records that the cycle's inputs changed (a verification, a correction, survey responses, a
-/// follow-up) and returns the new input revision. Incremental recomputes and publication rely on
-/// it: a write path that forgets it leaves stale results looking current.
-pub async fn bump_input_revision(
+/// What changed among a cycle's inputs (the verified submissions' values and survey responses,
+/// and the entities' follow-up of findings): it decides the recompute needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputChange {
+    /// One unit's verified inputs (a verification): its entity is scored again and the ranks
+    /// re-derived, incrementally when the stored results allow it.
+    Unit(i64),
+    /// Something every entity's grade or rank may depend on (a follow-up): the whole cycle.
+    Cycle,
+}
+
+/// Records a change of the cycle's inputs: moves its input revision and enqueues the recompute
+/// the change needs, in the caller's transaction (which holds the cycle's lock). Returns the
+/// recompute job's id. Every write of a cycle's inputs comes here, so none can leave stale
+/// results looking current: incremental recomputes and publication both trust the revision.
+pub async fn inputs_changed(
+    tx: &mut Transaction<'_, Postgres>,
+    cycle: &mut Cycle,
+    change: InputChange,
+) -> AppResult<String> {
+    let revision = bump_input_revision(tx, cycle).await?;
+    let job = match change {
+        InputChange::Unit(unit) => Recompute::unit_at(cycle.year(), unit, revision),
+        InputChange::Cycle => Recompute::full(cycle.year()),
+    };
+    jobs::enqueue(tx, &job, None).await
+}
+
+/// Moves the cycle's input revision and returns the new one: for [`inputs_changed`], and for a
+/// correction, which recomputes in its own transaction instead of enqueueing a job.
+pub(crate) async fn bump_input_revision(
     tx: &mut Transaction<'_, Postgres>,
     cycle: &mut Cycle,
 ) -> AppResult<i64> {

@@ -10,7 +10,9 @@
 //! "answers": { "undue_delay": false } }] }`. CSV: a `survey` column, a `respondent` column and
 //! one column per question code (`ya`/`tidak`, `yes`/`no`, `true`/`false`, `1`/`0`, or a Likert
 //! level; empty = unanswered). Responses are keyed by respondent: re-uploading a file changes
-//! nothing, and a corrected row replaces the earlier answers of that respondent.
+//! nothing, and a corrected row replaces the earlier answers of that respondent. Once the unit's
+//! submission is verified its responses are final (`409 inputs-final`): they count in the
+//! results.
 
 use std::collections::BTreeMap;
 
@@ -165,6 +167,14 @@ fn parse_csv(raw: &[u8]) -> Result<Vec<Row>, ApiError> {
     }
 }
 
+/// Survey responses are taken only while the cycle is collecting or verifying.
+fn closed() -> ApiError {
+    ApiError::conflict(
+        "cycle-closed",
+        "survey responses can be uploaded only while the cycle is collecting or verifying",
+    )
+}
+
 /// Checks that the unit is sampled and visible, and data entry is open. Returns the methodology.
 async fn open_unit<'a>(
     state: &'a AppState,
@@ -184,10 +194,7 @@ async fn open_unit<'a>(
         )));
     }
     if writing && !matches!(cycle.state, CycleState::Collecting | CycleState::Verifying) {
-        return Err(ApiError::conflict(
-            "cycle-closed",
-            "survey responses can be uploaded only while the cycle is collecting or verifying",
-        ));
+        return Err(closed());
     }
     let m = state.methodology(&cycle.methodology).ok_or_else(|| {
         ApiError::conflict(
@@ -196,6 +203,39 @@ async fn open_unit<'a>(
         )
     })?;
     Ok((y, m))
+}
+
+/// Locks the cycle (in the caller's transaction) and checks, under the lock, that the window is
+/// still open and that the unit's inputs are not final (its submission is not verified).
+async fn lock_open_unit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    raw: i64,
+    y: i32,
+    unit_id: i64,
+) -> ApiResult<()> {
+    let cycle = app_cycles::lock(tx, cycles::year(raw)?.into()).await?;
+    if !matches!(
+        cycle.state,
+        kepatuhan_core::CycleState::Collecting | kepatuhan_core::CycleState::Verifying
+    ) {
+        return Err(closed());
+    }
+    let submission = sqlx::query_scalar!(
+        "SELECT state FROM submissions WHERE cycle_year = $1 AND unit_id = $2 FOR SHARE",
+        y,
+        unit_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?;
+    if submission.as_deref() == Some(kepatuhan_core::SubmissionState::Verified.as_str()) {
+        return Err(ApiError::conflict(
+            "inputs-final",
+            format!(
+                "unit {unit_id}'s submission is verified: its survey responses are final and count in the results"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Upload survey responses (JSON or CSV).
@@ -261,7 +301,7 @@ async fn upload(
         .map(|r| serde_json::to_value(&r.2).unwrap_or_default())
         .collect();
     let mut tx = state.pool.begin().await?;
-    let mut cycle = app_cycles::lock(&mut tx, cycles::year(raw)?.into()).await?;
+    lock_open_unit(&mut tx, raw, y, unit_id).await?;
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO survey_responses (cycle_year, unit_id, survey_code, respondent, answers)
            SELECT $1, $2, * FROM UNNEST($3::text[], $4::text[], $5::jsonb[])
@@ -276,9 +316,8 @@ async fn upload(
     )
     .fetch_all(&mut *tx)
     .await?;
-    if !inserted.is_empty() {
-        app_cycles::bump_input_revision(&mut tx, &mut cycle).await?;
-    }
+    // The responses of a unit not yet verified are no input of the results: verifying it
+    // records the change (`inputs_changed`) and its recompute reads them then.
     tx.commit().await?;
     let created = inserted.iter().filter(|x| **x).count();
     let updated = inserted.len() - created;

@@ -46,6 +46,22 @@ pub async fn recompute_cycle(app: &App, key: CycleKey) -> AppResult<RecomputeSum
     Ok(summary)
 }
 
+/// Records a correction of a published cycle's verified inputs, already written in the caller's
+/// transaction (which holds the cycle's lock): moves the input revision, recomputes the whole
+/// cycle into a new results revision (the published one stays readable) and publishes it, which
+/// issues its certificates. Returns what was written.
+pub async fn correct(
+    tx: &mut Transaction<'_, Postgres>,
+    app: &App,
+    cycle: &mut Cycle,
+) -> AppResult<RecomputeSummary> {
+    cycles::bump_input_revision(tx, cycle).await?;
+    cycles::new_results_revision(tx, cycle).await?;
+    let summary = recompute_cycle_in(tx, app, cycle).await?;
+    cycles::publish_revision(tx, cycle, summary.revision).await?;
+    Ok(summary)
+}
+
 /// What a recompute job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]

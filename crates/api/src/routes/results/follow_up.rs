@@ -33,7 +33,7 @@ pub struct FollowUp {
 
 /// Record whether an entity followed up the Ombudsman's findings in a cycle. From 2023 awards
 /// (and certificates) need every finding followed up; from 2025 the opinion then reads
-/// "… Tanpa Maladministrasi". Takes effect at the next recompute.
+/// "… Tanpa Maladministrasi". A recompute of the cycle is enqueued with it.
 ///
 /// Who may call: admin, office (entities of its provinces); not once the cycle is published.
 #[utoipa::path(put, path = "/cycles/{year}/entities/{code}/follow-up", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ("code" = String, Path, description = "Entity code")), request_body(content = FollowUp, content_type = "application/json"), responses((status = 200, description = "Recorded", body = FollowUp), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -89,7 +89,7 @@ async fn set_follow_up(
     )
     .execute(&mut *tx)
     .await?;
-    app_cycles::bump_input_revision(&mut tx, &mut locked).await?;
+    app_cycles::inputs_changed(&mut tx, &mut locked, app_cycles::InputChange::Cycle).await?;
     tx.commit().await?;
     Ok(Json(
         serde_json::json!({ "findings": body.findings, "followed_up": body.followed_up }),

@@ -106,10 +106,7 @@ async fn correct(
     )
     .execute(&mut *tx)
     .await?;
-    app_cycles::bump_input_revision(&mut tx, &mut cycle).await?;
-    app_cycles::new_results_revision(&mut tx, &mut cycle).await?;
-    let summary = recompute::recompute_cycle_in(&mut tx, &state, &cycle).await?;
-    app_cycles::publish_revision(&mut tx, &cycle, summary.revision).await?;
+    let summary = recompute::correct(&mut tx, &state, &mut cycle).await?;
     tx.commit().await?;
     Ok(Json(Corrected {
         revision: summary.revision,

@@ -16,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::problem::{FieldError, Problem};
 use crate::routes::cycles::{self, sample};
+use kepatuhan_app::cycles as app_cycles;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -52,6 +53,14 @@ async fn create(
     let m = methodology(&state, &cycle.methodology)?;
     validate_values(m, &body.values, "values")?;
     let mut tx = state.pool.begin().await?;
+    // Checked again under the cycle's lock: the cycle may have moved on meanwhile.
+    may_edit(
+        &actor,
+        app_cycles::lock(&mut tx, cycle.year.into())
+            .await?
+            .state
+            .into(),
+    )?;
     let Some((id, _)) = insert_draft(&mut tx, actor_id, y, body.unit_id, &body.values).await?
     else {
         return Err(ApiError::conflict(
@@ -152,6 +161,13 @@ async fn bulk_create(
         return Err(ApiError::fields(errors));
     }
     let mut tx = state.pool.begin().await?;
+    may_edit(
+        &actor,
+        app_cycles::lock(&mut tx, cycle.year.into())
+            .await?
+            .state
+            .into(),
+    )?;
     let mut created = Vec::with_capacity(body.len());
     for (i, item) in body.iter().enumerate() {
         let Some((id, version)) =

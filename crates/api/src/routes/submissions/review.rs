@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kepatuhan_app::{cycles as app_cycles, jobs};
+use kepatuhan_app::cycles as app_cycles;
 use kepatuhan_core::{SubmissionAction, SubmissionState};
 use serde::Serialize;
 use sqlx::{Postgres, Transaction};
@@ -23,6 +23,7 @@ use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::problem::{FieldError, Problem};
+use crate::routes::cycles;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -33,16 +34,29 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify))
 }
 
-/// Opens a transaction, locks the submission, checks `If-Match` and the allowed source states.
+/// Opens a transaction, locks the submission's cycle and then the submission (always in this
+/// order, as every writer does, so the state checks hold until commit and no two writers wait
+/// for each other), checks `If-Match` and that the transition table allows `action`.
 async fn begin_change(
     state: &AppState,
     actor: &Actor,
     id: i64,
     headers: &HeaderMap,
     action: SubmissionAction,
-) -> ApiResult<(Transaction<'static, Postgres>, Loaded)> {
+) -> ApiResult<(Transaction<'static, Postgres>, Loaded, app_cycles::Cycle)> {
     let mut tx = state.pool.begin().await?;
+    let year = sqlx::query_scalar!("SELECT cycle_year FROM submissions WHERE id = $1", id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no submission {id}")))?;
+    let cycle = app_cycles::lock(&mut tx, cycles::year(i64::from(year))?.into()).await?;
     let loaded = lock(&mut tx, actor, id).await?;
+    // A state change names the version it saw; `*` ("whatever it is now") only edits values.
+    if action != SubmissionAction::Edit && headers.get(header::IF_MATCH).is_some_and(|v| v == "*") {
+        return Err(ApiError::PreconditionFailed(
+            "a state change needs the ETag of the version you reviewed, not `*`".to_owned(),
+        ));
+    }
     check_if_match(headers, loaded.version)?;
     if let Err(refused) = loaded.state.apply(action) {
         let allowed: Vec<&str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
@@ -51,7 +65,7 @@ async fn begin_change(
             format!("{refused} (allowed from: {})", allowed.join(", ")),
         ));
     }
-    Ok((tx, loaded))
+    Ok((tx, loaded, cycle))
 }
 
 /// Moves a locked submission to the state `action` leads to (its version moves on).
@@ -88,7 +102,7 @@ async fn update(
     Json(body): Json<ValuesUpdate>,
 ) -> ApiResult<Response> {
     let actor_id = actor.require_id()?;
-    let (mut tx, loaded) =
+    let (mut tx, loaded, _) =
         begin_change(&state, &actor, id, &headers, SubmissionAction::Edit).await?;
     may_edit(&actor, loaded.cycle_state)?;
     validate_values(
@@ -113,7 +127,7 @@ async fn submit(
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
     let actor_id = actor.require_id()?;
-    let (mut tx, loaded) =
+    let (mut tx, loaded, _) =
         begin_change(&state, &actor, id, &headers, SubmissionAction::Submit).await?;
     may_edit(&actor, loaded.cycle_state)?;
     let m = methodology(&state, &loaded.methodology)?;
@@ -166,7 +180,7 @@ async fn return_(
     Json(body): Json<ReturnRequest>,
 ) -> ApiResult<Response> {
     let actor_id = actor.require_staff()?;
-    let (mut tx, loaded) =
+    let (mut tx, loaded, _) =
         begin_change(&state, &actor, id, &headers, SubmissionAction::Return).await?;
     let m = methodology(&state, &loaded.methodology)?;
     let mut errors = Vec::new();
@@ -247,7 +261,7 @@ async fn verify(
     Path(id): Path<i64>,
 ) -> ApiResult<Response> {
     let actor_id = actor.require_staff()?;
-    let (mut tx, loaded) =
+    let (mut tx, loaded, mut cycle) =
         begin_change(&state, &actor, id, &headers, SubmissionAction::Verify).await?;
     sqlx::query!(
         "UPDATE submissions SET verified_at = now(), verified_by = $2 WHERE id = $1",
@@ -257,8 +271,6 @@ async fn verify(
     .execute(&mut *tx)
     .await?;
     bump(&mut tx, &loaded, SubmissionAction::Verify).await?;
-    let mut cycle = app_cycles::lock(&mut tx, loaded.year.into()).await?;
-    let input_revision = app_cycles::bump_input_revision(&mut tx, &mut cycle).await?;
     audit(
         &mut tx,
         actor_id,
@@ -269,10 +281,10 @@ async fn verify(
         Some(serde_json::json!("verified")),
     )
     .await?;
-    let job_id = jobs::enqueue(
+    let job_id = app_cycles::inputs_changed(
         &mut tx,
-        &jobs::Recompute::unit_at(loaded.year, loaded.unit_id, input_revision),
-        None,
+        &mut cycle,
+        app_cycles::InputChange::Unit(loaded.unit_id),
     )
     .await?;
     tx.commit().await?;
