@@ -231,6 +231,17 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
     .await
     .assert_problem(409, "unverified-submissions");
 
+    // A state change names the version reviewed: `If-Match: *` moves nothing.
+    act(
+        &app,
+        &format!("/api/v1/submissions/{}/verify", submissions[0].0),
+        &babel,
+        "*",
+        None,
+    )
+    .await
+    .assert_problem(412, "precondition-failed");
+
     // The office verifies everything; each verification enqueues a recompute job.
     for (id, tag) in &submissions {
         let r = act(
