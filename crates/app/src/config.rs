@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::egress::EgressPolicy;
+
 /// Settings of the API process.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -37,6 +39,10 @@ pub struct Settings {
     /// Where traces are exported over OTLP/gRPC (`KEPATUHAN_OTLP_ENDPOINT`, e.g.
     /// `http://jaeger:4317`); none when unset.
     pub otlp_endpoint: Option<String>,
+    /// Networks webhooks may be delivered to although they are not public
+    /// (`KEPATUHAN_WEBHOOK_ALLOWED_NETWORKS`, comma-separated CIDR, default none): for a
+    /// receiver on the same machine in development and tests. See [`crate::egress`].
+    pub webhook_allowed_networks: EgressPolicy,
     /// Settings only the worker uses.
     pub worker: WorkerSettings,
 }
@@ -202,6 +208,12 @@ impl Settings {
             &mut problems,
         );
         let (store_options, log_format, otlp_endpoint) = outside(&lookup, &mut problems);
+        let webhook_allowed_networks =
+            EgressPolicy::parse(&lookup("KEPATUHAN_WEBHOOK_ALLOWED_NETWORKS").unwrap_or_default())
+                .unwrap_or_else(|e| {
+                    problems.push(format!("KEPATUHAN_WEBHOOK_ALLOWED_NETWORKS: {e}"));
+                    EgressPolicy::default()
+                });
         let worker = worker_settings(&lookup, &mut problems);
         match (
             http_addr,
@@ -230,6 +242,7 @@ impl Settings {
                 store_options,
                 log_format,
                 otlp_endpoint,
+                webhook_allowed_networks,
                 worker,
             }),
             _ => Err(problems),

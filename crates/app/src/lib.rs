@@ -10,6 +10,7 @@
 //! - [`jobs`]: job payloads and transactional enqueueing (apalis on Postgres).
 //! - [`events`]: webhook events, enqueued for their subscribers.
 //! - [`storage`]: object storage for certificate PDFs.
+//! - [`egress`]: where the system may send requests of its own (webhooks: public addresses).
 //! - [`metrics`]: the process's Prometheus registry.
 //!
 //! Errors are [`AppError`]: it says what went wrong in the application's terms; the api maps it
@@ -18,6 +19,7 @@
 pub mod config;
 pub mod cycles;
 pub mod db;
+pub mod egress;
 pub mod error;
 pub mod events;
 pub mod jobs;
@@ -45,6 +47,8 @@ pub struct App {
     pub store: Arc<dyn object_store::ObjectStore>,
     /// Base URL of the public verification pages (printed in certificates' QR codes).
     pub public_base_url: Arc<str>,
+    /// Where webhooks may be delivered: public addresses, and the networks configured.
+    pub egress: Arc<egress::EgressPolicy>,
 }
 
 impl std::fmt::Debug for App {
@@ -67,6 +71,7 @@ impl App {
             methodologies: Arc::new(methodologies),
             store: Arc::new(object_store::memory::InMemory::new()),
             public_base_url: Arc::from("http://127.0.0.1:8080"),
+            egress: Arc::new(egress::EgressPolicy::default()),
         })
     }
 
@@ -76,6 +81,7 @@ impl App {
             store: storage::open(&settings.certificate_store, &settings.store_options)
                 .map_err(AppError::Config)?,
             public_base_url: Arc::from(settings.public_base_url.as_str()),
+            egress: Arc::new(settings.webhook_allowed_networks.clone()),
             ..Self::new(pool)?
         })
     }

@@ -11,6 +11,7 @@ use kepatuhan_api::{auth, build, demo};
 use kepatuhan_app::App;
 use kepatuhan_app::config::Settings;
 use kepatuhan_app::db::migrate;
+use kepatuhan_app::egress::EgressPolicy;
 use kepatuhan_worker::{WorkerConfig, run};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -101,7 +102,11 @@ async fn call(
 #[sqlx::test(migrations = "../../migrations")]
 async fn signed_events_reach_a_receiver_and_failures_are_retried(pool: PgPool) {
     migrate(&pool).await.unwrap();
-    let state = App::new(pool.clone()).unwrap();
+    // The receiver runs on this machine: its network is allowed, as in development.
+    let state = App {
+        egress: Arc::new(EgressPolicy::parse("127.0.0.1/32").unwrap()),
+        ..App::new(pool.clone()).unwrap()
+    };
     let settings =
         Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
             .unwrap();
@@ -255,4 +260,99 @@ fn the_signature_is_hmac_sha256_of_timestamp_dot_body() {
             hex::encode(mac.finalize().into_bytes())
         )
     );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn webhooks_never_reach_private_addresses(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let strict = App::new(pool.clone()).unwrap();
+    let settings =
+        Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
+            .unwrap();
+    demo::seed_demo(&strict, &settings).await.unwrap();
+    let app = build(strict.clone(), &settings);
+    let (office_id, office) =
+        auth::create_actor_with_token(&pool, "Babel", "office", Some("babel"))
+            .await
+            .unwrap();
+    for url in [
+        "http://127.0.0.1:5432/",
+        "http://localhost:8080/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.7/hook",
+        "http://[::1]:6379/",
+    ] {
+        let (status, problem) = call(
+            &app,
+            &office.secret,
+            "POST",
+            "/api/v1/webhooks",
+            Some(json!({ "url": url, "office": "babel" })),
+        )
+        .await;
+        assert_eq!(status, 422, "{url}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "url", "{problem}");
+    }
+    // An endpoint stored before the rule (or while a network was allowed) is checked again at
+    // delivery, after resolution: refused for good, nothing sent, no retry.
+    let endpoint: i64 = sqlx::query_scalar(
+        "INSERT INTO webhook_endpoints (url, secret, office_code, events, created_by)
+         VALUES ('http://localhost:9/hook', 'whsec_0123456789abcdef', 'babel', ARRAY['results.published'], $1)
+         RETURNING id",
+    )
+    .bind(office_id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    kepatuhan_app::events::emit(&mut tx, "results.published", None, json!({ "year": 2025 }))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(run(
+        strict.clone(),
+        WorkerConfig {
+            backoff_base: Duration::ZERO,
+            ..WorkerConfig::default()
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let error = loop {
+        let row: Option<String> =
+            sqlx::query_scalar("SELECT error FROM webhook_deliveries WHERE endpoint_id = $1")
+                .bind(endpoint)
+                .fetch_optional(&pool)
+                .await
+                .unwrap()
+                .flatten();
+        if let Some(error) = row {
+            break error;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delivery recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(20), worker)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        error.starts_with("refused: localhost is 127.0.0.1"),
+        "{error}"
+    );
+    let attempts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM webhook_deliveries WHERE endpoint_id = $1")
+            .bind(endpoint)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 1, "a refused destination is not retried");
 }

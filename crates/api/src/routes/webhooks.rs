@@ -92,11 +92,14 @@ async fn create(
     let actor_id = actor.require_staff()?;
     let mut errors = Vec::new();
     let url = body.url.trim();
-    if !(url.starts_with("https://") || url.starts_with("http://"))
-        || url.contains(char::is_whitespace)
-        || url.len() > 2000
-    {
-        errors.push(FieldError::new("url", "must be an http(s) URL"));
+    if url.contains(char::is_whitespace) || url.len() > 2000 {
+        errors.push(FieldError::new(
+            "url",
+            "must be an http(s) URL of at most 2,000 characters",
+        ));
+    } else if let Err(e) = state.egress.check_url(url) {
+        // Checked again, after resolution, at every delivery.
+        errors.push(FieldError::new("url", e.to_string()));
     }
     let events = if body.events.is_empty() {
         EVENTS.iter().map(|e| (*e).to_owned()).collect()

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use apalis::prelude::*;
 use hmac::{Hmac, Mac};
 use kepatuhan_app::App;
+use kepatuhan_app::egress::EgressError;
 use kepatuhan_app::jobs::{DELIVERY_ATTEMPTS, DeliverWebhook};
 use sha2::Sha256;
 
@@ -46,38 +47,15 @@ pub async fn deliver(
     let event_id = job.event["id"].as_str().unwrap_or_default().to_owned();
     let event_type = job.event["type"].as_str().unwrap_or_default().to_owned();
     let started = Instant::now();
-    let timestamp = chrono::Utc::now().timestamp();
-    let sent = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()?
-        .post(&endpoint.url)
-        .header("content-type", "application/json")
-        .header("user-agent", "kepatuhan-webhooks/1")
-        .header("kepatuhan-event", &event_type)
-        .header("kepatuhan-delivery", &event_id)
-        .header(
-            "kepatuhan-signature",
-            signature(&endpoint.secret, timestamp, &body),
-        )
-        .body(body)
-        .send()
-        .await;
-    let elapsed = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-    let (status, error) = match &sent {
-        Ok(r) if r.status().is_success() => (Some(i32::from(r.status().as_u16())), None),
-        Ok(r) => (
-            Some(i32::from(r.status().as_u16())),
-            Some(format!("answered {}", r.status())),
-        ),
-        Err(e) => (
-            None,
-            Some(if e.is_timeout() {
-                "timed out".to_owned()
-            } else {
-                "could not connect".to_owned()
-            }),
-        ),
+    let signed = Signed {
+        url: &endpoint.url,
+        secret: &endpoint.secret,
+        event_type: &event_type,
+        event_id: &event_id,
+        body,
     };
+    let (status, error, retry) = send(&app, signed).await?;
+    let elapsed = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
     sqlx::query!(
         "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, attempt, status_code, error, duration_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -94,7 +72,7 @@ pub async fn deliver(
     kepatuhan_app::metrics::record_job("webhooks", error.is_none(), started);
     let Some(error) = error else { return Ok(()) };
     tracing::warn!(endpoint = job.endpoint_id, event = %event_id, attempt = job.attempt, error = %error, "webhook delivery failed");
-    if job.attempt >= DELIVERY_ATTEMPTS {
+    if !retry || job.attempt >= DELIVERY_ATTEMPTS {
         return Err(JobError::Delivery(format!(
             "{error} (attempt {} of {DELIVERY_ATTEMPTS}; giving up)",
             job.attempt
@@ -113,4 +91,63 @@ pub async fn deliver(
     kepatuhan_app::jobs::enqueue_after(&mut tx, &next, None, delay).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A signed event on its way to an endpoint.
+struct Signed<'a> {
+    url: &'a str,
+    secret: &'a str,
+    event_type: &'a str,
+    event_id: &'a str,
+    body: Vec<u8>,
+}
+
+/// POSTs an event to the addresses its URL resolves to, once every one is checked against the
+/// egress policy (`kepatuhan_app::egress`), following no redirect. Returns the answer's status,
+/// the error if it failed, and whether another attempt may succeed (not for a refused address).
+async fn send(
+    app: &App,
+    signed: Signed<'_>,
+) -> Result<(Option<i32>, Option<String>, bool), JobError> {
+    let destination = match app.egress.resolve(signed.url).await {
+        Ok(d) => d,
+        Err(e @ EgressError::Unresolved(_)) => return Ok((None, Some(e.to_string()), true)),
+        Err(e) => return Ok((None, Some(format!("refused: {e}")), false)),
+    };
+    let timestamp = chrono::Utc::now().timestamp();
+    let sent = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        // Connect to exactly the addresses checked: no second lookup can answer otherwise.
+        .resolve_to_addrs(&destination.host, &destination.addresses)
+        .build()?
+        .post(signed.url)
+        .header("content-type", "application/json")
+        .header("user-agent", "kepatuhan-webhooks/1")
+        .header("kepatuhan-event", signed.event_type)
+        .header("kepatuhan-delivery", signed.event_id)
+        .header(
+            "kepatuhan-signature",
+            signature(signed.secret, timestamp, &signed.body),
+        )
+        .body(signed.body)
+        .send()
+        .await;
+    Ok(match &sent {
+        Ok(r) if r.status().is_success() => (Some(i32::from(r.status().as_u16())), None, true),
+        Ok(r) => (
+            Some(i32::from(r.status().as_u16())),
+            Some(format!("answered {}", r.status())),
+            true,
+        ),
+        Err(e) => (
+            None,
+            Some(if e.is_timeout() {
+                "timed out".to_owned()
+            } else {
+                "could not connect".to_owned()
+            }),
+            true,
+        ),
+    })
 }
