@@ -221,6 +221,13 @@ pub async fn revoke_token(pool: &PgPool, prefix: &str) -> Result<u64, sqlx::Erro
     .rows_affected())
 }
 
+/// The token of an `Authorization: Bearer <token>` value (the scheme is case-insensitive).
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Resolves a bearer token to its actor.
 pub async fn actor_for_token(pool: &PgPool, secret: &str) -> ApiResult<Actor> {
     let hash = hash_token(secret);
@@ -262,11 +269,7 @@ impl FromRequestParts<AppState> for Actor {
         let secret = value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(bearer_token)
             .ok_or(ApiError::Unauthorized)?;
         actor_for_token(&state.pool, secret).await
     }

@@ -332,3 +332,87 @@ async fn revoked_tokens_stop_working_and_rotation_keeps_the_actor(pool: PgPool) 
         .await
         .assert_ok();
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn concurrent_requests_with_one_key_run_once_and_secrets_are_not_kept(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.seed_reference().await;
+    let token = app.admin.clone();
+    // Three at once, one key: one endpoint; each caller gets its answer or "still running".
+    let body = json!({ "url": "https://hooks.example.org/kepatuhan", "office": "babel" });
+    let send = || {
+        let (app, token, body) = (&app, &token, body.clone());
+        async move {
+            app.send(
+                Method::POST,
+                "/api/v1/webhooks",
+                Some(token),
+                Some(body),
+                &[("idempotency-key", "hook-1")],
+            )
+            .await
+        }
+    };
+    let replies = tokio::join!(send(), send(), send());
+    let replies = [replies.0, replies.1, replies.2];
+    let endpoints: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_endpoints")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(endpoints, 1, "one key, one endpoint");
+    let original: Vec<_> = replies
+        .iter()
+        .filter(|r| r.status.as_u16() == 201 && r.headers.get("idempotent-replayed").is_none())
+        .collect();
+    assert_eq!(original.len(), 1, "{replies:?}");
+    assert!(
+        original[0].body["secret"].is_string(),
+        "shown once, to the caller"
+    );
+    for r in &replies {
+        assert!(
+            matches!(r.status.as_u16(), 201 | 409),
+            "{} {}",
+            r.status,
+            r.text
+        );
+        if r.status.as_u16() == 409 {
+            r.assert_problem(409, "idempotency-key-in-use");
+            assert!(r.headers.get("retry-after").is_some());
+        }
+    }
+    // The stored answer has no secret, and neither has a replay.
+    let stored: Vec<u8> =
+        sqlx::query_scalar("SELECT body FROM idempotency_keys WHERE key = 'hook-1'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let secret = original[0].body["secret"].as_str().unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains(secret));
+    let replay = send().await;
+    assert_eq!(replay.status.as_u16(), 201);
+    assert_eq!(replay.headers.get("idempotent-replayed").unwrap(), "true");
+    assert!(replay.body.get("secret").is_none(), "{}", replay.text);
+    assert_eq!(replay.body["id"], original[0].body["id"]);
+
+    // A key expires after a day: the same key is then a new request.
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // (The bearer scheme is case-insensitive, in the idempotency layer as in auth.)
+    let later = app
+        .send(
+            Method::POST,
+            "/api/v1/webhooks",
+            None,
+            Some(json!({ "url": "https://hooks.example.org/other", "office": "babel" })),
+            &[
+                ("idempotency-key", "hook-1"),
+                ("authorization", &format!("BEARER {token}")),
+            ],
+        )
+        .await;
+    assert_eq!(later.status.as_u16(), 201, "{}", later.text);
+    assert!(later.headers.get("idempotent-replayed").is_none());
+}

@@ -32,3 +32,23 @@ pub async fn migrate(pool: &PgPool) -> Result<(), Box<dyn std::error::Error + Se
 pub fn expected_migrations() -> usize {
     MIGRATOR.iter().count()
 }
+
+/// How long an `Idempotency-Key` is remembered with its answer (24 hours).
+pub const IDEMPOTENCY_KEY_LIFETIME: std::time::Duration = std::time::Duration::from_hours(24);
+
+/// Removes idempotency keys older than [`IDEMPOTENCY_KEY_LIFETIME`] (the worker's schedule);
+/// returns how many.
+pub async fn sweep_idempotency_keys(pool: &PgPool) -> Result<u64, sqlx::Error> {
+    let lifetime = sqlx::postgres::types::PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(IDEMPOTENCY_KEY_LIFETIME.as_micros()).unwrap_or(i64::MAX),
+    };
+    Ok(sqlx::query!(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - $1::interval",
+        lifetime
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

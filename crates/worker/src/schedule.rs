@@ -1,4 +1,5 @@
-//! The worker's own schedule: collection windows that have closed get one full recompute.
+//! The worker's own schedule: collection windows that have closed get one full recompute, and
+//! expired idempotency keys are swept.
 
 use std::time::Duration;
 
@@ -31,11 +32,17 @@ pub async fn enqueue_closed_windows(app: &App) -> AppResult<Vec<String>> {
     Ok(ids)
 }
 
-/// Runs [`enqueue_closed_windows`] every `every` until `stop` turns true.
+/// Runs [`enqueue_closed_windows`] and sweeps expired idempotency keys every `every` until `stop`
+/// turns true.
 pub async fn run(app: App, every: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         if let Err(e) = enqueue_closed_windows(&app).await {
             tracing::warn!(error = %e, "schedule check failed");
+        }
+        match kepatuhan_app::db::sweep_idempotency_keys(&app.pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(keys = n, "expired idempotency keys swept"),
+            Err(e) => tracing::warn!(error = %e, "idempotency key sweep failed"),
         }
         tokio::select! {
             () = tokio::time::sleep(every) => {}
