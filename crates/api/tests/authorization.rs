@@ -241,7 +241,7 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
         (
             Method::POST,
             "/api/v1/webhooks".into(),
-            Some(json!({ "url": "http://127.0.0.1:9/hook", "entity_code": "19.01" })),
+            Some(json!({ "url": "https://hooks.example.org/kepatuhan", "entity_code": "19.01" })),
             [401, 201, 201, 422, 403, 403],
         ),
         (

@@ -21,7 +21,10 @@ pub enum EgressError {
     #[error("must be an http(s) URL with a host")]
     NotHttp,
     /// The host is or resolves to an address this system never sends to.
-    #[error("{host} is {address}, a {kind} address: webhooks go to public addresses only")]
+    #[error(
+        "{host}{} a {kind} address: webhooks go to public addresses only",
+        if host.trim_matches(['[', ']']) == address.to_string() { " is".to_owned() } else { format!(" is {address},") }
+    )]
     Forbidden {
         /// The URL's host.
         host: String,
