@@ -835,3 +835,31 @@ fn an_entitys_dimension_means_average_its_scored_units() {
     assert_eq!(regency, [dec!(100.00), dec!(100.00)]);
     assert!(r.entities[3].dimension_means().is_empty());
 }
+
+#[test]
+fn awards_go_to_the_bands_the_methodology_names() {
+    use kepatuhan_core::methodology::builtin;
+    let eligible = |code: &str, year: i64, score: Decimal| {
+        let m = builtin::by_code(code).unwrap();
+        grade(&m, self::year(year), published(score), None).award_eligible
+    };
+    // Up to 2021: the green zone only.
+    assert!(eligible("ori-2021", 2019, dec!(81.00)));
+    assert!(!eligible("ori-2021", 2019, dec!(80.99)), "yellow earns no piagam");
+    // 2022 onwards: opinions A and B (the green zone), not C to E.
+    assert!(eligible("ori-2022", 2022, dec!(78.00)));
+    assert!(!eligible("ori-2022", 2022, dec!(77.99)));
+    assert!(!eligible("ori-2022", 2022, dec!(10.00)), "a red-zone E earns no piagam");
+    // A methodology without the field awards every band; an unknown band is refused.
+    assert!(grade(&worked(), year(2023), published(dec!(1.00)), None).award_eligible);
+    let unknown = WORKED.replacen(
+        "aggregation = \"mean_of_units\"",
+        "aggregation = \"mean_of_units\"\naward_minimum_band = \"Z\"",
+        1,
+    );
+    let problems = Methodology::from_toml(&unknown).unwrap_err().to_string();
+    assert!(
+        problems.contains("award_minimum_band: `Z` is not the code of a band"),
+        "{problems}"
+    );
+}

@@ -37,6 +37,7 @@ pub(crate) struct RawMethodology {
     pub composition: Vec<RawComponent>,
     #[serde(default)]
     pub bands: Vec<RawBand>,
+    pub award_minimum_band: Option<String>,
     pub follow_up: Option<RawFollowUp>,
 }
 

@@ -33,6 +33,8 @@ pub struct Methodology {
     pub(crate) composition: Vec<Component>,
     pub(crate) aggregation: Aggregation,
     pub(crate) bands: BandTable,
+    /// The lowest band that earns an award (a *piagam penghargaan*); `None`: every band.
+    pub(crate) award_minimum_band: Option<String>,
     pub(crate) follow_up: Option<FollowUpRule>,
     /// Flat list of all assessed indicators, in tree order; [`IndicatorId`] indexes it.
     #[serde(skip)]
@@ -330,6 +332,15 @@ impl BandTable {
             })
     }
 
+    /// Whether `band` is at or above `minimum` (`None`: every band is).
+    pub fn at_least(&self, band: &str, minimum: Option<&str>) -> bool {
+        match (self.position(band), minimum.and_then(|m| self.position(m))) {
+            (Some(b), Some(m)) => b <= m,
+            (_, None) => true,
+            (None, Some(_)) => false,
+        }
+    }
+
     /// The position of a band in the table (0 = highest), for comparing bands of one table.
     pub fn position(&self, code: &str) -> Option<usize> {
         self.bands.iter().position(|b| b.code == code)
@@ -389,7 +400,12 @@ impl Methodology {
     pub fn bands(&self) -> &BandTable {
         &self.bands
     }
-    /// The follow-up rule, if any.
+    /// The lowest band that earns an award (and so a certificate); `None`: every band.
+    pub fn award_minimum_band(&self) -> Option<&str> {
+        self.award_minimum_band.as_deref()
+    }
+
+    /// The follow-up rule, if this methodology has one.
     pub fn follow_up(&self) -> Option<&FollowUpRule> {
         self.follow_up.as_ref()
     }

@@ -277,6 +277,14 @@ fn build(raw: RawMethodology) -> Result<Methodology, LoadError> {
     let composition = build_composition(&mut c, &mut codes, raw.composition);
     let bands = build_bands(&mut c, raw.bands);
     let follow_up = raw.follow_up.and_then(|f| build_follow_up(&mut c, f));
+    if let (Some(minimum), Some(table)) = (&raw.award_minimum_band, &bands)
+        && table.position(minimum).is_none()
+    {
+        c.report(
+            "award_minimum_band",
+            format!("`{minimum}` is not the code of a band"),
+        );
+    }
 
     if !c.problems.is_empty() {
         return Err(LoadError::Invalid(ValidationErrors(c.problems)));
@@ -304,6 +312,7 @@ fn build(raw: RawMethodology) -> Result<Methodology, LoadError> {
         composition,
         aggregation,
         bands,
+        award_minimum_band: raw.award_minimum_band,
         follow_up,
         indicators: Vec::new(),
         surveys: Vec::new(),

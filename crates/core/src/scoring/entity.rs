@@ -68,8 +68,9 @@ pub struct Grade {
     pub zone: Option<Zone>,
     /// Summary category, e.g. `Baik`.
     pub category: Option<String>,
-    /// Whether the result earns an award (and so a certificate). False only where the
-    /// methodology's follow-up rule applies and findings were left unaddressed.
+    /// Whether the result earns an award (and so a certificate): its band is at or above the
+    /// methodology's `award_minimum_band`, and, where the follow-up rule applies, every finding
+    /// was followed up.
     pub award_eligible: bool,
 }
 
@@ -95,7 +96,9 @@ pub fn grade(
     score: PublishedScore,
     follow_up: Option<FollowUpStatus>,
 ) -> Grade {
-    let mut g = Grade::from_band(m.bands.band_of(score));
+    let band = m.bands.band_of(score);
+    let mut g = Grade::from_band(band);
+    g.award_eligible = m.bands.at_least(&band.code, m.award_minimum_band());
     if let Some(rule) = m.follow_up.as_ref().filter(|r| year >= r.applies_from) {
         let complete = follow_up.is_none_or(FollowUpStatus::is_complete);
         if rule.award_requires_complete && !complete {
