@@ -9,11 +9,12 @@ use crate::error::AppResult;
 use crate::jobs::{self, DeliverWebhook};
 
 /// The event types.
-pub const EVENTS: [&str; 4] = [
+pub const EVENTS: [&str; 5] = [
     "results.published",
     "certificate.issued",
     "certificate.reissued",
     "certificate.revoked",
+    "certificate.withdrawn",
 ];
 
 /// One event to emit: its type, the entity it is about (`None`: cycle-wide) and its data.

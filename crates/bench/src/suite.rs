@@ -301,7 +301,8 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
         round(percentile(latencies, 50.0), 1),
     );
 
-    // 5. Publish: one certificate per entity and per unit, rendered and stored by the worker.
+    // 5. Publish: one certificate per award-earning entity and each of its units, rendered and
+    //    stored by the worker.
     api.post_json(
         &format!("/api/v1/cycles/{year}/transitions"),
         &json!({ "to": "verifying" }),
@@ -348,7 +349,25 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
     eprintln!(
         "certificates: {issued} in {cert_s:.1} s = {certificates_per_s:.1}/s, median {size_kb:.1} KB"
     );
+    let eligible: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM entity_results r JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision
+                 WHERE r.cycle_year = $1 AND r.award_eligible)
+              + (SELECT count(*) FROM unit_results ur JOIN units u ON u.id = ur.unit_id
+                 JOIN cycles c ON c.year = ur.cycle_year AND c.results_revision = ur.revision
+                 JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_year = ur.cycle_year AND r.revision = ur.revision
+                 WHERE ur.cycle_year = $1 AND r.award_eligible)",
+    )
+    .bind(i32::from(year))
+    .fetch_one(&pool)
+    .await?;
+    if issued != eligible {
+        return Err(format!(
+            "{issued} certificates issued for {eligible} award-earning recipients"
+        )
+        .into());
+    }
     results.insert("certificates".into(), json!(issued));
+    results.insert("certificates_eligible".into(), json!(eligible));
     results.insert("certificates_per_s".into(), round(certificates_per_s, 1));
     results.insert("certificate_kb_median".into(), round(size_kb, 1));
 

@@ -88,11 +88,15 @@ fn smoke_run_measures_every_figure_through_the_real_processes() {
     ] {
         assert!(r[key].is_null(), "{key}: {}", r[key]);
     }
-    // Every unit got a certificate, and so did every entity.
+    // Every award-earning entity got a certificate, and so did each of its units; the others
+    // got none (the methodology's award rule).
     let d = &report["dataset"];
-    assert_eq!(
-        r["certificates"].as_u64(),
-        Some(d["units"].as_u64().unwrap() + d["entities"].as_u64().unwrap())
+    let recipients = d["units"].as_u64().unwrap() + d["entities"].as_u64().unwrap();
+    let issued = r["certificates"].as_u64().unwrap();
+    assert_eq!(Some(issued), r["certificates_eligible"].as_u64());
+    assert!(
+        issued > 0 && issued < recipients,
+        "{issued} of {recipients}"
     );
     assert_eq!(
         r["ingest_values"], d["indicator_values"],

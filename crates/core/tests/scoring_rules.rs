@@ -845,11 +845,17 @@ fn awards_go_to_the_bands_the_methodology_names() {
     };
     // Up to 2021: the green zone only.
     assert!(eligible("ori-2021", 2019, dec!(81.00)));
-    assert!(!eligible("ori-2021", 2019, dec!(80.99)), "yellow earns no piagam");
+    assert!(
+        !eligible("ori-2021", 2019, dec!(80.99)),
+        "yellow earns no piagam"
+    );
     // 2022 onwards: opinions A and B (the green zone), not C to E.
     assert!(eligible("ori-2022", 2022, dec!(78.00)));
     assert!(!eligible("ori-2022", 2022, dec!(77.99)));
-    assert!(!eligible("ori-2022", 2022, dec!(10.00)), "a red-zone E earns no piagam");
+    assert!(
+        !eligible("ori-2022", 2022, dec!(10.00)),
+        "a red-zone E earns no piagam"
+    );
     // A methodology without the field awards every band; an unknown band is refused.
     assert!(grade(&worked(), year(2023), published(dec!(1.00)), None).award_eligible);
     let unknown = WORKED.replacen(

@@ -104,9 +104,10 @@ async fn work_until(state: &App, done: &str) {
 const ALL_RENDERED: &str = "SELECT NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type IN ('certificates', 'certificate-render') AND status IN ('Pending', 'Queued'))
     AND EXISTS (SELECT 1 FROM job_progress WHERE done = total AND total > 0)";
 
-#[sqlx::test(migrations = "../../migrations")]
-async fn publishing_issues_verifiable_certificates(pool: PgPool) {
-    migrate(&pool).await.unwrap();
+/// The demo data with 2025 made publishable (every sampled unit verified, every answer at the
+/// top of its scale) and published: the app, an admin client, and the fan-out job's id.
+async fn publish_2025(pool: &PgPool) -> (App, Api, String) {
+    migrate(pool).await.unwrap();
     let state = App::new(pool.clone()).unwrap();
     let settings =
         Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
@@ -114,20 +115,43 @@ async fn publishing_issues_verifiable_certificates(pool: PgPool) {
     demo::seed_demo(&state, &settings).await.unwrap();
     // Make 2025 publishable: every sampled unit verified.
     sqlx::query("DELETE FROM cycle_units cu WHERE cycle_year = 2025 AND NOT EXISTS (SELECT 1 FROM submissions s WHERE s.cycle_year = 2025 AND s.unit_id = cu.unit_id)")
-        .execute(&pool)
+        .execute(pool)
         .await
         .unwrap();
     sqlx::query("UPDATE submissions SET state = 'verified' WHERE cycle_year = 2025")
-        .execute(&pool)
+        .execute(pool)
         .await
         .unwrap();
+    // Every answer at the top of its scale: the results earn awards (opinions A and B only
+    // earn a piagam under ori-2025), so every recipient gets a certificate.
+    let m = kepatuhan_core::methodology::builtin::by_code("ori-2025").unwrap();
+    for id in m.indicator_ids() {
+        let indicator = m.indicator(id);
+        let top = indicator
+            .scale
+            .levels
+            .iter()
+            .map(|l| l.value)
+            .max()
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO submission_values (submission_id, indicator_code, value, not_applicable)
+             SELECT s.id, $2, $1, false FROM submissions s WHERE s.cycle_year = 2025
+             ON CONFLICT (submission_id, indicator_code) DO UPDATE SET value = excluded.value, not_applicable = false",
+        )
+        .bind(i16::from(top))
+        .bind(&indicator.code)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
     // Inputs changed behind the API's back: mark them changed as the API does, so publishing
     // recomputes the results from them.
     sqlx::query("UPDATE cycles SET input_revision = input_revision + 1 WHERE year = 2025")
-        .execute(&pool)
+        .execute(pool)
         .await
         .unwrap();
-    let (_, admin) = auth::create_actor_with_token(&pool, "HQ", "admin", None)
+    let (_, admin) = auth::create_actor_with_token(pool, "HQ", "admin", None)
         .await
         .unwrap();
     let api = Api {
@@ -148,6 +172,12 @@ async fn publishing_issues_verifiable_certificates(pool: PgPool) {
         )
         .await;
     let fan_out = published["job_id"].as_str().unwrap().to_owned();
+    (state, api, fan_out)
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn publishing_issues_verifiable_certificates(pool: PgPool) {
+    let (state, api, fan_out) = publish_2025(&pool).await;
 
     work_until(&state, ALL_RENDERED).await;
 
@@ -367,4 +397,133 @@ async fn publishing_issues_verifiable_certificates(pool: PgPool) {
         .call("GET", &format!("/verify/{code}"), None, "application/json")
         .await;
     assert_eq!(status, 200);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn certificates_follow_each_new_results_revision(pool: PgPool) {
+    let (state, api, _) = publish_2025(&pool).await;
+    work_until(&state, ALL_RENDERED).await;
+    let valid_of = |code: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<i64>)>(
+                "SELECT c.code, c.unit_id FROM certificates c JOIN entities e ON e.id = c.entity_id
+                 WHERE e.code = $1 AND c.status = 'valid' ORDER BY c.unit_id NULLS FIRST",
+            )
+            .bind(code)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    // Bangka (19.01) will drop below the award; Belitung's (19.02) entity certificate is revoked
+    // by an admin, which must stick through the new revision.
+    let bangka = valid_of("19.01").await;
+    assert!(bangka.len() >= 2, "the entity and its units: {bangka:?}");
+    let (belitung_code, _) = valid_of("19.02").await[0].clone();
+    let revoked = api
+        .json(
+            "POST",
+            &format!("/api/v1/certificates/{belitung_code}/revoke"),
+            Some(json!({ "reason": "Pemeriksaan ulang dokumen" })),
+        )
+        .await;
+    assert_eq!(revoked["status"], "revoked");
+
+    // A correction sets every answer of Bangka's units to the lowest level: its opinion falls
+    // to E, and a new results revision is published.
+    let m = kepatuhan_core::methodology::builtin::by_code("ori-2025").unwrap();
+    let zeros: Vec<Value> = m
+        .indicator_ids()
+        .map(|id| json!({ "indicator": m.indicator(id).code, "value": 0 }))
+        .collect();
+    for (_, unit) in bangka.iter().filter(|(_, unit)| unit.is_some()) {
+        let corrected = api
+            .json(
+                "POST",
+                "/api/v1/cycles/2025/corrections",
+                Some(json!({ "unit_id": unit, "reason": "Bukti tidak sah", "values": zeros })),
+            )
+            .await;
+        assert!(corrected["revision"].is_number(), "{corrected}");
+    }
+    work_until(&state, "SELECT NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE job_type IN ('certificates', 'certificate-render') AND status IN ('Pending', 'Queued', 'Running'))").await;
+
+    // Bangka's certificates are withdrawn, with the reason, and say so publicly.
+    assert!(valid_of("19.01").await.is_empty());
+    for (code, _) in &bangka {
+        let c = api
+            .json("GET", &format!("/api/v1/certificates/{code}"), None)
+            .await;
+        assert_eq!(c["status"], "withdrawn", "{c}");
+        assert!(
+            c["revoke_reason"]
+                .as_str()
+                .unwrap()
+                .contains("tidak lagi memenuhi syarat penghargaan"),
+            "{c}"
+        );
+    }
+    let (_, page) = api
+        .call(
+            "GET",
+            &format!("/verify/{}", bangka[0].0),
+            None,
+            "text/html",
+        )
+        .await;
+    assert!(String::from_utf8(page).unwrap().contains("DITARIK"));
+    // A reissue is refused: Bangka earns no award now.
+    let (status, body) = api
+        .call(
+            "POST",
+            &format!("/api/v1/certificates/{}/reissue", bangka[0].0),
+            None,
+            "application/json",
+        )
+        .await;
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status, 409, "{problem}");
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/recipient-not-eligible")
+    );
+    // The revocation stuck: Belitung's entity has no valid certificate again.
+    assert!(
+        valid_of("19.02")
+            .await
+            .iter()
+            .all(|(_, unit)| unit.is_some())
+    );
+
+    // Everyone else holds exactly what the current revision says: one valid certificate per
+    // award-earning recipient (but the revoked one), none stating an older rank.
+    let (valid, earning): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM certificates WHERE status = 'valid'),
+                (SELECT count(*) FROM entity_results r JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision
+                 WHERE r.cycle_year = 2025 AND r.award_eligible)
+              + (SELECT count(*) FROM unit_results ur JOIN units u ON u.id = ur.unit_id
+                 JOIN cycles c ON c.year = ur.cycle_year AND c.results_revision = ur.revision
+                 JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_year = ur.cycle_year AND r.revision = ur.revision
+                 WHERE ur.cycle_year = 2025 AND r.award_eligible)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(valid, earning - 1);
+    let stale_ranks: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM certificates c
+         JOIN entity_results old ON old.cycle_year = 2025 AND old.revision = c.revision AND old.entity_id = c.entity_id
+         JOIN cycles y ON y.year = 2025
+         JOIN entity_results now ON now.cycle_year = 2025 AND now.revision = y.results_revision AND now.entity_id = c.entity_id
+         WHERE c.status = 'valid' AND c.unit_id IS NULL
+           AND (old.national_rank, old.national_of, old.provincial_rank, old.provincial_of)
+               IS DISTINCT FROM (now.national_rank, now.national_of, now.provincial_rank, now.provincial_of)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stale_ranks, 0, "a changed rank is printed anew");
 }

@@ -66,11 +66,13 @@ pub struct Certificate {
     pub grade_label: String,
     /// Zone.
     pub zone: Option<String>,
-    /// `valid`, `revoked` or `superseded`.
+    /// `valid`; `superseded` (by a newer certificate of a changed result); `withdrawn` (its
+    /// recipient no longer earns an award in the current results: see `revoke_reason`); or
+    /// `revoked` (by an admin, with `revoke_reason`).
     pub status: String,
     /// The replacement's code, when superseded (or revoked and reissued).
     pub replaced_by: Option<String>,
-    /// Why it was revoked.
+    /// Why it was revoked or withdrawn.
     pub revoke_reason: Option<String>,
     /// SHA-256 of the PDF, hex.
     pub sha256: String,
@@ -301,7 +303,8 @@ pub struct Reissue {
 }
 
 /// Reissue a certificate from the current results: a new certificate is rendered and supersedes
-/// this one (which keeps answering, with the replacement's code).
+/// this one (which keeps answering, with the replacement's code). The one way back for a
+/// revoked certificate; refused when the recipient earns no award in the current results.
 ///
 /// Who may call: admin.
 #[utoipa::path(post, path = "/certificates/{code}/reissue", tag = "certificates", params(("code" = String, Path, description = "Verification code")), responses((status = 202, description = "Enqueued", body = Reissue), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -313,11 +316,25 @@ async fn reissue(
     actor.require_admin()?;
     let row = fetch(&state, &code).await?;
     let cycle = sqlx::query!(
-        "SELECT c.results_revision, cert.entity_id FROM cycles c JOIN certificates cert ON cert.cycle_year = c.year WHERE cert.code = $1",
+        r#"SELECT c.results_revision, cert.entity_id,
+                  COALESCE(er.award_eligible, false) AND (cert.unit_id IS NULL OR ur.unit_id IS NOT NULL) AS "eligible!"
+           FROM certificates cert JOIN cycles c ON c.year = cert.cycle_year
+           LEFT JOIN entity_results er ON er.cycle_year = c.year AND er.revision = c.results_revision AND er.entity_id = cert.entity_id
+           LEFT JOIN unit_results ur ON ur.cycle_year = c.year AND ur.revision = c.results_revision AND ur.unit_id = cert.unit_id
+           WHERE cert.code = $1"#,
         row.code
     )
     .fetch_one(&state.pool)
     .await?;
+    if !cycle.eligible {
+        return Err(ApiError::conflict(
+            "recipient-not-eligible",
+            format!(
+                "the recipient of certificate {} earns no award in the current results of {}: nothing to reissue",
+                row.code, row.cycle_year
+            ),
+        ));
+    }
     let year = cycles::year(i64::from(row.cycle_year))?;
     let job = RenderCertificates {
         year: year.get(),
@@ -378,6 +395,17 @@ fn verification_page(c: &Certificate) -> String {
             format!(
                 "Piagam ini telah digantikan oleh piagam dengan kode {}.",
                 c.replaced_by.as_deref().unwrap_or("-")
+            ),
+        ),
+        "withdrawn" => (
+            "DITARIK",
+            "#6b6b6b",
+            format!(
+                "Piagam ini telah ditarik karena hasil penilaian diperbarui{}.",
+                c.revoke_reason
+                    .as_deref()
+                    .map(|r| format!(": {}", escape(r)))
+                    .unwrap_or_default()
             ),
         ),
         _ => (

@@ -6,7 +6,7 @@
 //! | `POST /webhooks`, `GET /webhooks`, `DELETE /webhooks/{id}`, `POST /webhooks/{id}/rotate-secret`, `GET /webhooks/{id}/deliveries` | admin (any endpoint), office (endpoints of its office and of entities in its provinces) |
 //!
 //! Events: `results.published`, `certificate.issued`, `certificate.reissued`,
-//! `certificate.revoked`. Each request carries `Kepatuhan-Event`, `Kepatuhan-Delivery` (the
+//! `certificate.revoked`, `certificate.withdrawn`. Each request carries `Kepatuhan-Event`, `Kepatuhan-Delivery` (the
 //! event id) and `Kepatuhan-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`;
 //! see `docs/worker.md` for how a receiver verifies it.
 

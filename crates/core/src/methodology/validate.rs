@@ -277,14 +277,7 @@ fn build(raw: RawMethodology) -> Result<Methodology, LoadError> {
     let composition = build_composition(&mut c, &mut codes, raw.composition);
     let bands = build_bands(&mut c, raw.bands);
     let follow_up = raw.follow_up.and_then(|f| build_follow_up(&mut c, f));
-    if let (Some(minimum), Some(table)) = (&raw.award_minimum_band, &bands)
-        && table.position(minimum).is_none()
-    {
-        c.report(
-            "award_minimum_band",
-            format!("`{minimum}` is not the code of a band"),
-        );
-    }
+    check_award_band(&mut c, raw.award_minimum_band.as_deref(), bands.as_ref());
 
     if !c.problems.is_empty() {
         return Err(LoadError::Invalid(ValidationErrors(c.problems)));
@@ -863,6 +856,18 @@ fn build_bands(c: &mut Checker, raw: Vec<RawBand>) -> Option<BandTable> {
         );
     }
     (c.problems.len() == before).then_some(BandTable { bands: out })
+}
+
+/// The award's minimum band must be one of the table's bands.
+fn check_award_band(c: &mut Checker, minimum: Option<&str>, bands: Option<&BandTable>) {
+    if let (Some(minimum), Some(table)) = (minimum, bands)
+        && table.position(minimum).is_none()
+    {
+        c.report(
+            "award_minimum_band",
+            format!("`{minimum}` is not the code of a band"),
+        );
+    }
 }
 
 fn build_follow_up(c: &mut Checker, raw: RawFollowUp) -> Option<FollowUpRule> {

@@ -31,7 +31,8 @@ pub(super) async fn certificate_data(
                   er.score, er.grade_code, er.grade_label, er.zone,
                   er.national_rank, er.national_of, er.provincial_rank, er.provincial_of, c.published_at,
                   u.name AS "unit_name?", ur.score AS "unit_score?", ur.grade_code AS "unit_grade?",
-                  cert.id AS "existing_id?", cert.score AS "existing_score?", cert.grade_code AS "existing_grade?"
+                  cert.id AS "existing_id?", cert.score AS "existing_score?", cert.grade_code AS "existing_grade?",
+                  cert.rank_text AS "existing_rank?"
            FROM UNNEST($3::bigint[], $4::bigint[]) WITH ORDINALITY AS r(entity_id, unit_id, ord)
            JOIN entity_results er ON er.cycle_year = $1 AND er.revision = $2 AND er.entity_id = r.entity_id
            JOIN entities e ON e.id = r.entity_id
@@ -100,7 +101,8 @@ pub(super) async fn certificate_data(
             };
         }
         let unchanged = row.existing_score == Some(data.score.value())
-            && row.existing_grade.as_deref() == Some(data.grade_code.as_str());
+            && row.existing_grade.as_deref() == Some(data.grade_code.as_str())
+            && row.existing_rank == data.rank;
         if unchanged && !job.force {
             continue; // already issued: generating twice never makes a second valid certificate
         }
@@ -115,7 +117,7 @@ pub(super) async fn certificate_data(
 
 /// The rank sentence of an entity's certificate: within its province for a city or regency,
 /// nationally among its kind otherwise.
-fn rank_sentence(
+pub(super) fn rank_sentence(
     kind: &str,
     provincial: Option<(i32, i32)>,
     province: Option<&str>,

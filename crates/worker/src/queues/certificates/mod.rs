@@ -1,14 +1,16 @@
 //! The two certificate queues, in the order they run:
 //!
-//! - `certificates` ([`issue`]): a published results revision fans out `certificate-render` jobs,
-//!   each for a batch of recipients (award-eligible entities and their units) whose valid
-//!   certificate is missing or states an outdated result. Progress is counted on this job.
+//! - `certificates` ([`issue`]): a new results revision reconciles the cycle's certificates with
+//!   it ([`reconcile`]): it withdraws those whose recipient no longer earns an award, and fans out
+//!   `certificate-render` jobs, each for a batch of recipients whose certificate is missing or
+//!   states an outdated score, grade or rank. Progress is counted on this job.
 //! - `certificate-render` ([`render`]): a job makes its batch's PDFs ([`crate::render`]), stores
 //!   them, and records them in one transaction ([`record`]), each superseding its recipient's
 //!   previous certificate; then counts the batch towards its fan-out's progress. What each
 //!   certificate states is read in [`data`].
 
 mod data;
+mod reconcile;
 mod record;
 
 use std::sync::Arc;
@@ -79,33 +81,19 @@ pub async fn issue(
 
 async fn issue_in_span(job: IssueCertificates, app: &App, id: &TaskId) -> Result<(), JobError> {
     let year = i32::from(job.year);
-    let recipients = sqlx::query!(
-        r#"WITH wanted AS (
-               SELECT r.entity_id, NULL::bigint AS unit_id, r.score, r.grade_code
-               FROM entity_results r WHERE r.cycle_year = $1 AND r.revision = $2 AND r.award_eligible
-               UNION ALL
-               SELECT u.entity_id, ur.unit_id, ur.score, ur.grade_code
-               FROM unit_results ur JOIN units u ON u.id = ur.unit_id
-               JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_year = ur.cycle_year AND r.revision = ur.revision
-               WHERE ur.cycle_year = $1 AND ur.revision = $2 AND r.award_eligible)
-           SELECT w.entity_id AS "entity_id!", w.unit_id
-           FROM wanted w
-           LEFT JOIN certificates c ON c.cycle_year = $1 AND c.status = 'valid' AND c.entity_id = w.entity_id
-                AND c.unit_id IS NOT DISTINCT FROM w.unit_id
-           WHERE c.id IS NULL OR c.score <> w.score OR c.grade_code <> w.grade_code
-           ORDER BY w.entity_id, w.unit_id NULLS FIRST"#,
-        year,
-        job.revision
-    )
-    .fetch_all(&app.pool)
-    .await?;
-    let recipients: Vec<Recipient> = recipients
-        .into_iter()
-        .map(|r| Recipient {
-            entity_id: r.entity_id,
-            unit_id: r.unit_id,
-        })
-        .collect();
+    let current = sqlx::query_scalar!("SELECT results_revision FROM cycles WHERE year = $1", year)
+        .fetch_one(&app.pool)
+        .await?;
+    if current != job.revision {
+        tracing::info!(
+            year,
+            revision = job.revision,
+            current,
+            "results revision superseded; a newer issue reconciles"
+        );
+        return Ok(());
+    }
+    let recipients = reconcile::needing_certificates(app, year, job.revision).await?;
     let parent = id.to_string();
     let mut tx = app.pool.begin().await?;
     sqlx::query!(
@@ -116,9 +104,10 @@ async fn issue_in_span(job: IssueCertificates, app: &App, id: &TaskId) -> Result
     )
     .execute(&mut *tx)
     .await?;
-    // One statement for all of them. A batch's key names its recipients, so a second fan-out of
-    // the same revision does not queue a batch that is still waiting; a recipient in two
-    // differently cut batches is rendered once (the second finds it issued).
+    let withdrawn = reconcile::withdraw_unearned(&mut tx, year, job.revision).await?;
+    // One statement for all of them. A batch's key names this fan-out and its recipients, so a
+    // retry of this job does not queue a batch twice, while a later fan-out of the same revision
+    // reconciles afresh; a recipient in two batches is rendered once (the second finds it issued).
     let renders: Vec<(RenderCertificates, Option<String>)> = recipients
         .chunks(RENDER_BATCH)
         .map(|batch| {
@@ -127,12 +116,7 @@ async fn issue_in_span(job: IssueCertificates, app: &App, id: &TaskId) -> Result
                 hash.update(r.entity_id.to_le_bytes());
                 hash.update(r.unit_id.unwrap_or(0).to_le_bytes());
             }
-            let key = format!(
-                "render-{}-{}-{}",
-                job.year,
-                job.revision,
-                hex::encode(&hash.finalize()[..12])
-            );
+            let key = format!("render-{parent}-{}", hex::encode(&hash.finalize()[..12]));
             let render = RenderCertificates {
                 year: job.year,
                 revision: job.revision,
@@ -145,7 +129,7 @@ async fn issue_in_span(job: IssueCertificates, app: &App, id: &TaskId) -> Result
         .collect();
     jobs::enqueue_many(&mut tx, &renders).await?;
     tx.commit().await?;
-    tracing::info!(job = %parent, year = job.year, revision = job.revision, certificates = recipients.len(), jobs = renders.len(), "certificates fanned out");
+    tracing::info!(job = %parent, year = job.year, revision = job.revision, certificates = recipients.len(), jobs = renders.len(), withdrawn, "certificates reconciled");
     Ok(())
 }
 
