@@ -886,3 +886,111 @@ async fn an_office_uploads_many_drafts_at_once_all_or_nothing(pool: PgPool) {
     assert_eq!(r.fields(), ["[0].unit_id"]);
     assert_eq!(count().await, 2);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn whoever_submits_does_not_verify(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.seed_reference().await;
+    let admin = app.admin.clone();
+    let babel = app.token("office", Some("babel")).await;
+    let colleague = app.token("office", Some("babel")).await;
+    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2024 }))
+        .await
+        .assert_ok();
+    app.post(
+        "/api/v1/cycles/2024/sample/bulk",
+        Some(&admin),
+        json!([
+            { "entity_code": "19.01", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" },
+            { "entity_code": "19.71", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" },
+        ]),
+    )
+    .await
+    .assert_ok();
+    let sample = app
+        .get("/api/v1/cycles/2024/sample", Some(&admin))
+        .await
+        .body;
+    let unit = |entity: &str| common::sampled_unit(&sample, entity);
+    app.post(
+        "/api/v1/cycles/2024/transitions",
+        Some(&admin),
+        json!({ "to": "collecting" }),
+    )
+    .await
+    .assert_ok();
+    // An office enters and submits a unit's sheet itself; then it may not verify it.
+    let submitted = |token: String, unit: i64| {
+        let app = &app;
+        async move {
+            let r = app
+                .post(
+                    "/api/v1/cycles/2024/submissions",
+                    Some(&token),
+                    json!({ "unit_id": unit, "values": all_values(3) }),
+                )
+                .await;
+            assert_eq!(r.status.as_u16(), 201, "{}", r.text);
+            let id = r.body["id"].as_i64().unwrap();
+            let s = act(
+                app,
+                &format!("/api/v1/submissions/{id}/submit"),
+                &token,
+                &etag(&r),
+                None,
+            )
+            .await;
+            s.assert_ok();
+            (id, etag(&s))
+        }
+    };
+    let (own, tag) = submitted(babel.clone(), unit("19.01")).await;
+    act(
+        &app,
+        &format!("/api/v1/submissions/{own}/verify"),
+        &babel,
+        &tag,
+        None,
+    )
+    .await
+    .assert_problem(409, "separation-of-duties");
+    // A colleague of the same office verifies it.
+    act(
+        &app,
+        &format!("/api/v1/submissions/{own}/verify"),
+        &colleague,
+        &tag,
+        None,
+    )
+    .await
+    .assert_ok();
+    // An admin verifying their own submission states why, and the trail keeps it.
+    let (mine, tag) = submitted(admin.clone(), unit("19.71")).await;
+    let path = format!("/api/v1/submissions/{mine}/verify");
+    let r = act(&app, &path, &admin, &tag, None).await;
+    r.assert_problem(422, "validation-error");
+    assert_eq!(r.fields(), ["reason"]);
+    act(
+        &app,
+        &path,
+        &admin,
+        &tag,
+        Some(json!({ "reason": "Kantor perwakilan tanpa penelaah kedua" })),
+    )
+    .await
+    .assert_ok();
+    let trail = app
+        .get(&format!("/api/v1/submissions/{mine}/audit"), Some(&admin))
+        .await;
+    let verified = trail
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "verified")
+        .unwrap();
+    assert_eq!(
+        verified["current"]["reason"],
+        "Kantor perwakilan tanpa penelaah kedua"
+    );
+}

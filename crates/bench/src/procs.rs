@@ -111,18 +111,11 @@ pub fn migrate(bin: &Path, env: &Env) -> BenchResult<()> {
     Ok(())
 }
 
-/// `kepatuhan-api token create --role admin`: the HQ token the loader uses.
-pub fn admin_token(bin: &Path, env: &Env) -> BenchResult<String> {
+/// `kepatuhan-api token create --role admin --name NAME`: an HQ token of its own.
+pub fn admin_token(bin: &Path, env: &Env, name: &str) -> BenchResult<String> {
     let out = env
         .command(binary(bin, "kepatuhan-api")?)
-        .args([
-            "token",
-            "create",
-            "--role",
-            "admin",
-            "--name",
-            "kepatuhan-bench",
-        ])
+        .args(["token", "create", "--role", "admin", "--name", name])
         .output()?;
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     if !out.status.success() || token.is_empty() {

@@ -34,7 +34,9 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
     let store = fresh_store(&db);
     let env = procs::Env::new(&db_url, &store, &o.out);
     procs::migrate(&o.bin_dir, &env)?;
-    let token = procs::admin_token(&o.bin_dir, &env)?;
+    let token = procs::admin_token(&o.bin_dir, &env, "kepatuhan-bench")?;
+    // Separation of duties: submissions are verified by someone who did not submit them.
+    let reviewer_token = procs::admin_token(&o.bin_dir, &env, "kepatuhan-bench reviewer")?;
     let api_service = Service::start_api(&o.bin_dir, &env).await?;
     let api = Api {
         http: reqwest::Client::builder()
@@ -42,6 +44,10 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
             .build()?,
         base: api_service.base_url.clone(),
         token,
+    };
+    let reviewer = Api {
+        token: reviewer_token,
+        ..api.clone()
     };
     let pool = PgPool::connect(&db_url).await?;
 
@@ -207,7 +213,7 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
         }
         (later, now)
     };
-    let a = api.clone();
+    let a = reviewer.clone();
     in_parallel(now, move |s| {
         let a = a.clone();
         async move { verify(&a, &s).await.map(|()| Value::Null) }
@@ -271,7 +277,7 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
     for s in &later {
         let unit = s["unit_id"].as_i64().unwrap_or_default();
         let started = Instant::now();
-        verify(&api, s).await?;
+        verify(&reviewer, s).await?;
         requests.push(started.elapsed().as_secs_f64() * 1000.0);
         let path = format!("/api/v1/cycles/{year}/results/units/{unit}");
         loop {

@@ -3,12 +3,13 @@
 
 use std::collections::HashSet;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kepatuhan_app::cycles as app_cycles;
 use kepatuhan_core::{SubmissionAction, SubmissionState};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -21,7 +22,7 @@ use super::{
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, parse_json};
 use crate::problem::{FieldError, Problem};
 use crate::routes::cycles;
 
@@ -250,19 +251,72 @@ pub struct Verified {
     pub job_id: String,
 }
 
-/// Verify (locks it, enqueues a recompute).
+/// Whoever created or submitted a submission does not verify it: an office is refused, an admin
+/// must state a reason (returned, for the audit trail). `None` when the actor had no hand in it.
+async fn separation_of_duties(
+    tx: &mut Transaction<'_, Postgres>,
+    actor: &Actor,
+    submission: i64,
+    reason: Option<String>,
+) -> ApiResult<Option<String>> {
+    let own = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM audit_log WHERE submission_id = $1 AND actor_id = $2
+                          AND action IN ('created', 'submitted')) AS "own!""#,
+        submission,
+        actor.id()
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let reason = reason
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    match (own, actor, reason) {
+        (false, ..) => Ok(None),
+        (true, Actor::Admin { .. }, Some(reason)) => Ok(Some(reason)),
+        (true, Actor::Admin { .. }, None) => Err(ApiError::field(
+            "reason",
+            "you created or submitted this submission: say why you verify it yourself",
+        )),
+        (true, ..) => Err(ApiError::conflict(
+            "separation-of-duties",
+            "you created or submitted this submission; another reviewer of your office verifies it",
+        )),
+    }
+}
+
+/// Optional body of `POST /submissions/{id}/verify`.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// Why an admin verifies a submission they created or submitted themselves (kept in the
+    /// audit trail); required then, and only then.
+    pub reason: Option<String>,
+}
+
+/// Verify (locks it, enqueues a recompute). Separation of duties: whoever created or submitted a
+/// submission does not verify it; an admin may, stating why (audited).
 ///
-/// Who may call: office (its provinces), admin.
-#[utoipa::path(post, path = "/submissions/{id}/verify", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), responses((status = 200, description = "Success", body = Verified), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+/// Who may call: office (its provinces; not its own submissions), admin.
+#[utoipa::path(post, path = "/submissions/{id}/verify", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), request_body(content = Option<VerifyRequest>, content_type = "application/json", description = "Only for an admin verifying their own submission: `{ \"reason\": \"…\" }`"), responses((status = 200, description = "Success", body = Verified), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn verify(
     State(state): State<AppState>,
     actor: Actor,
     headers: HeaderMap,
     Path(id): Path<i64>,
+    body: Bytes,
 ) -> ApiResult<Response> {
     let actor_id = actor.require_staff()?;
+    let request: VerifyRequest = if body.is_empty() {
+        VerifyRequest::default()
+    } else {
+        match parse_json(&body) {
+            Ok(request) => request,
+            Err(rejection) => return Ok(rejection.into_response()),
+        }
+    };
     let (mut tx, loaded, mut cycle) =
         begin_change(&state, &actor, id, &headers, SubmissionAction::Verify).await?;
+    let own_reason = separation_of_duties(&mut tx, &actor, loaded.id, request.reason).await?;
     sqlx::query!(
         "UPDATE submissions SET verified_at = now(), verified_by = $2 WHERE id = $1",
         loaded.id,
@@ -278,7 +332,12 @@ async fn verify(
         "verified",
         Some("state"),
         Some(serde_json::json!("submitted")),
-        Some(serde_json::json!("verified")),
+        Some(match own_reason {
+            None => serde_json::json!("verified"),
+            Some(reason) => {
+                serde_json::json!({ "state": "verified", "own_submission": true, "reason": reason })
+            }
+        }),
     )
     .await?;
     let job_id = app_cycles::inputs_changed(
