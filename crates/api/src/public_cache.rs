@@ -98,6 +98,21 @@ impl axum::response::IntoResponse for Buffered {
     }
 }
 
+/// The cache key of a request: its path and its query parameters in a canonical order, so the
+/// same question asked with its parameters in another order shares one entry. (Unknown
+/// parameters are refused by the handlers, and refusals are never kept, so they cannot crowd the
+/// cache out.)
+fn cache_key(uri: &axum::http::Uri) -> String {
+    match uri.query().filter(|q| !q.is_empty()) {
+        None => uri.path().to_owned(),
+        Some(query) => {
+            let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+            pairs.sort_unstable();
+            format!("{}?{}", uri.path(), pairs.join("&"))
+        }
+    }
+}
+
 /// Largest answer read into memory (a page of results is far smaller).
 const PUBLIC_CACHE_MAX_BYTES: usize = 64 * 1024 * 1024;
 
@@ -120,7 +135,7 @@ pub async fn public_cache(
     let Some(cache) = state.public_cache.as_ref().filter(|_| cacheable) else {
         return next.run(req).await;
     };
-    let key = req.uri().to_string();
+    let key = cache_key(req.uri());
     if let Some(kept) = cache.answers.get(&key).await {
         if kept.at.elapsed() >= cache.refresh_after && !kept.refreshing.swap(true, Ordering::AcqRel)
         {
@@ -152,5 +167,27 @@ pub async fn public_cache(
     match answer {
         Ok(hit) => hit.answer.into_response(),
         Err(other) => (*other).clone().into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_key;
+
+    #[test]
+    fn one_question_one_key() {
+        let key = |uri: &str| cache_key(&uri.parse().unwrap());
+        assert_eq!(
+            key("/api/v1/cycles/2024/results/entities?sort=score&province=19"),
+            key("/api/v1/cycles/2024/results/entities?province=19&sort=score")
+        );
+        assert_eq!(
+            key("/api/v1/cycles/2024/results/entities?"),
+            "/api/v1/cycles/2024/results/entities"
+        );
+        assert_ne!(
+            key("/api/v1/cycles/2024/results/entities?province=19"),
+            key("/api/v1/cycles/2024/results/entities?province=52")
+        );
     }
 }
