@@ -140,12 +140,23 @@ pub fn hash_token(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// Creates an actor with a first token; returns the actor id and the token.
+/// Creates an actor with a first token (never expiring); returns the actor id and the token.
 pub async fn create_actor_with_token(
     pool: &PgPool,
     name: &str,
     role: &str,
     office: Option<&str>,
+) -> Result<(i64, NewToken), sqlx::Error> {
+    create_actor_with_expiring_token(pool, name, role, office, None).await
+}
+
+/// Creates an actor with a first token valid until `expires_at` (`None`: until revoked).
+pub async fn create_actor_with_expiring_token(
+    pool: &PgPool,
+    name: &str,
+    role: &str,
+    office: Option<&str>,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(i64, NewToken), sqlx::Error> {
     let mut tx = pool.begin().await?;
     let id = sqlx::query_scalar!(
@@ -156,29 +167,36 @@ pub async fn create_actor_with_token(
     )
     .fetch_one(&mut *tx)
     .await?;
-    let token = generate_token();
-    sqlx::query!(
-        "INSERT INTO api_tokens (actor_id, token_hash, prefix) VALUES ($1, $2, $3)",
-        id,
-        token.hash,
-        token.prefix
-    )
-    .execute(&mut *tx)
-    .await?;
+    let token = insert_token(&mut *tx, id, expires_at).await?;
     tx.commit().await?;
     Ok((id, token))
 }
 
-/// Adds a token to an existing actor (for rotation).
-pub async fn add_token(pool: &PgPool, actor_id: i64) -> Result<NewToken, sqlx::Error> {
+/// Adds a token to an existing actor (for rotation), valid until `expires_at` (`None`: until
+/// revoked).
+pub async fn add_token(
+    pool: &PgPool,
+    actor_id: i64,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<NewToken, sqlx::Error> {
+    insert_token(pool, actor_id, expires_at).await
+}
+
+/// Stores a new token's hash and returns the token (its secret is shown once).
+async fn insert_token(
+    db: impl sqlx::PgExecutor<'_>,
+    actor_id: i64,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<NewToken, sqlx::Error> {
     let token = generate_token();
     sqlx::query!(
-        "INSERT INTO api_tokens (actor_id, token_hash, prefix) VALUES ($1, $2, $3)",
+        "INSERT INTO api_tokens (actor_id, token_hash, prefix, expires_at) VALUES ($1, $2, $3, $4)",
         actor_id,
         token.hash,
-        token.prefix
+        token.prefix,
+        expires_at
     )
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(token)
 }
@@ -186,7 +204,7 @@ pub async fn add_token(pool: &PgPool, actor_id: i64) -> Result<NewToken, sqlx::E
 /// One line per token, without secrets.
 pub async fn list_tokens(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
     let rows = sqlx::query!(
-        r#"SELECT t.prefix, a.id, a.name, a.role, a.office_code, t.created_at, t.revoked_at
+        r#"SELECT t.prefix, a.id, a.name, a.role, a.office_code, t.created_at, t.revoked_at, t.expires_at, t.last_used_at
            FROM api_tokens t JOIN actors a ON a.id = t.actor_id ORDER BY t.id"#
     )
     .fetch_all(pool)
@@ -205,7 +223,14 @@ pub async fn list_tokens(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
                 r.revoked_at
                     .map(|t| format!("  revoked {}", t.format("%Y-%m-%d")))
                     .unwrap_or_default()
-            )
+            ) + &r
+                .expires_at
+                .map(|t| format!("  expires {}", t.format("%Y-%m-%d")))
+                .unwrap_or_default()
+                + &r.last_used_at.map_or_else(
+                    || "  never used".to_owned(),
+                    |t| format!("  last used {}", t.format("%Y-%m-%d %H:%M")),
+                )
         })
         .collect())
 }
@@ -232,19 +257,35 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 pub async fn actor_for_token(pool: &PgPool, secret: &str) -> ApiResult<Actor> {
     let hash = hash_token(secret);
     let row = sqlx::query!(
-        r#"SELECT a.id, a.role, a.office_code,
+        r#"SELECT a.id, a.role, a.office_code, t.id AS token_id,
+                  t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' AS "touch!",
                   COALESCE(array_agg(op.province_code ORDER BY op.province_code)
                            FILTER (WHERE op.province_code IS NOT NULL), '{}') AS "provinces!"
            FROM api_tokens t
            JOIN actors a ON a.id = t.actor_id
            LEFT JOIN office_provinces op ON op.office_code = a.office_code AND a.role = 'office'
-           WHERE t.token_hash = $1 AND t.revoked_at IS NULL
-           GROUP BY a.id"#,
+           WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
+           GROUP BY a.id, t.id"#,
         hash
     )
     .fetch_optional(pool)
     .await?
     .ok_or(ApiError::Unauthorized)?;
+    if row.touch {
+        // When it was last used, at most once a minute, off the request's path.
+        let (pool, token) = (pool.clone(), row.token_id);
+        tokio::spawn(async move {
+            let touched = sqlx::query!(
+                "UPDATE api_tokens SET last_used_at = now() WHERE id = $1",
+                token
+            )
+            .execute(&pool)
+            .await;
+            if let Err(e) = touched {
+                tracing::warn!(error = %e, "could not record a token's last use");
+            }
+        });
+    }
     Ok(match (row.role.as_str(), row.office_code) {
         ("admin", _) => Actor::Admin { id: row.id },
         ("office", Some(office)) => Actor::Office {

@@ -50,14 +50,21 @@ enum TokenCommand {
         /// A name to recognise the actor by, e.g. a person or a system.
         #[arg(long)]
         name: String,
+        /// The token expires after this many days (default: when revoked).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
     /// Add a token to an existing actor (rotation: create the new one, then revoke the old).
     Add {
         /// The actor's id.
         #[arg(long)]
         actor: i64,
+        /// The token expires after this many days (default: when revoked).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
-    /// List tokens (prefix, actor, role, office, created, revoked); never the secrets.
+    /// List tokens (prefix, actor, role, office, created, revoked, expiry, last use); never the
+    /// secrets.
     List,
     /// Revoke a token by its prefix (the first 12 characters, as listed).
     Revoke {
@@ -129,7 +136,12 @@ async fn run(
             }
             Ok(())
         }
-        Command::Token(TokenCommand::Create { role, office, name }) => {
+        Command::Token(TokenCommand::Create {
+            role,
+            office,
+            name,
+            expires_in_days,
+        }) => {
             let role = match role {
                 Role::Admin => "admin",
                 Role::Office => "office",
@@ -141,14 +153,23 @@ async fn run(
             if role == "admin" && office.is_some() {
                 return Err("an admin token belongs to no office".into());
             }
-            let (id, token) =
-                auth::create_actor_with_token(&pool, &name, role, office.as_deref()).await?;
+            let (id, token) = auth::create_actor_with_expiring_token(
+                &pool,
+                &name,
+                role,
+                office.as_deref(),
+                expiry(expires_in_days),
+            )
+            .await?;
             eprintln!("created {role} actor {id} ({name}); the token is shown once:");
             println!("{}", token.secret);
             Ok(())
         }
-        Command::Token(TokenCommand::Add { actor }) => {
-            let token = auth::add_token(&pool, actor).await?;
+        Command::Token(TokenCommand::Add {
+            actor,
+            expires_in_days,
+        }) => {
+            let token = auth::add_token(&pool, actor, expiry(expires_in_days)).await?;
             eprintln!("added a token to actor {actor}; it is shown once:");
             println!("{}", token.secret);
             Ok(())
@@ -181,6 +202,11 @@ async fn run(
             unreachable!("handled before connecting")
         }
     }
+}
+
+/// When a token created now expires, `days` from now (`None`: when revoked).
+fn expiry(days: Option<u32>) -> Option<chrono::DateTime<chrono::Utc>> {
+    days.map(|d| chrono::Utc::now() + chrono::Duration::days(i64::from(d)))
 }
 
 fn check(file: &std::path::Path) -> ExitCode {

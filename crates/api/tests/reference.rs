@@ -307,7 +307,7 @@ async fn idempotency_keys_replay_and_refuse_reuse(pool: PgPool) {
 async fn revoked_tokens_stop_working_and_rotation_keeps_the_actor(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let admin_id = app.actor_id(&app.admin).await;
-    let second = kepatuhan_api::auth::add_token(&pool, admin_id)
+    let second = kepatuhan_api::auth::add_token(&pool, admin_id, None)
         .await
         .unwrap();
     app.get("/api/v1/offices", Some(&second.secret))
@@ -329,6 +329,54 @@ async fn revoked_tokens_stop_working_and_rotation_keeps_the_actor(pool: PgPool) 
         .await
         .assert_problem(401, "unauthorized");
     app.get("/api/v1/offices", Some(&second.secret))
+        .await
+        .assert_ok();
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn tokens_expire_and_record_their_last_use(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin_id = app.actor_id(&app.admin).await;
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let expiring = kepatuhan_api::auth::add_token(&pool, admin_id, Some(tomorrow))
+        .await
+        .unwrap();
+    app.get("/api/v1/offices", Some(&expiring.secret))
+        .await
+        .assert_ok();
+    // Its use is recorded (off the request's path: wait for it a moment).
+    let mut used = None;
+    for _ in 0..50 {
+        used = sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+            "SELECT last_used_at FROM api_tokens WHERE prefix = $1",
+        )
+        .bind(&expiring.prefix)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if used.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(used.is_some(), "the last use is recorded");
+    let listed = kepatuhan_api::auth::list_tokens(&pool).await.unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|l| l.contains("expires") && l.contains("last used")),
+        "{listed:?}"
+    );
+    // Once expired it answers 401, like a revoked token.
+    sqlx::query("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE prefix = $1")
+        .bind(&expiring.prefix)
+        .execute(&pool)
+        .await
+        .unwrap();
+    app.get("/api/v1/offices", Some(&expiring.secret))
+        .await
+        .assert_problem(401, "unauthorized");
+    app.get("/api/v1/offices", Some(&app.admin))
         .await
         .assert_ok();
 }
