@@ -994,3 +994,147 @@ async fn whoever_submits_does_not_verify(pool: PgPool) {
         "Kantor perwakilan tanpa penelaah kedua"
     );
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_unit_that_cannot_be_assessed_is_excluded_and_no_longer_blocks_publication(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.seed_reference().await;
+    let admin = app.admin.clone();
+    let babel = app.token("office", Some("babel")).await;
+    let jakarta = app.token("office", Some("jakarta")).await;
+    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2024 }))
+        .await
+        .assert_ok();
+    app.post(
+        "/api/v1/cycles/2024/sample/bulk",
+        Some(&admin),
+        json!([
+            { "entity_code": "19.01", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" },
+            { "entity_code": "19.71", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" },
+        ]),
+    )
+    .await
+    .assert_ok();
+    let sample = app
+        .get("/api/v1/cycles/2024/sample", Some(&admin))
+        .await
+        .body;
+    let (assessed, closed) = (
+        common::sampled_unit(&sample, "19.01"),
+        common::sampled_unit(&sample, "19.71"),
+    );
+    for to in ["collecting"] {
+        app.post(
+            "/api/v1/cycles/2024/transitions",
+            Some(&admin),
+            json!({ "to": to }),
+        )
+        .await
+        .assert_ok();
+    }
+    let r = app
+        .post(
+            "/api/v1/cycles/2024/submissions",
+            Some(&babel),
+            json!({ "unit_id": assessed, "values": all_values(3) }),
+        )
+        .await;
+    let id = r.body["id"].as_i64().unwrap();
+    app.post(
+        &format!("/api/v1/cycles/2024/units/{assessed}/survey-responses"),
+        Some(&babel),
+        survey(0),
+    )
+    .await
+    .assert_ok();
+    let s = act(
+        &app,
+        &format!("/api/v1/submissions/{id}/submit"),
+        &babel,
+        &etag(&r),
+        None,
+    )
+    .await;
+    act(
+        &app,
+        &format!("/api/v1/submissions/{id}/verify"),
+        &admin,
+        &etag(&s),
+        None,
+    )
+    .await
+    .assert_ok();
+    app.post(
+        "/api/v1/cycles/2024/transitions",
+        Some(&admin),
+        json!({ "to": "verifying" }),
+    )
+    .await
+    .assert_ok();
+    // The office closed for renovation has no submission: publication waits for it…
+    app.post(
+        "/api/v1/cycles/2024/transitions",
+        Some(&admin),
+        json!({ "to": "published" }),
+    )
+    .await
+    .assert_problem(409, "unverified-submissions");
+    // …until it is excluded, with a reason, by the office covering it (not another one).
+    let path = format!("/api/v1/cycles/2024/sample/{closed}/exclusion");
+    app.post(
+        &path,
+        Some(&jakarta),
+        json!({ "reason": "Kantor direnovasi" }),
+    )
+    .await
+    .assert_problem(404, "not-found");
+    app.post(&path, Some(&babel), json!({ "reason": "  " }))
+        .await
+        .assert_problem(422, "validation-error");
+    let excluded = app
+        .post(
+            &path,
+            Some(&babel),
+            json!({ "reason": "Kantor direnovasi selama masa penilaian" }),
+        )
+        .await;
+    excluded.assert_ok();
+    assert_eq!(
+        excluded.body["excluded_reason"],
+        "Kantor direnovasi selama masa penilaian"
+    );
+    app.post(&path, Some(&babel), json!({ "reason": "lagi" }))
+        .await
+        .assert_problem(404, "not-found");
+    // It takes no new data.
+    app.post(
+        "/api/v1/cycles/2024/submissions",
+        Some(&admin),
+        json!({ "unit_id": closed }),
+    )
+    .await
+    .assert_problem(422, "validation-error");
+    app.post(
+        "/api/v1/cycles/2024/transitions",
+        Some(&admin),
+        json!({ "to": "published" }),
+    )
+    .await
+    .assert_ok();
+    let units = app.get("/api/v1/cycles/2024/results/units", None).await;
+    let scored: Vec<i64> = units.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["unit_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(scored, [assessed]);
+    // Published: the sample is frozen.
+    app.post(
+        &format!("/api/v1/cycles/2024/sample/{assessed}/exclusion"),
+        Some(&admin),
+        json!({ "reason": "terlambat" }),
+    )
+    .await
+    .assert_problem(409, "results-frozen");
+}

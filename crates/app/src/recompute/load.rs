@@ -34,6 +34,7 @@ async fn verified_units(
                 VerifiedUnit,
                 r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
                    FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
+                   JOIN cycle_units cu ON cu.cycle_year = s.cycle_year AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
                    WHERE s.cycle_year = $1 AND s.state = 'verified'
                    ORDER BY e.code, u.id"#,
                 y
@@ -46,6 +47,7 @@ async fn verified_units(
                 VerifiedUnit,
                 r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
                    FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
+                   JOIN cycle_units cu ON cu.cycle_year = s.cycle_year AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
                    WHERE s.cycle_year = $1 AND s.unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $2))
                      AND s.state = 'verified'
                    ORDER BY u.id"#,

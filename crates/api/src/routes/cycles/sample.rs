@@ -4,6 +4,10 @@
 //! |---|---|
 //! | `POST /cycles/{year}/sample/bulk` | admin (any unit), office (units of its provinces) |
 //! | `GET /cycles/{year}/sample` | admin, office (its provinces), assessor (its assigned units, open cycles) |
+//! | `POST /cycles/{year}/sample/{unit_id}/exclusion` | admin, office (units of its provinces); until publication |
+//!
+//! A unit that cannot be assessed is excluded with a reason: it no longer blocks publication,
+//! counts in no result, and takes no new data; the sample keeps showing it, excluded.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -18,6 +22,8 @@ use crate::problem::{FieldError, Problem};
 
 use kepatuhan_core::CycleYear;
 
+use kepatuhan_app::cycles as app_cycles;
+
 use super::{Cycle, CycleState, load, year};
 use crate::auth::Scope;
 
@@ -26,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_sample))
         .routes(routes!(bulk_sample))
+        .routes(routes!(exclude))
 }
 
 /// One sampled unit, as uploaded.
@@ -61,6 +68,16 @@ pub struct SampledUnit {
     pub assessors: Vec<i64>,
     /// State of the unit's submission, if any.
     pub submission_state: Option<String>,
+    /// Why the unit was excluded from the sample, when it was.
+    pub excluded_reason: Option<String>,
+}
+
+/// Body of an exclusion.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exclusion {
+    /// Why the unit cannot be assessed (kept with the sample).
+    pub reason: String,
 }
 
 /// Add units to the sample (JSON or CSV `entity_code,unit_name,office`).
@@ -164,7 +181,7 @@ pub async fn sampled_unit_in_scope(
     }
     let found = sqlx::query_scalar!(
         r#"SELECT cu.unit_id FROM cycle_units cu JOIN units u ON u.id = cu.unit_id JOIN entities e ON e.id = u.entity_id
-           WHERE cu.cycle_year = $1 AND cu.unit_id = $2
+           WHERE cu.cycle_year = $1 AND cu.unit_id = $2 AND cu.excluded_at IS NULL
              AND ($3::text[] IS NULL OR e.province_code = ANY($3))
              AND ($4::bigint IS NULL OR EXISTS (SELECT 1 FROM assignments a WHERE a.cycle_year = $1 AND a.unit_id = $2 AND a.actor_id = $4))"#,
         i32::from(cycle.year.get()),
@@ -187,7 +204,7 @@ pub async fn sample_rows(
         r#"SELECT u.id, u.name AS unit_name, e.code AS entity_code, e.name AS entity_name, e.province_code,
                   cu.office_code,
                   COALESCE(array_agg(a.actor_id ORDER BY a.actor_id) FILTER (WHERE a.actor_id IS NOT NULL), '{}') AS "assessors!",
-                  s.state AS "submission_state?"
+                  s.state AS "submission_state?", cu.exclusion_reason
            FROM cycle_units cu
            JOIN units u ON u.id = cu.unit_id
            JOIN entities e ON e.id = u.entity_id
@@ -198,7 +215,7 @@ pub async fn sample_rows(
              AND ($2::text[] IS NULL OR e.province_code = ANY($2))
              AND ($3::bigint IS NULL OR (c.state = 'collecting' AND EXISTS (
                    SELECT 1 FROM assignments a2 WHERE a2.cycle_year = cu.cycle_year AND a2.unit_id = cu.unit_id AND a2.actor_id = $3)))
-           GROUP BY u.id, e.id, cu.office_code, s.state
+           GROUP BY u.id, e.id, cu.office_code, cu.exclusion_reason, s.state
            ORDER BY e.code, u.name"#,
         i32::from(year.get()),
         scope.provinces.as_deref(),
@@ -217,6 +234,7 @@ pub async fn sample_rows(
             office: r.office_code,
             assessors: r.assessors,
             submission_state: r.submission_state,
+            excluded_reason: r.exclusion_reason,
         })
         .collect())
 }
@@ -233,4 +251,59 @@ async fn list_sample(
     let scope = actor.scope()?;
     let cycle = load(&state, &actor, year(raw)?).await?;
     Ok(Json(sample_rows(&state, &scope, cycle.year).await?))
+}
+
+/// Exclude a unit from the sample, with the reason: it no longer blocks publication and counts
+/// in no result (when it was verified, the results are recomputed without it).
+///
+/// Who may call: admin, office (units of its provinces); until the cycle is published.
+#[utoipa::path(post, path = "/cycles/{year}/sample/{unit_id}/exclusion", tag = "cycles", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), request_body(content = Exclusion, content_type = "application/json"), responses((status = 200, description = "Excluded", body = SampledUnit), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn exclude(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((raw, unit_id)): Path<(i64, i64)>,
+    Json(body): Json<Exclusion>,
+) -> ApiResult<Json<SampledUnit>> {
+    let actor_id = actor.require_staff()?;
+    let scope = actor.scope()?;
+    let year = year(raw)?;
+    let reason = body.reason.trim();
+    if let Some(problem) = crate::problem::text_problem("reason".to_owned(), reason, 1_000) {
+        return Err(ApiError::fields(vec![problem]));
+    }
+    let mut tx = state.pool.begin().await?;
+    let mut cycle = app_cycles::lock(&mut tx, year.into()).await?;
+    cycle.require_open()?;
+    let excluded = sqlx::query!(
+        r#"UPDATE cycle_units cu SET excluded_at = now(), excluded_by = $3, exclusion_reason = $4
+           FROM units u JOIN entities e ON e.id = u.entity_id
+           WHERE cu.cycle_year = $1 AND cu.unit_id = $2 AND u.id = cu.unit_id AND cu.excluded_at IS NULL
+             AND ($5::text[] IS NULL OR e.province_code = ANY($5))
+           RETURNING (SELECT s.state = 'verified' FROM submissions s
+                      WHERE s.cycle_year = cu.cycle_year AND s.unit_id = cu.unit_id) AS "verified?""#,
+        i32::from(year.get()),
+        unit_id,
+        actor_id,
+        reason,
+        scope.provinces.as_deref()
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "unit {unit_id} is not an included unit of the sample of {year}"
+        ))
+    })?;
+    if excluded.verified == Some(true) {
+        // Its verified values counted: the results are recomputed without it.
+        app_cycles::inputs_changed(&mut tx, &mut cycle, app_cycles::InputChange::Unit(unit_id))
+            .await?;
+    }
+    tx.commit().await?;
+    sample_rows(&state, &scope, year)
+        .await?
+        .into_iter()
+        .find(|u| u.unit_id == unit_id)
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("unit {unit_id}")))
 }

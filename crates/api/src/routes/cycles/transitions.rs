@@ -153,7 +153,7 @@ async fn check_preconditions(
                 r#"SELECT count(*) FILTER (WHERE s.id IS NULL) AS "missing!",
                           count(*) FILTER (WHERE s.state IS DISTINCT FROM 'verified' AND s.id IS NOT NULL) AS "unverified!"
                    FROM cycle_units cu LEFT JOIN submissions s ON s.cycle_year = cu.cycle_year AND s.unit_id = cu.unit_id
-                   WHERE cu.cycle_year = $1"#,
+                   WHERE cu.cycle_year = $1 AND cu.excluded_at IS NULL"#,
                 y
             )
             .fetch_one(&mut **tx)
