@@ -11,6 +11,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
+use kepatuhan_app::AppError;
+
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 
@@ -146,7 +148,7 @@ pub async fn create_actor_with_token(
     name: &str,
     role: &str,
     office: Option<&str>,
-) -> Result<(i64, NewToken), sqlx::Error> {
+) -> Result<(i64, NewToken), AppError> {
     create_actor_with_expiring_token(pool, name, role, office, None).await
 }
 
@@ -157,7 +159,7 @@ pub async fn create_actor_with_expiring_token(
     role: &str,
     office: Option<&str>,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<(i64, NewToken), sqlx::Error> {
+) -> Result<(i64, NewToken), AppError> {
     let mut tx = pool.begin().await?;
     let id = sqlx::query_scalar!(
         "INSERT INTO actors (name, role, office_code) VALUES ($1, $2, $3) RETURNING id",
@@ -167,7 +169,7 @@ pub async fn create_actor_with_expiring_token(
     )
     .fetch_one(&mut *tx)
     .await?;
-    let token = insert_token(&mut *tx, id, expires_at).await?;
+    let token = insert_token(&mut tx, id, expires_at).await?;
     tx.commit().await?;
     Ok((id, token))
 }
@@ -178,16 +180,19 @@ pub async fn add_token(
     pool: &PgPool,
     actor_id: i64,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<NewToken, sqlx::Error> {
-    insert_token(pool, actor_id, expires_at).await
+) -> Result<NewToken, AppError> {
+    let mut tx = pool.begin().await?;
+    let token = insert_token(&mut tx, actor_id, expires_at).await?;
+    tx.commit().await?;
+    Ok(token)
 }
 
-/// Stores a new token's hash and returns the token (its secret is shown once).
+/// Stores a new token's hash, on the record, and returns the token (its secret is shown once).
 async fn insert_token(
-    db: impl sqlx::PgExecutor<'_>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     actor_id: i64,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<NewToken, sqlx::Error> {
+) -> Result<NewToken, AppError> {
     let token = generate_token();
     sqlx::query!(
         "INSERT INTO api_tokens (actor_id, token_hash, prefix, expires_at) VALUES ($1, $2, $3, $4)",
@@ -196,9 +201,33 @@ async fn insert_token(
         token.prefix,
         expires_at
     )
-    .execute(db)
+    .execute(&mut **tx)
+    .await?;
+    audit_token(
+        tx,
+        &token.prefix,
+        "created",
+        serde_json::json!({ "actor_id": actor_id, "expires_at": expires_at }),
+    )
     .await?;
     Ok(token)
+}
+
+/// Records a token's change in the audit trail (from the command line: no acting actor).
+async fn audit_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    prefix: &str,
+    action: &'static str,
+    details: serde_json::Value,
+) -> Result<(), AppError> {
+    let entry = kepatuhan_app::audit::Entry {
+        object_type: "token",
+        object_id: prefix.to_owned(),
+        province: None,
+        action,
+        details,
+    };
+    kepatuhan_app::audit::record(tx, None, entry).await
 }
 
 /// One line per token, without secrets.
@@ -236,14 +265,20 @@ pub async fn list_tokens(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
 }
 
 /// Revokes the active tokens with this prefix; returns how many.
-pub async fn revoke_token(pool: &PgPool, prefix: &str) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query!(
+pub async fn revoke_token(pool: &PgPool, prefix: &str) -> Result<u64, AppError> {
+    let mut tx = pool.begin().await?;
+    let revoked = sqlx::query!(
         "UPDATE api_tokens SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL",
         prefix
     )
-    .execute(pool)
+    .execute(&mut *tx)
     .await?
-    .rows_affected())
+    .rows_affected();
+    if revoked > 0 {
+        audit_token(&mut tx, prefix, "revoked", serde_json::Value::Null).await?;
+    }
+    tx.commit().await?;
+    Ok(revoked)
 }
 
 /// The token of an `Authorization: Bearer <token>` value (the scheme is case-insensitive).

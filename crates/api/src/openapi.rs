@@ -8,8 +8,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 use crate::routes::{
-    certificates, cycles, imports, jobs, methodologies, reference, results, submissions, surveys,
-    webhooks,
+    audit, certificates, cycles, imports, jobs, methodologies, reference, results, submissions,
+    surveys, webhooks,
 };
 
 /// Document metadata.
@@ -35,7 +35,8 @@ field-level `errors`. Objects outside the caller's scope answer 404. POSTs accep
         (name = "imports", description = "Published scores of past cycles"),
         (name = "jobs", description = "Background jobs"),
         (name = "certificates", description = "Certificates and their public verification"),
-        (name = "webhooks", description = "Webhook endpoints and their deliveries")
+        (name = "webhooks", description = "Webhook endpoints and their deliveries"),
+        (name = "audit", description = "The audit trail of every write")
     )
 )]
 pub struct ApiDoc;
@@ -65,6 +66,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(certificates::router())
         .merge(webhooks::router())
+        .merge(audit::router())
 }
 
 /// The complete document.

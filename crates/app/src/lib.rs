@@ -1,6 +1,7 @@
 //! The application layer of kepatuhan, beneath the HTTP service (`kepatuhan-api`) and the
 //! background worker (`kepatuhan-worker`): everything both need that is not HTTP.
 //!
+//! - [`audit`]: the append-only audit trail of every write.
 //! - [`config`]: one typed configuration, in layers (defaults, file, `KEPATUHAN_*` variables).
 //! - [`telemetry`]: logs and traces, set up once per process; trace context carried into jobs.
 //! - [`db`]: the pool and the migrations.
@@ -16,6 +17,7 @@
 //! Errors are [`AppError`]: it says what went wrong in the application's terms; the api maps it
 //! to problem+json, the worker to a failed job.
 
+pub mod audit;
 pub mod config;
 pub mod cycles;
 pub mod db;

@@ -288,6 +288,18 @@ async fn revoke(
     };
     let data = serde_json::json!({ "code": row.code, "year": row.cycle_year, "recipient": row.recipient, "reason": body.reason.trim() });
     kepatuhan_app::events::emit(&mut tx, "certificate.revoked", Some(entity_id), data).await?;
+    kepatuhan_app::audit::record(
+        &mut tx,
+        actor.id(),
+        kepatuhan_app::audit::Entry {
+            object_type: "certificate",
+            object_id: row.code.clone(),
+            province: None,
+            action: "revoked",
+            details: serde_json::json!({ "reason": body.reason.trim() }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(code = %row.code, "certificate revoked");
     Ok(Json(
@@ -348,6 +360,18 @@ async fn reissue(
     };
     let mut tx = state.pool.begin().await?;
     let job_id = jobs::enqueue(&mut tx, &job, None).await?;
+    kepatuhan_app::audit::record(
+        &mut tx,
+        actor.id(),
+        kepatuhan_app::audit::Entry {
+            object_type: "certificate",
+            object_id: row.code.clone(),
+            province: None,
+            action: "reissue-requested",
+            details: serde_json::json!({ "job_id": job_id }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, Json(Reissue { job_id })))
 }

@@ -1,6 +1,7 @@
 //! The resources of the API, one module (or folder) each; every endpoint's doc comment says who
 //! may call it, and each module's table lists them (collected in `docs/api.md`).
 
+pub mod audit;
 pub mod certificates;
 pub mod cycles;
 pub mod imports;

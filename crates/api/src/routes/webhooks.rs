@@ -160,6 +160,7 @@ async fn create(
         return Err(ApiError::fields(errors));
     }
     let secret = new_secret();
+    let mut tx = state.pool.begin().await?;
     let id = sqlx::query_scalar!(
         "INSERT INTO webhook_endpoints (url, secret, entity_id, office_code, events, created_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         url,
@@ -169,12 +170,14 @@ async fn create(
         &events,
         actor_id
     )
-    .fetch_one(&state.pool)
+    .fetch_one(&mut *tx)
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(db) if db.constraint() == Some("webhook_endpoints_office_code_fkey") => ApiError::field("office", "unknown office"),
         _ => e.into(),
     })?;
+    audit(&mut tx, Some(actor_id), id, "created", serde_json::json!({ "url": url, "entity_id": entity_id, "office": office, "events": events })).await?;
+    tx.commit().await?;
     let endpoint = load(&state, &actor, id).await?;
     Ok((
         StatusCode::CREATED,
@@ -229,12 +232,22 @@ async fn deactivate(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Endpoint>> {
     load(&state, &actor, id).await?;
+    let mut tx = state.pool.begin().await?;
     sqlx::query!(
         "UPDATE webhook_endpoints SET active = false WHERE id = $1",
         id
     )
-    .execute(&state.pool)
+    .execute(&mut *tx)
     .await?;
+    audit(
+        &mut tx,
+        actor.id(),
+        id,
+        "deactivated",
+        serde_json::Value::Null,
+    )
+    .await?;
+    tx.commit().await?;
     Ok(Json(load(&state, &actor, id).await?))
 }
 
@@ -249,13 +262,23 @@ async fn rotate(
 ) -> ApiResult<Json<EndpointWithSecret>> {
     let endpoint = load(&state, &actor, id).await?;
     let secret = new_secret();
+    let mut tx = state.pool.begin().await?;
     sqlx::query!(
         "UPDATE webhook_endpoints SET secret = $2 WHERE id = $1",
         id,
         secret
     )
-    .execute(&state.pool)
+    .execute(&mut *tx)
     .await?;
+    audit(
+        &mut tx,
+        actor.id(),
+        id,
+        "secret-rotated",
+        serde_json::Value::Null,
+    )
+    .await?;
+    tx.commit().await?;
     Ok(Json(EndpointWithSecret { endpoint, secret }))
 }
 
@@ -298,4 +321,22 @@ async fn deliveries(
         .fetch_all(&state.pool)
         .await?,
     ))
+}
+
+/// Records a change of an endpoint in the audit trail, in the caller's transaction.
+async fn audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    actor: Option<i64>,
+    id: i64,
+    action: &'static str,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    let entry = kepatuhan_app::audit::Entry {
+        object_type: "webhook",
+        object_id: id.to_string(),
+        province: None,
+        action,
+        details,
+    };
+    Ok(kepatuhan_app::audit::record(tx, actor, entry).await?)
 }

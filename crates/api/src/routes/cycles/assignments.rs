@@ -45,7 +45,7 @@ async fn bulk_assignments(
     Path(raw): Path<i64>,
     body: Bulk<AssignmentInput>,
 ) -> ApiResult<Json<BulkOutcome>> {
-    actor.require_staff()?;
+    let actor_id = actor.require_staff()?;
     let cycle = load(&state, &actor, year(raw)?).await?;
     if !matches!(cycle.state, CycleState::Planning | CycleState::Collecting) {
         return Err(ApiError::conflict(
@@ -99,6 +99,7 @@ async fn bulk_assignments(
     }
     let units: Vec<i64> = body.rows.iter().map(|a| a.unit_id).collect();
     let assessors: Vec<i64> = body.rows.iter().map(|a| a.assessor_id).collect();
+    let mut tx = state.pool.begin().await?;
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO assignments (cycle_year, unit_id, actor_id) SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[])
            ON CONFLICT DO NOTHING RETURNING true AS "inserted!""#,
@@ -106,8 +107,23 @@ async fn bulk_assignments(
         &units,
         &assessors
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&mut *tx)
     .await?;
+    if !inserted.is_empty() {
+        kepatuhan_app::audit::record(
+            &mut tx,
+            Some(actor_id),
+            kepatuhan_app::audit::Entry {
+                object_type: "assignment",
+                object_id: "bulk".to_owned(),
+                province: None,
+                action: "uploaded",
+                details: serde_json::json!({ "year": y, "units": units, "assessors": assessors }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(Json(BulkOutcome {
         created: inserted.len(),
         updated: 0,

@@ -255,6 +255,7 @@ async fn create(
     let (Some(year), Some(m)) = (year, methodology) else {
         unreachable!("reported above")
     };
+    let mut tx = state.pool.begin().await?;
     sqlx::query!(
         "INSERT INTO cycles (year, methodology_code, opens_on, closes_on) VALUES ($1, $2, $3, $4)",
         i32::from(year.get()),
@@ -262,7 +263,7 @@ async fn create(
         body.opens_on,
         body.closes_on
     )
-    .execute(&state.pool)
+    .execute(&mut *tx)
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(db) if db.constraint() == Some("cycles_pkey") => {
@@ -270,6 +271,19 @@ async fn create(
         }
         _ => e.into(),
     })?;
+    kepatuhan_app::audit::record(
+        &mut tx,
+        actor.id(),
+        kepatuhan_app::audit::Entry {
+            object_type: "cycle",
+            object_id: year.to_string(),
+            province: None,
+            action: "created",
+            details: serde_json::json!({ "methodology": m.code(), "opens_on": body.opens_on, "closes_on": body.closes_on }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(load(&state, &actor, year).await?)))
 }
 

@@ -90,7 +90,7 @@ async fn bulk_sample(
     Path(raw): Path<i64>,
     body: Bulk<SampleInput>,
 ) -> ApiResult<Json<BulkOutcome>> {
-    actor.require_staff()?;
+    let actor_id = actor.require_staff()?;
     let cycle = load(&state, &actor, year(raw)?).await?;
     if !matches!(cycle.state, CycleState::Planning | CycleState::Collecting) || cycle.imported {
         return Err(ApiError::conflict(
@@ -141,6 +141,7 @@ async fn bulk_sample(
     }
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
     let offices: Vec<Option<String>> = rows.iter().map(|r| r.1.clone()).collect();
+    let mut tx = state.pool.begin().await?;
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO cycle_units (cycle_year, unit_id, office_code)
            SELECT $1, * FROM UNNEST($2::bigint[], $3::text[])
@@ -151,7 +152,7 @@ async fn bulk_sample(
         &ids,
         &offices as &[Option<String>]
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(db) if db.constraint() == Some("cycle_units_office_code_fkey") => {
@@ -161,6 +162,21 @@ async fn bulk_sample(
     })?;
     let created = inserted.iter().filter(|x| **x).count();
     let updated = inserted.len() - created;
+    if !inserted.is_empty() {
+        kepatuhan_app::audit::record(
+            &mut tx,
+            Some(actor_id),
+            kepatuhan_app::audit::Entry {
+                object_type: "sample",
+                object_id: "bulk".to_owned(),
+                province: None,
+                action: "uploaded",
+                details: serde_json::json!({ "year": cycle.year.get(), "units": ids, "changed": inserted.len() }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(Json(BulkOutcome {
         created,
         updated,
@@ -299,6 +315,18 @@ async fn exclude(
         app_cycles::inputs_changed(&mut tx, &mut cycle, app_cycles::InputChange::Unit(unit_id))
             .await?;
     }
+    kepatuhan_app::audit::record(
+        &mut tx,
+        Some(actor_id),
+        kepatuhan_app::audit::Entry {
+            object_type: "sample",
+            object_id: format!("{year}/{unit_id}"),
+            province: None,
+            action: "excluded",
+            details: serde_json::json!({ "reason": reason }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     sample_rows(&state, &scope, year)
         .await?

@@ -119,6 +119,18 @@ async fn transition(
         }
         _ => None,
     };
+    kepatuhan_app::audit::record(
+        &mut tx,
+        actor.id(),
+        kepatuhan_app::audit::Entry {
+            object_type: "cycle",
+            object_id: year.to_string(),
+            province: None,
+            action: "moved",
+            details: serde_json::json!({ "from": cycle.state.as_str(), "to": to.as_str() }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(TransitionOutcome {
         cycle: load(&state, &actor, year).await?,
@@ -196,6 +208,18 @@ async fn recompute(
         .await?
         .require_open()?;
     let job_id = jobs::enqueue(&mut tx, &jobs::Recompute::full(year), None).await?;
+    kepatuhan_app::audit::record(
+        &mut tx,
+        actor.id(),
+        kepatuhan_app::audit::Entry {
+            object_type: "cycle",
+            object_id: year.to_string(),
+            province: None,
+            action: "recompute-requested",
+            details: serde_json::json!({ "job_id": job_id }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, Json(Enqueued { job_id })))
 }

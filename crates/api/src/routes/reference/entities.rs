@@ -199,7 +199,7 @@ async fn bulk_entities(
     actor: Actor,
     body: Bulk<Entity>,
 ) -> ApiResult<Json<BulkOutcome>> {
-    actor.require_staff()?;
+    let actor_id = actor.require_staff()?;
     let known = known_provinces(&state).await?;
     let existing: HashMap<String, Option<String>> = sqlx::query!(
         "SELECT code, province_code FROM entities WHERE code = ANY($1)",
@@ -255,6 +255,7 @@ async fn bulk_entities(
     let names: Vec<String> = body.rows.iter().map(|e| e.name.trim().to_owned()).collect();
     let provinces: Vec<Option<String>> =
         body.rows.iter().map(|e| e.province_code.clone()).collect();
+    let mut tx = state.pool.begin().await?;
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO entities (code, kind, name, province_code)
            SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[])
@@ -268,8 +269,23 @@ async fn bulk_entities(
         &names,
         &provinces as &[Option<String>]
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&mut *tx)
     .await?;
+    if !inserted.is_empty() {
+        kepatuhan_app::audit::record(
+            &mut tx,
+            Some(actor_id),
+            kepatuhan_app::audit::Entry {
+                object_type: "entity",
+                object_id: "bulk".to_owned(),
+                province: single_province(&provinces),
+                action: "uploaded",
+                details: serde_json::json!({ "codes": codes, "changed": inserted.len() }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(Json(outcome(body.rows.len(), &inserted)))
 }
 
@@ -282,7 +298,7 @@ async fn bulk_units(
     actor: Actor,
     body: Bulk<UnitInput>,
 ) -> ApiResult<Json<BulkOutcome>> {
-    actor.require_staff()?;
+    let actor_id = actor.require_staff()?;
     let entity_codes: Vec<String> = body
         .rows
         .iter()
@@ -331,6 +347,7 @@ async fn bulk_units(
     let names: Vec<String> = body.rows.iter().map(|u| u.name.trim().to_owned()).collect();
     let kinds: Vec<String> = body.rows.iter().map(|u| u.kind.trim().to_owned()).collect();
     let active: Vec<bool> = body.rows.iter().map(|u| u.active).collect();
+    let mut tx = state.pool.begin().await?;
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO units (entity_id, name, kind, active)
            SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bool[])
@@ -343,8 +360,23 @@ async fn bulk_units(
         &kinds,
         &active
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&mut *tx)
     .await?;
+    if !inserted.is_empty() {
+        kepatuhan_app::audit::record(
+            &mut tx,
+            Some(actor_id),
+            kepatuhan_app::audit::Entry {
+                object_type: "unit",
+                object_id: "bulk".to_owned(),
+                province: None,
+                action: "uploaded",
+                details: serde_json::json!({ "rows": body.rows.len(), "changed": inserted.len() }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(Json(outcome(body.rows.len(), &inserted)))
 }
 
@@ -386,4 +418,13 @@ pub(crate) fn kemendagri_problem(
         }
         (false, None) => None,
     }
+}
+
+/// The one province of a bulk upload's rows, if they all belong to the same one.
+fn single_province(provinces: &[Option<String>]) -> Option<&str> {
+    let first = provinces.first()?.as_deref()?;
+    provinces
+        .iter()
+        .all(|p| p.as_deref() == Some(first))
+        .then_some(first)
 }

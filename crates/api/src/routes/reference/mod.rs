@@ -171,7 +171,7 @@ async fn bulk_provinces(
     actor: Actor,
     body: Bulk<Province>,
 ) -> ApiResult<Json<BulkOutcome>> {
-    actor.require_admin()?;
+    let actor_id = actor.require_admin()?;
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     for (i, p) in body.rows.iter().enumerate() {
@@ -193,6 +193,7 @@ async fn bulk_provinces(
     }
     let codes: Vec<String> = body.rows.iter().map(|p| p.code.clone()).collect();
     let names: Vec<String> = body.rows.iter().map(|p| p.name.trim().to_owned()).collect();
+    let mut tx = state.pool.begin().await?;
     let inserted = sqlx::query_scalar!(
         r#"INSERT INTO provinces (code, name) SELECT * FROM UNNEST($1::text[], $2::text[])
            ON CONFLICT (code) DO UPDATE SET name = excluded.name, updated_at = now()
@@ -201,8 +202,23 @@ async fn bulk_provinces(
         &codes,
         &names
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&mut *tx)
     .await?;
+    if !inserted.is_empty() {
+        kepatuhan_app::audit::record(
+            &mut tx,
+            Some(actor_id),
+            kepatuhan_app::audit::Entry {
+                object_type: "province",
+                object_id: "bulk".to_owned(),
+                province: None,
+                action: "uploaded",
+                details: serde_json::json!({ "codes": codes, "changed": inserted.len() }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(Json(outcome(body.rows.len(), &inserted)))
 }
 
@@ -342,6 +358,18 @@ async fn bulk_offices(
         .execute(&mut *tx)
         .await?;
     }
+    kepatuhan_app::audit::record(
+        &mut tx,
+        actor.id(),
+        kepatuhan_app::audit::Entry {
+            object_type: "office",
+            object_id: "bulk".to_owned(),
+            province: None,
+            action: "uploaded",
+            details: serde_json::json!({ "codes": body.rows.iter().map(|o| o.code.as_str()).collect::<Vec<_>>() }),
+        },
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(result))
 }
