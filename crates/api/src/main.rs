@@ -190,6 +190,9 @@ async fn run(
         }
         Command::Serve => {
             let app = App::configured(pool, &settings)?;
+            if let Some(addr) = settings.metrics_addr {
+                serve_metrics(addr).await?;
+            }
             let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
             tracing::info!(addr = %settings.http_addr, "kepatuhan-api listening");
             axum::serve(listener, build(app, &settings))
@@ -202,6 +205,18 @@ async fn run(
             unreachable!("handled before connecting")
         }
     }
+}
+
+/// Serves `/metrics` on an address of its own, in the background, for as long as the process runs.
+async fn serve_metrics(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "metrics listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, kepatuhan_api::startup::metrics_router()).await {
+            tracing::warn!(error = %e, "metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 /// When a token created now expires, `days` from now (`None`: when revoked).

@@ -1,16 +1,14 @@
-//! Prometheus metrics at `/metrics` (anyone may scrape; no personal data): HTTP requests by
-//! route and status, request latency, and — read from the database at scrape time — job queue
-//! depth by queue and state, and certificates by status. The worker records job counts and
-//! durations by queue and outcome in the same registry format (`kepatuhan_app::metrics`).
+//! Prometheus metrics (no personal data): HTTP requests by route and status, and request
+//! latency, from counters kept in memory. Served at `/metrics` on the public address, or, when
+//! `KEPATUHAN_METRICS_ADDR` is set (as in deployment), only on that address. The worker exports
+//! job counts and durations, queue depth and certificates by status (`kepatuhan_worker`).
 
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use kepatuhan_app::metrics::handle;
-
-use crate::AppState;
 
 /// Counts and times every request by method, route template and status.
 pub async fn track(req: Request, next: Next) -> Response {
@@ -29,30 +27,10 @@ pub async fn track(req: Request, next: Next) -> Response {
     response
 }
 
-/// `GET /metrics`.
-pub async fn render(State(state): State<AppState>) -> Response {
-    if let Ok(rows) = sqlx::query!(
-        r#"SELECT job_type, status, count(*) AS "n!" FROM apalis.jobs GROUP BY job_type, status"#
-    )
-    .fetch_all(&state.pool)
-    .await
-    {
-        for r in rows {
-            #[allow(clippy::cast_precision_loss)]
-            metrics::gauge!("kepatuhan_jobs", "queue" => r.job_type, "status" => r.status)
-                .set(r.n as f64);
-        }
-    }
-    if let Ok(rows) =
-        sqlx::query!(r#"SELECT status, count(*) AS "n!" FROM certificates GROUP BY status"#)
-            .fetch_all(&state.pool)
-            .await
-    {
-        for r in rows {
-            #[allow(clippy::cast_precision_loss)]
-            metrics::gauge!("kepatuhan_certificates", "status" => r.status).set(r.n as f64);
-        }
-    }
+/// `GET /metrics`: the process's counters and histograms, rendered; no database query, so a
+/// scrape costs nothing but the rendering. Queue depth and certificates by status are gauges of
+/// the worker (`kepatuhan_worker::schedule`).
+pub async fn render() -> Response {
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -40,7 +40,6 @@ pub fn build(app: App, settings: &Settings) -> Router {
             get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }),
         )
         .route("/health/ready", get(ready))
-        .route("/metrics", get(crate::metrics::render))
         .nest("/api/v1", api)
         .merge(
             crate::routes::certificates::verify_router()
@@ -62,6 +61,7 @@ pub fn build(app: App, settings: &Settings) -> Router {
                 ))
             }),
         )
+        .merge(public_metrics(settings))
         .fallback(problem::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -78,6 +78,21 @@ pub fn build(app: App, settings: &Settings) -> Router {
         .route_layer(middleware::from_fn(crate::metrics::track))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// `/metrics` on the public address, unless it has an address of its own ([`metrics_router`]).
+fn public_metrics(settings: &Settings) -> Router<AppState> {
+    if settings.metrics_addr.is_some() {
+        Router::new()
+    } else {
+        Router::new().route("/metrics", get(crate::metrics::render))
+    }
+}
+
+/// The router of `KEPATUHAN_METRICS_ADDR`: `/metrics` alone, for the scraper's network.
+pub fn metrics_router() -> Router {
+    kepatuhan_app::metrics::handle();
+    Router::new().route("/metrics", get(crate::metrics::render))
 }
 
 /// Readiness: the database answers and every migration is applied.

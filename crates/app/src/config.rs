@@ -15,6 +15,9 @@ pub struct Settings {
     pub database_url: String,
     /// Listen address (`KEPATUHAN_HTTP_ADDR`, default `127.0.0.1:8080`).
     pub http_addr: SocketAddr,
+    /// Where the api serves `/metrics` instead of its public address (`KEPATUHAN_METRICS_ADDR`,
+    /// e.g. `0.0.0.0:9090` on an internal network; default: none, `/metrics` beside the api).
+    pub metrics_addr: Option<SocketAddr>,
     /// Largest accepted request body in bytes (`KEPATUHAN_MAX_BODY_BYTES`, default 16 MiB).
     pub max_body_bytes: usize,
     /// Request time limit (`KEPATUHAN_REQUEST_TIMEOUT_SECS`, default 30).
@@ -166,6 +169,7 @@ impl Settings {
             "127.0.0.1:8080".parse().ok(),
             &mut problems,
         );
+        let metrics_addr = optional_addr(&lookup, "KEPATUHAN_METRICS_ADDR", &mut problems);
         let max_body_bytes = parse(
             &lookup,
             "KEPATUHAN_MAX_BODY_BYTES",
@@ -234,6 +238,7 @@ impl Settings {
                 public_cache: Duration::from_millis(cache_ms),
                 database_url,
                 http_addr,
+                metrics_addr,
                 max_body_bytes,
                 request_timeout: Duration::from_secs(t),
                 db_max_connections,
@@ -332,6 +337,16 @@ fn read_file(path: &str) -> Result<std::collections::HashMap<String, String>, St
             Ok((format!("KEPATUHAN_{}", key.to_ascii_uppercase()), text))
         })
         .collect()
+}
+
+/// An optional address: none when unset or empty, a problem when unreadable.
+fn optional_addr(
+    lookup: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    problems: &mut Vec<String>,
+) -> Option<SocketAddr> {
+    lookup(key).filter(|a| !a.trim().is_empty())?;
+    parse(lookup, key, None, problems)
 }
 
 fn parse<T: std::str::FromStr>(

@@ -501,3 +501,16 @@ async fn an_incremental_recompute_writes_what_a_full_one_would(pool: PgPool) {
         "{outcome:?}"
     );
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_worker_exports_queue_depth_and_certificates_by_status(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let app = App::new(pool.clone()).unwrap();
+    enqueue_doomed(&pool).await;
+    schedule::refresh_gauges(&app).await.unwrap();
+    let text = kepatuhan_app::metrics::handle().render();
+    assert!(
+        text.contains(r#"kepatuhan_jobs{queue="recompute",status="Pending"} 1"#),
+        "{text}"
+    );
+}

@@ -1,5 +1,5 @@
-//! The worker's own schedule: collection windows that have closed get one full recompute, and
-//! expired idempotency keys are swept.
+//! The worker's own schedule: collection windows that have closed get one full recompute,
+//! expired idempotency keys are swept, and the queue and certificate gauges are refreshed.
 
 use std::time::Duration;
 
@@ -32,12 +32,39 @@ pub async fn enqueue_closed_windows(app: &App) -> AppResult<Vec<String>> {
     Ok(ids)
 }
 
+/// Sets the gauges `kepatuhan_jobs{queue, status}` (queue depth) and
+/// `kepatuhan_certificates{status}` from the database: once per schedule tick, never per scrape.
+pub async fn refresh_gauges(app: &App) -> AppResult<()> {
+    let jobs = sqlx::query!(
+        r#"SELECT job_type, status, count(*) AS "n!" FROM apalis.jobs GROUP BY job_type, status"#
+    )
+    .fetch_all(&app.pool)
+    .await?;
+    for r in jobs {
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("kepatuhan_jobs", "queue" => r.job_type, "status" => r.status)
+            .set(r.n as f64);
+    }
+    let certificates =
+        sqlx::query!(r#"SELECT status, count(*) AS "n!" FROM certificates GROUP BY status"#)
+            .fetch_all(&app.pool)
+            .await?;
+    for r in certificates {
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("kepatuhan_certificates", "status" => r.status).set(r.n as f64);
+    }
+    Ok(())
+}
+
 /// Runs [`enqueue_closed_windows`] and sweeps expired idempotency keys every `every` until `stop`
 /// turns true.
 pub async fn run(app: App, every: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         if let Err(e) = enqueue_closed_windows(&app).await {
             tracing::warn!(error = %e, "schedule check failed");
+        }
+        if let Err(e) = refresh_gauges(&app).await {
+            tracing::warn!(error = %e, "could not refresh the queue gauges");
         }
         match kepatuhan_app::db::sweep_idempotency_keys(&app.pool).await {
             Ok(0) => {}
