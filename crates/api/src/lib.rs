@@ -9,7 +9,8 @@
 //! - [`auth`] (who is calling), [`error`] and [`problem`] (error responses; the mapping from the
 //!   application's error to problem+json is in [`error`]), [`extract`] (extractors with
 //!   problem+json rejections), [`bulk`], [`pagination`], [`idempotency`], [`public_cache`]
-//!   (anonymous answers about published results, from memory for a moment).
+//!   (anonymous answers about published results, from memory for a moment), [`rate_limit`]
+//!   (anonymous callers, per client).
 
 pub mod auth;
 pub mod bulk;
@@ -22,6 +23,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod problem;
 pub mod public_cache;
+pub mod rate_limit;
 pub mod routes;
 pub mod startup;
 
@@ -40,6 +42,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Anonymous answers about published results, by URI, for a moment (`None`: off).
     pub public_cache: Option<public_cache::PublicCache>,
+    /// The rate limit of anonymous callers (`None`: off).
+    pub anonymous_limit: Option<rate_limit::AnonymousLimit>,
 }
 
 impl std::ops::Deref for AppState {
@@ -57,6 +61,11 @@ impl AppState {
             app,
             max_body_bytes: settings.max_body_bytes,
             public_cache: public_cache::PublicCache::new(settings.public_cache),
+            anonymous_limit: rate_limit::AnonymousLimit::new(
+                settings.anonymous_rate,
+                settings.anonymous_burst,
+                settings.trusted_proxy_hops,
+            ),
         }
     }
 }

@@ -195,7 +195,9 @@ async fn run(
             }
             let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
             tracing::info!(addr = %settings.http_addr, "kepatuhan-api listening");
-            axum::serve(listener, build(app, &settings))
+            let service =
+                build(app, &settings).into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service)
                 .with_graceful_shutdown(kepatuhan_app::shutdown_signal())
                 .await?;
             tracing::info!("stopped");

@@ -67,6 +67,10 @@ pub fn build(app: App, settings: &Settings) -> Router {
             state.clone(),
             crate::public_cache::public_cache,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::rate_limit::limit_anonymous,
+        ))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -82,3 +82,50 @@ async fn published_results_are_answered_from_memory_for_anonymous_callers(pool: 
         assert_eq!(status, 404, "{problem}");
     }
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn anonymous_callers_are_rate_limited_per_client(pool: PgPool) {
+    migrate(&pool).await.unwrap();
+    let settings = Settings {
+        anonymous_rate: 1,
+        anonymous_burst: 3,
+        trusted_proxy_hops: 1,
+        ..Settings::from_lookup(|_| None).unwrap()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = build(App::new(pool.clone()).unwrap(), &settings)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (_, admin) = kepatuhan_api::auth::create_actor_with_token(&pool, "HQ", "admin", None)
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let get = |client_ip: &'static str, token: Option<String>| {
+        let mut req = client
+            .get(format!("{base}/api/v1/provinces"))
+            .header("x-forwarded-for", format!("203.0.113.77, {client_ip}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move { req.send().await.unwrap() }
+    };
+    // A burst of 3, then 429 with a Retry-After, for that client only.
+    for _ in 0..3 {
+        assert_eq!(get("198.51.100.1", None).await.status().as_u16(), 200);
+    }
+    let refused = get("198.51.100.1", None).await;
+    assert_eq!(refused.status().as_u16(), 429);
+    assert!(refused.headers().get("retry-after").is_some());
+    let problem: Value = refused.json().await.unwrap();
+    assert!(problem["type"].as_str().unwrap().ends_with("/rate-limited"));
+    // Another client (as the trusted proxy saw it) is not affected, nor is a caller with a token.
+    assert_eq!(get("198.51.100.2", None).await.status().as_u16(), 200);
+    assert_eq!(
+        get("198.51.100.1", Some(admin.secret))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
+}

@@ -46,6 +46,14 @@ pub struct Settings {
     /// (`KEPATUHAN_WEBHOOK_ALLOWED_NETWORKS`, comma-separated CIDR, default none): for a
     /// receiver on the same machine in development and tests. See [`crate::egress`].
     pub webhook_allowed_networks: EgressPolicy,
+    /// Requests a second each anonymous client may make (`KEPATUHAN_ANONYMOUS_RATE`, default 50;
+    /// 0 turns the limit off, as the benchmark's load runs do).
+    pub anonymous_rate: u32,
+    /// The burst above that rate (`KEPATUHAN_ANONYMOUS_BURST`, default 200).
+    pub anonymous_burst: u32,
+    /// Proxies in front of the api whose `X-Forwarded-For` entry is trusted to name the client
+    /// (`KEPATUHAN_TRUSTED_PROXY_HOPS`, default 0: the peer address is the client).
+    pub trusted_proxy_hops: usize,
     /// Settings only the worker uses.
     pub worker: WorkerSettings,
 }
@@ -155,6 +163,8 @@ impl Settings {
     }
 
     /// Reads settings through `lookup` (testable without touching the process environment).
+    // One flat list of every setting, read and checked in one place, reads best as it is.
+    #[allow(clippy::too_many_lines)]
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
         let database_url = lookup("KEPATUHAN_DATABASE_URL")
@@ -219,6 +229,19 @@ impl Settings {
                     EgressPolicy::default()
                 });
         let worker = worker_settings(&lookup, &mut problems);
+        let anonymous_rate = parse(&lookup, "KEPATUHAN_ANONYMOUS_RATE", Some(50), &mut problems);
+        let anonymous_burst = parse(
+            &lookup,
+            "KEPATUHAN_ANONYMOUS_BURST",
+            Some(200),
+            &mut problems,
+        );
+        let trusted_proxy_hops = parse(
+            &lookup,
+            "KEPATUHAN_TRUSTED_PROXY_HOPS",
+            Some(0),
+            &mut problems,
+        );
         match (
             http_addr,
             max_body_bytes,
@@ -248,6 +271,9 @@ impl Settings {
                 log_format,
                 otlp_endpoint,
                 webhook_allowed_networks,
+                anonymous_rate: anonymous_rate.unwrap_or_default(),
+                anonymous_burst: anonymous_burst.unwrap_or_default(),
+                trusted_proxy_hops: trusted_proxy_hops.unwrap_or_default(),
                 worker,
             }),
             _ => Err(problems),

@@ -62,6 +62,8 @@ impl Env {
                 ("KEPATUHAN_DATABASE_URL", database_url.to_owned()),
                 ("KEPATUHAN_CERTIFICATE_STORE", store.display().to_string()),
                 ("KEPATUHAN_LOG_FORMAT", "json".to_owned()),
+                // The load runs are anonymous and come from one address: no rate limit.
+                ("KEPATUHAN_ANONYMOUS_RATE", "0".to_owned()),
                 ("RUST_LOG", filter),
             ],
             logs: logs.to_path_buf(),

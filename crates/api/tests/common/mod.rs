@@ -96,8 +96,10 @@ impl TestApp {
             request_timeout: std::time::Duration::from_secs(10),
             db_max_connections: 5,
             certificate_store: "memory:".to_owned(),
-            // Every request sees the database (the cache has its own test).
+            // Every request sees the database (the cache has its own test), and no anonymous
+            // request is refused for its rate (the limit has its own test).
             public_cache: std::time::Duration::ZERO,
+            anonymous_rate: 0,
             ..Settings::from_lookup(|_| None).unwrap()
         };
         // Ours are applied by #[sqlx::test]; this adds the job queue's schema.
