@@ -236,6 +236,17 @@ async fn signed_events_reach_a_receiver_and_failures_are_retried(pool: PgPool) {
     )
     .await;
     assert_ne!(rotated["secret"], created["secret"]);
+    // The previous secret keeps signing for a day beside the new one.
+    let (previous, until): (Option<String>, Option<chrono::DateTime<chrono::Utc>>) =
+        sqlx::query_as(
+            "SELECT previous_secret, previous_secret_until FROM webhook_endpoints WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(previous.as_deref(), created["secret"].as_str());
+    assert!(until.unwrap() > chrono::Utc::now() + chrono::Duration::hours(23));
     let (_, off) = call(
         &app,
         &office.secret,
@@ -355,4 +366,27 @@ async fn webhooks_never_reach_private_addresses(pool: PgPool) {
             .await
             .unwrap();
     assert_eq!(attempts, 1, "a refused destination is not retried");
+}
+
+#[test]
+fn while_a_rotated_secret_overlaps_each_secret_signs() {
+    let header = kepatuhan_worker::queues::webhooks::signatures(
+        "whsec_new_secret",
+        Some("whsec_old_secret"),
+        1_700_000_000,
+        b"{}",
+    );
+    let parts: Vec<&str> = header.split(',').collect();
+    assert_eq!(parts[0], "t=1700000000");
+    for (part, secret) in parts[1..]
+        .iter()
+        .zip(["whsec_new_secret", "whsec_old_secret"])
+    {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(b"1700000000.{}");
+        assert_eq!(
+            part.strip_prefix("v1=").unwrap(),
+            hex::encode(mac.finalize().into_bytes())
+        );
+    }
 }

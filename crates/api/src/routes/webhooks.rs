@@ -251,7 +251,9 @@ async fn deactivate(
     Ok(Json(load(&state, &actor, id).await?))
 }
 
-/// Replace an endpoint's signing secret; the new one is shown once.
+/// Replace an endpoint's signing secret; the new one is shown once. For 24 hours deliveries are
+/// signed with both the new and the previous secret (two `v1=` in `Kepatuhan-Signature`), so the
+/// receiver can switch over without losing an event.
 ///
 /// Who may call: as for listing.
 #[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = i64, Path, description = "Endpoint id")), responses((status = 200, description = "The new secret, shown once", body = EndpointWithSecret), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -264,7 +266,9 @@ async fn rotate(
     let secret = new_secret();
     let mut tx = state.pool.begin().await?;
     sqlx::query!(
-        "UPDATE webhook_endpoints SET secret = $2 WHERE id = $1",
+        "UPDATE webhook_endpoints
+            SET previous_secret = secret, previous_secret_until = now() + interval '24 hours', secret = $2
+          WHERE id = $1",
         id,
         secret
     )

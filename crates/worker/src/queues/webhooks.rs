@@ -17,15 +17,27 @@ use crate::retry::backoff;
 
 /// The `Kepatuhan-Signature` header value: `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!(
-        "t={timestamp},v1={}",
+    signatures(secret, None, timestamp, body)
+}
+
+/// The `Kepatuhan-Signature` header value while a rotated secret overlaps: a `v1=` by the
+/// current secret, then one by the previous secret; a receiver accepts the event when either
+/// verifies with the secret it holds.
+pub fn signatures(secret: &str, previous: Option<&str>, timestamp: i64, body: &[u8]) -> String {
+    let sign = |key: &str| {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
         hex::encode(mac.finalize().into_bytes())
-    )
+    };
+    let mut header = format!("t={timestamp},v1={}", sign(secret));
+    if let Some(previous) = previous {
+        header.push_str(",v1=");
+        header.push_str(&sign(previous));
+    }
+    header
 }
 
 /// Delivers one event.
@@ -35,7 +47,9 @@ pub async fn deliver(
     config: Data<WorkerConfig>,
 ) -> Result<(), JobError> {
     let endpoint = sqlx::query!(
-        "SELECT url, secret, active FROM webhook_endpoints WHERE id = $1",
+        r#"SELECT url, secret, active,
+                  CASE WHEN previous_secret_until > now() THEN previous_secret END AS "previous?"
+           FROM webhook_endpoints WHERE id = $1"#,
         job.endpoint_id
     )
     .fetch_optional(&app.pool)
@@ -50,6 +64,7 @@ pub async fn deliver(
     let signed = Signed {
         url: &endpoint.url,
         secret: &endpoint.secret,
+        previous: endpoint.previous.as_deref(),
         event_type: &event_type,
         event_id: &event_id,
         body,
@@ -97,6 +112,7 @@ pub async fn deliver(
 struct Signed<'a> {
     url: &'a str,
     secret: &'a str,
+    previous: Option<&'a str>,
     event_type: &'a str,
     event_id: &'a str,
     body: Vec<u8>,
@@ -128,7 +144,7 @@ async fn send(
         .header("kepatuhan-delivery", signed.event_id)
         .header(
             "kepatuhan-signature",
-            signature(signed.secret, timestamp, &signed.body),
+            signatures(signed.secret, signed.previous, timestamp, &signed.body),
         )
         .body(signed.body)
         .send()
