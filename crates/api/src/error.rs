@@ -92,6 +92,7 @@ impl From<AppError> for ApiError {
                 ApiError::conflict("unknown-methodology", e.to_string())
             }
             AppError::Config(_)
+            | AppError::Storage(_)
             | AppError::Database(_)
             | AppError::Encode(_)
             | AppError::Inconsistent(_) => ApiError::Internal(InternalError(Box::new(e))),

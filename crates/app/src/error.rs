@@ -23,6 +23,9 @@ pub enum AppError {
     /// The database failed (unreachable, a statement failed…).
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The object store failed.
+    #[error("object store: {0}")]
+    Storage(String),
     /// A value could not be encoded (a job payload, an event).
     #[error("could not encode a value: {0}")]
     Encode(#[from] serde_json::Error),

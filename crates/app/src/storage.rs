@@ -35,3 +35,44 @@ pub fn open(spec: &str, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>, 
         )))
     }
 }
+
+/// Removes certificate PDFs that no certificate records (stored by a render whose recording then
+/// failed, or by a worker that crashed in between) and that are older than `grace`, so a batch
+/// still being recorded is never touched; returns how many. The worker's schedule runs it.
+pub async fn sweep_orphan_pdfs(
+    app: &crate::App,
+    grace: std::time::Duration,
+) -> crate::AppResult<usize> {
+    use futures::TryStreamExt;
+    let cutoff = chrono::Utc::now()
+        - chrono::Duration::from_std(grace).unwrap_or_else(|_| chrono::Duration::hours(1));
+    let listed: Vec<object_store::ObjectMeta> = app
+        .store
+        .list(Some(&object_store::path::Path::from("certificates")))
+        .try_collect()
+        .await
+        .map_err(|e| crate::AppError::Storage(e.to_string()))?;
+    let candidates: Vec<String> = listed
+        .into_iter()
+        .filter(|o| o.last_modified < cutoff)
+        .map(|o| o.location.to_string())
+        .collect();
+    let recorded: std::collections::HashSet<String> = sqlx::query_scalar!(
+        "SELECT object_key FROM certificates WHERE object_key = ANY($1)",
+        &candidates
+    )
+    .fetch_all(&app.pool)
+    .await?
+    .into_iter()
+    .collect();
+    let mut removed = 0;
+    for key in candidates.iter().filter(|k| !recorded.contains(*k)) {
+        app.store
+            .delete(&object_store::path::Path::from(key.as_str()))
+            .await
+            .map_err(|e| crate::AppError::Storage(e.to_string()))?;
+        tracing::info!(key = %key, "orphan certificate PDF removed");
+        removed += 1;
+    }
+    Ok(removed)
+}

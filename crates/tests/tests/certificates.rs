@@ -364,6 +364,39 @@ async fn publishing_issues_verifiable_certificates(pool: PgPool) {
         "certificates are never deleted"
     );
 
+    // A PDF stored without a record (a render whose recording failed) is swept; recorded ones
+    // stay.
+    state
+        .store
+        .put(
+            &object_store::path::Path::from("certificates/2025/ORPHAN.pdf"),
+            b"%PDF-1.7".to_vec().into(),
+        )
+        .await
+        .unwrap();
+    let removed = kepatuhan_app::storage::sweep_orphan_pdfs(&state, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert!(
+        state
+            .store
+            .head(&object_store::path::Path::from(
+                "certificates/2025/ORPHAN.pdf"
+            ))
+            .await
+            .is_err()
+    );
+    let (status, _) = api
+        .call(
+            "GET",
+            &format!("/api/v1/certificates/{code}/pdf"),
+            None,
+            "application/pdf",
+        )
+        .await;
+    assert_eq!(status, 200, "a recorded PDF is never swept");
+
     // A PDF lost from the store is the store's fault: 503 with a problem, never a 500, and its
     // record and verification page stay.
     let key: String = sqlx::query_scalar("SELECT object_key FROM certificates WHERE code = $1")

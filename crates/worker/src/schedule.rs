@@ -1,5 +1,6 @@
 //! The worker's own schedule: collection windows that have closed get one full recompute,
-//! expired idempotency keys are swept, and the queue and certificate gauges are refreshed.
+//! expired idempotency keys and (hourly) certificate PDFs without a record are swept, and the
+//! queue and certificate gauges are refreshed.
 
 use std::time::Duration;
 
@@ -32,6 +33,12 @@ pub async fn enqueue_closed_windows(app: &App) -> AppResult<Vec<String>> {
     Ok(ids)
 }
 
+/// How often certificate PDFs without a record are looked for.
+const ORPHAN_SWEEP_EVERY: Duration = Duration::from_hours(1);
+
+/// How old such a PDF must be before it is removed (a batch being recorded is younger).
+const ORPHAN_GRACE: Duration = Duration::from_hours(1);
+
 /// Sets the gauges `kepatuhan_jobs{queue, status}` (queue depth) and
 /// `kepatuhan_certificates{status}` from the database: once per schedule tick, never per scrape.
 pub async fn refresh_gauges(app: &App) -> AppResult<()> {
@@ -59,12 +66,21 @@ pub async fn refresh_gauges(app: &App) -> AppResult<()> {
 /// Runs [`enqueue_closed_windows`] and sweeps expired idempotency keys every `every` until `stop`
 /// turns true.
 pub async fn run(app: App, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut last_sweep: Option<tokio::time::Instant> = None;
     loop {
         if let Err(e) = enqueue_closed_windows(&app).await {
             tracing::warn!(error = %e, "schedule check failed");
         }
         if let Err(e) = refresh_gauges(&app).await {
             tracing::warn!(error = %e, "could not refresh the queue gauges");
+        }
+        if last_sweep.is_none_or(|at| at.elapsed() >= ORPHAN_SWEEP_EVERY) {
+            last_sweep = Some(tokio::time::Instant::now());
+            match kepatuhan_app::storage::sweep_orphan_pdfs(&app, ORPHAN_GRACE).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(files = n, "orphan certificate PDFs swept"),
+                Err(e) => tracing::warn!(error = %e, "orphan PDF sweep failed"),
+            }
         }
         match kepatuhan_app::db::sweep_idempotency_keys(&app.pool).await {
             Ok(0) => {}
