@@ -280,7 +280,194 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
             Some(json!({})),
             [401, 202, 403, 403, 403, 403],
         ),
+        (
+            Method::GET,
+            "/api/v1/audit".into(),
+            None,
+            [401, 200, 200, 200, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/certificates/NOPE-NOPE/pdf".into(),
+            None,
+            [401, 404, 404, 404, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/certificates/NOPE-NOPE/reissue".into(),
+            Some(json!({})),
+            [401, 404, 403, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/certificates/NOPE-NOPE/revoke".into(),
+            Some(json!({ "reason": "x" })),
+            [401, 404, 403, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/cycles".into(),
+            None,
+            [200, 200, 200, 200, 200, 200],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles/2025/assignments/bulk".into(),
+            Some(json!([])),
+            [401, 200, 200, 200, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles/2025/corrections".into(),
+            Some(json!({ "unit_id": 1, "reason": "x", "values": [] })),
+            [401, 409, 403, 403, 403, 403],
+        ),
+        (
+            Method::PUT,
+            "/api/v1/cycles/2025/entities/19.01/follow-up".into(),
+            Some(json!({ "findings": 1, "followed_up": 1 })),
+            [401, 200, 200, 404, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/cycles/2025/results/provinces".into(),
+            None,
+            [404, 200, 200, 200, 404, 404],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/cycles/2025/results/units/{bangka_unit}"),
+            None,
+            [404, 404, 404, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/cycles/2025/sample".into(),
+            None,
+            [401, 200, 200, 200, 200, 200],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles/2025/sample/bulk".into(),
+            Some(json!([])),
+            [401, 200, 200, 200, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles/2025/sample/999999/exclusion".into(),
+            Some(json!({ "reason": "x" })),
+            [401, 404, 404, 404, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/cycles/2025/submissions".into(),
+            None,
+            [401, 200, 200, 200, 200, 200],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles/2025/submissions".into(),
+            Some(json!({ "unit_id": 999_999 })),
+            [401, 422, 422, 422, 422, 422],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles/2025/submissions/bulk".into(),
+            Some(json!([])),
+            [401, 422, 422, 422, 422, 422],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles/2025/units/999999/survey-responses".into(),
+            Some(json!({ "survey": "maladministration_perception", "responses": [] })),
+            [401, 404, 404, 404, 404, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/entities".into(),
+            None,
+            [401, 200, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/entities/19.01/units".into(),
+            None,
+            [401, 200, 200, 404, 200, 404],
+        ),
+        (
+            Method::GET,
+            "/api/v1/jobs".into(),
+            None,
+            [401, 200, 200, 200, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/jobs/01ARZ3NDEKTSV4RRFFQ69G5FAV/retry".into(),
+            Some(json!({})),
+            [401, 404, 403, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/methodologies/ori-2025".into(),
+            None,
+            [200, 200, 200, 200, 200, 200],
+        ),
+        (
+            Method::GET,
+            "/api/v1/results/entities/19.01/history".into(),
+            None,
+            [404, 404, 404, 404, 404, 404],
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/submissions/{bangka_sub}/submit"),
+            None,
+            [401, 428, 428, 404, 428, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/units/bulk".into(),
+            Some(json!([])),
+            [401, 200, 200, 200, 403, 403],
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/webhooks/999999".into(),
+            None,
+            [401, 404, 404, 404, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/webhooks/999999/deliveries".into(),
+            None,
+            [401, 404, 404, 404, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/webhooks/999999/rotate-secret".into(),
+            Some(json!({})),
+            [401, 404, 404, 404, 403, 403],
+        ),
     ];
+    // Every operation of the OpenAPI document has a row: a new endpoint cannot be forgotten.
+    let document: Value = serde_json::from_str(&kepatuhan_api::openapi::document_json()).unwrap();
+    let mut missing = Vec::new();
+    for (template, operations) in document["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            let covered = matrix.iter().any(|(m, path, ..)| {
+                m.as_str().eq_ignore_ascii_case(method)
+                    && matches_template(template, path.split('?').next().unwrap_or_default())
+            });
+            if !covered {
+                missing.push(format!("{} {template}", method.to_uppercase()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "operations without a row in the matrix:\n{}",
+        missing.join("\n")
+    );
     let mut failures = Vec::new();
     for (method, path, body, expected) in &matrix {
         for ((role, token), want) in who.iter().zip(expected) {
@@ -463,4 +650,14 @@ async fn offices_see_only_the_jobs_of_their_provinces(pool: PgPool) {
     app.get(&format!("/api/v1/jobs/{own}"), Some(&roles.jakarta))
         .await
         .assert_problem(404, "not-found");
+}
+
+/// Whether a concrete path is an instance of an OpenAPI path template (`{name}` matches one
+/// segment).
+fn matches_template(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| (t.starts_with('{') && t.ends_with('}')) || t == p)
 }
