@@ -66,31 +66,66 @@ impl Cycle {
     }
 }
 
+/// A cycle's row as read under a lock.
+struct CycleRow {
+    state: String,
+    imported: bool,
+    methodology_code: String,
+    results_revision: i32,
+    input_revision: i64,
+    results_input_revision: i64,
+}
+
+impl CycleRow {
+    fn into_cycle(self, key: CycleKey) -> AppResult<Cycle> {
+        Ok(Cycle {
+            key,
+            state: self
+                .state
+                .parse()
+                .map_err(|e: kepatuhan_core::cycle::UnknownCycleState| {
+                    AppError::Inconsistent(e.to_string())
+                })?,
+            imported: self.imported,
+            methodology_code: self.methodology_code,
+            results_revision: self.results_revision,
+            input_revision: self.input_revision,
+            results_input_revision: self.results_input_revision,
+        })
+    }
+}
+
 /// Locks a cycle's row in the caller's transaction and reads it ([`AppError::CycleNotFound`]
-/// when there is none). The lock is held until the transaction ends.
+/// when there is none). The lock is held until the transaction ends: for writes that change the
+/// cycle (its state, its revisions), one at a time.
 pub async fn lock(tx: &mut Transaction<'_, Postgres>, key: CycleKey) -> AppResult<Cycle> {
-    let row = sqlx::query!(
+    sqlx::query_as!(
+        CycleRow,
         "SELECT state, imported, methodology_code, results_revision, input_revision, results_input_revision
          FROM cycles WHERE year = $1 FOR UPDATE",
         db_year(key)
     )
     .fetch_optional(&mut **tx)
     .await?
-    .ok_or(AppError::CycleNotFound(key))?;
-    Ok(Cycle {
-        key,
-        state: row
-            .state
-            .parse()
-            .map_err(|e: kepatuhan_core::cycle::UnknownCycleState| {
-                AppError::Inconsistent(e.to_string())
-            })?,
-        imported: row.imported,
-        methodology_code: row.methodology_code,
-        results_revision: row.results_revision,
-        input_revision: row.input_revision,
-        results_input_revision: row.results_input_revision,
-    })
+    .ok_or(AppError::CycleNotFound(key))?
+    .into_cycle(key)
+}
+
+/// Locks a cycle's row for sharing in the caller's transaction and reads it: for writes that
+/// depend on the cycle's state but never change its row (drafts, edits, survey uploads). They
+/// run side by side, while a transition or a recompute ([`lock`]) waits for them, and they for
+/// it. A transaction holding this lock must not go on to change the cycle's row.
+pub async fn lock_shared(tx: &mut Transaction<'_, Postgres>, key: CycleKey) -> AppResult<Cycle> {
+    sqlx::query_as!(
+        CycleRow,
+        "SELECT state, imported, methodology_code, results_revision, input_revision, results_input_revision
+         FROM cycles WHERE year = $1 FOR SHARE",
+        db_year(key)
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(AppError::CycleNotFound(key))?
+    .into_cycle(key)
 }
 
 /// What changed among a cycle's inputs (the verified submissions' values and survey responses,

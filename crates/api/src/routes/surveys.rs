@@ -213,7 +213,7 @@ async fn lock_open_unit(
     y: i32,
     unit_id: i64,
 ) -> ApiResult<()> {
-    let cycle = app_cycles::lock(tx, cycles::year(raw)?.into()).await?;
+    let cycle = app_cycles::lock_shared(tx, cycles::year(raw)?.into()).await?;
     if !matches!(
         cycle.state,
         kepatuhan_core::CycleState::Collecting | kepatuhan_core::CycleState::Verifying

@@ -56,7 +56,7 @@ async fn create(
     // Checked again under the cycle's lock: the cycle may have moved on meanwhile.
     may_edit(
         &actor,
-        app_cycles::lock(&mut tx, cycle.year.into())
+        app_cycles::lock_shared(&mut tx, cycle.year.into())
             .await?
             .state
             .into(),
@@ -163,7 +163,7 @@ async fn bulk_create(
     let mut tx = state.pool.begin().await?;
     may_edit(
         &actor,
-        app_cycles::lock(&mut tx, cycle.year.into())
+        app_cycles::lock_shared(&mut tx, cycle.year.into())
             .await?
             .state
             .into(),

@@ -50,7 +50,14 @@ async fn begin_change(
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no submission {id}")))?;
-    let cycle = app_cycles::lock(&mut tx, cycles::year(i64::from(year))?.into()).await?;
+    // A verification moves the cycle's input revision: it takes the cycle's lock alone; the
+    // other moves only read its state, side by side.
+    let key = cycles::year(i64::from(year))?.into();
+    let cycle = if action == SubmissionAction::Verify {
+        app_cycles::lock(&mut tx, key).await?
+    } else {
+        app_cycles::lock_shared(&mut tx, key).await?
+    };
     let loaded = lock(&mut tx, actor, id).await?;
     // A state change names the version it saw; `*` ("whatever it is now") only edits values.
     if action != SubmissionAction::Edit && headers.get(header::IF_MATCH).is_some_and(|v| v == "*") {

@@ -25,25 +25,28 @@ pub(super) async fn needing_certificates(
 ) -> Result<Vec<Recipient>, JobError> {
     let rows = sqlx::query!(
         r#"WITH wanted AS (
-               SELECT r.entity_id, NULL::bigint AS unit_id, r.score, r.grade_code
+               SELECT r.entity_id, NULL::bigint AS unit_id, r.score, r.grade_code,
+                      r.national_rank, r.national_of, r.provincial_rank, r.provincial_of
                FROM entity_results r WHERE r.cycle_year = $1 AND r.revision = $2 AND r.award_eligible
                UNION ALL
-               SELECT u.entity_id, ur.unit_id, ur.score, ur.grade_code
+               SELECT u.entity_id, ur.unit_id, ur.score, ur.grade_code,
+                      r.national_rank, r.national_of, r.provincial_rank, r.provincial_of
                FROM unit_results ur JOIN units u ON u.id = ur.unit_id
                JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_year = ur.cycle_year AND r.revision = ur.revision
                WHERE ur.cycle_year = $1 AND ur.revision = $2 AND r.award_eligible)
            SELECT w.entity_id AS "entity_id!", w.unit_id, w.score AS "score!", w.grade_code AS "grade_code!",
-                  e.kind, p.name AS "province?", er.national_rank, er.national_of, er.provincial_rank, er.provincial_of,
+                  e.kind, p.name AS "province?",
+                  w.national_rank AS "national_rank!", w.national_of AS "national_of!",
+                  w.provincial_rank, w.provincial_of,
                   c.id AS "valid_id?", c.score AS "valid_score?", c.grade_code AS "valid_grade?", c.rank_text AS "valid_rank?",
                   (SELECT l.status = 'revoked' FROM certificates l
-                   WHERE l.cycle_year = $1 AND l.entity_id = w.entity_id AND l.unit_id IS NOT DISTINCT FROM w.unit_id
+                   WHERE l.cycle_year = $1 AND l.entity_id = w.entity_id AND COALESCE(l.unit_id, 0) = COALESCE(w.unit_id, 0)
                    ORDER BY l.id DESC LIMIT 1) AS "revoked?"
            FROM wanted w
            JOIN entities e ON e.id = w.entity_id
            LEFT JOIN provinces p ON p.code = e.province_code
-           JOIN entity_results er ON er.cycle_year = $1 AND er.revision = $2 AND er.entity_id = w.entity_id
            LEFT JOIN certificates c ON c.cycle_year = $1 AND c.status = 'valid' AND c.entity_id = w.entity_id
-                AND c.unit_id IS NOT DISTINCT FROM w.unit_id
+                AND COALESCE(c.unit_id, 0) = COALESCE(w.unit_id, 0)
            ORDER BY w.entity_id, w.unit_id NULLS FIRST"#,
         year,
         revision
