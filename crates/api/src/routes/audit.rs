@@ -120,3 +120,24 @@ async fn list(
     .await?;
     Ok(Json(rows))
 }
+
+/// Records a write in the audit trail, in the caller's transaction (the handlers' shorthand for
+/// `kepatuhan_app::audit::record`).
+pub(crate) async fn write(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    actor: Option<i64>,
+    object: (&'static str, String),
+    province: Option<&str>,
+    action: &'static str,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    let (object_type, object_id) = object;
+    let entry = kepatuhan_app::audit::Entry {
+        object_type,
+        object_id,
+        province,
+        action,
+        details,
+    };
+    Ok(kepatuhan_app::audit::record(tx, actor, entry).await?)
+}

@@ -288,16 +288,13 @@ async fn revoke(
     };
     let data = serde_json::json!({ "code": row.code, "year": row.cycle_year, "recipient": row.recipient, "reason": body.reason.trim() });
     kepatuhan_app::events::emit(&mut tx, "certificate.revoked", Some(entity_id), data).await?;
-    kepatuhan_app::audit::record(
+    crate::routes::audit::write(
         &mut tx,
         actor.id(),
-        kepatuhan_app::audit::Entry {
-            object_type: "certificate",
-            object_id: row.code.clone(),
-            province: None,
-            action: "revoked",
-            details: serde_json::json!({ "reason": body.reason.trim() }),
-        },
+        ("certificate", row.code.clone()),
+        None,
+        "revoked",
+        serde_json::json!({ "reason": body.reason.trim() }),
     )
     .await?;
     tx.commit().await?;
@@ -360,16 +357,13 @@ async fn reissue(
     };
     let mut tx = state.pool.begin().await?;
     let job_id = jobs::enqueue(&mut tx, &job, None).await?;
-    kepatuhan_app::audit::record(
+    crate::routes::audit::write(
         &mut tx,
         actor.id(),
-        kepatuhan_app::audit::Entry {
-            object_type: "certificate",
-            object_id: row.code.clone(),
-            province: None,
-            action: "reissue-requested",
-            details: serde_json::json!({ "job_id": job_id }),
-        },
+        ("certificate", row.code.clone()),
+        None,
+        "reissue-requested",
+        serde_json::json!({ "job_id": job_id }),
     )
     .await?;
     tx.commit().await?;

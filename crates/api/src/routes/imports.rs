@@ -248,16 +248,13 @@ async fn import(
         entities = entities.max(sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM entity_results WHERE cycle_year = $1 AND revision = $2"#, y, revision).fetch_one(&mut *tx).await?.try_into().unwrap_or(0));
     }
     if changed {
-        kepatuhan_app::audit::record(
+        crate::routes::audit::write(
             &mut tx,
             actor.id(),
-            kepatuhan_app::audit::Entry {
-                object_type: "cycle",
-                object_id: y.to_string(),
-                province: None,
-                action: "imported",
-                details: serde_json::json!({ "revision": revision, "units": scored.len() }),
-            },
+            ("cycle", y.to_string()),
+            None,
+            "imported",
+            serde_json::json!({ "revision": revision, "units": scored.len() }),
         )
         .await?;
     }

@@ -319,18 +319,15 @@ async fn upload(
     // The responses of a unit not yet verified are no input of the results: verifying it
     // records the change (`inputs_changed`) and its recompute reads them then.
     if !inserted.is_empty() {
-        kepatuhan_app::audit::record(
-        &mut tx,
-        actor.id(),
-        kepatuhan_app::audit::Entry {
-            object_type: "survey_responses",
-            object_id: format!("{y}/{unit_id}"),
-            province: None,
-            action: "uploaded",
-            details: serde_json::json!({ "surveys": surveys.iter().collect::<std::collections::BTreeSet<_>>(), "changed": inserted.len() }),
-        },
-    )
-    .await?;
+        crate::routes::audit::write(
+            &mut tx,
+            actor.id(),
+            ("survey_responses", format!("{y}/{unit_id}")),
+            None,
+            "uploaded",
+            serde_json::json!({ "surveys": surveys.iter().collect::<std::collections::BTreeSet<_>>(), "changed": inserted.len() }),
+        )
+        .await?;
     }
     tx.commit().await?;
     let created = inserted.iter().filter(|x| **x).count();

@@ -110,16 +110,13 @@ async fn bulk_assignments(
     .fetch_all(&mut *tx)
     .await?;
     if !inserted.is_empty() {
-        kepatuhan_app::audit::record(
+        crate::routes::audit::write(
             &mut tx,
             Some(actor_id),
-            kepatuhan_app::audit::Entry {
-                object_type: "assignment",
-                object_id: "bulk".to_owned(),
-                province: None,
-                action: "uploaded",
-                details: serde_json::json!({ "year": y, "units": units, "assessors": assessors }),
-            },
+            ("assignment", "bulk".to_owned()),
+            None,
+            "uploaded",
+            serde_json::json!({ "year": y, "units": units, "assessors": assessors }),
         )
         .await?;
     }

@@ -271,16 +271,13 @@ async fn create(
         }
         _ => e.into(),
     })?;
-    kepatuhan_app::audit::record(
+    crate::routes::audit::write(
         &mut tx,
         actor.id(),
-        kepatuhan_app::audit::Entry {
-            object_type: "cycle",
-            object_id: year.to_string(),
-            province: None,
-            action: "created",
-            details: serde_json::json!({ "methodology": m.code(), "opens_on": body.opens_on, "closes_on": body.closes_on }),
-        },
+        ("cycle", year.to_string()),
+        None,
+        "created",
+        serde_json::json!({ "methodology": m.code(), "opens_on": body.opens_on, "closes_on": body.closes_on }),
     )
     .await?;
     tx.commit().await?;

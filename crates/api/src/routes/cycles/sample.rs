@@ -163,16 +163,13 @@ async fn bulk_sample(
     let created = inserted.iter().filter(|x| **x).count();
     let updated = inserted.len() - created;
     if !inserted.is_empty() {
-        kepatuhan_app::audit::record(
+        crate::routes::audit::write(
             &mut tx,
             Some(actor_id),
-            kepatuhan_app::audit::Entry {
-                object_type: "sample",
-                object_id: "bulk".to_owned(),
-                province: None,
-                action: "uploaded",
-                details: serde_json::json!({ "year": cycle.year.get(), "units": ids, "changed": inserted.len() }),
-            },
+            ("sample", "bulk".to_owned()),
+            None,
+            "uploaded",
+            serde_json::json!({ "year": cycle.year.get(), "units": ids, "changed": inserted.len() }),
         )
         .await?;
     }
@@ -315,16 +312,13 @@ async fn exclude(
         app_cycles::inputs_changed(&mut tx, &mut cycle, app_cycles::InputChange::Unit(unit_id))
             .await?;
     }
-    kepatuhan_app::audit::record(
+    crate::routes::audit::write(
         &mut tx,
         Some(actor_id),
-        kepatuhan_app::audit::Entry {
-            object_type: "sample",
-            object_id: format!("{year}/{unit_id}"),
-            province: None,
-            action: "excluded",
-            details: serde_json::json!({ "reason": reason }),
-        },
+        ("sample", format!("{year}/{unit_id}")),
+        None,
+        "excluded",
+        serde_json::json!({ "reason": reason }),
     )
     .await?;
     tx.commit().await?;

@@ -119,16 +119,13 @@ async fn transition(
         }
         _ => None,
     };
-    kepatuhan_app::audit::record(
+    crate::routes::audit::write(
         &mut tx,
         actor.id(),
-        kepatuhan_app::audit::Entry {
-            object_type: "cycle",
-            object_id: year.to_string(),
-            province: None,
-            action: "moved",
-            details: serde_json::json!({ "from": cycle.state.as_str(), "to": to.as_str() }),
-        },
+        ("cycle", year.to_string()),
+        None,
+        "moved",
+        serde_json::json!({ "from": cycle.state.as_str(), "to": to.as_str() }),
     )
     .await?;
     tx.commit().await?;
@@ -208,16 +205,13 @@ async fn recompute(
         .await?
         .require_open()?;
     let job_id = jobs::enqueue(&mut tx, &jobs::Recompute::full(year), None).await?;
-    kepatuhan_app::audit::record(
+    crate::routes::audit::write(
         &mut tx,
         actor.id(),
-        kepatuhan_app::audit::Entry {
-            object_type: "cycle",
-            object_id: year.to_string(),
-            province: None,
-            action: "recompute-requested",
-            details: serde_json::json!({ "job_id": job_id }),
-        },
+        ("cycle", year.to_string()),
+        None,
+        "recompute-requested",
+        serde_json::json!({ "job_id": job_id }),
     )
     .await?;
     tx.commit().await?;

@@ -272,16 +272,13 @@ async fn bulk_entities(
     .fetch_all(&mut *tx)
     .await?;
     if !inserted.is_empty() {
-        kepatuhan_app::audit::record(
+        crate::routes::audit::write(
             &mut tx,
             Some(actor_id),
-            kepatuhan_app::audit::Entry {
-                object_type: "entity",
-                object_id: "bulk".to_owned(),
-                province: single_province(&provinces),
-                action: "uploaded",
-                details: serde_json::json!({ "codes": codes, "changed": inserted.len() }),
-            },
+            ("entity", "bulk".to_owned()),
+            single_province(&provinces),
+            "uploaded",
+            serde_json::json!({ "codes": codes, "changed": inserted.len() }),
         )
         .await?;
     }
@@ -363,16 +360,13 @@ async fn bulk_units(
     .fetch_all(&mut *tx)
     .await?;
     if !inserted.is_empty() {
-        kepatuhan_app::audit::record(
+        crate::routes::audit::write(
             &mut tx,
             Some(actor_id),
-            kepatuhan_app::audit::Entry {
-                object_type: "unit",
-                object_id: "bulk".to_owned(),
-                province: None,
-                action: "uploaded",
-                details: serde_json::json!({ "rows": body.rows.len(), "changed": inserted.len() }),
-            },
+            ("unit", "bulk".to_owned()),
+            None,
+            "uploaded",
+            serde_json::json!({ "rows": body.rows.len(), "changed": inserted.len() }),
         )
         .await?;
     }

@@ -205,16 +205,13 @@ async fn bulk_provinces(
     .fetch_all(&mut *tx)
     .await?;
     if !inserted.is_empty() {
-        kepatuhan_app::audit::record(
+        crate::routes::audit::write(
             &mut tx,
             Some(actor_id),
-            kepatuhan_app::audit::Entry {
-                object_type: "province",
-                object_id: "bulk".to_owned(),
-                province: None,
-                action: "uploaded",
-                details: serde_json::json!({ "codes": codes, "changed": inserted.len() }),
-            },
+            ("province", "bulk".to_owned()),
+            None,
+            "uploaded",
+            serde_json::json!({ "codes": codes, "changed": inserted.len() }),
         )
         .await?;
     }
@@ -358,16 +355,13 @@ async fn bulk_offices(
         .execute(&mut *tx)
         .await?;
     }
-    kepatuhan_app::audit::record(
+    crate::routes::audit::write(
         &mut tx,
         actor.id(),
-        kepatuhan_app::audit::Entry {
-            object_type: "office",
-            object_id: "bulk".to_owned(),
-            province: None,
-            action: "uploaded",
-            details: serde_json::json!({ "codes": body.rows.iter().map(|o| o.code.as_str()).collect::<Vec<_>>() }),
-        },
+        ("office", "bulk".to_owned()),
+        None,
+        "uploaded",
+        serde_json::json!({ "codes": body.rows.iter().map(|o| o.code.as_str()).collect::<Vec<_>>() }),
     )
     .await?;
     tx.commit().await?;

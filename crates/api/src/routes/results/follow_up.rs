@@ -90,16 +90,13 @@ async fn set_follow_up(
     .execute(&mut *tx)
     .await?;
     app_cycles::inputs_changed(&mut tx, &mut locked, app_cycles::InputChange::Cycle).await?;
-    kepatuhan_app::audit::record(
+    crate::routes::audit::write(
         &mut tx,
         Some(actor_id),
-        kepatuhan_app::audit::Entry {
-            object_type: "follow_up",
-            object_id: format!("{}/{code}", cycle.year),
-            province: None,
-            action: "recorded",
-            details: serde_json::json!({ "findings": body.findings, "followed_up": body.followed_up }),
-        },
+        ("follow_up", format!("{}/{code}", cycle.year)),
+        None,
+        "recorded",
+        serde_json::json!({ "findings": body.findings, "followed_up": body.followed_up }),
     )
     .await?;
     tx.commit().await?;
