@@ -40,18 +40,18 @@ pub fn open(spec: &str, options: &StoreOptions) -> Result<Arc<dyn ObjectStore>, 
 /// failed, or by a worker that crashed in between) and that are older than `grace`, so a batch
 /// still being recorded is never touched; returns how many. The worker's schedule runs it.
 pub async fn sweep_orphan_pdfs(
-    app: &crate::App,
+    store: &dyn ObjectStore,
+    pool: &sqlx::PgPool,
     grace: std::time::Duration,
-) -> crate::AppResult<usize> {
+) -> crate::error::AppResult<usize> {
     use futures::TryStreamExt;
     let cutoff = chrono::Utc::now()
         - chrono::Duration::from_std(grace).unwrap_or_else(|_| chrono::Duration::hours(1));
-    let listed: Vec<object_store::ObjectMeta> = app
-        .store
+    let listed: Vec<object_store::ObjectMeta> = store
         .list(Some(&object_store::path::Path::from("certificates")))
         .try_collect()
         .await
-        .map_err(|e| crate::AppError::Storage(e.to_string()))?;
+        .map_err(|e| crate::error::AppError::Storage(e.to_string()))?;
     let candidates: Vec<String> = listed
         .into_iter()
         .filter(|o| o.last_modified < cutoff)
@@ -61,16 +61,16 @@ pub async fn sweep_orphan_pdfs(
         "SELECT object_key FROM certificates WHERE object_key = ANY($1)",
         &candidates
     )
-    .fetch_all(&app.pool)
+    .fetch_all(pool)
     .await?
     .into_iter()
     .collect();
     let mut removed = 0;
     for key in candidates.iter().filter(|k| !recorded.contains(*k)) {
-        app.store
+        store
             .delete(&object_store::path::Path::from(key.as_str()))
             .await
-            .map_err(|e| crate::AppError::Storage(e.to_string()))?;
+            .map_err(|e| crate::error::AppError::Storage(e.to_string()))?;
         tracing::info!(key = %key, "orphan certificate PDF removed");
         removed += 1;
     }

@@ -374,9 +374,13 @@ async fn publishing_issues_verifiable_certificates(pool: PgPool) {
         )
         .await
         .unwrap();
-    let removed = kepatuhan_app::storage::sweep_orphan_pdfs(&state, Duration::ZERO)
-        .await
-        .unwrap();
+    let removed = kepatuhan_app::storage::sweep_orphan_pdfs(
+        state.store.as_ref(),
+        &state.pool,
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
     assert_eq!(removed, 1);
     assert!(
         state

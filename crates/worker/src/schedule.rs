@@ -76,7 +76,13 @@ pub async fn run(app: App, every: Duration, mut stop: watch::Receiver<bool>) {
         }
         if last_sweep.is_none_or(|at| at.elapsed() >= ORPHAN_SWEEP_EVERY) {
             last_sweep = Some(tokio::time::Instant::now());
-            match kepatuhan_app::storage::sweep_orphan_pdfs(&app, ORPHAN_GRACE).await {
+            match kepatuhan_app::storage::sweep_orphan_pdfs(
+                app.store.as_ref(),
+                &app.pool,
+                ORPHAN_GRACE,
+            )
+            .await
+            {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(files = n, "orphan certificate PDFs swept"),
                 Err(e) => tracing::warn!(error = %e, "orphan PDF sweep failed"),
