@@ -246,8 +246,8 @@ async fn reserve(state: &AppState, a: &Attempt) -> Result<Reserved, sqlx::Error>
                AND (created_at < now() - $3::interval OR (status IS NULL AND created_at < now() - $4::interval))",
             a.actor_id,
             a.key,
-            interval(KEY_LIFETIME),
-            interval(STALE_RESERVATION)
+            kepatuhan_app::db::interval(KEY_LIFETIME),
+            kepatuhan_app::db::interval(STALE_RESERVATION)
         )
         .execute(&state.pool)
         .await?;
@@ -305,15 +305,6 @@ async fn reserve(state: &AppState, a: &Attempt) -> Result<Reserved, sqlx::Error>
             return Ok(Reserved::Answered(busy));
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-/// A duration as a Postgres interval.
-fn interval(d: std::time::Duration) -> sqlx::postgres::types::PgInterval {
-    sqlx::postgres::types::PgInterval {
-        months: 0,
-        days: 0,
-        microseconds: i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
     }
 }
 

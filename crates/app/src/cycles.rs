@@ -33,7 +33,7 @@ pub struct Cycle {
     /// The current results revision.
     pub results_revision: i32,
     /// The revision of its inputs: moved by every change of verified values, survey responses
-    /// or follow-up ([`bump_input_revision`]).
+    /// or follow-up ([`inputs_changed`]).
     pub input_revision: i64,
     /// The input revision its current results reflect.
     pub results_input_revision: i64,

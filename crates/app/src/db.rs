@@ -39,11 +39,7 @@ pub const IDEMPOTENCY_KEY_LIFETIME: std::time::Duration = std::time::Duration::f
 /// Removes idempotency keys older than [`IDEMPOTENCY_KEY_LIFETIME`] (the worker's schedule);
 /// returns how many.
 pub async fn sweep_idempotency_keys(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let lifetime = sqlx::postgres::types::PgInterval {
-        months: 0,
-        days: 0,
-        microseconds: i64::try_from(IDEMPOTENCY_KEY_LIFETIME.as_micros()).unwrap_or(i64::MAX),
-    };
+    let lifetime = interval(IDEMPOTENCY_KEY_LIFETIME);
     Ok(sqlx::query!(
         "DELETE FROM idempotency_keys WHERE created_at < now() - $1::interval",
         lifetime
@@ -51,4 +47,13 @@ pub async fn sweep_idempotency_keys(pool: &PgPool) -> Result<u64, sqlx::Error> {
     .execute(pool)
     .await?
     .rows_affected())
+}
+
+/// A duration as a Postgres interval (saturating at the largest one).
+pub fn interval(d: std::time::Duration) -> sqlx::postgres::types::PgInterval {
+    sqlx::postgres::types::PgInterval {
+        months: 0,
+        days: 0,
+        microseconds: i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+    }
 }

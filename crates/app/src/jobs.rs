@@ -204,11 +204,7 @@ pub async fn enqueue_after<J: Job>(
     idempotency_key: Option<&str>,
     delay: std::time::Duration,
 ) -> AppResult<String> {
-    let delay = sqlx::postgres::types::PgInterval {
-        months: 0,
-        days: 0,
-        microseconds: i64::try_from(delay.as_micros()).unwrap_or(i64::MAX),
-    };
+    let delay = crate::db::interval(delay);
     let payload = payload(job)?;
     let id = ulid::Ulid::new().to_string();
     let inserted = sqlx::query_scalar!(
@@ -240,11 +236,7 @@ pub async fn enqueue_after<J: Job>(
 /// Pushes a failed job's next attempt `delay` into the future (apalis picks up failed jobs with
 /// attempts left once their `run_at` has passed): the retry policy's backoff.
 pub async fn push_back(pool: &PgPool, id: &str, delay: std::time::Duration) -> AppResult<()> {
-    let delay = sqlx::postgres::types::PgInterval {
-        months: 0,
-        days: 0,
-        microseconds: i64::try_from(delay.as_micros()).unwrap_or(i64::MAX),
-    };
+    let delay = crate::db::interval(delay);
     sqlx::query!(
         "UPDATE apalis.jobs SET run_at = now() + $2 WHERE id = $1",
         id,

@@ -5,9 +5,9 @@ use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::ValueInput;
 use super::audit::audit;
 use super::values::{validate_values, write_values};
-use super::{ValueInput, methodology};
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
@@ -81,7 +81,7 @@ async fn correct(
         ));
     }
     validate_values(
-        methodology(&state, &cycle.methodology_code)?,
+        state.require_methodology(&cycle.methodology_code)?,
         &body.values,
         "values",
     )?;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::values::{insert_draft, validate_values};
-use super::{NewSubmission, Submission, may_edit, methodology, read, with_etag};
+use super::{NewSubmission, Submission, may_edit, read, with_etag};
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
@@ -50,7 +50,7 @@ async fn create(
         ));
     }
     may_edit(&actor, cycle.state)?;
-    let m = methodology(&state, &cycle.methodology)?;
+    let m = state.require_methodology(&cycle.methodology)?;
     validate_values(m, &body.values, "values")?;
     let mut tx = state.pool.begin().await?;
     // Checked again under the cycle's lock: the cycle may have moved on meanwhile.
@@ -133,7 +133,7 @@ async fn bulk_create(
             ),
         ));
     }
-    let m = methodology(&state, &cycle.methodology)?;
+    let m = state.require_methodology(&cycle.methodology)?;
     let mut errors = Vec::new();
     let mut units = HashSet::new();
     for (i, item) in body.iter().enumerate() {

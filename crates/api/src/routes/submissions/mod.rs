@@ -28,7 +28,7 @@ use std::collections::HashSet;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kepatuhan_core::{CycleYear, Methodology, SubmissionState};
+use kepatuhan_core::{CycleYear, SubmissionState};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -269,15 +269,6 @@ async fn read(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Submission>
 fn with_etag(status: StatusCode, s: Submission) -> Response {
     let tag = etag(s.version);
     (status, [(header::ETAG, tag)], Json(s)).into_response()
-}
-
-fn methodology<'a>(state: &'a AppState, code: &str) -> ApiResult<&'a Methodology> {
-    state.methodology(code).ok_or_else(|| {
-        ApiError::conflict(
-            "unknown-methodology",
-            format!("methodology `{code}` is not shipped in this build"),
-        )
-    })
 }
 
 /// May this actor enter data in a cycle in this state?

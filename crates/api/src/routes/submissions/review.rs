@@ -16,8 +16,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::audit::audit;
 use super::values::{validate_values, write_values};
 use super::{
-    Loaded, ReturnRequest, Submission, ValuesUpdate, check_if_match, etag, lock, may_edit,
-    methodology, read, with_etag,
+    Loaded, ReturnRequest, Submission, ValuesUpdate, check_if_match, etag, lock, may_edit, read,
+    with_etag,
 };
 use crate::AppState;
 use crate::auth::Actor;
@@ -114,7 +114,7 @@ async fn update(
         begin_change(&state, &actor, id, &headers, SubmissionAction::Edit).await?;
     may_edit(&actor, loaded.cycle_state)?;
     validate_values(
-        methodology(&state, &loaded.methodology)?,
+        state.require_methodology(&loaded.methodology)?,
         &body.values,
         "values",
     )?;
@@ -138,7 +138,7 @@ async fn submit(
     let (mut tx, loaded, _) =
         begin_change(&state, &actor, id, &headers, SubmissionAction::Submit).await?;
     may_edit(&actor, loaded.cycle_state)?;
-    let m = methodology(&state, &loaded.methodology)?;
+    let m = state.require_methodology(&loaded.methodology)?;
     let entered: HashSet<String> = sqlx::query_scalar!(
         "SELECT indicator_code FROM submission_values WHERE submission_id = $1",
         loaded.id
@@ -190,7 +190,7 @@ async fn return_(
     let actor_id = actor.require_staff()?;
     let (mut tx, loaded, _) =
         begin_change(&state, &actor, id, &headers, SubmissionAction::Return).await?;
-    let m = methodology(&state, &loaded.methodology)?;
+    let m = state.require_methodology(&loaded.methodology)?;
     let mut errors = Vec::new();
     if body.note.trim().is_empty() {
         errors.push(FieldError::new("note", "tell the assessor what to fix"));
