@@ -320,7 +320,7 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
             Method::POST,
             "/api/v1/cycles/2025/corrections".into(),
             Some(json!({ "unit_id": 1, "reason": "x", "values": [] })),
-            [401, 409, 403, 403, 403, 403],
+            [401, 422, 403, 403, 403, 403],
         ),
         (
             Method::PUT,

@@ -1138,3 +1138,147 @@ async fn a_unit_that_cannot_be_assessed_is_excluded_and_no_longer_blocks_publica
     .await
     .assert_problem(409, "results-frozen");
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_verified_units_survey_responses_change_only_through_a_correction(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.seed_reference().await;
+    let admin = app.admin.clone();
+    let babel = app.token("office", Some("babel")).await;
+    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2024 }))
+        .await
+        .assert_ok();
+    app.post(
+        "/api/v1/cycles/2024/sample/bulk",
+        Some(&admin),
+        json!([{ "entity_code": "19.01", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" }]),
+    )
+    .await
+    .assert_ok();
+    let sample = app
+        .get("/api/v1/cycles/2024/sample", Some(&admin))
+        .await
+        .body;
+    let unit = common::sampled_unit(&sample, "19.01");
+    app.post(
+        "/api/v1/cycles/2024/transitions",
+        Some(&admin),
+        json!({ "to": "collecting" }),
+    )
+    .await
+    .assert_ok();
+    let responses = format!("/api/v1/cycles/2024/units/{unit}/survey-responses");
+    app.post(&responses, Some(&babel), survey(6))
+        .await
+        .assert_ok();
+    let r = app
+        .post(
+            "/api/v1/cycles/2024/submissions",
+            Some(&babel),
+            json!({ "unit_id": unit, "values": all_values(3) }),
+        )
+        .await;
+    let id = r.body["id"].as_i64().unwrap();
+    let s = act(
+        &app,
+        &format!("/api/v1/submissions/{id}/submit"),
+        &babel,
+        &etag(&r),
+        None,
+    )
+    .await;
+    act(
+        &app,
+        &format!("/api/v1/submissions/{id}/verify"),
+        &admin,
+        &etag(&s),
+        Some(json!({ "reason": "Satu penelaah" })),
+    )
+    .await
+    .assert_ok();
+    let counts = || async { app.get(&responses, Some(&admin)).await.body[0]["counts"].clone() };
+    let before = counts().await;
+
+    // Final: an upload is refused, by anyone.
+    app.post(&responses, Some(&admin), survey(0))
+        .await
+        .assert_problem(409, "inputs-final");
+    // A correction is checked whole before anything is written: a bad answer is named, and a
+    // respondent to strike that does not exist refuses the whole correction.
+    let bad = app
+        .post(
+            "/api/v1/cycles/2024/corrections",
+            Some(&admin),
+            json!({ "unit_id": unit, "reason": "Wawancara ganda",
+                    "survey_responses": [{ "survey": "maladministration_perception",
+                        "responses": [{ "respondent": "R-000", "answers": { "undue_delay": 7 } }] }] }),
+        )
+        .await;
+    bad.assert_problem(422, "validation-error");
+    assert_eq!(bad.fields(), ["survey_responses[0].responses[0].answers"]);
+    app.post(
+        "/api/v1/cycles/2024/corrections",
+        Some(&admin),
+        json!({ "unit_id": unit, "reason": "Wawancara ganda",
+                "survey_responses": [{ "survey": "maladministration_perception",
+                    "responses": [{ "respondent": "R-000", "answers": { "undue_delay": false, "unofficial_fees": false } }] }],
+                "removed_respondents": [{ "survey": "maladministration_perception", "respondent": "R-999" }] }),
+    )
+    .await
+    .assert_problem(422, "validation-error");
+    assert_eq!(counts().await, before, "nothing of a refused correction");
+    // Without a reason, nothing.
+    app.post(
+        "/api/v1/cycles/2024/corrections",
+        Some(&admin),
+        json!({ "unit_id": unit, "reason": " ", "removed_respondents": [{ "survey": "maladministration_perception", "respondent": "R-001" }] }),
+    )
+    .await
+    .assert_problem(422, "validation-error");
+
+    // One answer corrected and one duplicate interview struck: audited with the reason, and the
+    // unit's recompute scheduled.
+    let done = app
+        .post(
+            "/api/v1/cycles/2024/corrections",
+            Some(&admin),
+            json!({ "unit_id": unit, "reason": "Wawancara ganda",
+                    "survey_responses": [{ "survey": "maladministration_perception",
+                        "responses": [{ "respondent": "R-000", "answers": { "undue_delay": false, "unofficial_fees": false } }] }],
+                    "removed_respondents": [{ "survey": "maladministration_perception", "respondent": "R-001" }] }),
+        )
+        .await;
+    done.assert_ok();
+    assert_eq!(done.body["responses_changed"], 2, "{}", done.text);
+    assert!(done.body["recompute_job"].is_string(), "{}", done.text);
+    let after = app.get(&responses, Some(&admin)).await.body;
+    assert_eq!(after[0]["respondents"], 29, "{after}");
+    assert_ne!(after[0]["counts"], before);
+    let trail = app
+        .get(
+            &format!("/api/v1/audit?object_type=survey_responses&object_id=2024/{unit}"),
+            Some(&admin),
+        )
+        .await;
+    let corrected = trail
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "corrected")
+        .unwrap_or_else(|| panic!("{}", trail.text))
+        .clone();
+    assert_eq!(
+        corrected["current"]["reason"], "Wawancara ganda",
+        "{corrected}"
+    );
+    assert_eq!(corrected["current"]["removed"], 1, "{corrected}");
+    // The job that records the change is queued: the results will reflect it.
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM apalis.jobs WHERE job_type = 'recompute' AND status = 'Pending'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(queued >= 1);
+}

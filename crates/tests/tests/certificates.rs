@@ -564,3 +564,109 @@ async fn certificates_follow_each_new_results_revision(pool: PgPool) {
     .unwrap();
     assert_eq!(stale_ranks, 0, "a changed rank is printed anew");
 }
+
+/// A database from before the award rule: Bangka's results say opinion E yet award-eligible, and
+/// it holds valid certificates. The worker's schedule finds the cycle, recomputes it once into a
+/// new revision, and Bangka's certificates are withdrawn with the reason; a second look finds
+/// nothing to do.
+#[sqlx::test(migrations = "../../migrations")]
+async fn certificates_issued_before_the_award_rule_are_withdrawn(pool: PgPool) {
+    let (state, _api, _) = publish_2025(&pool).await;
+    work_until(&state, ALL_RENDERED).await;
+    assert!(
+        kepatuhan_app::recompute::outdated_award_eligibility(&state)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Bangka's inputs at the bottom of every scale, scored E, and (as before the rule) eligible.
+    let m = kepatuhan_core::methodology::builtin::by_code("ori-2025").unwrap();
+    for id in m.indicator_ids() {
+        let indicator = m.indicator(id);
+        let bottom = indicator
+            .scale
+            .levels
+            .iter()
+            .map(|l| l.value)
+            .min()
+            .unwrap();
+        sqlx::query(
+            "UPDATE submission_values v SET value = $1 FROM submissions s JOIN units u ON u.id = s.unit_id
+             JOIN entities e ON e.id = u.entity_id
+             WHERE v.submission_id = s.id AND v.indicator_code = $2 AND s.cycle_year = 2025 AND e.code = '19.01'",
+        )
+        .bind(i16::from(bottom))
+        .bind(&indicator.code)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "UPDATE entity_results r SET grade_code = 'E', award_eligible = true FROM entities e, cycles c
+         WHERE e.id = r.entity_id AND e.code = '19.01' AND c.year = 2025 AND r.cycle_year = 2025 AND r.revision = c.results_revision",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let revision: i32 = sqlx::query_scalar("SELECT results_revision FROM cycles WHERE year = 2025")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let outdated = kepatuhan_app::recompute::outdated_award_eligibility(&state)
+        .await
+        .unwrap();
+    assert_eq!(outdated.len(), 1);
+    assert_eq!(
+        (outdated[0].0.year().get(), outdated[0].1),
+        (2025, revision)
+    );
+    // Once per revision, whichever worker looks first.
+    let first = kepatuhan_worker::schedule::enqueue_award_rule_recomputes(&state)
+        .await
+        .unwrap();
+    let again = kepatuhan_worker::schedule::enqueue_award_rule_recomputes(&state)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first, again);
+    work_until(&state, "SELECT NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE status IN ('Pending', 'Queued', 'Running'))").await;
+
+    let bangka: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT c.code, c.status, c.revoke_reason FROM certificates c JOIN entities e ON e.id = c.entity_id
+         WHERE e.code = '19.01' AND c.revision = $1",
+    )
+    .bind(revision)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(!bangka.is_empty());
+    for (code, status, reason) in &bangka {
+        assert_eq!(status, "withdrawn", "{code}");
+        assert!(
+            reason
+                .as_deref()
+                .unwrap_or_default()
+                .contains("tidak lagi memenuhi syarat penghargaan"),
+            "{code}: {reason:?}"
+        );
+    }
+    let now: i32 = sqlx::query_scalar("SELECT results_revision FROM cycles WHERE year = 2025")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(now, revision + 1, "one new revision");
+    assert!(
+        kepatuhan_app::recompute::outdated_award_eligibility(&state)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Everyone else keeps the valid certificate they had.
+    let others: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT c.status FROM certificates c JOIN entities e ON e.id = c.entity_id WHERE e.code <> '19.01'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(others, ["valid"]);
+}

@@ -1,10 +1,12 @@
-//! The worker's own schedule: collection windows that have closed get one full recompute,
+//! The worker's own schedule: collection windows that have closed get one full recompute, so do
+//! published cycles whose award eligibility predates the award rule,
 //! expired idempotency keys and (hourly) certificate PDFs without a record are swept, and the
 //! queue and certificate gauges are refreshed.
 
 use std::time::Duration;
 
 use kepatuhan_app::jobs::{self, Recompute};
+use kepatuhan_app::recompute;
 use kepatuhan_app::{App, AppResult};
 use kepatuhan_core::CycleYear;
 use tokio::sync::watch;
@@ -28,6 +30,28 @@ pub async fn enqueue_closed_windows(app: &App) -> AppResult<Vec<String>> {
         let mut tx = app.pool.begin().await?;
         let id = jobs::enqueue(&mut tx, &Recompute::full(year), Some(&key)).await?;
         tx.commit().await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// Enqueues one full recompute for each published cycle whose stored award eligibility predates
+/// its methodology's award rule ([`recompute::outdated_award_eligibility`]), once per results
+/// revision across all workers (key `award-rule-YEAR-rREVISION`). The recompute's new revision
+/// withdraws the certificates the rule excludes. Returns the jobs' ids.
+pub async fn enqueue_award_rule_recomputes(app: &App) -> AppResult<Vec<String>> {
+    let mut ids = Vec::new();
+    for (key, revision) in recompute::outdated_award_eligibility(app).await? {
+        let year = key.year();
+        let mut tx = app.pool.begin().await?;
+        let id = jobs::enqueue(
+            &mut tx,
+            &Recompute::full(year),
+            Some(&format!("award-rule-{year}-r{revision}")),
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(%year, revision, job = %id, "results predate the award rule: recompute enqueued");
         ids.push(id);
     }
     Ok(ids)
@@ -70,6 +94,9 @@ pub async fn run(app: App, every: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         if let Err(e) = enqueue_closed_windows(&app).await {
             tracing::warn!(error = %e, "schedule check failed");
+        }
+        if let Err(e) = enqueue_award_rule_recomputes(&app).await {
+            tracing::warn!(error = %e, "award rule check failed");
         }
         if let Err(e) = refresh_gauges(&app).await {
             tracing::warn!(error = %e, "could not refresh the queue gauges");

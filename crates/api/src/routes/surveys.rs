@@ -108,7 +108,8 @@ fn parse_answer(raw: &str) -> Option<SurveyAnswer> {
     }
 }
 
-type Row = (String, String, BTreeMap<String, SurveyAnswer>);
+/// One response row: survey code, respondent, answers.
+pub(crate) type Row = (String, String, BTreeMap<String, SurveyAnswer>);
 
 fn parse_csv(raw: &[u8]) -> Result<Vec<Row>, ApiError> {
     crate::extract::refuse_nul(raw)?;
@@ -238,35 +239,20 @@ async fn lock_open_unit(
     Ok(())
 }
 
-/// Upload survey responses (JSON or CSV).
-///
-/// Who may call: assessor (assigned unit, collecting), office (its provinces), admin.
-#[utoipa::path(post, path = "/cycles/{year}/units/{unit_id}/survey-responses", tag = "surveys", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), request_body(content = ResponseBatch, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
-async fn upload(
-    State(state): State<AppState>,
-    actor: Actor,
-    Path((raw, unit_id)): Path<(i64, i64)>,
-    body: Batches,
-) -> ApiResult<(StatusCode, Json<BulkOutcome>)> {
-    actor.require_id()?;
-    let (y, m) = open_unit(&state, &actor, raw, unit_id, true).await?;
-    let at = |i: usize, f: &str| {
-        if body.csv {
-            format!("line {}: {f}", i + 2)
-        } else {
-            format!("responses[{i}].{f}")
-        }
-    };
+/// Checks survey rows against the methodology: known survey, a respondent named once per survey
+/// within the stated length, and answers that the survey accepts. Problems are located by CSV
+/// `at(row, field)`, e.g. `line 4: answers` or `responses[3].answers`.
+pub(crate) fn check_rows(
+    m: &Methodology,
+    rows: &[Row],
+    at: impl Fn(usize, &str) -> String,
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (i, (survey, respondent, answers)) in body.rows.iter().enumerate() {
+    for (i, (survey, respondent, answers)) in rows.iter().enumerate() {
         let Some(id) = m.survey_id(survey) else {
             errors.push(FieldError::new(
-                if body.csv {
-                    at(i, "survey")
-                } else {
-                    "survey".to_owned()
-                },
+                at(i, "survey"),
                 format!("unknown survey `{survey}` in methodology {}", m.code()),
             ));
             continue;
@@ -290,19 +276,30 @@ async fn upload(
             errors.push(FieldError::new(at(i, "answers"), message));
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::fields(errors));
-    }
-    let surveys: Vec<String> = body.rows.iter().map(|r| r.0.clone()).collect();
-    let respondents: Vec<String> = body.rows.iter().map(|r| r.1.trim().to_owned()).collect();
-    let answers: Vec<serde_json::Value> = body
-        .rows
+    errors
+}
+
+/// The surveys that rows touch, for the audit entry.
+pub(crate) fn surveys_of(rows: &[Row]) -> std::collections::BTreeSet<&str> {
+    rows.iter().map(|r| r.0.as_str()).collect()
+}
+
+/// Writes checked rows of one unit, keyed by survey and respondent: a new respondent is inserted,
+/// changed answers replace the stored ones, identical rows are left alone. Returns, for each row
+/// written, whether it was inserted (`true`) or updated (`false`).
+pub(crate) async fn store_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    y: i32,
+    unit_id: i64,
+    rows: &[Row],
+) -> ApiResult<Vec<bool>> {
+    let surveys: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+    let respondents: Vec<String> = rows.iter().map(|r| r.1.trim().to_owned()).collect();
+    let answers: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| serde_json::to_value(&r.2).unwrap_or_default())
         .collect();
-    let mut tx = state.pool.begin().await?;
-    lock_open_unit(&mut tx, raw, y, unit_id).await?;
-    let inserted = sqlx::query_scalar!(
+    Ok(sqlx::query_scalar!(
         r#"INSERT INTO survey_responses (cycle_year, unit_id, survey_code, respondent, answers)
            SELECT $1, $2, * FROM UNNEST($3::text[], $4::text[], $5::jsonb[])
            ON CONFLICT (cycle_year, unit_id, survey_code, respondent) DO UPDATE SET answers = excluded.answers
@@ -314,8 +311,33 @@ async fn upload(
         &respondents,
         &answers
     )
-    .fetch_all(&mut *tx)
-    .await?;
+    .fetch_all(&mut **tx)
+    .await?)
+}
+
+/// Upload survey responses (JSON or CSV).
+///
+/// Who may call: assessor (assigned unit, collecting), office (its provinces), admin.
+#[utoipa::path(post, path = "/cycles/{year}/units/{unit_id}/survey-responses", tag = "surveys", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), request_body(content = ResponseBatch, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn upload(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((raw, unit_id)): Path<(i64, i64)>,
+    body: Batches,
+) -> ApiResult<(StatusCode, Json<BulkOutcome>)> {
+    actor.require_id()?;
+    let (y, m) = open_unit(&state, &actor, raw, unit_id, true).await?;
+    let errors = check_rows(m, &body.rows, |i, f| match (body.csv, f) {
+        (true, f) => format!("line {}: {f}", i + 2),
+        (false, "survey") => "survey".to_owned(),
+        (false, f) => format!("responses[{i}].{f}"),
+    });
+    if !errors.is_empty() {
+        return Err(ApiError::fields(errors));
+    }
+    let mut tx = state.pool.begin().await?;
+    lock_open_unit(&mut tx, raw, y, unit_id).await?;
+    let inserted = store_rows(&mut tx, y, unit_id, &body.rows).await?;
     // The responses of a unit not yet verified are no input of the results: verifying it
     // records the change (`inputs_changed`) and its recompute reads them then.
     if !inserted.is_empty() {
@@ -325,7 +347,7 @@ async fn upload(
             ("survey_responses", format!("{y}/{unit_id}")),
             None,
             "uploaded",
-            serde_json::json!({ "surveys": surveys.iter().collect::<std::collections::BTreeSet<_>>(), "changed": inserted.len() }),
+            serde_json::json!({ "surveys": surveys_of(&body.rows), "changed": inserted.len() }),
         )
         .await?;
     }

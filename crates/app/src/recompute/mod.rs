@@ -374,3 +374,34 @@ pub async fn recompute_entity_in(
 fn between(from: std::time::Duration, to: std::time::Duration) -> u128 {
     to.saturating_sub(from).as_millis()
 }
+
+/// Published cycles with field data whose current results call an entity award-eligible below
+/// its methodology's award minimum: results written before the award rule was data of the
+/// methodology. Each needs one full recompute; its new revision (eligibility differs) withdraws
+/// the certificates the rule excludes, with their reason.
+pub async fn outdated_award_eligibility(app: &App) -> AppResult<Vec<(CycleKey, i32)>> {
+    let rows = sqlx::query!(
+        r#"SELECT c.year, c.methodology_code, c.results_revision,
+                  array_agg(DISTINCT r.grade_code) AS "grades!"
+           FROM cycles c
+           JOIN entity_results r ON r.cycle_year = c.year AND r.revision = c.results_revision
+           WHERE c.state = 'published' AND NOT c.imported AND r.award_eligible
+           GROUP BY c.year, c.methodology_code, c.results_revision
+           ORDER BY c.year"#
+    )
+    .fetch_all(&app.pool)
+    .await?;
+    let mut outdated = Vec::new();
+    for r in rows {
+        let Some(m) = app.methodology(&r.methodology_code) else {
+            continue;
+        };
+        let minimum = m.award_minimum_band();
+        if r.grades.iter().any(|g| !m.bands().at_least(g, minimum))
+            && let Ok(year) = kepatuhan_core::CycleYear::new(i64::from(r.year))
+        {
+            outdated.push((CycleKey::from(year), r.results_revision));
+        }
+    }
+    Ok(outdated)
+}

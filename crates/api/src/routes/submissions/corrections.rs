@@ -1,5 +1,8 @@
-//! Corrections of verified values after publication: audited with their reason, recomputed
-//! into a new results revision whose certificates are issued.
+//! Corrections of a verified unit's inputs: its indicator values, its survey responses, or both.
+//! A verified unit's inputs are final; a correction is the one way to change them, always with a
+//! reason that goes into the audit trail. In a published cycle it is recomputed into a new
+//! results revision whose certificates are reconciled; before publication it moves the input
+//! revision and schedules the unit's recompute, like a verification.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -12,41 +15,68 @@ use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
-use crate::problem::Problem;
+use crate::problem::{CODE_MAX, FieldError, Problem, text_problem};
 use crate::routes::cycles;
-use kepatuhan_app::{cycles as app_cycles, recompute};
+use crate::routes::surveys::{ResponseBatch, Row, check_rows, store_rows, surveys_of};
+use kepatuhan_app::cycles::{self as app_cycles, Cycle, InputChange};
+use kepatuhan_app::recompute;
+use kepatuhan_core::{CycleState, Methodology};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(correct))
 }
 
-/// Body of `POST /cycles/{year}/corrections`.
+/// Body of `POST /cycles/{year}/corrections`: at least one of `values`, `survey_responses` and
+/// `removed_respondents` is not empty.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Correction {
-    /// The unit whose verified values are corrected.
+    /// The unit whose verified inputs are corrected.
     pub unit_id: i64,
     /// Why (kept in the audit trail).
     pub reason: String,
-    /// The corrected values.
+    /// Corrected indicator values.
+    #[serde(default)]
     pub values: Vec<ValueInput>,
+    /// Corrected survey responses: each replaces the answers of its respondent, or adds one.
+    #[serde(default)]
+    pub survey_responses: Vec<ResponseBatch>,
+    /// Responses struck from the unit's surveys (a duplicate or an invalid interview).
+    #[serde(default)]
+    pub removed_respondents: Vec<RespondentRef>,
+}
+
+/// One respondent of one survey.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RespondentRef {
+    /// Survey code.
+    pub survey: String,
+    /// Respondent identifier as uploaded.
+    pub respondent: String,
 }
 
 /// Answer of a correction.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Corrected {
-    /// The new results revision.
+    /// The results revision that holds the correction: a new one in a published cycle, the
+    /// current one (recomputed by `recompute_job`) before publication.
     pub revision: i32,
-    /// Units scored in it.
-    pub units_scored: usize,
-    /// Entities scored in it.
-    pub entities_scored: usize,
+    /// Units scored in the new revision (published cycles).
+    pub units_scored: Option<usize>,
+    /// Entities scored in the new revision (published cycles).
+    pub entities_scored: Option<usize>,
+    /// The recompute job scheduled (cycles not yet published).
+    pub recompute_job: Option<String>,
+    /// Survey responses added, replaced and struck.
+    pub responses_changed: usize,
 }
 
-/// Correct a verified submission of a published cycle: its values change (audited with the
-/// reason) and the results are recomputed into a new revision; the published revision stays
-/// readable in the database, never silently overwritten.
+/// Correct a verified unit's inputs: its values and survey responses change, audited with the
+/// reason. In a published cycle the results are recomputed into a new revision (the published
+/// one stays readable, never silently overwritten) and its certificates reconciled; in a
+/// collecting or verifying cycle the unit's recompute is scheduled.
 ///
 /// Who may call: admin.
 #[utoipa::path(post, path = "/cycles/{year}/corrections", tag = "submissions", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Correction, content_type = "application/json"), responses((status = 200, description = "Success", body = Corrected), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
@@ -61,11 +91,11 @@ async fn correct(
     let y = i32::from(year.get());
     let mut tx = state.pool.begin().await?;
     let mut cycle = app_cycles::lock(&mut tx, year.into()).await?;
-    if !cycle.state.is_published() || cycle.imported {
+    if cycle.imported || cycle.state == CycleState::Planning {
         return Err(ApiError::conflict(
-            "not-published",
+            "no-field-data",
             format!(
-                "corrections are for published cycles with field data; {year} is {}",
+                "corrections change verified field data; {year} is {}",
                 if cycle.imported {
                     "imported"
                 } else {
@@ -74,21 +104,12 @@ async fn correct(
             ),
         ));
     }
-    if body.reason.trim().is_empty() {
-        return Err(ApiError::field(
-            "reason",
-            "say why the published values change",
-        ));
-    }
-    validate_values(
-        state.require_methodology(&cycle.methodology_code)?,
-        &body.values,
-        "values",
-    )?;
+    let rows = check_body(state.require_methodology(&cycle.methodology_code)?, &body)?;
     let submission = sqlx::query_scalar!("SELECT id FROM submissions WHERE cycle_year = $1 AND unit_id = $2 AND state = 'verified' FOR UPDATE", y, body.unit_id)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| ApiError::field("unit_id", format!("unit {} has no verified submission in {year}", body.unit_id)))?;
+    let responses_changed = write_responses(&mut tx, actor_id, y, &body, &rows).await?;
     audit(
         &mut tx,
         actor_id,
@@ -96,7 +117,11 @@ async fn correct(
         "corrected",
         None,
         None,
-        Some(serde_json::json!({ "reason": body.reason })),
+        Some(serde_json::json!({
+            "reason": body.reason,
+            "values": body.values.len(),
+            "responses_changed": responses_changed,
+        })),
     )
     .await?;
     write_values(&mut tx, actor_id, submission, &body.values).await?;
@@ -106,11 +131,151 @@ async fn correct(
     )
     .execute(&mut *tx)
     .await?;
-    let summary = recompute::correct(&mut tx, &state, &mut cycle).await?;
+    let answer = record(&mut tx, &state, &mut cycle, body.unit_id, responses_changed).await?;
     tx.commit().await?;
-    Ok(Json(Corrected {
-        revision: summary.revision,
-        units_scored: summary.units_scored,
-        entities_scored: summary.entities_scored,
-    }))
+    Ok(Json(answer))
+}
+
+/// Checks everything a correction carries before anything is written; returns its survey rows.
+fn check_body(m: &Methodology, body: &Correction) -> ApiResult<Vec<Row>> {
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::field(
+            "reason",
+            "say why the verified inputs change",
+        ));
+    }
+    if body.values.is_empty()
+        && body.survey_responses.is_empty()
+        && body.removed_respondents.is_empty()
+    {
+        return Err(ApiError::field(
+            "values",
+            "a correction changes values, survey responses or both: nothing was given",
+        ));
+    }
+    validate_values(m, &body.values, "values")?;
+    let mut at = Vec::new();
+    let mut rows = Vec::new();
+    for (b, batch) in body.survey_responses.iter().enumerate() {
+        for (i, r) in batch.responses.iter().enumerate() {
+            at.push((b, i));
+            rows.push((
+                batch.survey.clone(),
+                r.respondent.clone(),
+                r.answers.clone(),
+            ));
+        }
+    }
+    let mut errors = check_rows(m, &rows, |k, f| {
+        let (b, i) = at[k];
+        if f == "survey" {
+            format!("survey_responses[{b}].survey")
+        } else {
+            format!("survey_responses[{b}].responses[{i}].{f}")
+        }
+    });
+    for (k, r) in body.removed_respondents.iter().enumerate() {
+        if m.survey_id(&r.survey).is_none() {
+            errors.push(FieldError::new(
+                format!("removed_respondents[{k}].survey"),
+                format!("unknown survey `{}` in methodology {}", r.survey, m.code()),
+            ));
+        }
+        errors.extend(text_problem(
+            format!("removed_respondents[{k}].respondent"),
+            &r.respondent,
+            CODE_MAX,
+        ));
+    }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        Err(ApiError::fields(errors))
+    }
+}
+
+/// Writes the corrected and struck responses of the unit, audited on the unit's survey
+/// responses with the reason. A respondent to strike that is not stored is a field error.
+async fn write_responses(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    actor_id: i64,
+    y: i32,
+    body: &Correction,
+    rows: &[Row],
+) -> ApiResult<usize> {
+    let written = store_rows(tx, y, body.unit_id, rows).await?.len();
+    let mut removed = 0;
+    for (k, r) in body.removed_respondents.iter().enumerate() {
+        let gone = sqlx::query!(
+            "DELETE FROM survey_responses WHERE cycle_year = $1 AND unit_id = $2 AND survey_code = $3 AND respondent = $4",
+            y,
+            body.unit_id,
+            r.survey,
+            r.respondent.trim()
+        )
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        if gone == 0 {
+            return Err(ApiError::field(
+                format!("removed_respondents[{k}].respondent"),
+                format!(
+                    "`{}` has no response to `{}` for unit {}",
+                    r.respondent.trim(),
+                    r.survey,
+                    body.unit_id
+                ),
+            ));
+        }
+        removed += 1;
+    }
+    if written + removed > 0 {
+        let mut surveys = surveys_of(rows);
+        surveys.extend(body.removed_respondents.iter().map(|r| r.survey.as_str()));
+        crate::routes::audit::write(
+            tx,
+            Some(actor_id),
+            ("survey_responses", format!("{y}/{}", body.unit_id)),
+            None,
+            "corrected",
+            serde_json::json!({
+                "reason": body.reason,
+                "surveys": surveys,
+                "changed": written,
+                "removed": removed,
+            }),
+        )
+        .await?;
+    }
+    Ok(written + removed)
+}
+
+/// Records the correction in the results: a new revision of a published cycle, or the unit's
+/// scheduled recompute before publication.
+async fn record(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    state: &AppState,
+    cycle: &mut Cycle,
+    unit_id: i64,
+    responses_changed: usize,
+) -> ApiResult<Corrected> {
+    if cycle.state.is_published() {
+        let summary = recompute::correct(tx, state, cycle).await?;
+        Ok(Corrected {
+            revision: summary.revision,
+            units_scored: Some(summary.units_scored),
+            entities_scored: Some(summary.entities_scored),
+            recompute_job: None,
+            responses_changed,
+        })
+    } else {
+        let job = app_cycles::inputs_changed(tx, cycle, InputChange::Unit(unit_id)).await?;
+        Ok(Corrected {
+            revision: cycle.results_revision,
+            units_scored: None,
+            entities_scored: None,
+            recompute_job: Some(job),
+            responses_changed,
+        })
+    }
 }
