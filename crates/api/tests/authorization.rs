@@ -80,9 +80,46 @@ async fn setup(app: &TestApp) -> (Roles, i64, i64) {
     )
 }
 
+/// A fingerprint of everything a request may write, but the audit trail itself, idempotency
+/// reservations and the tokens' last use: every table of the schema and the job queue.
+async fn fingerprint(pool: &PgPool) -> String {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables
+         WHERE table_type = 'BASE TABLE' AND (table_schema = 'public' OR (table_schema, table_name) = ('apalis', 'jobs'))
+           AND table_name NOT IN ('audit_log', '_sqlx_migrations', 'idempotency_keys')
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let parts: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "SELECT '{t}: ' || md5(coalesce(string_agg(x, '|' ORDER BY x), '')) AS f
+                 FROM (SELECT (to_jsonb(r) - 'last_used_at')::text AS x FROM {t} r) s"
+            )
+        })
+        .collect();
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT string_agg(f, E'\\n') FROM ({}) all_tables",
+        parts.join(" UNION ALL ")
+    )))
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn audit_entries(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM audit_log")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn each_role_on_each_endpoint(pool: PgPool) {
-    let app = TestApp::spawn(pool).await;
+    let app = TestApp::spawn(pool.clone()).await;
     let (r, bangka_sub, jaksel_sub) = setup(&app).await;
     let bangka_unit = app
         .get(&format!("/api/v1/submissions/{bangka_sub}"), Some(&r.admin))
@@ -181,20 +218,24 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
         (
             Method::POST,
             "/api/v1/provinces/bulk".into(),
-            Some(json!([])),
+            Some(json!([{ "code": "99", "name": "Provinsi Uji" }])),
             [401, 200, 403, 403, 403, 403],
         ),
         (
             Method::POST,
             "/api/v1/offices/bulk".into(),
-            Some(json!([])),
+            Some(
+                json!([{ "code": "uji", "name": "Ombudsman RI Perwakilan Uji", "provinces": ["99"] }]),
+            ),
             [401, 200, 403, 403, 403, 403],
         ),
         (
             Method::POST,
             "/api/v1/entities/bulk".into(),
-            Some(json!([])),
-            [401, 200, 200, 200, 403, 403],
+            Some(
+                json!([{ "code": "19.02", "kind": "regency", "name": "Pemerintah Kabupaten Belitung", "province_code": "19" }]),
+            ),
+            [401, 200, 200, 422, 403, 403],
         ),
         (
             Method::POST,
@@ -427,8 +468,8 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
         (
             Method::POST,
             "/api/v1/units/bulk".into(),
-            Some(json!([])),
-            [401, 200, 200, 200, 403, 403],
+            Some(json!([{ "entity_code": "19.01", "name": "Dinas Sosial", "kind": "dinsos" }])),
+            [401, 200, 200, 422, 403, 403],
         ),
         (
             Method::DELETE,
@@ -468,12 +509,31 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
         "operations without a row in the matrix:\n{}",
         missing.join("\n")
     );
+    // Each call is checked for its status, and for what it left behind: a read or a refusal
+    // writes nothing; a write that changed anything left an audit entry.
     let mut failures = Vec::new();
+    let mut audited_writes = 0;
     for (method, path, body, expected) in &matrix {
         for ((role, token), want) in who.iter().zip(expected) {
+            let (before, entries) = (fingerprint(&pool).await, audit_entries(&pool).await);
             let got = app
                 .send(method.clone(), path, *token, body.clone(), &[])
                 .await;
+            let changed = fingerprint(&pool).await != before;
+            let recorded = audit_entries(&pool).await > entries;
+            let read_or_refused = !got.status.is_success() || *method == Method::GET;
+            if changed && read_or_refused {
+                failures.push(format!(
+                    "{role:>8} {method} {path}: answered {} yet changed the database",
+                    got.status.as_u16()
+                ));
+            } else if changed && !recorded {
+                failures.push(format!(
+                    "{role:>8} {method} {path}: changed the database without an audit entry"
+                ));
+            } else if changed {
+                audited_writes += 1;
+            }
             if got.status.as_u16() != *want {
                 failures.push(format!(
                     "{role:>8} {method} {path}: expected {want}, got {} {}",
@@ -490,6 +550,7 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    assert!(audited_writes >= 10, "{audited_writes} writes exercised");
 
     // Lists are filtered by scope rather than refused.
     let count = |v: &Value| v.as_array().map_or(0, Vec::len);

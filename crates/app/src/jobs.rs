@@ -248,12 +248,12 @@ pub async fn push_back(pool: &PgPool, id: &str, delay: std::time::Duration) -> A
 }
 
 /// Makes a dead job run again, its attempts starting over.
-pub async fn revive(pool: &PgPool, id: &str) -> AppResult<()> {
+pub async fn revive(tx: &mut Transaction<'_, Postgres>, id: &str) -> AppResult<()> {
     sqlx::query!(
         "UPDATE apalis.jobs SET status = 'Pending', attempts = 0, run_at = now(), lock_by = NULL, lock_at = NULL, done_at = NULL WHERE id = $1",
         id
     )
-    .execute(pool)
+    .execute(&mut **tx)
     .await?;
     Ok(())
 }

@@ -246,6 +246,19 @@ async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool
         ),
         (Some("Pending"), Some(0), Some(false))
     );
+    let trail = call(
+        "GET",
+        format!("/api/v1/audit?object_type=job&object_id={id}"),
+    )
+    .await;
+    assert_eq!(trail[0]["action"], "retried", "{trail}");
+    assert!(
+        trail[0]["current"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no cycle 2099"),
+        "{trail}"
+    );
     let again = call("POST", format!("/api/v1/jobs/{id}/retry")).await;
     assert_eq!(
         again["type"].as_str().map(|t| t.ends_with("/job-not-dead")),

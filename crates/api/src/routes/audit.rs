@@ -141,3 +141,32 @@ pub(crate) async fn write(
     };
     Ok(kepatuhan_app::audit::record(tx, actor, entry).await?)
 }
+
+/// The province of a unit (through its entity), for its audit entries: offices read the trail of
+/// their provinces.
+pub(crate) async fn unit_province(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    unit_id: i64,
+) -> ApiResult<Option<String>> {
+    Ok(sqlx::query_scalar!(
+        "SELECT e.province_code FROM units u JOIN entities e ON e.id = u.entity_id WHERE u.id = $1",
+        unit_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .flatten())
+}
+
+/// The province of an entity, for its audit entries.
+pub(crate) async fn entity_province(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    entity_id: i64,
+) -> ApiResult<Option<String>> {
+    Ok(sqlx::query_scalar!(
+        "SELECT province_code FROM entities WHERE id = $1",
+        entity_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .flatten())
+}

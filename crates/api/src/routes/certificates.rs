@@ -288,11 +288,12 @@ async fn revoke(
     };
     let data = serde_json::json!({ "code": row.code, "year": row.cycle_year, "recipient": row.recipient, "reason": body.reason.trim() });
     kepatuhan_app::events::emit(&mut tx, "certificate.revoked", Some(entity_id), data).await?;
+    let province = crate::routes::audit::entity_province(&mut tx, entity_id).await?;
     crate::routes::audit::write(
         &mut tx,
         actor.id(),
         ("certificate", row.code.clone()),
-        None,
+        province.as_deref(),
         "revoked",
         serde_json::json!({ "reason": body.reason.trim() }),
     )
@@ -357,11 +358,12 @@ async fn reissue(
     };
     let mut tx = state.pool.begin().await?;
     let job_id = jobs::enqueue(&mut tx, &job, None).await?;
+    let province = crate::routes::audit::entity_province(&mut tx, cycle.entity_id).await?;
     crate::routes::audit::write(
         &mut tx,
         actor.id(),
         ("certificate", row.code.clone()),
-        None,
+        province.as_deref(),
         "reissue-requested",
         serde_json::json!({ "job_id": job_id }),
     )

@@ -252,7 +252,18 @@ async fn retry(
             ),
         ));
     }
-    kepatuhan_app::jobs::revive(&state.pool, &id).await?;
+    let mut tx = state.pool.begin().await?;
+    kepatuhan_app::jobs::revive(&mut tx, &id).await?;
+    crate::routes::audit::write(
+        &mut tx,
+        actor.id(),
+        ("job", id.clone()),
+        None,
+        "retried",
+        serde_json::json!({ "queue": job.queue, "attempts": job.attempts, "error": job.last_error }),
+    )
+    .await?;
+    tx.commit().await?;
     tracing::info!(job = %id, "dead job retried");
     Ok(Json(load(&state, &actor, &id).await?))
 }

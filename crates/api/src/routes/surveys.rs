@@ -341,11 +341,12 @@ async fn upload(
     // The responses of a unit not yet verified are no input of the results: verifying it
     // records the change (`inputs_changed`) and its recompute reads them then.
     if !inserted.is_empty() {
+        let province = crate::routes::audit::unit_province(&mut tx, unit_id).await?;
         crate::routes::audit::write(
             &mut tx,
             actor.id(),
             ("survey_responses", format!("{y}/{unit_id}")),
-            None,
+            province.as_deref(),
             "uploaded",
             serde_json::json!({ "surveys": surveys_of(&body.rows), "changed": inserted.len() }),
         )

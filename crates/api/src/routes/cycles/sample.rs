@@ -312,11 +312,12 @@ async fn exclude(
         app_cycles::inputs_changed(&mut tx, &mut cycle, app_cycles::InputChange::Unit(unit_id))
             .await?;
     }
+    let province = crate::routes::audit::unit_province(&mut tx, unit_id).await?;
     crate::routes::audit::write(
         &mut tx,
         Some(actor_id),
         ("sample", format!("{year}/{unit_id}")),
-        None,
+        province.as_deref(),
         "excluded",
         serde_json::json!({ "reason": reason }),
     )

@@ -90,11 +90,12 @@ async fn set_follow_up(
     .execute(&mut *tx)
     .await?;
     app_cycles::inputs_changed(&mut tx, &mut locked, app_cycles::InputChange::Cycle).await?;
+    let province = crate::routes::audit::entity_province(&mut tx, entity_id).await?;
     crate::routes::audit::write(
         &mut tx,
         Some(actor_id),
         ("follow_up", format!("{}/{code}", cycle.year)),
-        None,
+        province.as_deref(),
         "recorded",
         serde_json::json!({ "findings": body.findings, "followed_up": body.followed_up }),
     )

@@ -232,11 +232,12 @@ async fn write_responses(
     if written + removed > 0 {
         let mut surveys = surveys_of(rows);
         surveys.extend(body.removed_respondents.iter().map(|r| r.survey.as_str()));
+        let province = crate::routes::audit::unit_province(tx, body.unit_id).await?;
         crate::routes::audit::write(
             tx,
             Some(actor_id),
             ("survey_responses", format!("{y}/{}", body.unit_id)),
-            None,
+            province.as_deref(),
             "corrected",
             serde_json::json!({
                 "reason": body.reason,
