@@ -21,7 +21,8 @@ struct Cli {
 enum Command {
     /// Apply migrations, then run the HTTP service (the default).
     Serve,
-    /// Apply pending database migrations and exit.
+    /// Apply pending database migrations as the owner role, grant the service role named by
+    /// `KEPATUHAN_SERVICE_ROLE` what the api and the worker need, and exit.
     Migrate,
     /// Load the demo dataset (two provinces, a past and an open cycle) unless already loaded.
     SeedDemo,
@@ -115,12 +116,17 @@ async fn run(
     settings: Settings,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let pool = connect(&settings).await?;
-    migrate(&pool).await?;
-    match command {
-        Command::Migrate => {
-            tracing::info!("migrations applied");
-            Ok(())
+    if matches!(command, Command::Migrate) {
+        migrate(&pool).await?;
+        tracing::info!("migrations applied");
+        if let Some(role) = &settings.service_role {
+            kepatuhan_app::db::grant_service_role(&pool, role).await?;
         }
+        return Ok(());
+    }
+    kepatuhan_app::db::prepare(&pool, &settings).await?;
+    match command {
+        Command::Migrate => Ok(()),
         Command::SeedDemo => {
             let app = App::configured(pool, &settings)?;
             match kepatuhan_api::demo::seed_demo(&app, &settings).await? {

@@ -150,3 +150,54 @@ fn the_dockerfile_builds_like_just_build_and_ships_both_binaries() {
         "dependencies are a cached layer"
     );
 }
+
+#[test]
+fn the_services_connect_as_the_service_role_and_only_migrate_grants_it() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().unwrap();
+    let env = |service: &str, key: &str| {
+        services[service]["environment"][key]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let role = env("migrate", "KEPATUHAN_SERVICE_ROLE");
+    assert!(kepatuhan_app::db::is_plain_identifier(&role), "{role}");
+    assert!(
+        env("migrate", "KEPATUHAN_DATABASE_URL").starts_with("postgres://kepatuhan:"),
+        "migrate runs as the owner"
+    );
+    for name in ["api", "worker"] {
+        assert!(
+            env(name, "KEPATUHAN_DATABASE_URL").starts_with(&format!("postgres://{role}:")),
+            "{name} connects as {role}: {}",
+            env(name, "KEPATUHAN_DATABASE_URL")
+        );
+        assert_eq!(env(name, "KEPATUHAN_MIGRATE_ON_START"), "false", "{name}");
+        assert!(env(name, "KEPATUHAN_SERVICE_ROLE").is_empty(), "{name}");
+    }
+    // The role is created when the database is initialised, by the script mounted for it.
+    let mounts: Vec<&str> = services["postgres"]["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        mounts.contains(&"./postgres-init:/docker-entrypoint-initdb.d:ro"),
+        "{mounts:?}"
+    );
+    let script = read("deploy/postgres-init/10-service-role.sh");
+    assert!(
+        script.contains(&format!("CREATE ROLE {role} LOGIN")),
+        "{script}"
+    );
+    let sh = Command::new("sh")
+        .args([
+            "-n",
+            &format!("{ROOT}/deploy/postgres-init/10-service-role.sh"),
+        ])
+        .status()
+        .unwrap();
+    assert!(sh.success(), "the init script parses");
+}

@@ -54,6 +54,15 @@ pub struct Settings {
     /// Proxies in front of the api whose `X-Forwarded-For` entry is trusted to name the client
     /// (`KEPATUHAN_TRUSTED_PROXY_HOPS`, default 0: the peer address is the client).
     pub trusted_proxy_hops: usize,
+    /// Whether the api and the worker apply pending migrations when they start
+    /// (`KEPATUHAN_MIGRATE_ON_START`, default `true`). In deployment it is `false`: they connect
+    /// as the service role, which may not create or alter anything, and only check that the
+    /// schema is current; `kepatuhan-api migrate` runs as the owner role. See [`crate::db`].
+    pub migrate_on_start: bool,
+    /// The role the api and the worker connect as in deployment (`KEPATUHAN_SERVICE_ROLE`, a
+    /// plain identifier): `migrate` grants it exactly what the services need
+    /// ([`crate::db::grant_service_role`]). None: no grants are made.
+    pub service_role: Option<String>,
     /// Settings only the worker uses.
     pub worker: WorkerSettings,
 }
@@ -229,6 +238,7 @@ impl Settings {
                     EgressPolicy::default()
                 });
         let worker = worker_settings(&lookup, &mut problems);
+        let (migrate_on_start, service_role) = roles(&lookup, &mut problems);
         let anonymous_rate = parse(&lookup, "KEPATUHAN_ANONYMOUS_RATE", Some(50), &mut problems);
         let anonymous_burst = parse(
             &lookup,
@@ -274,11 +284,33 @@ impl Settings {
                 anonymous_rate: anonymous_rate.unwrap_or_default(),
                 anonymous_burst: anonymous_burst.unwrap_or_default(),
                 trusted_proxy_hops: trusted_proxy_hops.unwrap_or_default(),
+                migrate_on_start,
+                service_role,
                 worker,
             }),
             _ => Err(problems),
         }
     }
+}
+
+/// Whether to migrate at start, and the service role to grant to.
+fn roles(
+    lookup: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<String>,
+) -> (bool, Option<String>) {
+    let migrate_on_start =
+        parse(lookup, "KEPATUHAN_MIGRATE_ON_START", Some(true), problems).unwrap_or(true);
+    let service_role = lookup("KEPATUHAN_SERVICE_ROLE")
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if let Some(role) = &service_role
+        && !crate::db::is_plain_identifier(role)
+    {
+        problems.push(format!(
+            "KEPATUHAN_SERVICE_ROLE: `{role}` is not a plain role name (lower-case letters, digits and `_`, at most 63)"
+        ));
+    }
+    (migrate_on_start, service_role)
 }
 
 /// The store's options and the telemetry settings.
@@ -438,10 +470,13 @@ mod tests {
             "KEPATUHAN_HTTP_ADDR" => Some("localhost".to_owned()),
             "KEPATUHAN_REQUEST_TIMEOUT_SECS" => Some("soon".to_owned()),
             "KEPATUHAN_PUBLIC_BASE_URL" => Some("kepatuhan.example".to_owned()),
+            "KEPATUHAN_SERVICE_ROLE" => Some("svc; DROP TABLE audit_log".to_owned()),
+            "KEPATUHAN_MIGRATE_ON_START" => Some("sometimes".to_owned()),
             _ => None,
         };
         let problems = Settings::from_lookup(bad).unwrap_err();
-        assert_eq!(problems.len(), 4, "{problems:?}");
+        assert_eq!(problems.len(), 6, "{problems:?}");
+        assert!(s.migrate_on_start && s.service_role.is_none());
         assert!(problems[1].starts_with("KEPATUHAN_HTTP_ADDR"));
     }
 }

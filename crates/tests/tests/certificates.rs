@@ -113,44 +113,7 @@ async fn publish_2025(pool: &PgPool) -> (App, Api, String) {
         Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
             .unwrap();
     demo::seed_demo(&state, &settings).await.unwrap();
-    // Make 2025 publishable: every sampled unit verified.
-    sqlx::query("DELETE FROM cycle_units cu WHERE cycle_year = 2025 AND NOT EXISTS (SELECT 1 FROM submissions s WHERE s.cycle_year = 2025 AND s.unit_id = cu.unit_id)")
-        .execute(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE submissions SET state = 'verified' WHERE cycle_year = 2025")
-        .execute(pool)
-        .await
-        .unwrap();
-    // Every answer at the top of its scale: the results earn awards (opinions A and B only
-    // earn a piagam under ori-2025), so every recipient gets a certificate.
-    let m = kepatuhan_core::methodology::builtin::by_code("ori-2025").unwrap();
-    for id in m.indicator_ids() {
-        let indicator = m.indicator(id);
-        let top = indicator
-            .scale
-            .levels
-            .iter()
-            .map(|l| l.value)
-            .max()
-            .unwrap();
-        sqlx::query(
-            "INSERT INTO submission_values (submission_id, indicator_code, value, not_applicable)
-             SELECT s.id, $2, $1, false FROM submissions s WHERE s.cycle_year = 2025
-             ON CONFLICT (submission_id, indicator_code) DO UPDATE SET value = excluded.value, not_applicable = false",
-        )
-        .bind(i16::from(top))
-        .bind(&indicator.code)
-        .execute(pool)
-        .await
-        .unwrap();
-    }
-    // Inputs changed behind the API's back: mark them changed as the API does, so publishing
-    // recomputes the results from them.
-    sqlx::query("UPDATE cycles SET input_revision = input_revision + 1 WHERE year = 2025")
-        .execute(pool)
-        .await
-        .unwrap();
+    kepatuhan_tests::make_2025_publishable(pool).await;
     let (_, admin) = auth::create_actor_with_token(pool, "HQ", "admin", None)
         .await
         .unwrap();

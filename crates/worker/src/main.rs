@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use kepatuhan_app::config::Settings;
-use kepatuhan_app::db::{connect, migrate};
+use kepatuhan_app::db::connect;
 use kepatuhan_app::{App, telemetry};
 use kepatuhan_worker::{WorkerConfig, run};
 
@@ -26,8 +26,9 @@ async fn main() -> ExitCode {
     let config = WorkerConfig::from_settings(&settings.worker);
     let result = async {
         let pool = connect(&settings).await?;
-        // Safe with several processes: the migrator holds an advisory lock.
-        migrate(&pool).await?;
+        // Migrating is safe with several processes (the migrator holds an advisory lock); in
+        // deployment `migrate` has run as the owner and this only checks the schema.
+        kepatuhan_app::db::prepare(&pool, &settings).await?;
         let app = App::configured(pool, &settings)?;
         // `/metrics` and `/health` from the exporter's own listener, until the process ends.
         let metrics = tokio::spawn(kepatuhan_worker::metrics_listener(
