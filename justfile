@@ -35,7 +35,7 @@ build:
     cargo build --release --locked -p kepatuhan-api -p kepatuhan-worker
 
 # Run every check CI runs: formatting, lints, and all tests against a running Postgres.
-test: postgres
+test: postgres tools
     #!/usr/bin/env bash
     set -euo pipefail
     cargo fmt --all --check
@@ -44,6 +44,19 @@ test: postgres
     cargo test --workspace --locked 2>&1 | tee "$log"
     awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
     rm -f "$log"
+
+# Install the tools the tests drive that this project did not write (Schemathesis) into a venv
+# outside the clone, kept between runs.
+tools:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    venv=/var/tmp/kepatuhan-venv
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r tools/requirements.txt
+
+# Fuzz the api with Schemathesis for longer than CI does (SECONDS per caller, a random seed).
+fuzz-api seconds="600": postgres tools
+    KEPATUHAN_SCHEMATHESIS_SECONDS={{seconds}} cargo test -p kepatuhan-api --test schemathesis -- --nocapture
 
 # Start the local PostgreSQL cluster when it is not accepting connections.
 postgres:
