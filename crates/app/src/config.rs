@@ -102,6 +102,10 @@ pub struct WorkerSettings {
     pub backoff_secs: u64,
     /// Where the worker serves `/metrics` (`KEPATUHAN_WORKER_METRICS_ADDR`, default `127.0.0.1:9091`).
     pub metrics_addr: SocketAddr,
+    /// Seconds without a heartbeat (one a second) after which a worker counts as crashed and its
+    /// running jobs are taken up again by the others (`KEPATUHAN_WORKER_ORPHAN_AFTER_SECS`,
+    /// default 30; at least 3).
+    pub orphan_after_secs: u32,
     /// Place printed on certificates (`KEPATUHAN_CERTIFICATE_PLACE`, default `Jakarta`).
     pub place: String,
     /// Signatory's name (`KEPATUHAN_CERTIFICATE_SIGNATORY`).
@@ -362,11 +366,24 @@ fn worker_settings(
         Some(SocketAddr::from(([127, 0, 0, 1], 9091))),
         problems,
     );
+    let orphan_after_secs = parse(
+        lookup,
+        "KEPATUHAN_WORKER_ORPHAN_AFTER_SECS",
+        Some(30u32),
+        problems,
+    );
+    if orphan_after_secs.is_some_and(|s| s < 3) {
+        problems.push(
+            "KEPATUHAN_WORKER_ORPHAN_AFTER_SECS: at least 3 (a busy worker must not look crashed)"
+                .to_owned(),
+        );
+    }
     let text = |key: &str, default: &str| lookup(key).unwrap_or_else(|| default.to_owned());
     Some(WorkerSettings {
         concurrency: concurrency?,
         backoff_secs: backoff_secs?,
         metrics_addr: metrics_addr?,
+        orphan_after_secs: orphan_after_secs?,
         place: text("KEPATUHAN_CERTIFICATE_PLACE", "Jakarta"),
         signatory_name: text("KEPATUHAN_CERTIFICATE_SIGNATORY", "Mokhammad Najih"),
         signatory_title: text(

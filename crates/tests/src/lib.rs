@@ -47,3 +47,38 @@ pub async fn make_2025_publishable(pool: &PgPool) {
         .await
         .unwrap();
 }
+
+/// Adds `n` regencies to the demo's province 19, each with two units sampled in 2025 under the
+/// Bangka Belitung office, the survey responses of the demo's first surveyed unit, and a draft
+/// submission (by the first actor), so that a publication has
+/// a few hundred recipients. Call before [`make_2025_publishable`].
+///
+/// # Panics
+/// When the database refuses a statement.
+pub async fn add_regencies(pool: &PgPool, n: i32) {
+    sqlx::query(
+        "WITH e AS (
+             INSERT INTO entities (code, kind, name, province_code)
+             SELECT '19.' || (500 + i), 'regency', 'Pemerintah Kabupaten Uji ' || i, '19'
+             FROM generate_series(1, $1) i RETURNING id),
+         u AS (
+             INSERT INTO units (entity_id, name, kind)
+             SELECT e.id, k.name, k.kind FROM e,
+                 (VALUES ('Dinas Kependudukan dan Pencatatan Sipil', 'dukcapil'),
+                         ('Dinas Penanaman Modal dan Pelayanan Terpadu Satu Pintu', 'dpmptsp')) k(name, kind)
+             RETURNING id),
+         s AS (
+             INSERT INTO cycle_units (cycle_year, unit_id, office_code) SELECT 2025, id, 'babel' FROM u RETURNING unit_id),
+         r AS (
+             INSERT INTO survey_responses (cycle_year, unit_id, survey_code, respondent, answers)
+             SELECT 2025, s.unit_id, x.survey_code, x.respondent, x.answers FROM s,
+                 (SELECT survey_code, respondent, answers FROM survey_responses
+                  WHERE cycle_year = 2025 AND unit_id = (SELECT min(unit_id) FROM survey_responses WHERE cycle_year = 2025)) x)
+         INSERT INTO submissions (cycle_year, unit_id, created_by)
+         SELECT 2025, unit_id, (SELECT min(id) FROM actors) FROM s",
+    )
+    .bind(n)
+    .execute(pool)
+    .await
+    .unwrap();
+}

@@ -40,6 +40,9 @@ pub struct WorkerConfig {
     pub schedule_every: Duration,
     /// Jobs run at once by this process.
     pub concurrency: usize,
+    /// Missed heartbeats (one a second) after which another worker's running jobs count as
+    /// orphaned and are run again.
+    pub orphan_after_secs: u32,
     /// Place printed on certificates (`KEPATUHAN_CERTIFICATE_PLACE`).
     pub place: String,
     /// Signatory's name (`KEPATUHAN_CERTIFICATE_SIGNATORY`).
@@ -62,6 +65,7 @@ impl WorkerConfig {
             backoff_base: Duration::from_secs(w.backoff_secs),
             schedule_every: Duration::from_mins(1),
             concurrency: w.concurrency,
+            orphan_after_secs: w.orphan_after_secs,
             place: w.place.clone(),
             signatory_name: w.signatory_name.clone(),
             signatory_title: w.signatory_title.clone(),
@@ -84,18 +88,18 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let recompute = WorkerBuilder::new(format!("{}-recompute", config.name))
-        .backend(storage_for::<Recompute>(&app))
+        .backend(storage_for::<Recompute>(&app, &config))
         .concurrency(config.concurrency)
         .data(app.clone())
         .data(config.clone())
         .build(queues::recompute::handle);
     let issue = WorkerBuilder::new(format!("{}-certificates", config.name))
-        .backend(storage_for::<IssueCertificates>(&app))
+        .backend(storage_for::<IssueCertificates>(&app, &config))
         .data(app.clone())
         .data(config.clone())
         .build(queues::certificates::issue);
     let render = WorkerBuilder::new(format!("{}-certificate-render", config.name))
-        .backend(storage_for::<RenderCertificates>(&app))
+        .backend(storage_for::<RenderCertificates>(&app, &config))
         .concurrency(config.concurrency)
         .data(app.clone())
         .data(std::sync::Arc::new(render::Renderer::new()))
@@ -103,7 +107,7 @@ pub async fn run(
         .build(queues::certificates::render);
 
     let deliver = WorkerBuilder::new(format!("{}-webhooks", config.name))
-        .backend(storage_for::<DeliverWebhook>(&app))
+        .backend(storage_for::<DeliverWebhook>(&app, &config))
         .concurrency(config.concurrency)
         .data(app.clone())
         .data(config.clone())
@@ -165,15 +169,16 @@ pub fn metrics_listener(
 /// The apalis storage of a job type's queue.
 fn storage_for<J: Job>(
     app: &App,
+    worker: &WorkerConfig,
 ) -> PollWith<PostgresStorage<J>, StreamStrategy<apalis_postgres::Pubsub>> {
     // A new job is announced by the queue's insert trigger (LISTEN/NOTIFY) and fetched at once;
-    // delayed retries are fetched at every heartbeat (1 s). 30 missed heartbeats (30 s) mark a
-    // crashed worker's jobs as orphaned.
+    // delayed retries are fetched at every heartbeat (1 s). `orphan_after_secs` missed heartbeats
+    // (30 s by default) mark a crashed worker's jobs as orphaned.
     let config = Config::default()
         .queue(J::QUEUE)
         .batch_size(1)
         .heartbeat_interval(Duration::from_secs(1))
-        .missed_heartbeats(30);
+        .missed_heartbeats(worker.orphan_after_secs as usize);
     // Each queue has its own few connections: the listener holds one for good, and fetching and
     // acknowledging must not wait behind the job handlers, which use the main pool.
     let queue_pool = sqlx::postgres::PgPoolOptions::new()

@@ -1,0 +1,332 @@
+//! Faults, with nothing lost and nothing doubled: the real `kepatuhan-api` and `kepatuhan-worker`
+//! processes over one database, killed, doubled and starved.
+//!
+//! The binaries are the ones `cargo test --workspace` builds beside this test.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use kepatuhan_app::App;
+use kepatuhan_app::config::Settings;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+/// The directory holding this build's `kepatuhan-api` and `kepatuhan-worker`.
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    for bin in ["kepatuhan-api", "kepatuhan-worker"] {
+        assert!(
+            dir.join(bin).is_file(),
+            "{bin} is not built in {}: run `cargo build -p kepatuhan-api -p kepatuhan-worker` \
+             first, or `cargo test --workspace`",
+            dir.display()
+        );
+    }
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A process of ours, killed (SIGKILL) when dropped.
+struct Process {
+    child: Child,
+    name: String,
+    log: PathBuf,
+}
+
+impl Process {
+    /// SIGKILL, as a machine losing power would: no shutdown, no cleanup.
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn log(&self) -> String {
+        format!(
+            "--- {} log ---\n{}",
+            self.name,
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One deployment's shared parts: the database and the certificate store directory.
+struct Deployment {
+    database_url: String,
+    store: PathBuf,
+    bins: PathBuf,
+    dir: PathBuf,
+    spawned: usize,
+}
+
+impl Deployment {
+    fn new(pool: &PgPool, name: &str) -> Self {
+        let options = pool.connect_options();
+        let database = options.get_database().unwrap();
+        let dir =
+            std::env::temp_dir().join(format!("kepatuhan-faults-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("certificates")).unwrap();
+        Self {
+            database_url: format!(
+                "postgres://{}@{}:{}/{database}",
+                options.get_username(),
+                options.get_host(),
+                options.get_port()
+            ),
+            store: dir.join("certificates"),
+            bins: bin_dir(),
+            dir,
+            spawned: 0,
+        }
+    }
+
+    fn command(&mut self, bin: &str, name: &str) -> (Command, PathBuf) {
+        self.spawned += 1;
+        let log = self.dir.join(format!("{}-{name}.log", self.spawned));
+        let mut command = Command::new(self.bins.join(bin));
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("KEPATUHAN_DATABASE_URL", &self.database_url)
+            .env("KEPATUHAN_CERTIFICATE_STORE", &self.store)
+            .env("KEPATUHAN_ANONYMOUS_RATE", "0")
+            .env("KEPATUHAN_PUBLIC_CACHE_MS", "0")
+            .env("KEPATUHAN_WORKER_BACKOFF_SECS", "1")
+            .env("KEPATUHAN_WORKER_ORPHAN_AFTER_SECS", "3")
+            .env("KEPATUHAN_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
+            .env(
+                "KEPATUHAN_WORKER_METRICS_ADDR",
+                format!("127.0.0.1:{}", free_port()),
+            )
+            .env("RUST_LOG", "warn,kepatuhan=info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(log.with_extension("err")).unwrap());
+        (command, log)
+    }
+
+    /// Starts an api process and waits until it is ready; returns it and its base URL.
+    async fn api(&mut self, name: &str) -> (Process, String) {
+        let port = free_port();
+        let (mut command, log) = self.command("kepatuhan-api", name);
+        let child = command
+            .arg("serve")
+            .env("KEPATUHAN_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .spawn()
+            .unwrap();
+        let process = Process {
+            child,
+            name: name.to_owned(),
+            log,
+        };
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{base}/health/ready")).await
+                && r.status().is_success()
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the api did not become ready\n{}",
+                process.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (process, base)
+    }
+
+    /// Starts a worker process.
+    fn worker(&mut self, name: &str) -> Process {
+        let (mut command, log) = self.command("kepatuhan-worker", name);
+        Process {
+            child: command.spawn().unwrap(),
+            name: name.to_owned(),
+            log,
+        }
+    }
+}
+
+/// Polls `sql` (a boolean) every 100 ms until it holds; panics after `limit` with `context`.
+async fn until(pool: &PgPool, sql: &str, limit: Duration, context: impl Fn() -> String) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up after {limit:?} waiting for: {sql}\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn post(base: &str, token: &str, path: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let value: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(status.is_success(), "POST {path}: {status} {value}");
+    value
+}
+
+/// The demo, with `extra` regencies (two units each) in Bangka Belitung, 2025 made publishable;
+/// returns an admin token.
+async fn publishable(pool: &PgPool, extra: i32) -> String {
+    kepatuhan_app::db::migrate(pool).await.unwrap();
+    let settings = Settings::from_lookup(|_| None).unwrap();
+    kepatuhan_api::demo::seed_demo(&App::new(pool.clone()).unwrap(), &settings)
+        .await
+        .unwrap();
+    kepatuhan_tests::add_regencies(pool, extra).await;
+    kepatuhan_tests::make_2025_publishable(pool).await;
+    kepatuhan_api::auth::create_actor_with_token(pool, "HQ", "admin", None)
+        .await
+        .unwrap()
+        .1
+        .secret
+}
+
+async fn publish(base: &str, admin: &str) {
+    for to in ["verifying", "published"] {
+        post(
+            base,
+            admin,
+            "/api/v1/cycles/2025/transitions",
+            json!({ "to": to }),
+        )
+        .await;
+    }
+}
+
+/// Recipients that earn an award in 2025's current revision.
+const EARNING: &str = "(SELECT count(*) FROM entity_results r JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision
+      WHERE r.cycle_year = 2025 AND r.award_eligible)
+  + (SELECT count(*) FROM unit_results ur JOIN units u ON u.id = ur.unit_id
+      JOIN cycles c ON c.year = ur.cycle_year AND c.results_revision = ur.revision
+      JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_year = ur.cycle_year AND r.revision = ur.revision
+      WHERE ur.cycle_year = 2025 AND r.award_eligible)";
+
+const QUEUES_IDLE: &str =
+    "NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE status IN ('Pending', 'Queued', 'Running'))";
+
+/// Every award-earning recipient holds exactly one valid certificate, and nobody else one.
+async fn one_valid_certificate_each(pool: &PgPool) {
+    let (valid, earning, doubled): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT (SELECT count(*) FROM certificates WHERE cycle_year = 2025 AND status = 'valid'), {EARNING},
+                (SELECT count(*) FROM (SELECT 1 FROM certificates WHERE cycle_year = 2025
+                 GROUP BY entity_id, unit_id, revision HAVING count(*) > 1) d)"
+    )))
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(valid, earning, "one valid certificate per recipient");
+    assert_eq!(doubled, 0, "no recipient was issued twice for one revision");
+}
+
+/// Every PDF in the store is recorded (after the sweep removed those that are not).
+async fn every_pdf_recorded_or_swept(pool: &PgPool, store: &Path) {
+    let store = object_store::local::LocalFileSystem::new_with_prefix(store).unwrap();
+    let swept = kepatuhan_app::storage::sweep_orphan_pdfs(&store, pool, Duration::ZERO)
+        .await
+        .unwrap();
+    println!("orphan PDFs swept: {swept}");
+    let keys: Vec<String> = object_store::ObjectStore::list(
+        &store,
+        Some(&object_store::path::Path::from("certificates")),
+    )
+    .map_ok(|o| o.location.to_string())
+    .try_collect()
+    .await
+    .unwrap();
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM certificates WHERE object_key = ANY($1)")
+            .bind(&keys)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        usize::try_from(recorded).unwrap(),
+        keys.len(),
+        "every stored PDF has its record"
+    );
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM certificates")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        i64::try_from(keys.len()).unwrap(),
+        total,
+        "every record has its PDF"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_worker_killed_mid_fan_out_loses_and_doubles_nothing(pool: PgPool) {
+    let admin = publishable(&pool, 100).await;
+    let mut deployment = Deployment::new(&pool, "kill9");
+    let (_api, base) = deployment.api("api").await;
+    publish(&base, &admin).await;
+    let mut first = deployment.worker("worker-1");
+    until(
+        &pool,
+        "SELECT count(*) >= 20 FROM certificates",
+        Duration::from_mins(1),
+        || first.log(),
+    )
+    .await;
+    first.kill9();
+    let (at_kill, earning): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT (SELECT count(*) FROM certificates), {EARNING}"
+    )))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(earning > 300, "a few hundred recipients: {earning}");
+    assert!(
+        at_kill < earning,
+        "the worker was killed in the middle of the fan-out ({at_kill} of {earning} issued)"
+    );
+    let second = deployment.worker("worker-2");
+    until(
+        &pool,
+        &format!(
+            "SELECT {QUEUES_IDLE} AND (SELECT count(*) FROM certificates WHERE status = 'valid') >= {EARNING}"
+        ),
+        Duration::from_mins(2),
+        || second.log(),
+    )
+    .await;
+    one_valid_certificate_each(&pool).await;
+    every_pdf_recorded_or_swept(&pool, &deployment.store).await;
+    let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM apalis.jobs WHERE status <> 'Done'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(dead, 0, "no job died\n{}", second.log());
+}
