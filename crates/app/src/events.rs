@@ -1,6 +1,7 @@
-//! Webhook events: what happened (`results.published`, `certificate.issued`…), enqueued in the
-//! caller's transaction as one delivery job per subscribed endpoint. The worker delivers them,
-//! signed, with retries; endpoints are registered through the api.
+//! Webhook events: what happened (`results.published`, `certificate.issued`…), written in the
+//! caller's transaction to the outbox of every subscribed endpoint, with one delivery job per
+//! endpoint. The worker delivers each endpoint's events in order, signed, with retries;
+//! endpoints are registered through the api.
 
 use serde_json::json;
 use sqlx::{Postgres, Transaction};
@@ -84,20 +85,38 @@ pub async fn emit_many(tx: &mut Transaction<'_, Postgres>, events: Vec<Event>) -
             })
         })
         .collect();
-    let deliveries: Vec<(DeliverWebhook, Option<String>)> = subscribers
+    // One outbox row per event and endpoint, in event order (identity values follow the order
+    // of the rows inserted), then one drain job per endpoint.
+    let (endpoints, events): (Vec<i64>, Vec<serde_json::Value>) = subscribers
         .iter()
         .filter_map(|s| {
             let event = bodies.get(usize::try_from(s.ord).ok()?.checked_sub(1)?)?;
-            Some((
+            Some((s.id, event.clone()))
+        })
+        .unzip();
+    sqlx::query!(
+        "INSERT INTO webhook_outbox (endpoint_id, event_id, event)
+         SELECT e, x ->> 'id', x FROM UNNEST($1::bigint[], $2::jsonb[]) WITH ORDINALITY AS u(e, x, n) ORDER BY n",
+        &endpoints,
+        &events
+    )
+    .execute(&mut **tx)
+    .await?;
+    let mut distinct = endpoints.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let drains: Vec<(DeliverWebhook, Option<String>)> = distinct
+        .into_iter()
+        .map(|endpoint_id| {
+            (
                 DeliverWebhook {
-                    endpoint_id: s.id,
-                    event: event.clone(),
-                    attempt: 1,
+                    endpoint_id,
+                    event: None,
                 },
                 None,
-            ))
+            )
         })
         .collect();
-    jobs::enqueue_many(tx, &deliveries).await?;
-    Ok(deliveries.len())
+    jobs::enqueue_many(tx, &drains).await?;
+    Ok(endpoints.len())
 }

@@ -125,29 +125,25 @@ impl Job for RenderCertificates {
     const QUEUE: &'static str = "certificate-render";
 }
 
-/// Deliver one event to one endpoint.
+/// Deliver an endpoint's pending events (its rows of `webhook_outbox`), oldest first. One job is
+/// enqueued per endpoint an event goes to; whichever runs drains everything pending, in order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliverWebhook {
     /// The endpoint.
     pub endpoint_id: i64,
-    /// The event (`id`, `type`, `created_at`, `data`), sent as the request body.
-    pub event: serde_json::Value,
-    /// Which delivery attempt this is (1-based). A failed attempt enqueues the next one with
-    /// backoff until [`DELIVERY_ATTEMPTS`]; the last failure leaves the job dead.
-    #[serde(default = "first")]
-    pub attempt: u32,
+    /// An event carried by a job enqueued before the outbox existed: put in the outbox first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<serde_json::Value>,
 }
 
-fn first() -> u32 {
-    1
-}
-
-/// Delivery attempts per event and endpoint.
+/// Delivery attempts per event and endpoint; after the last the event is abandoned (and the
+/// job that gave up on it is dead, visible through the API) and the endpoint's next events go on.
 pub const DELIVERY_ATTEMPTS: u32 = 8;
 
 impl Job for DeliverWebhook {
     const QUEUE: &'static str = "webhooks";
-    // Each attempt is its own job (see `attempt`), so the job itself runs once.
+    // A failed delivery schedules the endpoint's next drain itself, after the backoff (the
+    // attempts are counted per event in the outbox), so the job itself runs once.
     const MAX_ATTEMPTS: i32 = 1;
 }
 

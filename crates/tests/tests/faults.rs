@@ -1,10 +1,11 @@
 //! Faults, with nothing lost and nothing doubled: the real `kepatuhan-api` and `kepatuhan-worker`
-//! processes over one database, killed, doubled and starved.
+//! processes over one database, killed, doubled, and delivering to a receiver that is down.
 //!
 //! The binaries are the ones `cargo test --workspace` builds beside this test.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::TryStreamExt;
@@ -329,4 +330,150 @@ async fn a_worker_killed_mid_fan_out_loses_and_doubles_nothing(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(dead, 0, "no job died\n{}", second.log());
+}
+
+/// What a receiver got: per endpoint path, every call's event id and whether it was accepted.
+#[derive(Default)]
+struct Inbox {
+    calls: Vec<(String, String, bool)>,
+}
+
+impl Inbox {
+    /// The accepted event ids of `path`, in the order they arrived.
+    fn accepted(&self, path: &str) -> Vec<String> {
+        self.calls
+            .iter()
+            .filter(|(p, _, ok)| p == path && *ok)
+            .map(|(_, id, _)| id.clone())
+            .collect()
+    }
+}
+
+/// A receiver on this machine for `/hook/{name}`, answering 503 until `down_until`.
+async fn receiver(inbox: Arc<Mutex<Inbox>>, down_until: tokio::time::Instant) -> String {
+    let app = axum::Router::new().route(
+        "/hook/{name}",
+        axum::routing::post(
+            move |axum::extract::Path(name): axum::extract::Path<String>,
+                  headers: axum::http::HeaderMap| {
+                let inbox = inbox.clone();
+                async move {
+                    let id = headers
+                        .get("kepatuhan-delivery")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let up = tokio::time::Instant::now() >= down_until;
+                    inbox.lock().unwrap().calls.push((name, id, up));
+                    if up {
+                        axum::http::StatusCode::NO_CONTENT
+                    } else {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/hook")
+}
+
+/// Registers, through `base`, an endpoint of the Bangka Belitung office and one of Bangka
+/// (19.01); returns their ids by name (`office`, `bangka`).
+async fn subscribe(pool: &PgPool, base: &str, hooks: &str) -> Vec<(&'static str, i64)> {
+    let (_, office) =
+        kepatuhan_api::auth::create_actor_with_token(pool, "Babel", "office", Some("babel"))
+            .await
+            .unwrap();
+    let mut ids = Vec::new();
+    for (name, owner) in [
+        ("office", json!({ "office": "babel" })),
+        ("bangka", json!({ "entity_code": "19.01" })),
+    ] {
+        let mut body = owner;
+        body["url"] = json!(format!("{hooks}/{name}"));
+        let created = post(base, &office.secret, "/api/v1/webhooks", body).await;
+        ids.push((name, created["id"].as_i64().unwrap()));
+    }
+    ids
+}
+
+/// Each endpoint got each of its events exactly once, in the order they were written.
+async fn delivered_once_in_order(pool: &PgPool, inbox: &Mutex<Inbox>, endpoints: &[(&str, i64)]) {
+    for (name, id) in endpoints {
+        let written: Vec<String> = sqlx::query_scalar(
+            "SELECT event_id FROM webhook_outbox WHERE endpoint_id = $1 ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert!(!written.is_empty(), "{name} has events");
+        let accepted = inbox.lock().unwrap().accepted(name);
+        assert_eq!(accepted, written, "{name}: every event once, in order");
+    }
+}
+
+const ALL_DELIVERED: &str = "NOT EXISTS (SELECT 1 FROM webhook_outbox WHERE delivered_at IS NULL)";
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn two_apis_and_two_workers_issue_and_deliver_everything_once(pool: PgPool) {
+    let admin = publishable(&pool, 100).await;
+    let mut deployment = Deployment::new(&pool, "two-by-two");
+    let (_a, base_a) = deployment.api("api-a").await;
+    let (_b, base_b) = deployment.api("api-b").await;
+    let inbox = Arc::new(Mutex::new(Inbox::default()));
+    let hooks = receiver(inbox.clone(), tokio::time::Instant::now()).await;
+    let endpoints = subscribe(&pool, &base_a, &hooks).await;
+    let workers = [deployment.worker("worker-1"), deployment.worker("worker-2")];
+    // The office publishes through the other api.
+    publish(&base_b, &admin).await;
+    until(
+        &pool,
+        &format!(
+            "SELECT {QUEUES_IDLE} AND {ALL_DELIVERED} AND (SELECT count(*) FROM certificates WHERE status = 'valid') >= {EARNING}"
+        ),
+        Duration::from_mins(2),
+        || workers.iter().map(Process::log).collect::<String>(),
+    )
+    .await;
+    one_valid_certificate_each(&pool).await;
+    delivered_once_in_order(&pool, &inbox, &endpoints).await;
+    // Both workers took part.
+    let busy: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT split_part(lock_by, '-certificate-render', 1)) FROM apalis.jobs WHERE job_type = 'certificate-render'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(busy, 2, "both workers rendered");
+    every_pdf_recorded_or_swept(&pool, &deployment.store).await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_receiver_down_for_a_while_gets_every_event_in_order_once_back(pool: PgPool) {
+    let admin = publishable(&pool, 20).await;
+    let mut deployment = Deployment::new(&pool, "receiver-down");
+    let (_api, base) = deployment.api("api").await;
+    let inbox = Arc::new(Mutex::new(Inbox::default()));
+    let hooks = receiver(
+        inbox.clone(),
+        tokio::time::Instant::now() + Duration::from_secs(4),
+    )
+    .await;
+    let endpoints = subscribe(&pool, &base, &hooks).await;
+    let worker = deployment.worker("worker");
+    publish(&base, &admin).await;
+    until(
+        &pool,
+        &format!("SELECT {QUEUES_IDLE} AND {ALL_DELIVERED}"),
+        Duration::from_mins(1),
+        || worker.log(),
+    )
+    .await;
+    let refused = inbox.lock().unwrap().calls.iter().filter(|c| !c.2).count();
+    assert!(refused > 0, "the receiver was down for a while");
+    delivered_once_in_order(&pool, &inbox, &endpoints).await;
 }

@@ -1,6 +1,8 @@
-//! The `webhooks` queue: POST an event to an endpoint, signed, and record the attempt. A failed
-//! delivery (network error, timeout, non-2xx answer) enqueues the next attempt with exponential
-//! backoff; after the last one the job is dead, visible through `GET /api/v1/jobs?status=dead`.
+//! The `webhooks` queue: POST each endpoint's events from the outbox, signed, in order, and
+//! record every attempt. A failed delivery (network error, timeout, non-2xx answer) schedules the
+//! endpoint's next drain with exponential backoff, the events behind it waiting; after the last
+//! attempt the event is abandoned, the job that gave up on it is dead (visible through
+//! `GET /api/v1/jobs?status=dead`) and the endpoint's later events go on.
 
 use std::time::{Duration, Instant};
 
@@ -40,71 +42,188 @@ pub fn signatures(secret: &str, previous: Option<&str>, timestamp: i64, body: &[
     header
 }
 
-/// Delivers one event.
+/// The class of the advisory locks that make one deliverer per endpoint (the endpoint id is the
+/// lock's second key).
+const DRAIN_LOCK: i32 = 0x5745_4248; // "WEBH"
+
+/// Delivers an endpoint's pending events, oldest first, holding the endpoint's advisory lock on
+/// a connection of its own (detached from the pool: a crash or a cancelled job closes it, which
+/// releases the lock). A delivery that fails stops the drain and schedules the next one after the
+/// backoff, so later events wait behind it and arrive in order; after the last attempt the
+/// event is abandoned and the rest go on.
 pub async fn deliver(
     job: DeliverWebhook,
     app: Data<App>,
     config: Data<WorkerConfig>,
 ) -> Result<(), JobError> {
-    let endpoint = sqlx::query!(
-        r#"SELECT url, secret, active,
-                  CASE WHEN previous_secret_until > now() THEN previous_secret END AS "previous?"
-           FROM webhook_endpoints WHERE id = $1"#,
-        job.endpoint_id
-    )
-    .fetch_optional(&app.pool)
-    .await?;
-    let Some(endpoint) = endpoint.filter(|e| e.active) else {
-        return Ok(()); // endpoint removed or deactivated: nothing to deliver
-    };
-    let body = serde_json::to_vec(&job.event).map_err(|e| JobError::App(e.into()))?;
-    let event_id = job.event["id"].as_str().unwrap_or_default().to_owned();
-    let event_type = job.event["type"].as_str().unwrap_or_default().to_owned();
-    let started = Instant::now();
-    let signed = Signed {
-        url: &endpoint.url,
-        secret: &endpoint.secret,
-        previous: endpoint.previous.as_deref(),
-        event_type: &event_type,
-        event_id: &event_id,
-        body,
-    };
-    let (status, error, retry) = send(&app, signed).await?;
+    if let Some(event) = &job.event {
+        sqlx::query!(
+            "INSERT INTO webhook_outbox (endpoint_id, event_id, event) VALUES ($1, $2, $3)
+             ON CONFLICT (endpoint_id, event_id) DO NOTHING",
+            job.endpoint_id,
+            event["id"].as_str().unwrap_or_default(),
+            event
+        )
+        .execute(&app.pool)
+        .await?;
+    }
+    let mut lock = app.pool.acquire().await?.detach();
+    let key = i32::try_from(job.endpoint_id).unwrap_or(i32::MAX);
+    sqlx::query("SELECT pg_advisory_lock($1, $2)")
+        .bind(DRAIN_LOCK)
+        .bind(key)
+        .execute(&mut lock)
+        .await?;
+    let outcome = drain(&app, &config, job.endpoint_id).await;
+    // Closing the connection releases the lock even if the unlock cannot be sent.
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
+        .bind(DRAIN_LOCK)
+        .bind(key)
+        .execute(&mut lock)
+        .await;
+    let _ = sqlx::Connection::close(lock).await;
+    outcome
+}
+
+/// One pending event of an endpoint.
+struct Pending {
+    id: i64,
+    event_id: String,
+    event: serde_json::Value,
+    attempts: i32,
+    due: bool,
+}
+
+/// Delivers pending events until none is left or one fails (see [`deliver`]).
+async fn drain(app: &App, config: &WorkerConfig, endpoint_id: i64) -> Result<(), JobError> {
+    let mut abandoned = Vec::new();
+    loop {
+        let endpoint = sqlx::query!(
+            r#"SELECT url, secret, active,
+                      CASE WHEN previous_secret_until > now() THEN previous_secret END AS "previous?"
+               FROM webhook_endpoints WHERE id = $1"#,
+            endpoint_id
+        )
+        .fetch_optional(&app.pool)
+        .await?;
+        let Some(endpoint) = endpoint.filter(|e| e.active) else {
+            return Ok(()); // endpoint removed or deactivated: nothing to deliver
+        };
+        let next = sqlx::query_as!(
+            Pending,
+            r#"SELECT id, event_id, event, attempts, next_attempt_at <= now() AS "due!"
+               FROM webhook_outbox
+               WHERE endpoint_id = $1 AND delivered_at IS NULL AND abandoned_at IS NULL
+               ORDER BY id LIMIT 1"#,
+            endpoint_id
+        )
+        .fetch_optional(&app.pool)
+        .await?;
+        let Some(next) = next else { break };
+        if !next.due {
+            // Waiting for its backoff: the job scheduled with it will drain then.
+            break;
+        }
+        let attempt = next.attempts + 1;
+        let signed = Signed {
+            url: &endpoint.url,
+            secret: &endpoint.secret,
+            previous: endpoint.previous.as_deref(),
+            event_type: next.event["type"].as_str().unwrap_or_default(),
+            event_id: &next.event_id,
+            body: serde_json::to_vec(&next.event).map_err(|e| JobError::App(e.into()))?,
+        };
+        let started = Instant::now();
+        let (status, error, retry) = send(app, signed).await?;
+        record_attempt(
+            app,
+            endpoint_id,
+            &next,
+            attempt,
+            (status, error.as_deref()),
+            started,
+        )
+        .await?;
+        let Some(error) = error else { continue };
+        tracing::warn!(endpoint = endpoint_id, event = %next.event_id, attempt, error = %error, "webhook delivery failed");
+        if !retry || attempt >= i32::try_from(DELIVERY_ATTEMPTS).unwrap_or(i32::MAX) {
+            sqlx::query!(
+                "UPDATE webhook_outbox SET abandoned_at = now() WHERE id = $1",
+                next.id
+            )
+            .execute(&app.pool)
+            .await?;
+            abandoned.push(format!("{} ({error}, attempt {attempt})", next.event_id));
+            continue;
+        }
+        // The next attempt after the backoff; the events behind it wait.
+        let delay = backoff(
+            config.backoff_base,
+            usize::try_from(attempt).unwrap_or(usize::MAX),
+        );
+        let mut tx = app.pool.begin().await?;
+        sqlx::query!(
+            "UPDATE webhook_outbox SET next_attempt_at = now() + $2 WHERE id = $1",
+            next.id,
+            kepatuhan_app::db::interval(delay)
+        )
+        .execute(&mut *tx)
+        .await?;
+        let again = DeliverWebhook {
+            endpoint_id,
+            event: None,
+        };
+        kepatuhan_app::jobs::enqueue_after(&mut tx, &again, None, delay).await?;
+        tx.commit().await?;
+        break;
+    }
+    if abandoned.is_empty() {
+        Ok(())
+    } else {
+        Err(JobError::Delivery(format!(
+            "gave up on {} after {DELIVERY_ATTEMPTS} attempts or a refused address: {}",
+            abandoned.len(),
+            abandoned.join("; ")
+        )))
+    }
+}
+
+/// Records one delivery attempt (in `webhook_deliveries`, and on the outbox row) and counts it.
+async fn record_attempt(
+    app: &App,
+    endpoint_id: i64,
+    pending: &Pending,
+    attempt: i32,
+    (status, error): (Option<i32>, Option<&str>),
+    started: Instant,
+) -> Result<(), JobError> {
     let elapsed = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+    let mut tx = app.pool.begin().await?;
     sqlx::query!(
         "INSERT INTO webhook_deliveries (endpoint_id, event_id, event_type, attempt, status_code, error, duration_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        job.endpoint_id,
-        event_id,
-        event_type,
-        i32::try_from(job.attempt).unwrap_or(i32::MAX),
+        endpoint_id,
+        pending.event_id,
+        pending.event["type"].as_str().unwrap_or_default(),
+        attempt,
         status,
         error,
         elapsed
     )
-    .execute(&app.pool)
+    .execute(&mut *tx)
     .await?;
-    kepatuhan_app::metrics::record_job("webhooks", error.is_none(), started);
-    let Some(error) = error else { return Ok(()) };
-    tracing::warn!(endpoint = job.endpoint_id, event = %event_id, attempt = job.attempt, error = %error, "webhook delivery failed");
-    if !retry || job.attempt >= DELIVERY_ATTEMPTS {
-        return Err(JobError::Delivery(format!(
-            "{error} (attempt {} of {DELIVERY_ATTEMPTS}; giving up)",
-            job.attempt
-        )));
-    }
-    // The next attempt is its own job, delayed by the backoff.
-    let next = DeliverWebhook {
-        attempt: job.attempt + 1,
-        ..job
-    };
-    let delay = backoff(
-        config.backoff_base,
-        usize::try_from(next.attempt - 1).unwrap_or(usize::MAX),
-    );
-    let mut tx = app.pool.begin().await?;
-    kepatuhan_app::jobs::enqueue_after(&mut tx, &next, None, delay).await?;
+    sqlx::query!(
+        "UPDATE webhook_outbox SET attempts = $2,
+                delivered_at = CASE WHEN $3 THEN now() END
+         WHERE id = $1",
+        pending.id,
+        attempt,
+        error.is_none()
+    )
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
+    kepatuhan_app::metrics::record_job("webhooks", error.is_none(), started);
     Ok(())
 }
 
