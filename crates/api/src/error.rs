@@ -73,7 +73,34 @@ pub struct InternalError(pub Box<dyn std::error::Error + Send + Sync>);
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
+        if database_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            return ApiError::Unavailable {
+                slug: "database-unavailable",
+                detail:
+                    "the database cannot be reached right now (a restart or a failover); retry \
+                         shortly, with the same Idempotency-Key to be safe"
+                        .to_owned(),
+            };
+        }
         ApiError::Internal(InternalError(Box::new(e)))
+    }
+}
+
+/// Whether an error means the database is unreachable for a while (connection lost or refused,
+/// the pool exhausted, the server shutting down or starting up), not that the request is wrong:
+/// a `503` the client can retry, not a `500`.
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exception; 57P01–57P03: admin or crash shutdown, starting up.
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
     }
 }
 
@@ -91,9 +118,9 @@ impl From<AppError> for ApiError {
             AppError::UnknownMethodology(_) => {
                 ApiError::conflict("unknown-methodology", e.to_string())
             }
+            AppError::Database(e) => e.into(),
             AppError::Config(_)
             | AppError::Storage(_)
-            | AppError::Database(_)
             | AppError::Encode(_)
             | AppError::Inconsistent(_) => ApiError::Internal(InternalError(Box::new(e))),
         }

@@ -1,5 +1,6 @@
 //! Faults, with nothing lost and nothing doubled: the real `kepatuhan-api` and `kepatuhan-worker`
-//! processes over one database, killed, doubled, and delivering to a receiver that is down.
+//! processes over one database, killed, doubled, delivering to a receiver that is down, and
+//! serving while their database crashes and restarts.
 //!
 //! The binaries are the ones `cargo test --workspace` builds beside this test.
 
@@ -13,6 +14,7 @@ use kepatuhan_app::App;
 use kepatuhan_app::config::Settings;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
 /// The directory holding this build's `kepatuhan-api` and `kepatuhan-worker`.
 fn bin_dir() -> PathBuf {
@@ -78,18 +80,25 @@ struct Deployment {
 impl Deployment {
     fn new(pool: &PgPool, name: &str) -> Self {
         let options = pool.connect_options();
-        let database = options.get_database().unwrap();
+        Self::new_at(
+            &format!(
+                "postgres://{}@{}:{}/{}",
+                options.get_username(),
+                options.get_host(),
+                options.get_port(),
+                options.get_database().unwrap()
+            ),
+            name,
+        )
+    }
+
+    fn new_at(database_url: &str, name: &str) -> Self {
         let dir =
             std::env::temp_dir().join(format!("kepatuhan-faults-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("certificates")).unwrap();
         Self {
-            database_url: format!(
-                "postgres://{}@{}:{}/{database}",
-                options.get_username(),
-                options.get_host(),
-                options.get_port()
-            ),
+            database_url: database_url.to_owned(),
             store: dir.join("certificates"),
             bins: bin_dir(),
             dir,
@@ -476,4 +485,277 @@ async fn a_receiver_down_for_a_while_gets_every_event_in_order_once_back(pool: P
     let refused = inbox.lock().unwrap().calls.iter().filter(|c| !c.2).count();
     assert!(refused > 0, "the receiver was down for a while");
     delivered_once_in_order(&pool, &inbox, &endpoints).await;
+}
+
+/// A `PostgreSQL` cluster of this test's own (`initdb` on a free port, in a temporary directory),
+/// never the shared one the other tests use: it is crashed and restarted. Stopped and removed
+/// when dropped.
+struct Cluster {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    fn run(&self, program: &str, args: &[&str]) {
+        // initdb and postgres refuse to run as root: as root, run them as `postgres`.
+        let root = std::env::var("USER").as_deref() == Ok("root")
+            || Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let program = self.bin.join(program);
+        let mut command = if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            Command::new(&program)
+        };
+        let out = command.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}{}",
+            program.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn init() -> Self {
+        let version = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server binaries under /usr/lib/postgresql")
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .max()
+            .unwrap();
+        let dir = std::env::temp_dir().join(format!("kepatuhan-cluster-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&dir)
+            .status();
+        let cluster = Self {
+            bin: PathBuf::from(format!("/usr/lib/postgresql/{version}/bin")),
+            port: free_port(),
+            dir,
+        };
+        let data = cluster.data();
+        cluster.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        cluster.start();
+        cluster
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").display().to_string()
+    }
+
+    fn start(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("postgres.log").display().to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+    }
+
+    /// Stops the server the hard way (`immediate`: no checkpoint, recovery at the next start).
+    fn crash(&self) {
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .args(["-D", &self.data(), "-m", "immediate", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One survey upload: its respondents, and how it was answered (`None`: no answer at all).
+struct Upload {
+    respondents: Vec<String>,
+    status: Option<u16>,
+}
+
+/// Survey uploads in a loop (five new respondents each, to the units in turn) until `stop`.
+async fn upload_until(
+    base: String,
+    token: String,
+    units: Vec<i64>,
+    template: (String, Value),
+    task: usize,
+    stop: tokio::time::Instant,
+) -> Vec<Upload> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut uploads = Vec::new();
+    let mut n = 0;
+    while tokio::time::Instant::now() < stop {
+        n += 1;
+        let unit = units[n % units.len()];
+        let respondents: Vec<String> = (0..5).map(|k| format!("F{task}-{n}-{k}")).collect();
+        let responses: Vec<Value> = respondents
+            .iter()
+            .map(|r| json!({ "respondent": r, "answers": template.1 }))
+            .collect();
+        let sent = client
+            .post(format!(
+                "{base}/api/v1/cycles/2025/units/{unit}/survey-responses"
+            ))
+            .bearer_auth(&token)
+            .json(&json!({ "survey": template.0, "responses": responses }))
+            .send()
+            .await;
+        uploads.push(Upload {
+            respondents,
+            status: sent.ok().map(|r| r.status().as_u16()),
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    uploads
+}
+
+/// The demo (and ten more regencies) in a `kepatuhan` database of `cluster`; returns an office
+/// token of Bangka Belitung, its units open for survey uploads, and a valid survey answer.
+async fn demo_on(cluster: &Cluster) -> (String, Vec<i64>, (String, Value)) {
+    let admin = sqlx::PgPool::connect(&cluster.url("postgres"))
+        .await
+        .unwrap();
+    sqlx::query("CREATE DATABASE kepatuhan")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&cluster.url("kepatuhan"))
+        .await
+        .unwrap();
+    kepatuhan_app::db::migrate(&pool).await.unwrap();
+    let settings = Settings::from_lookup(|_| None).unwrap();
+    kepatuhan_api::demo::seed_demo(&App::new(pool.clone()).unwrap(), &settings)
+        .await
+        .unwrap();
+    kepatuhan_tests::add_regencies(&pool, 10).await;
+    let (_, office) =
+        kepatuhan_api::auth::create_actor_with_token(&pool, "Babel", "office", Some("babel"))
+            .await
+            .unwrap();
+    let units: Vec<i64> = sqlx::query_scalar(
+        "SELECT s.unit_id FROM submissions s WHERE s.cycle_year = 2025 AND s.state <> 'verified'
+           AND EXISTS (SELECT 1 FROM cycle_units cu WHERE cu.cycle_year = 2025 AND cu.unit_id = s.unit_id AND cu.office_code = 'babel')",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let template: (String, Value) = sqlx::query_as(
+        "SELECT survey_code, answers FROM survey_responses WHERE cycle_year = 2025 LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    (office.secret, units, template)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_during_uploads_keeps_every_answered_upload_and_nothing_else() {
+    let cluster = Cluster::init();
+    let (office, units, template) = demo_on(&cluster).await;
+    let mut deployment = Deployment::new_at(&cluster.url("kepatuhan"), "restart");
+    let (api, base) = deployment.api("api").await;
+    let stop = tokio::time::Instant::now() + Duration::from_secs(8);
+    let tasks: Vec<_> = (0..4)
+        .map(|task| {
+            tokio::spawn(upload_until(
+                base.clone(),
+                office.clone(),
+                units.clone(),
+                template.clone(),
+                task,
+                stop,
+            ))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cluster.crash();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.start();
+    let mut uploads = Vec::new();
+    for task in tasks {
+        uploads.extend(task.await.unwrap());
+    }
+
+    let pool = sqlx::PgPool::connect(&cluster.url("kepatuhan"))
+        .await
+        .unwrap();
+    let stored: std::collections::HashSet<String> =
+        sqlx::query_scalar("SELECT respondent FROM survey_responses WHERE respondent LIKE 'F%'")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    let (mut answered, mut refused) = (0, 0);
+    for upload in &uploads {
+        let present = upload
+            .respondents
+            .iter()
+            .filter(|r| stored.contains(*r))
+            .count();
+        match upload.status {
+            Some(200) => {
+                answered += 1;
+                assert_eq!(present, 5, "an upload answered 200 is durable");
+            }
+            status => {
+                refused += 1;
+                assert_eq!(present, 0, "a failed upload ({status:?}) wrote nothing");
+                assert_eq!(
+                    status,
+                    Some(503),
+                    "an unreachable database is a 503 to retry, never a 500\n{}",
+                    api.log()
+                );
+            }
+        }
+    }
+    assert!(refused > 0, "some uploads met the restart");
+    // The api recovered by itself: the last uploads of every task went through.
+    assert!(
+        uploads.iter().rev().take(4).all(|u| u.status == Some(200)),
+        "uploads succeed again after the restart\n{}",
+        api.log()
+    );
+    println!("{answered} uploads kept, {refused} refused during the restart");
 }
