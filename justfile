@@ -58,6 +58,12 @@ tools:
 fuzz-api seconds="600": postgres tools
     KEPATUHAN_SCHEMATHESIS_SECONDS={{seconds}} cargo test -p kepatuhan-api --test schemathesis -- --nocapture
 
+# The fault suite (killed worker, two apis and two workers, a receiver down, a Postgres crash)
+# over larger fan-outs than CI: REGENCIES extra regencies of two units each.
+faults regencies="1000": postgres
+    cargo build -p kepatuhan-api -p kepatuhan-worker
+    KEPATUHAN_FAULT_REGENCIES={{regencies}} cargo test -p kepatuhan-tests --test faults -- --nocapture
+
 # Start the local PostgreSQL cluster when it is not accepting connections.
 postgres:
     #!/usr/bin/env bash

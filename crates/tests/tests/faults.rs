@@ -2,7 +2,8 @@
 //! processes over one database, killed, doubled, delivering to a receiver that is down, and
 //! serving while their database crashes and restarts.
 //!
-//! The binaries are the ones `cargo test --workspace` builds beside this test.
+//! The binaries are the ones `cargo test --workspace` builds beside this test. CI runs the
+//! fan-outs over 100 extra regencies (300+ recipients); `just faults` over 1,000.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -205,6 +206,15 @@ async fn post(base: &str, token: &str, path: &str, body: Value) -> Value {
     value
 }
 
+/// How many regencies (two units each) the fan-out tests add: 100 in CI, more with
+/// `KEPATUHAN_FAULT_REGENCIES` (`just faults`).
+fn regencies(default: i32) -> i32 {
+    std::env::var("KEPATUHAN_FAULT_REGENCIES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The demo, with `extra` regencies (two units each) in Bangka Belitung, 2025 made publishable;
 /// returns an admin token.
 async fn publishable(pool: &PgPool, extra: i32) -> String {
@@ -298,7 +308,7 @@ async fn every_pdf_recorded_or_swept(pool: &PgPool, store: &Path) {
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_worker_killed_mid_fan_out_loses_and_doubles_nothing(pool: PgPool) {
-    let admin = publishable(&pool, 100).await;
+    let admin = publishable(&pool, regencies(100)).await;
     let mut deployment = Deployment::new(&pool, "kill9");
     let (_api, base) = deployment.api("api").await;
     publish(&base, &admin).await;
@@ -429,7 +439,7 @@ const ALL_DELIVERED: &str = "NOT EXISTS (SELECT 1 FROM webhook_outbox WHERE deli
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn two_apis_and_two_workers_issue_and_deliver_everything_once(pool: PgPool) {
-    let admin = publishable(&pool, 100).await;
+    let admin = publishable(&pool, regencies(100)).await;
     let mut deployment = Deployment::new(&pool, "two-by-two");
     let (_a, base_a) = deployment.api("api-a").await;
     let (_b, base_b) = deployment.api("api-b").await;
