@@ -40,6 +40,37 @@ async fn act(app: &TestApp, path: &str, token: &str, tag: &str, body: Option<Val
         .await
 }
 
+/// Cycle 2024 (ori-2022) collecting, with the population-registry office of each of `entities`
+/// sampled; returns the sample as `GET /cycles/2024/sample` answers it.
+async fn collecting_2024(app: &TestApp, entities: &[&str]) -> Value {
+    let admin = Some(app.admin.as_str());
+    app.post("/api/v1/cycles", admin, json!({ "year": 2024 }))
+        .await
+        .assert_ok();
+    let sample: Vec<Value> = entities
+        .iter()
+        .map(
+            |e| json!({ "entity_code": e, "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" }),
+        )
+        .collect();
+    app.post(
+        "/api/v1/cycles/2024/sample/bulk",
+        admin,
+        Value::Array(sample),
+    )
+    .await
+    .assert_ok();
+    let sampled = app.get("/api/v1/cycles/2024/sample", admin).await.body;
+    app.post(
+        "/api/v1/cycles/2024/transitions",
+        admin,
+        json!({ "to": "collecting" }),
+    )
+    .await
+    .assert_ok();
+    sampled
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
@@ -597,29 +628,7 @@ async fn values_are_checked_against_the_methodology(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     app.seed_reference().await;
     let admin = app.admin.clone();
-    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2024 }))
-        .await
-        .assert_ok();
-    app.post(
-        "/api/v1/cycles/2024/sample/bulk",
-        Some(&admin),
-        json!([{ "entity_code": "19.01", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" }]),
-    )
-    .await
-    .assert_ok();
-    let unit = app
-        .get("/api/v1/cycles/2024/sample", Some(&admin))
-        .await
-        .body[0]["unit_id"]
-        .as_i64()
-        .unwrap();
-    app.post(
-        "/api/v1/cycles/2024/transitions",
-        Some(&admin),
-        json!({ "to": "collecting" }),
-    )
-    .await
-    .assert_ok();
+    let unit = common::sampled_unit(&collecting_2024(&app, &["19.01"]).await, "19.01");
     let r = app
         .post(
             "/api/v1/cycles/2024/submissions",
@@ -780,35 +789,8 @@ async fn every_forbidden_cycle_transition_is_refused(pool: PgPool) {
 async fn an_office_uploads_many_drafts_at_once_all_or_nothing(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     app.seed_reference().await;
-    let admin = app.admin.clone();
-    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2024 }))
-        .await
-        .assert_ok();
-    let sample: Vec<Value> = ["19.01", "19.71", "31.71"]
-        .iter()
-        .map(
-            |e| json!({ "entity_code": e, "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" }),
-        )
-        .collect();
-    app.post(
-        "/api/v1/cycles/2024/sample/bulk",
-        Some(&admin),
-        Value::Array(sample),
-    )
-    .await
-    .assert_ok();
-    let sampled = app
-        .get("/api/v1/cycles/2024/sample", Some(&admin))
-        .await
-        .body;
+    let sampled = collecting_2024(&app, &["19.01", "19.71", "31.71"]).await;
     let unit = |entity: &str| common::sampled_unit(&sampled, entity);
-    app.post(
-        "/api/v1/cycles/2024/transitions",
-        Some(&admin),
-        json!({ "to": "collecting" }),
-    )
-    .await
-    .assert_ok();
     let office = app.token("office", Some("babel")).await;
     let values = json!([
         { "indicator": "knows_ombudsman", "value": 2, "evidence_note": "Wawancara" },
@@ -894,31 +876,8 @@ async fn whoever_submits_does_not_verify(pool: PgPool) {
     let admin = app.admin.clone();
     let babel = app.token("office", Some("babel")).await;
     let colleague = app.token("office", Some("babel")).await;
-    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2024 }))
-        .await
-        .assert_ok();
-    app.post(
-        "/api/v1/cycles/2024/sample/bulk",
-        Some(&admin),
-        json!([
-            { "entity_code": "19.01", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" },
-            { "entity_code": "19.71", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" },
-        ]),
-    )
-    .await
-    .assert_ok();
-    let sample = app
-        .get("/api/v1/cycles/2024/sample", Some(&admin))
-        .await
-        .body;
+    let sample = collecting_2024(&app, &["19.01", "19.71"]).await;
     let unit = |entity: &str| common::sampled_unit(&sample, entity);
-    app.post(
-        "/api/v1/cycles/2024/transitions",
-        Some(&admin),
-        json!({ "to": "collecting" }),
-    )
-    .await
-    .assert_ok();
     // An office enters and submits a unit's sheet itself; then it may not verify it.
     let submitted = |token: String, unit: i64| {
         let app = &app;
@@ -1002,36 +961,11 @@ async fn a_unit_that_cannot_be_assessed_is_excluded_and_no_longer_blocks_publica
     let admin = app.admin.clone();
     let babel = app.token("office", Some("babel")).await;
     let jakarta = app.token("office", Some("jakarta")).await;
-    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2024 }))
-        .await
-        .assert_ok();
-    app.post(
-        "/api/v1/cycles/2024/sample/bulk",
-        Some(&admin),
-        json!([
-            { "entity_code": "19.01", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" },
-            { "entity_code": "19.71", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" },
-        ]),
-    )
-    .await
-    .assert_ok();
-    let sample = app
-        .get("/api/v1/cycles/2024/sample", Some(&admin))
-        .await
-        .body;
+    let sample = collecting_2024(&app, &["19.01", "19.71"]).await;
     let (assessed, closed) = (
         common::sampled_unit(&sample, "19.01"),
         common::sampled_unit(&sample, "19.71"),
     );
-    for to in ["collecting"] {
-        app.post(
-            "/api/v1/cycles/2024/transitions",
-            Some(&admin),
-            json!({ "to": to }),
-        )
-        .await
-        .assert_ok();
-    }
     let r = app
         .post(
             "/api/v1/cycles/2024/submissions",
@@ -1145,28 +1079,7 @@ async fn a_verified_units_survey_responses_change_only_through_a_correction(pool
     app.seed_reference().await;
     let admin = app.admin.clone();
     let babel = app.token("office", Some("babel")).await;
-    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2024 }))
-        .await
-        .assert_ok();
-    app.post(
-        "/api/v1/cycles/2024/sample/bulk",
-        Some(&admin),
-        json!([{ "entity_code": "19.01", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" }]),
-    )
-    .await
-    .assert_ok();
-    let sample = app
-        .get("/api/v1/cycles/2024/sample", Some(&admin))
-        .await
-        .body;
-    let unit = common::sampled_unit(&sample, "19.01");
-    app.post(
-        "/api/v1/cycles/2024/transitions",
-        Some(&admin),
-        json!({ "to": "collecting" }),
-    )
-    .await
-    .assert_ok();
+    let unit = common::sampled_unit(&collecting_2024(&app, &["19.01"]).await, "19.01");
     let responses = format!("/api/v1/cycles/2024/units/{unit}/survey-responses");
     app.post(&responses, Some(&babel), survey(6))
         .await
