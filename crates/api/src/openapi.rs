@@ -2,7 +2,11 @@
 //! with an interactive reference at `/docs`, and committed as `docs/openapi.json` (a test fails
 //! when the committed file is stale; regenerate with `just openapi`).
 
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::server::Server;
+use utoipa::openapi::{Header, RefOr, Required};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -53,6 +57,106 @@ impl Modify for BearerAuth {
     }
 }
 
+/// What every operation shares, declared once: the `Idempotency-Key` a POST accepts; the
+/// `X-Request-Id` of every answer; `Location` of a creation; `Idempotent-Replayed` of a
+/// replayed POST; the `ETag` of a submission (sent back in `If-Match`); and the server.
+struct Conventions;
+
+impl Conventions {
+    fn text() -> RefOr<Schema> {
+        RefOr::T(Schema::Object(
+            ObjectBuilder::new().schema_type(Type::String).build(),
+        ))
+    }
+
+    fn header(description: &str) -> RefOr<Header> {
+        let mut header = Header::new(Self::text());
+        header.description = Some(description.to_owned());
+        RefOr::T(header)
+    }
+
+    fn idempotency_key() -> RefOr<Parameter> {
+        RefOr::T(
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Runs the request once: a retry with the same key (within 24 hours) gets the \
+                     first answer again, with `Idempotent-Replayed: true`",
+                ))
+                .schema(Some(Self::text()))
+                .build(),
+        )
+    }
+
+    fn annotate(path: &str, method: &str, operation: &mut utoipa::openapi::path::Operation) {
+        let post = method == "post";
+        if post {
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .push(Self::idempotency_key());
+        }
+        let versioned = path.starts_with("/api/v1/submissions/{id}")
+            || (post && path == "/api/v1/cycles/{year}/submissions");
+        for (status, response) in &mut operation.responses.responses {
+            let RefOr::T(response) = response else {
+                continue;
+            };
+            let headers = &mut response.headers;
+            headers.insert(
+                "X-Request-Id".to_owned(),
+                Self::header(
+                    "Identifies the request in the logs: quote it when reporting a problem",
+                ),
+            );
+            if !status.starts_with('2') {
+                continue;
+            }
+            if status == "201" {
+                headers.insert(
+                    "Location".to_owned(),
+                    Self::header("Where the created object is"),
+                );
+            }
+            if post {
+                headers.insert(
+                    "Idempotent-Replayed".to_owned(),
+                    Self::header("`true` when the answer is the replay of an earlier request with the same Idempotency-Key"),
+                );
+            }
+            if versioned {
+                headers.insert(
+                    "ETag".to_owned(),
+                    Self::header(
+                        "The submission's version: send it back in `If-Match` to change it",
+                    ),
+                );
+            }
+        }
+    }
+}
+
+impl Modify for Conventions {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi.servers = Some(vec![Server::new("/")]);
+        for (path, item) in &mut openapi.paths.paths {
+            for (method, operation) in [
+                ("get", item.get.as_mut()),
+                ("post", item.post.as_mut()),
+                ("put", item.put.as_mut()),
+                ("patch", item.patch.as_mut()),
+                ("delete", item.delete.as_mut()),
+            ] {
+                if let Some(operation) = operation {
+                    Self::annotate(path, method, operation);
+                }
+            }
+        }
+    }
+}
+
 /// All `/api/v1` routes with their documentation.
 pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -75,6 +179,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
         .nest("/api/v1", api_router())
         .merge(certificates::verify_router())
         .split_for_parts();
+    // After the routes are in: the conventions apply to every operation.
+    let mut doc = doc;
+    Conventions.modify(&mut doc);
     doc
 }
 

@@ -55,3 +55,62 @@ async fn the_document_and_the_reference_ui_are_served(pool: PgPool) {
         &ui.text[..200.min(ui.text.len())]
     );
 }
+
+/// The venv `just tools` fills (the test command runs it first).
+fn tool(name: &str) -> std::path::PathBuf {
+    let path = std::path::Path::new("/var/tmp/kepatuhan-venv/bin").join(name);
+    assert!(
+        path.exists(),
+        "{name} is not installed: run `just tools` (the test command does)"
+    );
+    path
+}
+
+#[test]
+fn a_standard_validator_accepts_the_document() {
+    let out = std::process::Command::new(tool("openapi-spec-validator"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/openapi.json"
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator rejects docs/openapi.json:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_operation_has_its_own_id_and_every_grade_filter_value_exists() {
+    let doc: serde_json::Value =
+        serde_json::from_str(&kepatuhan_api::openapi::document_json()).unwrap();
+    let mut ids = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            assert!(!id.is_empty(), "{method} {path} has no operationId");
+            assert!(ids.insert(id.to_owned()), "operationId {id} is used twice");
+        }
+    }
+    // The `grade` filter lists every band code of every shipped methodology.
+    let grade = doc["paths"]["/api/v1/cycles/{year}/results/entities"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "grade")
+        .unwrap()
+        .to_string();
+    for m in kepatuhan_core::methodology::builtin::all().unwrap() {
+        for band in m.bands().bands() {
+            assert!(
+                grade.contains(&format!("\"{}\"", band.code)),
+                "{}: band {} is not in the grade filter's enum",
+                m.code(),
+                band.code
+            );
+        }
+    }
+}

@@ -71,7 +71,7 @@ pub struct AuditRecord {
 /// The audit trail, newest first.
 ///
 /// Who may call: admin (all), office (the objects of its provinces, and its own writes).
-#[utoipa::path(get, path = "/audit", tag = "audit", params(AuditFilter), responses((status = 200, description = "Success", body = Vec<AuditRecord>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/audit", operation_id = "list_audit_entries", tag = "audit", params(AuditFilter), responses((status = 200, description = "Success", body = Vec<AuditRecord>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,

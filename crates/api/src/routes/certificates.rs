@@ -41,6 +41,11 @@ pub fn verify_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(verify))
 }
 
+/// A certificate's PDF, as bytes.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct PdfFile(pub Vec<u8>);
+
 /// A certificate.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Certificate {
@@ -158,7 +163,7 @@ async fn visible(state: &AppState, actor: &Actor, code: &str) -> ApiResult<Row> 
 /// List a cycle's certificates.
 ///
 /// Who may call: admin, office (its provinces).
-#[utoipa::path(get, path = "/cycles/{year}/certificates", tag = "certificates", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Vec<Certificate>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}/certificates", operation_id = "list_certificates", tag = "certificates", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Vec<Certificate>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -190,7 +195,7 @@ async fn list(
 /// A certificate's details.
 ///
 /// Who may call: admin, office (its provinces).
-#[utoipa::path(get, path = "/certificates/{code}", tag = "certificates", params(("code" = String, Path, description = "Verification code")), responses((status = 200, description = "Success", body = Certificate), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/certificates/{code}", operation_id = "get_certificate", tag = "certificates", params(("code" = String, Path, description = "Verification code")), responses((status = 200, description = "Success", body = Certificate), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,
@@ -206,7 +211,7 @@ async fn show(
 /// Download a certificate's PDF.
 ///
 /// Who may call: admin, office (its provinces).
-#[utoipa::path(get, path = "/certificates/{code}/pdf", tag = "certificates", params(("code" = String, Path, description = "Verification code")), responses((status = 200, description = "The PDF", content_type = "application/pdf", body = Vec<u8>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/certificates/{code}/pdf", operation_id = "get_certificate_pdf", tag = "certificates", params(("code" = String, Path, description = "Verification code")), responses((status = 200, description = "The PDF", content_type = "application/pdf", body = PdfFile), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn pdf(
     State(state): State<AppState>,
     actor: Actor,
@@ -256,7 +261,7 @@ pub struct Revocation {
 /// Revoke a certificate. It keeps answering its verification link, as revoked.
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/certificates/{code}/revoke", tag = "certificates", params(("code" = String, Path, description = "Verification code")), request_body(content = Revocation, content_type = "application/json"), responses((status = 200, description = "Success", body = Certificate), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/certificates/{code}/revoke", operation_id = "revoke_certificate", tag = "certificates", params(("code" = String, Path, description = "Verification code")), request_body(content = Revocation, content_type = "application/json"), responses((status = 200, description = "Success", body = Certificate), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn revoke(
     State(state): State<AppState>,
     actor: Actor,
@@ -317,7 +322,7 @@ pub struct Reissue {
 /// revoked certificate; refused when the recipient earns no award in the current results.
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/certificates/{code}/reissue", tag = "certificates", params(("code" = String, Path, description = "Verification code")), responses((status = 202, description = "Enqueued", body = Reissue), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/certificates/{code}/reissue", operation_id = "reissue_certificate", tag = "certificates", params(("code" = String, Path, description = "Verification code")), responses((status = 202, description = "Enqueued", body = Reissue), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn reissue(
     State(state): State<AppState>,
     actor: Actor,
@@ -376,7 +381,7 @@ async fn reissue(
 /// page in Bahasa Indonesia.
 ///
 /// Who may call: anyone.
-#[utoipa::path(get, path = "/verify/{code}", tag = "certificates", params(("code" = String, Path, description = "Verification code")), responses((status = 200, description = "The certificate's record", body = Certificate), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(()))]
+#[utoipa::path(get, path = "/verify/{code}", operation_id = "verify_certificate", tag = "certificates", params(("code" = String, Path, description = "Verification code")), responses((status = 200, description = "The certificate's record: JSON, or a page in Bahasa Indonesia for a browser (`Accept: text/html`)", content((Certificate = "application/json"), (String = "text/html"))), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(()))]
 async fn verify(
     State(state): State<AppState>,
     headers: HeaderMap,

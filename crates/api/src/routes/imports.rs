@@ -169,7 +169,7 @@ fn parse_rows(body: &Bulk<ImportRow>, known: &HashSet<String>) -> Result<Vec<Par
 /// Import published unit scores of a past cycle (CSV or JSON).
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/cycles/{year}/import", tag = "imports", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Vec<ImportRow>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = ImportOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles/{year}/import", operation_id = "import_cycle_results", tag = "imports", params(("year" = i64, Path, description = "Cycle year")), request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<ImportRow> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = ImportOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn import(
     State(state): State<AppState>,
     actor: Actor,

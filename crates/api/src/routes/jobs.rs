@@ -61,7 +61,7 @@ pub struct JobStatus {
 /// A background job's state.
 ///
 /// Who may call: admin, office.
-#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "Job id")), responses((status = 200, description = "Success", body = JobStatus), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/jobs/{id}", operation_id = "get_job", tag = "jobs", params(("id" = String, Path, description = "Job id")), responses((status = 200, description = "Success", body = JobStatus), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,
@@ -174,7 +174,7 @@ pub struct JobFilter {
 /// List the newest jobs (at most 200), e.g. the dead ones.
 ///
 /// Who may call: admin, office.
-#[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobFilter), responses((status = 200, description = "Success", body = Vec<JobStatus>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/jobs", operation_id = "list_jobs", tag = "jobs", params(JobFilter), responses((status = 200, description = "Success", body = Vec<JobStatus>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -235,7 +235,7 @@ async fn list(
 /// Run a dead job again: its attempts start over.
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/jobs/{id}/retry", tag = "jobs", params(("id" = String, Path, description = "Job id")), responses((status = 200, description = "Success", body = JobStatus), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/jobs/{id}/retry", operation_id = "retry_job", tag = "jobs", params(("id" = String, Path, description = "Job id")), responses((status = 200, description = "Success", body = JobStatus), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn retry(
     State(state): State<AppState>,
     actor: Actor,

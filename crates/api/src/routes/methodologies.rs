@@ -37,7 +37,7 @@ pub struct Summary {
 /// List the shipped methodologies.
 ///
 /// Who may call: anyone.
-#[utoipa::path(get, path = "/methodologies", tag = "methodologies", responses((status = 200, description = "Success", body = Vec<Summary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/methodologies", operation_id = "list_methodologies", tag = "methodologies", responses((status = 200, description = "Success", body = Vec<Summary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn list(State(state): State<AppState>) -> Json<Vec<Summary>> {
     Json(
         state
@@ -57,7 +57,7 @@ async fn list(State(state): State<AppState>) -> Json<Vec<Summary>> {
 /// A methodology's full tree.
 ///
 /// Who may call: anyone.
-#[utoipa::path(get, path = "/methodologies/{code}", tag = "methodologies", params(("code" = String, Path, description = "Methodology code")), responses((status = 200, description = "Success", body = serde_json::Value), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/methodologies/{code}", operation_id = "get_methodology", tag = "methodologies", params(("code" = String, Path, description = "Methodology code")), responses((status = 200, description = "Success", body = serde_json::Value), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
     Path(code): Path<String>,

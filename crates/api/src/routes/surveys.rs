@@ -318,7 +318,7 @@ pub(crate) async fn store_rows(
 /// Upload survey responses (JSON or CSV).
 ///
 /// Who may call: assessor (assigned unit, collecting), office (its provinces), admin.
-#[utoipa::path(post, path = "/cycles/{year}/units/{unit_id}/survey-responses", tag = "surveys", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), request_body(content = ResponseBatch, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles/{year}/units/{unit_id}/survey-responses", operation_id = "upload_survey_responses", tag = "surveys", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((ResponseBatch = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn upload(
     State(state): State<AppState>,
     actor: Actor,
@@ -382,7 +382,7 @@ pub struct SurveySummary {
 /// Survey counts of a unit.
 ///
 /// Who may call: as for uploading.
-#[utoipa::path(get, path = "/cycles/{year}/units/{unit_id}/survey-responses", tag = "surveys", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), responses((status = 200, description = "Success", body = Vec<SurveySummary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}/units/{unit_id}/survey-responses", operation_id = "get_survey_summary", tag = "surveys", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), responses((status = 200, description = "Success", body = Vec<SurveySummary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn summary(
     State(state): State<AppState>,
     actor: Actor,

@@ -83,7 +83,7 @@ fn new_secret() -> String {
 /// Register a webhook endpoint.
 ///
 /// Who may call: admin (any owner), office (its own office, or entities in its provinces).
-#[utoipa::path(post, path = "/webhooks", tag = "webhooks", request_body(content = NewEndpoint, content_type = "application/json"), responses((status = 201, description = "Registered; the secret is shown once", body = EndpointWithSecret), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/webhooks", operation_id = "create_webhook", tag = "webhooks", request_body(content = NewEndpoint, content_type = "application/json"), responses((status = 201, description = "Registered; the secret is shown once", body = EndpointWithSecret), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -217,7 +217,7 @@ async fn list_rows(state: &AppState, actor: &Actor) -> ApiResult<Vec<Endpoint>> 
 /// List webhook endpoints.
 ///
 /// Who may call: admin (all), office (its own and its provinces' entities').
-#[utoipa::path(get, path = "/webhooks", tag = "webhooks", responses((status = 200, description = "Success", body = Vec<Endpoint>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/webhooks", operation_id = "list_webhooks", tag = "webhooks", responses((status = 200, description = "Success", body = Vec<Endpoint>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Endpoint>>> {
     Ok(Json(list_rows(&state, &actor).await?))
 }
@@ -225,7 +225,7 @@ async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec
 /// Deactivate an endpoint (its delivery log is kept).
 ///
 /// Who may call: as for listing.
-#[utoipa::path(delete, path = "/webhooks/{id}", tag = "webhooks", params(("id" = i64, Path, description = "Endpoint id")), responses((status = 200, description = "Deactivated", body = Endpoint), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/webhooks/{id}", operation_id = "deactivate_webhook", tag = "webhooks", params(("id" = i64, Path, description = "Endpoint id")), responses((status = 200, description = "Deactivated", body = Endpoint), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn deactivate(
     State(state): State<AppState>,
     actor: Actor,
@@ -256,7 +256,7 @@ async fn deactivate(
 /// receiver can switch over without losing an event.
 ///
 /// Who may call: as for listing.
-#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", tag = "webhooks", params(("id" = i64, Path, description = "Endpoint id")), responses((status = 200, description = "The new secret, shown once", body = EndpointWithSecret), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/webhooks/{id}/rotate-secret", operation_id = "rotate_webhook_secret", tag = "webhooks", params(("id" = i64, Path, description = "Endpoint id")), responses((status = 200, description = "The new secret, shown once", body = EndpointWithSecret), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn rotate(
     State(state): State<AppState>,
     actor: Actor,
@@ -308,7 +308,7 @@ pub struct Delivery {
 /// The latest delivery attempts (at most 200) of an endpoint.
 ///
 /// Who may call: as for listing.
-#[utoipa::path(get, path = "/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = i64, Path, description = "Endpoint id")), responses((status = 200, description = "Success", body = Vec<Delivery>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/webhooks/{id}/deliveries", operation_id = "list_webhook_deliveries", tag = "webhooks", params(("id" = i64, Path, description = "Endpoint id")), responses((status = 200, description = "Success", body = Vec<Delivery>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn deliveries(
     State(state): State<AppState>,
     actor: Actor,

@@ -38,7 +38,7 @@ pub struct AssignmentInput {
 /// Assign assessors to sampled units.
 ///
 /// Who may call: admin, office (its provinces and its own assessors).
-#[utoipa::path(post, path = "/cycles/{year}/assignments/bulk", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Vec<AssignmentInput>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles/{year}/assignments/bulk", operation_id = "bulk_assign_assessors", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<AssignmentInput> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_assignments(
     State(state): State<AppState>,
     actor: Actor,
@@ -142,7 +142,7 @@ pub struct Assessor {
 /// List assessors.
 ///
 /// Who may call: admin (all), office (its own).
-#[utoipa::path(get, path = "/assessors", tag = "cycles", responses((status = 200, description = "Success", body = Vec<Assessor>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/assessors", operation_id = "list_assessors", tag = "cycles", responses((status = 200, description = "Success", body = Vec<Assessor>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_assessors(
     State(state): State<AppState>,
     actor: Actor,

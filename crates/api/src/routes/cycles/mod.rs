@@ -200,7 +200,7 @@ pub async fn load(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult
 /// Create a cycle.
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/cycles", tag = "cycles", request_body(content = NewCycle, content_type = "application/json"), responses((status = 201, description = "Success", body = Cycle), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles", operation_id = "create_cycle", tag = "cycles", request_body(content = NewCycle, content_type = "application/json"), responses((status = 201, description = "Success", body = Cycle), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -287,7 +287,7 @@ async fn create(
 /// List cycles.
 ///
 /// Who may call: anyone (public: published cycles only).
-#[utoipa::path(get, path = "/cycles", tag = "cycles", responses((status = 200, description = "Success", body = Vec<Cycle>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles", operation_id = "list_cycles", tag = "cycles", responses((status = 200, description = "Success", body = Vec<Cycle>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Cycle>>> {
     let years = sqlx::query_scalar!(
         "SELECT year FROM cycles WHERE $1 OR state = 'published' ORDER BY year DESC",
@@ -305,7 +305,7 @@ async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec
 /// A cycle.
 ///
 /// Who may call: anyone (public: published cycles only).
-#[utoipa::path(get, path = "/cycles/{year}", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Cycle), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}", operation_id = "get_cycle", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Cycle), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,

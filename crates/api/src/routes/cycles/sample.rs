@@ -83,7 +83,7 @@ pub struct Exclusion {
 /// Add units to the sample (JSON or CSV `entity_code,unit_name,office`).
 ///
 /// Who may call: admin, office (units of its provinces it runs).
-#[utoipa::path(post, path = "/cycles/{year}/sample/bulk", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Vec<SampleInput>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles/{year}/sample/bulk", operation_id = "bulk_upsert_sample", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<SampleInput> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_sample(
     State(state): State<AppState>,
     actor: Actor,
@@ -255,7 +255,7 @@ pub async fn sample_rows(
 /// The sampled units.
 ///
 /// Who may call: admin, office (its provinces), assessor (its assigned units, collecting).
-#[utoipa::path(get, path = "/cycles/{year}/sample", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Vec<SampledUnit>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}/sample", operation_id = "list_sample", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Vec<SampledUnit>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_sample(
     State(state): State<AppState>,
     actor: Actor,
@@ -270,7 +270,7 @@ async fn list_sample(
 /// in no result (when it was verified, the results are recomputed without it).
 ///
 /// Who may call: admin, office (units of its provinces); until the cycle is published.
-#[utoipa::path(post, path = "/cycles/{year}/sample/{unit_id}/exclusion", tag = "cycles", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), request_body(content = Exclusion, content_type = "application/json"), responses((status = 200, description = "Excluded", body = SampledUnit), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles/{year}/sample/{unit_id}/exclusion", operation_id = "exclude_sample_unit", tag = "cycles", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), request_body(content = Exclusion, content_type = "application/json"), responses((status = 200, description = "Excluded", body = SampledUnit), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn exclude(
     State(state): State<AppState>,
     actor: Actor,

@@ -51,7 +51,7 @@ pub struct TransitionOutcome {
 /// Move a cycle to another state.
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/cycles/{year}/transitions", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Transition, content_type = "application/json"), responses((status = 200, description = "Success", body = TransitionOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles/{year}/transitions", operation_id = "transition_cycle", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Transition, content_type = "application/json"), responses((status = 200, description = "Success", body = TransitionOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn transition(
     State(state): State<AppState>,
     actor: Actor,
@@ -192,7 +192,7 @@ pub struct Enqueued {
 /// Enqueue a full recompute of a cycle from its verified inputs.
 ///
 /// Who may call: admin. Published cycles are frozen: use corrections.
-#[utoipa::path(post, path = "/cycles/{year}/recompute", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), responses((status = 202, description = "Enqueued", body = Enqueued), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles/{year}/recompute", operation_id = "recompute_cycle", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), responses((status = 202, description = "Enqueued", body = Enqueued), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn recompute(
     State(state): State<AppState>,
     actor: Actor,

@@ -49,7 +49,7 @@ pub struct EntityFilter {
 /// List entities.
 ///
 /// Who may call: admin (all), office (its provinces), assessor (entities of its assigned units, collecting cycles).
-#[utoipa::path(get, path = "/entities", tag = "reference", params(EntityFilter), responses((status = 200, description = "Success", body = Page<Entity>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/entities", operation_id = "list_entities", tag = "reference", params(EntityFilter), responses((status = 200, description = "Success", body = Page<Entity>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_entities(
     State(state): State<AppState>,
     actor: Actor,
@@ -127,7 +127,7 @@ pub async fn visible_entity(
 /// An entity with its units.
 ///
 /// Who may call: as for the entity list; others get 404.
-#[utoipa::path(get, path = "/entities/{code}", tag = "reference", params(("code" = String, Path, description = "Entity code")), responses((status = 200, description = "Success", body = EntityDetail), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/entities/{code}", operation_id = "get_entity", tag = "reference", params(("code" = String, Path, description = "Entity code")), responses((status = 200, description = "Success", body = EntityDetail), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn show_entity(
     State(state): State<AppState>,
     actor: Actor,
@@ -142,7 +142,7 @@ async fn show_entity(
 /// The units of an entity.
 ///
 /// Who may call: as for the entity list; others get 404.
-#[utoipa::path(get, path = "/entities/{code}/units", tag = "reference", params(("code" = String, Path, description = "Entity code")), responses((status = 200, description = "Success", body = Vec<Unit>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/entities/{code}/units", operation_id = "list_entity_units", tag = "reference", params(("code" = String, Path, description = "Entity code")), responses((status = 200, description = "Success", body = Vec<Unit>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_units(
     State(state): State<AppState>,
     actor: Actor,
@@ -193,7 +193,7 @@ fn writable_province(actor: &Actor, province: Option<&str>) -> bool {
 /// Create or update entities (JSON or CSV `code,kind,name,province_code`).
 ///
 /// Who may call: admin (all), office (its provinces).
-#[utoipa::path(post, path = "/entities/bulk", tag = "reference", request_body(content = Vec<Entity>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/entities/bulk", operation_id = "bulk_upsert_entities", tag = "reference", request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<Entity> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_entities(
     State(state): State<AppState>,
     actor: Actor,
@@ -289,7 +289,7 @@ async fn bulk_entities(
 /// Create or update units (JSON or CSV `entity_code,name,kind,active`).
 ///
 /// Who may call: admin (all), office (its provinces).
-#[utoipa::path(post, path = "/units/bulk", tag = "reference", request_body(content = Vec<UnitInput>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/units/bulk", operation_id = "bulk_upsert_units", tag = "reference", request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<UnitInput> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_units(
     State(state): State<AppState>,
     actor: Actor,

@@ -154,7 +154,7 @@ fn is_province_code(code: &str) -> bool {
 /// List provinces.
 ///
 /// Who may call: anyone.
-#[utoipa::path(get, path = "/provinces", tag = "reference", responses((status = 200, description = "Success", body = Vec<Province>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/provinces", operation_id = "list_provinces", tag = "reference", responses((status = 200, description = "Success", body = Vec<Province>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn list_provinces(State(state): State<AppState>) -> ApiResult<Json<Vec<Province>>> {
     let rows = sqlx::query_as!(Province, "SELECT code, name FROM provinces ORDER BY code")
         .fetch_all(&state.pool)
@@ -165,7 +165,7 @@ async fn list_provinces(State(state): State<AppState>) -> ApiResult<Json<Vec<Pro
 /// Create or update provinces (JSON array or CSV `code,name`).
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/provinces/bulk", tag = "reference", request_body(content = Vec<Province>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/provinces/bulk", operation_id = "bulk_upsert_provinces", tag = "reference", request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<Province> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_provinces(
     State(state): State<AppState>,
     actor: Actor,
@@ -232,7 +232,7 @@ fn outcome(total: usize, inserted: &[bool]) -> BulkOutcome {
 /// List regional offices.
 ///
 /// Who may call: admin (all), office (its own).
-#[utoipa::path(get, path = "/offices", tag = "reference", responses((status = 200, description = "Success", body = Vec<Office>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/offices", operation_id = "list_offices", tag = "reference", responses((status = 200, description = "Success", body = Vec<Office>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_offices(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Office>>> {
     let only = match &actor {
         Actor::Admin { .. } => None,
@@ -267,7 +267,7 @@ async fn list_offices(State(state): State<AppState>, actor: Actor) -> ApiResult<
 /// Create or update regional offices (JSON or CSV `code,name,provinces` with `;` between provinces).
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/offices/bulk", tag = "reference", request_body(content = Vec<Office>, content_type = "application/json", description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)"), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/offices/bulk", operation_id = "bulk_upsert_offices", tag = "reference", request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<Office> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_offices(
     State(state): State<AppState>,
     actor: Actor,

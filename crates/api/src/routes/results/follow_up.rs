@@ -36,7 +36,7 @@ pub struct FollowUp {
 /// "… Tanpa Maladministrasi". A recompute of the cycle is enqueued with it.
 ///
 /// Who may call: admin, office (entities of its provinces); not once the cycle is published.
-#[utoipa::path(put, path = "/cycles/{year}/entities/{code}/follow-up", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ("code" = String, Path, description = "Entity code")), request_body(content = FollowUp, content_type = "application/json"), responses((status = 200, description = "Recorded", body = FollowUp), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/cycles/{year}/entities/{code}/follow-up", operation_id = "set_follow_up", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ("code" = String, Path, description = "Entity code")), request_body(content = FollowUp, content_type = "application/json"), responses((status = 200, description = "Recorded", body = FollowUp), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn set_follow_up(
     State(state): State<AppState>,
     actor: Actor,

@@ -145,19 +145,80 @@ pub struct EntityResultView {
 #[serde(deny_unknown_fields)]
 pub struct ResultFilter {
     /// Only this entity kind.
+    #[param(value_type = Option<KindParam>, inline)]
     pub kind: Option<String>,
     /// Only this province.
     pub province: Option<String>,
-    /// Only this grade code.
+    /// Only this grade code (the bands of the cycle's methodology: `A`–`E`, or the zones
+    /// `hijau`, `kuning`, `merah` up to 2021).
+    #[param(value_type = Option<GradeParam>, inline)]
     pub grade: Option<String>,
     /// Only this entity (unit lists).
     pub entity: Option<String>,
     /// `rank` (default: best first), `score_asc`, `name` or `code`.
+    #[param(value_type = Option<SortParam>, inline)]
     pub sort: Option<String>,
     /// Page size (1–500, default 50).
     pub limit: Option<i64>,
     /// Cursor from the previous page.
     pub cursor: Option<String>,
+}
+
+/// The kinds of entity, as the `kind` filter takes them.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the parameter; the handler checks the text itself
+pub enum KindParam {
+    /// A ministry.
+    Ministry,
+    /// A non-ministerial agency.
+    Agency,
+    /// A provincial government.
+    Province,
+    /// A regency.
+    Regency,
+    /// A city.
+    City,
+}
+
+/// The grade codes of the shipped methodologies, as the `grade` filter takes them.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // documents the parameter; the handler checks the text itself
+pub enum GradeParam {
+    /// Opinion A.
+    A,
+    /// Opinion B.
+    B,
+    /// Opinion C.
+    C,
+    /// Opinion D.
+    D,
+    /// Opinion E.
+    E,
+    /// Green zone (up to 2021).
+    #[schema(rename = "hijau")]
+    Hijau,
+    /// Yellow zone (up to 2021).
+    #[schema(rename = "kuning")]
+    Kuning,
+    /// Red zone (up to 2021).
+    #[schema(rename = "merah")]
+    Merah,
+}
+
+/// The orders of result lists.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the parameter; the handler checks the text itself
+pub enum SortParam {
+    /// Best first (the default).
+    Rank,
+    /// Lowest score first.
+    ScoreAsc,
+    /// By name.
+    Name,
+    /// By code.
+    Code,
 }
 
 fn sort_key(sort: Option<&str>) -> ApiResult<&'static str> {
@@ -176,7 +237,7 @@ fn sort_key(sort: Option<&str>) -> ApiResult<&'static str> {
 /// Entity results with grades, ranks and year-on-year.
 ///
 /// Who may call: anyone once published; before: admin, office (its provinces).
-#[utoipa::path(get, path = "/cycles/{year}/results/entities", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ResultFilter), responses((status = 200, description = "Success", body = Page<EntityResultView>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}/results/entities", operation_id = "list_entity_results", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ResultFilter), responses((status = 200, description = "Success", body = Page<EntityResultView>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn entities(
     State(state): State<AppState>,
     actor: Actor,
@@ -340,7 +401,7 @@ pub struct UnitResultView {
 /// Unit results with breakdown and deficiencies.
 ///
 /// Who may call: anyone once published; before: admin, office (its provinces).
-#[utoipa::path(get, path = "/cycles/{year}/results/units", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ResultFilter), responses((status = 200, description = "Success", body = Page<UnitResultView>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}/results/units", operation_id = "list_unit_results", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ResultFilter), responses((status = 200, description = "Success", body = Page<UnitResultView>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn units(
     State(state): State<AppState>,
     actor: Actor,
@@ -384,7 +445,7 @@ async fn units(
 /// One unit's result.
 ///
 /// Who may call: anyone once published; before: admin, office (its provinces).
-#[utoipa::path(get, path = "/cycles/{year}/results/units/{unit_id}", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), responses((status = 200, description = "Success", body = UnitResultView), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}/results/units/{unit_id}", operation_id = "get_unit_result", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ("unit_id" = i64, Path, description = "Unit id")), responses((status = 200, description = "Success", body = UnitResultView), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn unit(
     State(state): State<AppState>,
     actor: Actor,
@@ -429,7 +490,7 @@ pub struct ProvinceSummary {
 /// Per-province summary.
 ///
 /// Who may call: anyone once published; before: admin, office (its provinces).
-#[utoipa::path(get, path = "/cycles/{year}/results/provinces", tag = "results", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Vec<ProvinceSummary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}/results/provinces", operation_id = "list_province_results", tag = "results", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Vec<ProvinceSummary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn provinces(
     State(state): State<AppState>,
     actor: Actor,
@@ -488,7 +549,7 @@ pub struct HistoryEntry {
 /// An entity's results across cycles.
 ///
 /// Who may call: anyone (published cycles); admin and offices also unpublished ones in scope.
-#[utoipa::path(get, path = "/results/entities/{code}/history", tag = "results", params(("code" = String, Path, description = "Entity code")), responses((status = 200, description = "Success", body = Vec<HistoryEntry>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/results/entities/{code}/history", operation_id = "get_entity_history", tag = "results", params(("code" = String, Path, description = "Entity code")), responses((status = 200, description = "Success", body = Vec<HistoryEntry>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn history(
     State(state): State<AppState>,
     actor: Actor,

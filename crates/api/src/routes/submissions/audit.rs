@@ -66,7 +66,7 @@ pub struct AuditEntry {
 /// The audit trail.
 ///
 /// Who may call: as for reading the submission.
-#[utoipa::path(get, path = "/submissions/{id}/audit", tag = "submissions", params(("id" = i64, Path, description = "Submission id")), responses((status = 200, description = "Success", body = Vec<AuditEntry>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/submissions/{id}/audit", operation_id = "get_submission_audit", tag = "submissions", params(("id" = i64, Path, description = "Submission id")), responses((status = 200, description = "Success", body = Vec<AuditEntry>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn audit_trail(
     State(state): State<AppState>,
     actor: Actor,

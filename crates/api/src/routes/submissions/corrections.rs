@@ -79,7 +79,7 @@ pub struct Corrected {
 /// collecting or verifying cycle the unit's recompute is scheduled.
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/cycles/{year}/corrections", tag = "submissions", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Correction, content_type = "application/json"), responses((status = 200, description = "Success", body = Corrected), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles/{year}/corrections", operation_id = "correct_verified_inputs", tag = "submissions", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Correction, content_type = "application/json"), responses((status = 200, description = "Success", body = Corrected), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn correct(
     State(state): State<AppState>,
     actor: Actor,

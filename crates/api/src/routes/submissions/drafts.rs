@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Create a unit's submission (draft).
 ///
 /// Who may call: assessor (assigned unit, collecting), office (its provinces), admin.
-#[utoipa::path(post, path = "/cycles/{year}/submissions", tag = "submissions", params(("year" = i64, Path, description = "Cycle year")), request_body(content = NewSubmission, content_type = "application/json"), responses((status = 201, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles/{year}/submissions", operation_id = "create_submission", tag = "submissions", params(("year" = i64, Path, description = "Cycle year")), request_body(content = NewSubmission, content_type = "application/json"), responses((status = 201, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -112,7 +112,7 @@ pub struct BulkCreated {
 /// alone. At most 1,000 submissions per request.
 ///
 /// Who may call: assessor (assigned units, collecting), office (its provinces), admin.
-#[utoipa::path(post, path = "/cycles/{year}/submissions/bulk", tag = "submissions", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Vec<NewSubmission>, content_type = "application/json"), responses((status = 201, description = "Created", body = BulkCreated), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles/{year}/submissions/bulk", operation_id = "bulk_create_submissions", tag = "submissions", params(("year" = i64, Path, description = "Cycle year")), request_body(content = Vec<NewSubmission>, content_type = "application/json"), responses((status = 201, description = "Created", body = BulkCreated), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_create(
     State(state): State<AppState>,
     actor: Actor,

@@ -319,7 +319,7 @@ pub struct SubmissionSummary {
 /// List submissions.
 ///
 /// Who may call: admin, office (its provinces), assessor (assigned units, collecting).
-#[utoipa::path(get, path = "/cycles/{year}/submissions", tag = "submissions", params(("year" = i64, Path, description = "Cycle year"), SubmissionFilter), responses((status = 200, description = "Success", body = Vec<SubmissionSummary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}/submissions", operation_id = "list_submissions", tag = "submissions", params(("year" = i64, Path, description = "Cycle year"), SubmissionFilter), responses((status = 200, description = "Success", body = Vec<SubmissionSummary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -354,7 +354,7 @@ async fn list(
 /// A submission.
 ///
 /// Who may call: admin, office (its provinces), assessor (assigned units, collecting); ETag in the response.
-#[utoipa::path(get, path = "/submissions/{id}", tag = "submissions", params(("id" = i64, Path, description = "Submission id")), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/submissions/{id}", operation_id = "get_submission", tag = "submissions", params(("id" = i64, Path, description = "Submission id")), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,

@@ -101,7 +101,7 @@ async fn bump(
 /// Set indicator values.
 ///
 /// Who may call: assessor (collecting), office, admin; draft or returned only.
-#[utoipa::path(patch, path = "/submissions/{id}", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), request_body(content = ValuesUpdate, content_type = "application/json"), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/submissions/{id}", operation_id = "update_submission", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), request_body(content = ValuesUpdate, content_type = "application/json"), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn update(
     State(state): State<AppState>,
     actor: Actor,
@@ -127,7 +127,7 @@ async fn update(
 /// Submit for verification (every indicator answered).
 ///
 /// Who may call: assessor, office, admin.
-#[utoipa::path(post, path = "/submissions/{id}/submit", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/submissions/{id}/submit", operation_id = "submit_submission", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn submit(
     State(state): State<AppState>,
     actor: Actor,
@@ -179,7 +179,7 @@ async fn submit(
 /// Return with comments.
 ///
 /// Who may call: office (its provinces), admin.
-#[utoipa::path(post, path = "/submissions/{id}/return", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), request_body(content = ReturnRequest, content_type = "application/json"), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/submissions/{id}/return", operation_id = "return_submission", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), request_body(content = ReturnRequest, content_type = "application/json"), responses((status = 200, description = "Success", body = Submission), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn return_(
     State(state): State<AppState>,
     actor: Actor,
@@ -304,7 +304,7 @@ pub struct VerifyRequest {
 /// submission does not verify it; an admin may, stating why (audited).
 ///
 /// Who may call: office (its provinces; not its own submissions), admin.
-#[utoipa::path(post, path = "/submissions/{id}/verify", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), request_body(content = Option<VerifyRequest>, content_type = "application/json", description = "Only for an admin verifying their own submission: `{ \"reason\": \"…\" }`"), responses((status = 200, description = "Success", body = Verified), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/submissions/{id}/verify", operation_id = "verify_submission", tag = "submissions", params(("id" = i64, Path, description = "Submission id"), ("If-Match" = String, Header, description = "ETag of the version read")), request_body(content = Option<VerifyRequest>, content_type = "application/json", description = "Only for an admin verifying their own submission: `{ \"reason\": \"…\" }`"), responses((status = 200, description = "Success", body = Verified), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn verify(
     State(state): State<AppState>,
     actor: Actor,
