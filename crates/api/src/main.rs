@@ -31,6 +31,9 @@ enum Command {
     Token(TokenCommand),
     /// Print the OpenAPI document (as committed in docs/openapi.json).
     Openapi,
+    /// Exit 0 when the api on `KEPATUHAN_HTTP_ADDR` answers `/health/ready` (the container's
+    /// healthcheck: the image has no curl).
+    Healthcheck,
     /// Validate a methodology file (TOML or JSON) and list every problem with its path.
     CheckMethodology {
         /// The file to check.
@@ -97,6 +100,9 @@ async fn main() -> ExitCode {
     let Some(settings) = Settings::load_or_report() else {
         return ExitCode::FAILURE;
     };
+    if matches!(command, Command::Healthcheck) {
+        return healthcheck(settings.http_addr).await;
+    }
     let (_telemetry, problem) = telemetry::init("kepatuhan-api", &settings);
     if let Some(problem) = problem {
         eprintln!("invalid configuration:\n  {problem}");
@@ -106,6 +112,18 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// GETs `/health/ready` of the api listening on `addr` (on this machine when it listens on every
+/// address).
+async fn healthcheck(addr: std::net::SocketAddr) -> ExitCode {
+    match kepatuhan_app::health::probe(addr, "/health/ready").await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(problem) => {
+            eprintln!("{problem}");
             ExitCode::FAILURE
         }
     }
@@ -126,7 +144,7 @@ async fn run(
     }
     kepatuhan_app::db::prepare(&pool, &settings).await?;
     match command {
-        Command::Migrate => Ok(()),
+        Command::Migrate | Command::Healthcheck => Ok(()),
         Command::SeedDemo => {
             let app = App::configured(pool, &settings)?;
             match kepatuhan_api::demo::seed_demo(&app, &settings).await? {

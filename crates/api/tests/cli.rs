@@ -2,6 +2,8 @@
 //! so `TOKEN=$(kepatuhan-api token create …)` captures the token and nothing else, whatever
 //! `RUST_LOG` says (logs go to standard error).
 
+mod common;
+
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
@@ -59,4 +61,39 @@ async fn token_create_prints_only_the_token_on_stdout(pool: PgPool) {
             .await
             .unwrap();
     assert!(stored, "no token with that hash");
+}
+
+/// `kepatuhan-api healthcheck`, the container's healthcheck, asks the api on
+/// `KEPATUHAN_HTTP_ADDR` whether it is ready: 0 when it is, 1 when nothing answers.
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_healthcheck_asks_the_running_api(pool: PgPool) {
+    let app = common::TestApp::spawn(pool).await;
+    let check = |addr: String| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_kepatuhan-api"))
+            .arg("healthcheck")
+            .env("KEPATUHAN_HTTP_ADDR", addr)
+            .output()
+            .await
+            .unwrap()
+    };
+    let ready = check(app.addr.to_string()).await;
+    assert!(
+        ready.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    // Listening on every address, it asks over loopback.
+    let everywhere = check(format!("0.0.0.0:{}", app.addr.port())).await;
+    assert!(everywhere.status.success());
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let down = check(nobody.to_string()).await;
+    assert!(!down.status.success());
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("/health/ready"),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
 }

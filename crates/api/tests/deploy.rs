@@ -24,7 +24,7 @@ fn compose() -> serde_yaml::Value {
     value
 }
 
-/// Every `KEPATUHAN_*` name the configuration code reads.
+/// Every `KEPATUHAN_*` and `OTEL_*` name the configuration code reads.
 fn variables_read_by_the_code() -> BTreeSet<String> {
     let sources = [
         read("crates/app/src/config.rs"),
@@ -35,7 +35,7 @@ fn variables_read_by_the_code() -> BTreeSet<String> {
     sources
         .split('"')
         .filter(|s| {
-            s.starts_with("KEPATUHAN_")
+            (s.starts_with("KEPATUHAN_") || s.starts_with("OTEL_"))
                 && s.chars()
                     .all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_digit())
         })
@@ -99,6 +99,22 @@ fn compose_runs_our_commands_with_variables_the_code_reads() {
         "service_healthy"
     );
     assert!(services["postgres"]["healthcheck"].is_mapping());
+    // The healthchecks: the binaries' own subcommand (the image has no curl), and Postgres over
+    // TCP, not fooled by the socket-only server of its initialisation.
+    for (name, bin) in [("api", "kepatuhan-api"), ("worker", "kepatuhan-worker")] {
+        let test: Vec<&str> = services[name]["healthcheck"]["test"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{name} has a healthcheck"))
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(test, ["CMD", bin, "healthcheck"], "{name}");
+    }
+    assert!(help.contains("  healthcheck "), "{help}");
+    let pg = services["postgres"]["healthcheck"]["test"][1]
+        .as_str()
+        .unwrap();
+    assert!(pg.contains("-h 127.0.0.1"), "{pg}");
 }
 
 #[test]

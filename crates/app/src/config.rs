@@ -39,7 +39,11 @@ pub struct Settings {
     pub store_options: StoreOptions,
     /// Log lines as text or JSON (`KEPATUHAN_LOG_FORMAT`: `pretty`, the default, or `json`).
     pub log_format: LogFormat,
-    /// Where traces are exported over OTLP/gRPC (`KEPATUHAN_OTLP_ENDPOINT`, e.g.
+    /// The service name traces carry (`OTEL_SERVICE_NAME`; default: the process's own,
+    /// `kepatuhan-api` or `kepatuhan-worker`).
+    pub otel_service_name: Option<String>,
+    /// Where traces are exported over OTLP/gRPC (the standard `OTEL_EXPORTER_OTLP_ENDPOINT`, or
+    /// its alias `KEPATUHAN_OTLP_ENDPOINT`, e.g.
     /// `http://jaeger:4317`); none when unset.
     pub otlp_endpoint: Option<String>,
     /// Networks webhooks may be delivered to although they are not public
@@ -284,6 +288,9 @@ impl Settings {
                 store_options,
                 log_format,
                 otlp_endpoint,
+                otel_service_name: lookup("OTEL_SERVICE_NAME")
+                    .map(|n| n.trim().to_owned())
+                    .filter(|n| !n.is_empty()),
                 webhook_allowed_networks,
                 anonymous_rate: anonymous_rate.unwrap_or_default(),
                 anonymous_burst: anonymous_burst.unwrap_or_default(),
@@ -335,7 +342,8 @@ fn outside(
             LogFormat::Pretty
         }
     };
-    let otlp_endpoint = lookup("KEPATUHAN_OTLP_ENDPOINT")
+    let otlp_endpoint = lookup("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .or_else(|| lookup("KEPATUHAN_OTLP_ENDPOINT"))
         .map(|e| e.trim().to_owned())
         .filter(|e| !e.is_empty());
     (store_options, log_format, otlp_endpoint)

@@ -110,6 +110,33 @@ impl EgressPolicy {
         }
     }
 
+    /// Resolves a host name: every address it resolves to must be allowed, or none is returned
+    /// (a name that resolves to one private address among public ones is refused whole). The
+    /// webhook client's DNS resolver, so that the addresses connected to are the ones checked.
+    pub async fn resolve_host(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, EgressError> {
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|_| EgressError::Unresolved(host.to_owned()))?
+            .collect();
+        if addresses.is_empty() {
+            return Err(EgressError::Unresolved(host.to_owned()));
+        }
+        for a in &addresses {
+            if let Some(kind) = self.refusal(a.ip()) {
+                return Err(EgressError::Forbidden {
+                    host: host.to_owned(),
+                    address: a.ip(),
+                    kind,
+                });
+            }
+        }
+        Ok(addresses)
+    }
+
     /// Checks a URL and resolves its host: every address must be allowed (delivery).
     pub async fn resolve(&self, raw: &str) -> Result<Destination, EgressError> {
         let url = self.check_url(raw)?;
@@ -119,22 +146,7 @@ impl EgressPolicy {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((lookup.as_str(), port))
-            .await
-            .map_err(|_| EgressError::Unresolved(host.clone()))?
-            .collect();
-        if addresses.is_empty() {
-            return Err(EgressError::Unresolved(host));
-        }
-        for a in &addresses {
-            if let Some(kind) = self.refusal(a.ip()) {
-                return Err(EgressError::Forbidden {
-                    host,
-                    address: a.ip(),
-                    kind,
-                });
-            }
-        }
+        let addresses = self.resolve_host(&lookup, port).await?;
         Ok(Destination {
             host: lookup,
             addresses,

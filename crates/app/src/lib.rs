@@ -24,6 +24,7 @@ pub mod db;
 pub mod egress;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod jobs;
 pub mod metrics;
 pub mod recompute;

@@ -4,7 +4,8 @@
 //!   with the request id of the request span) when `KEPATUHAN_LOG_FORMAT=json`. `RUST_LOG`
 //!   filters (default `info`, with the database's notices at `warn`). Standard output carries
 //!   only what a command prints for its caller (a token, a document).
-//! - Traces: exported over OTLP/gRPC when `KEPATUHAN_OTLP_ENDPOINT` is set (e.g.
+//! - Traces: exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` (or its alias
+//!   `KEPATUHAN_OTLP_ENDPOINT`) is set, named by `OTEL_SERVICE_NAME` when set (e.g.
 //!   `http://jaeger:4317`). A request's trace context is stored with the jobs it enqueues
 //!   ([`current_traceparent`], W3C `traceparent`) and continued by the worker
 //!   ([`continue_trace`]), so one trace shows request → job → recompute or rendering.
@@ -42,6 +43,10 @@ impl Drop for Telemetry {
 /// the caller can report it).
 pub fn init(service: &'static str, settings: &Settings) -> (Telemetry, Option<String>) {
     let mut problem = None;
+    let service = settings
+        .otel_service_name
+        .clone()
+        .unwrap_or_else(|| service.to_owned());
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let fmt = match settings.log_format {
@@ -69,13 +74,13 @@ pub fn init(service: &'static str, settings: &Settings) -> (Telemetry, Option<St
                         .with_batch_exporter(exporter)
                         .with_resource(
                             opentelemetry_sdk::Resource::builder()
-                                .with_service_name(service)
+                                .with_service_name(service.clone())
                                 .build(),
                         )
                         .build(),
                 ),
                 Err(e) => {
-                    problem = Some(format!("KEPATUHAN_OTLP_ENDPOINT: {e}"));
+                    problem = Some(format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"));
                     None
                 }
             }
@@ -83,7 +88,7 @@ pub fn init(service: &'static str, settings: &Settings) -> (Telemetry, Option<St
     };
     let otel = provider
         .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service.clone())));
     tracing_subscriber::registry()
         .with(filter)
         .with(fmt)

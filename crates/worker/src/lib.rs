@@ -109,6 +109,7 @@ pub async fn run(
     let deliver = WorkerBuilder::new(format!("{}-webhooks", config.name))
         .backend(storage_for::<DeliverWebhook>(&app, &config))
         .concurrency(config.concurrency)
+        .data(queues::webhooks::WebhookClient::new(app.egress.clone())?)
         .data(app.clone())
         .data(config.clone())
         .build(queues::webhooks::deliver);

@@ -13,11 +13,30 @@ use kepatuhan_worker::{WorkerConfig, run};
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+const USAGE: &str = "usage: kepatuhan-worker [healthcheck]\n\n\
+    (no argument)  run the background jobs until SIGTERM\n\
+    healthcheck    exit 0 when the worker on KEPATUHAN_WORKER_METRICS_ADDR answers /health";
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    let check = match std::env::args().nth(1).as_deref() {
+        None => false,
+        Some("healthcheck") => true,
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("unknown argument `{other}`\n{USAGE}");
+            return ExitCode::FAILURE;
+        }
+    };
     let Some(settings) = Settings::load_or_report() else {
         return ExitCode::FAILURE;
     };
+    if check {
+        return healthcheck(settings.worker.metrics_addr).await;
+    }
     let (_telemetry, problem) = telemetry::init("kepatuhan-worker", &settings);
     if let Some(problem) = problem {
         eprintln!("invalid configuration:\n  {problem}");
@@ -47,6 +66,18 @@ async fn main() -> ExitCode {
         }
         Err(e) => {
             tracing::error!(error = %e, "worker failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// GETs `/health` of the worker's metrics listener on `addr` (on this machine when it listens on
+/// every address): the container's healthcheck, as the image has no curl.
+async fn healthcheck(addr: std::net::SocketAddr) -> ExitCode {
+    match kepatuhan_app::health::probe(addr, "/health").await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(problem) => {
+            eprintln!("{problem}");
             ExitCode::FAILURE
         }
     }

@@ -4,12 +4,13 @@
 //! attempt the event is abandoned, the job that gave up on it is dead (visible through
 //! `GET /api/v1/jobs?status=dead`) and the endpoint's later events go on.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use hmac::{Hmac, Mac};
 use kepatuhan_app::App;
-use kepatuhan_app::egress::EgressError;
+use kepatuhan_app::egress::{EgressError, EgressPolicy};
 use kepatuhan_app::jobs::{DELIVERY_ATTEMPTS, DeliverWebhook};
 use sha2::Sha256;
 
@@ -55,6 +56,7 @@ pub async fn deliver(
     job: DeliverWebhook,
     app: Data<App>,
     config: Data<WorkerConfig>,
+    client: Data<WebhookClient>,
 ) -> Result<(), JobError> {
     if let Some(event) = &job.event {
         sqlx::query!(
@@ -74,7 +76,7 @@ pub async fn deliver(
         .bind(key)
         .execute(&mut lock)
         .await?;
-    let outcome = drain(&app, &config, job.endpoint_id).await;
+    let outcome = drain(&app, &config, &client, job.endpoint_id).await;
     // Closing the connection releases the lock even if the unlock cannot be sent.
     let _ = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
         .bind(DRAIN_LOCK)
@@ -95,7 +97,12 @@ struct Pending {
 }
 
 /// Delivers pending events until none is left or one fails (see [`deliver`]).
-async fn drain(app: &App, config: &WorkerConfig, endpoint_id: i64) -> Result<(), JobError> {
+async fn drain(
+    app: &App,
+    config: &WorkerConfig,
+    client: &WebhookClient,
+    endpoint_id: i64,
+) -> Result<(), JobError> {
     let mut abandoned = Vec::new();
     loop {
         let endpoint = sqlx::query!(
@@ -134,7 +141,7 @@ async fn drain(app: &App, config: &WorkerConfig, endpoint_id: i64) -> Result<(),
             body: serde_json::to_vec(&next.event).map_err(|e| JobError::App(e.into()))?,
         };
         let started = Instant::now();
-        let (status, error, retry) = send(app, signed).await?;
+        let (status, error, retry) = send(client, app, signed).await;
         record_attempt(
             app,
             endpoint_id,
@@ -237,28 +244,71 @@ struct Signed<'a> {
     body: Vec<u8>,
 }
 
-/// POSTs an event to the addresses its URL resolves to, once every one is checked against the
-/// egress policy (`kepatuhan_app::egress`), following no redirect. Returns the answer's status,
-/// the error if it failed, and whether another attempt may succeed (not for a refused address).
+/// The one HTTP client of webhook deliveries, shared by every delivery: no redirects, a 10 s
+/// limit, and a DNS resolver that refuses a name resolving to any address the egress policy
+/// forbids, so the addresses connected to are exactly the ones checked (literal addresses are
+/// checked before sending, as hyper does not resolve them).
+#[derive(Clone)]
+pub struct WebhookClient(reqwest::Client);
+
+impl WebhookClient {
+    /// A client enforcing `egress`.
+    ///
+    /// # Errors
+    /// When the TLS backend cannot be initialised.
+    pub fn new(egress: Arc<EgressPolicy>) -> Result<Self, reqwest::Error> {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent("kepatuhan-webhooks/1")
+            .dns_resolver(Arc::new(PolicyResolver(egress)))
+            .build()
+            .map(Self)
+    }
+}
+
+/// Resolves through [`EgressPolicy::resolve_host`].
+struct PolicyResolver(Arc<EgressPolicy>);
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addresses = policy.resolve_host(&host, 0).await?;
+            Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The egress refusal behind a failed request, if that is why it failed.
+fn egress_error(e: &reqwest::Error) -> Option<&EgressError> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(refusal) = s.downcast_ref::<EgressError>() {
+            return Some(refusal);
+        }
+        source = s.source();
+    }
+    None
+}
+
+/// POSTs an event through the shared client, following no redirect. Returns the answer's
+/// status, the error if it failed, and whether another attempt may succeed (not for a refused
+/// address).
 async fn send(
+    client: &WebhookClient,
     app: &App,
     signed: Signed<'_>,
-) -> Result<(Option<i32>, Option<String>, bool), JobError> {
-    let destination = match app.egress.resolve(signed.url).await {
-        Ok(d) => d,
-        Err(e @ EgressError::Unresolved(_)) => return Ok((None, Some(e.to_string()), true)),
-        Err(e) => return Ok((None, Some(format!("refused: {e}")), false)),
-    };
+) -> (Option<i32>, Option<String>, bool) {
+    if let Err(e) = app.egress.check_url(signed.url) {
+        return (None, Some(format!("refused: {e}")), false);
+    }
     let timestamp = chrono::Utc::now().timestamp();
-    let sent = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none())
-        // Connect to exactly the addresses checked: no second lookup can answer otherwise.
-        .resolve_to_addrs(&destination.host, &destination.addresses)
-        .build()?
+    let sent = client
+        .0
         .post(signed.url)
         .header("content-type", "application/json")
-        .header("user-agent", "kepatuhan-webhooks/1")
         .header("kepatuhan-event", signed.event_type)
         .header("kepatuhan-delivery", signed.event_id)
         .header(
@@ -268,21 +318,69 @@ async fn send(
         .body(signed.body)
         .send()
         .await;
-    Ok(match &sent {
+    match &sent {
         Ok(r) if r.status().is_success() => (Some(i32::from(r.status().as_u16())), None, true),
         Ok(r) => (
             Some(i32::from(r.status().as_u16())),
             Some(format!("answered {}", r.status())),
             true,
         ),
-        Err(e) => (
-            None,
-            Some(if e.is_timeout() {
-                "timed out".to_owned()
-            } else {
-                "could not connect".to_owned()
-            }),
-            true,
-        ),
-    })
+        Err(e) => match egress_error(e) {
+            Some(refusal @ EgressError::Unresolved(_)) => (None, Some(refusal.to_string()), true),
+            Some(refusal) => (None, Some(format!("refused: {refusal}")), false),
+            None if e.is_timeout() => (None, Some("timed out".to_owned()), true),
+            None => (None, Some("could not connect".to_owned()), true),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name of this machine's `/etc/hosts` (not `localhost`, which registration already
+    /// refuses by name) that resolves to a loopback address.
+    fn loopback_name() -> String {
+        std::fs::read_to_string("/etc/hosts")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .find_map(|l| {
+                let mut fields = l.split_whitespace();
+                let address: std::net::IpAddr = fields.next()?.parse().ok()?;
+                address
+                    .is_loopback()
+                    .then(|| fields.find(|n| !n.contains("localhost")))
+                    .flatten()
+                    .map(str::to_owned)
+            })
+            .expect("/etc/hosts names this machine with a loopback address")
+    }
+
+    #[tokio::test]
+    async fn the_shared_client_refuses_a_name_that_resolves_to_a_private_address() {
+        let client = WebhookClient::new(Arc::new(EgressPolicy::default())).unwrap();
+        let name = loopback_name();
+        let err = client
+            .0
+            .get(format!("http://{name}:9/hook"))
+            .send()
+            .await
+            .unwrap_err();
+        let refusal = egress_error(&err).unwrap_or_else(|| panic!("{name}: {err:?}"));
+        assert!(
+            matches!(refusal, EgressError::Forbidden { .. }),
+            "{refusal}"
+        );
+        // Allowed explicitly, the same name is resolved (and nothing listens on port 9).
+        let allowed = EgressPolicy::parse("127.0.0.0/8,::1/128").unwrap();
+        let client = WebhookClient::new(Arc::new(allowed)).unwrap();
+        let err = client
+            .0
+            .get(format!("http://{name}:9/hook"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(egress_error(&err).is_none(), "{err:?}");
+    }
 }
