@@ -45,14 +45,21 @@ test: postgres tools
     awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
     rm -f "$log"
 
-# Install the tools the tests drive that this project did not write (Schemathesis) into a venv
-# outside the clone, kept between runs.
+# Install the tools the tests drive that this project did not write: Schemathesis, the OpenAPI
+# validator and client generator (pinned in tools/requirements.txt, into a venv outside the clone,
+# kept between runs), and Debian's Chromium for the browser tests (apt, when it is missing).
 tools:
     #!/usr/bin/env bash
     set -euo pipefail
     venv=/var/tmp/kepatuhan-venv
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check -r tools/requirements.txt
+    if ! [ -x /usr/bin/chromium ]; then
+        echo "installing Debian's chromium for the browser tests (apt-get)"
+        sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+        $sudo apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium >/dev/null
+    fi
 
 # Fuzz the api with Schemathesis for longer than CI does (SECONDS per caller, a random seed).
 fuzz-api seconds="600": postgres tools

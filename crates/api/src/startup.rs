@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use utoipa_scalar::Scalar;
 
 use kepatuhan_app::App;
 use kepatuhan_app::config::Settings;
@@ -33,7 +32,13 @@ pub fn build(app: App, settings: &Settings) -> Router {
     // owning the OpenAPI tree (≈ 2 MB) would copy it each time.
     let doc = crate::openapi::document();
     let spec = axum::body::Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
-    let docs_page = axum::body::Bytes::from(Scalar::new(doc).to_html());
+    // The API reference (Swagger UI), its script and styles served from the binary: it works on
+    // a network without internet access.
+    let docs = swagger_ui_dist::generate_routes(swagger_ui_dist::ApiDefinition {
+        uri_prefix: "/docs",
+        api_definition: swagger_ui_dist::OpenApiSource::Uri("/openapi.json"),
+        title: Some("kepatuhan API"),
+    });
     Router::new()
         .route(
             "/health/live",
@@ -52,16 +57,9 @@ pub fn build(app: App, settings: &Settings) -> Router {
                 std::future::ready(([(header::CONTENT_TYPE, "application/json")], spec.clone()))
             }),
         )
-        .route(
-            "/docs",
-            get(move || {
-                std::future::ready((
-                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                    docs_page.clone(),
-                ))
-            }),
-        )
         .merge(public_metrics(settings))
+        .with_state(state.clone())
+        .merge(docs)
         .fallback(problem::not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -81,7 +79,6 @@ pub fn build(app: App, settings: &Settings) -> Router {
         .layer(middleware::from_fn(refuse_nul_in_uri))
         .route_layer(middleware::from_fn(crate::metrics::track))
         .layer(middleware::from_fn(request_id))
-        .with_state(state)
 }
 
 /// `/metrics` on the public address, unless it has an address of its own ([`metrics_router`]).
