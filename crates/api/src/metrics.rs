@@ -17,6 +17,10 @@ pub async fn track(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().to_string();
+    // The request's span (`startup::request_id`) takes its name and route from the match.
+    let span = tracing::Span::current();
+    span.record("http.route", route.as_str());
+    kepatuhan_app::telemetry::rename(&span, format!("{method} {route}"));
     let started = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();

@@ -140,7 +140,19 @@ async fn request_id(req: Request, next: Next) -> Response {
                 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
         .map_or_else(|| hex::encode(rand::random::<[u8; 12]>()), str::to_owned);
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    // Named by route once routing has matched one (`crate::metrics::track` records it), so a
+    // tracing backend groups `GET /api/v1/cycles/{year}/results/entities`, not every year.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        otel.name = %req.method(),
+        otel.kind = "server",
+        http.request.method = %req.method(),
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+    );
     let incoming = req
         .headers()
         .get("traceparent")
@@ -153,6 +165,7 @@ async fn request_id(req: Request, next: Next) -> Response {
             tracing::Instrument::instrument(next.run(req), span.clone()),
         )
         .await;
+    span.record("http.response.status_code", response.status().as_u16());
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),

@@ -112,3 +112,11 @@ pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
         let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
     }
 }
+
+/// Names a span's trace span after the fact (a request span once its route is known): the
+/// OpenTelemetry span is renamed directly, as a recorded `otel.name` no longer reaches a span
+/// whose trace context already exists.
+pub fn rename(span: &tracing::Span, name: String) {
+    use opentelemetry::trace::TraceContextExt as _;
+    span.context().span().update_name(name);
+}

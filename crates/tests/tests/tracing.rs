@@ -70,15 +70,33 @@ async fn a_request_and_its_job_share_one_trace(pool: PgPool) {
 
     provider.force_flush().unwrap();
     let spans = exporter.get_finished_spans().unwrap();
+    // The request span is named by its route, with the standard attributes, so a tracing
+    // backend groups every year's recompute under one name.
     let request = spans
         .iter()
-        .find(|s| {
-            s.name == "request"
-                && s.attributes
-                    .iter()
-                    .any(|kv| kv.value.as_str().contains("/recompute"))
-        })
-        .expect("the API's request span");
+        .find(|s| s.name == "POST /api/v1/cycles/{year}/recompute")
+        .unwrap_or_else(|| {
+            panic!(
+                "the API's request span, named by route: {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        });
+    let attribute = |key: &str| {
+        request
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.as_str().into_owned())
+    };
+    assert_eq!(
+        attribute("http.route").as_deref(),
+        Some("/api/v1/cycles/{year}/recompute")
+    );
+    assert_eq!(
+        attribute("http.response.status_code").as_deref(),
+        Some("202")
+    );
+    assert_eq!(request.span_kind, opentelemetry::trace::SpanKind::Server);
     let recompute = spans
         .iter()
         .find(|s| s.name == "recompute")
