@@ -19,9 +19,11 @@ default:
 run: postgres
     #!/usr/bin/env bash
     set -euo pipefail
-    psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'kepatuhan'" | grep -q 1 \
-        || createdb -h 127.0.0.1 -U postgres kepatuhan
     export KEPATUHAN_DATABASE_URL="${KEPATUHAN_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/kepatuhan}"
+    # Create the database named by the URL, through the server's `postgres` database.
+    url="${KEPATUHAN_DATABASE_URL%%\?*}"; db="${url##*/}"
+    psql "${url%/*}/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 \
+        || psql -q "${url%/*}/postgres" -c "CREATE DATABASE \"$db\""
     just build
     "$CARGO_TARGET_DIR/release/kepatuhan-api" seed-demo
     # The worker runs the jobs the API enqueues (recomputes); both stop on Ctrl-C.
@@ -75,15 +77,27 @@ faults regencies="1000": postgres
 postgres:
     #!/usr/bin/env bash
     set -euo pipefail
-    if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
-        echo "starting PostgreSQL"
-        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
-        for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    if ! pg_isready -q -d "$DATABASE_URL" 2>/dev/null; then
+        if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+            echo "starting PostgreSQL"
+            pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
+            for _ in $(seq 1 30); do pg_isready -q -d "$DATABASE_URL" && break; sleep 1; done
+        else
+            echo "no PostgreSQL answers at $DATABASE_URL: run \`just db\` (Docker), or point DATABASE_URL and KEPATUHAN_DATABASE_URL at yours" >&2
+            exit 1
+        fi
     fi
-    pg_isready -h 127.0.0.1 -p 5432
+    pg_isready -d "$DATABASE_URL"
+
+# A PostgreSQL for development in Docker, on 127.0.0.1:5432 with trust auth for `postgres`, as the
+# project's machines have it (for a machine without a local cluster).
+db:
+    docker run -d --name kepatuhan-db -p 127.0.0.1:5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16.6-bookworm
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 
 # Benchmarks (not part of the tests, < 15 min): a generated national cycle through the real API,
-# worker and Postgres beside its baselines; writes bench-results.json and the table in
+# worker and Postgres beside its baselines. It installs wrk and LibreOffice with apt when they are
+# missing, and says so before it does. Writes bench-results.json and the table in
 # docs/benchmarks.md. `just bench --smoke` runs every phase on a tiny dataset in seconds (and
 # writes nothing); `just bench-core` times the in-memory scoring engine.
 bench *args: postgres build
