@@ -26,10 +26,19 @@ run: postgres
         || psql -q "${url%/*}/postgres" -c "CREATE DATABASE \"$db\""
     just build
     "$CARGO_TARGET_DIR/release/kepatuhan-api" seed-demo
-    # The worker runs the jobs the API enqueues (recomputes); both stop on Ctrl-C.
+    # The worker runs the jobs the API enqueues (recomputes, certificates); both stop on Ctrl-C.
     "$CARGO_TARGET_DIR/release/kepatuhan-worker" &
     worker=$!
     trap 'kill -TERM $worker 2>/dev/null; wait $worker' EXIT
+    # Once the worker has rendered the demo's 2023 certificates, one of them to look at.
+    (for _ in $(seq 1 120); do
+        code=$(psql "$KEPATUHAN_DATABASE_URL" -tAc "SELECT code FROM certificates WHERE cycle_year = 2023 AND status = 'valid' ORDER BY id LIMIT 1" 2>/dev/null || true)
+        if [ -n "$code" ]; then
+            echo "a certificate to verify: ${KEPATUHAN_PUBLIC_BASE_URL:-http://127.0.0.1:8080}/verify/$code"
+            break
+        fi
+        sleep 1
+    done) &
     "$CARGO_TARGET_DIR/release/kepatuhan-api" serve
 
 # Release binaries of the api and the worker (the Dockerfile runs the same command).

@@ -3,8 +3,10 @@
 //! Two provinces (Kepulauan Bangka Belitung, Nusa Tenggara Barat) with their offices and local
 //! governments, Indonesian unit names, the 2024 cycle imported as published scores, and an open
 //! 2025 cycle with submissions in every state (draft, submitted, returned, verified) and survey
-//! responses. Everything goes through the real HTTP routes in-process, so the demo data passes
-//! the same validation as users' data. Loading twice changes nothing.
+//! responses. `seed-demo` adds a 2023 cycle assessed in the field and published
+//! ([`publish_showcase`]), whose certificates the worker issues. Everything goes through the real
+//! HTTP routes in-process, so the demo data passes the same validation as users' data. Loading
+//! twice changes nothing.
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -131,7 +133,7 @@ pub async fn seed_demo(app: &App, settings: &Settings) -> DemoResult<Option<Demo
     let (assessor_id, assessor) =
         auth::create_actor_with_token(&app.pool, "Demo asisten Babel", "assessor", Some("babel"))
             .await?;
-    let babel_units = open_2025(&api, assessor_id).await?;
+    let babel_units = open_cycle(&api, 2025, 3, assessor_id).await?;
     let m = app
         .methodology("ori-2025")
         .ok_or("ori-2025 is not shipped")?;
@@ -226,12 +228,18 @@ async fn import_2024(api: &Client) -> DemoResult<()> {
     Ok(())
 }
 
-/// The 2025 cycle, sampled, assigned and collecting; returns the Babel units.
-async fn open_2025(api: &Client, assessor_id: i64) -> DemoResult<Vec<i64>> {
+/// A cycle, sampled (`per_entity` units of each entity), its Babel units assigned to the
+/// assessor, and collecting; returns the Babel units.
+async fn open_cycle(
+    api: &Client,
+    year: u16,
+    per_entity: usize,
+    assessor_id: i64,
+) -> DemoResult<Vec<i64>> {
     api.call(
         "POST",
         "/api/v1/cycles",
-        Some(json!({ "year": 2025, "opens_on": "2025-06-02", "closes_on": "2025-10-31" })),
+        Some(json!({ "year": year, "opens_on": format!("{year}-06-02"), "closes_on": format!("{year}-10-31") })),
         None,
     )
     .await?;
@@ -240,19 +248,19 @@ async fn open_2025(api: &Client, assessor_id: i64) -> DemoResult<Vec<i64>> {
         .flat_map(|(c, ..)| {
             UNITS
                 .iter()
-                .take(3)
+                .take(per_entity)
                 .map(move |(n, _)| json!({ "entity_code": c, "unit_name": n }))
         })
         .collect();
     api.call(
         "POST",
-        "/api/v1/cycles/2025/sample/bulk",
+        &format!("/api/v1/cycles/{year}/sample/bulk"),
         Some(Value::Array(sample)),
         None,
     )
     .await?;
     let (_, sampled, _) = api
-        .call("GET", "/api/v1/cycles/2025/sample", None, None)
+        .call("GET", &format!("/api/v1/cycles/{year}/sample"), None, None)
         .await?;
     let babel_units: Vec<i64> = sampled
         .as_array()
@@ -267,14 +275,14 @@ async fn open_2025(api: &Client, assessor_id: i64) -> DemoResult<Vec<i64>> {
         .collect();
     api.call(
         "POST",
-        "/api/v1/cycles/2025/assignments/bulk",
+        &format!("/api/v1/cycles/{year}/assignments/bulk"),
         Some(Value::Array(assignments)),
         None,
     )
     .await?;
     api.call(
         "POST",
-        "/api/v1/cycles/2025/transitions",
+        &format!("/api/v1/cycles/{year}/transitions"),
         Some(json!({ "to": "collecting" })),
         None,
     )
@@ -365,6 +373,153 @@ async fn fill_submissions(
             }
             _ => {} // submitted, awaiting review
         }
+    }
+    Ok(())
+}
+
+/// What [`publish_showcase`] did: the published cycle, and how to follow its certificates.
+#[derive(Debug)]
+pub struct Showcase {
+    /// The year published.
+    pub year: u16,
+    /// The job issuing its certificates (the worker renders them).
+    pub certificates_job: String,
+}
+
+/// Adds to the demo a cycle assessed in the field and published, 2023, so that a newcomer sees
+/// every output: results with grades and ranks, and certificates with their public verification
+/// page once the worker has rendered them (`just run` prints a link). The Bangka Belitung units
+/// are assessed by the demo's assessor and verified by the office; the other province's are left
+/// out of the sample. Does nothing when 2023 exists; needs [`seed_demo`] first.
+pub async fn publish_showcase(app: &App, settings: &Settings) -> DemoResult<Option<Showcase>> {
+    let exists = sqlx::query_scalar!("SELECT year FROM cycles WHERE year = 2023")
+        .fetch_optional(&app.pool)
+        .await?;
+    if exists.is_some() {
+        return Ok(None);
+    }
+    let client = |secret: String| Client {
+        app: build(app.clone(), settings),
+        token: secret,
+    };
+    let (_, admin) =
+        auth::create_actor_with_token(&app.pool, "Demo HQ publisher", "admin", None).await?;
+    let (_, office) =
+        auth::create_actor_with_token(&app.pool, "Demo penelaah Babel", "office", Some("babel"))
+            .await?;
+    let (assessor_id, assessor) = auth::create_actor_with_token(
+        &app.pool,
+        "Demo asisten Babel 2023",
+        "assessor",
+        Some("babel"),
+    )
+    .await?;
+    let (api, field, reviewer) = (
+        client(admin.secret),
+        client(assessor.secret),
+        client(office.secret),
+    );
+    let m = app
+        .methodology("ori-2022")
+        .ok_or("ori-2022 is not shipped")?;
+    let units = open_cycle(&api, 2023, 2, assessor_id).await?;
+    // Only the assessed units stay in the sample: the other province's leave it, with a reason.
+    let (_, sampled, _) = api
+        .call("GET", "/api/v1/cycles/2023/sample", None, None)
+        .await?;
+    for other in sampled
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|u| u["province_code"] != "19")
+        .filter_map(|u| u["unit_id"].as_i64())
+    {
+        api.call(
+            "POST",
+            &format!("/api/v1/cycles/2023/sample/{other}/exclusion"),
+            Some(json!({ "reason": "Di luar cakupan data demo" })),
+            None,
+        )
+        .await?;
+    }
+    assess_2023(m, &field, &reviewer, &units).await?;
+    api.call(
+        "POST",
+        "/api/v1/cycles/2023/transitions",
+        Some(json!({ "to": "verifying" })),
+        None,
+    )
+    .await?;
+    let (_, published, _) = api
+        .call(
+            "POST",
+            "/api/v1/cycles/2023/transitions",
+            Some(json!({ "to": "published" })),
+            None,
+        )
+        .await?;
+    Ok(Some(Showcase {
+        year: 2023,
+        certificates_job: published["job_id"].as_str().unwrap_or_default().to_owned(),
+    }))
+}
+
+/// The 2023 field work: each unit's sheet (mostly the top of each scale, a step lower here and
+/// there: grades A to C), its survey, submitted by the assessor and verified by the office.
+async fn assess_2023(
+    m: &kepatuhan_core::Methodology,
+    field: &Client,
+    reviewer: &Client,
+    units: &[i64],
+) -> DemoResult<()> {
+    for (k, unit) in units.iter().enumerate() {
+        let values: Vec<Value> = m
+            .indicator_ids()
+            .map(|id| {
+                let ind = m.indicator(id);
+                let lower = u8::from((k * 3 + id.index()) % (k % 4 + 2) == 0);
+                json!({ "indicator": ind.code, "value": ind.scale.max().saturating_sub(lower), "evidence_note": "Observasi lapangan dan dokumen" })
+            })
+            .collect();
+        let (_, created, _) = field
+            .call(
+                "POST",
+                "/api/v1/cycles/2023/submissions",
+                Some(json!({ "unit_id": unit, "values": values })),
+                None,
+            )
+            .await?;
+        let id = created["id"].as_i64().ok_or("no id")?;
+        let responses: Vec<Value> = (0..30)
+            .map(|r| json!({ "respondent": format!("R-{r:03}"), "answers": { "undue_delay": (r + k) % 11 == 0, "unofficial_fees": false } }))
+            .collect();
+        field
+            .call(
+                "POST",
+                &format!("/api/v1/cycles/2023/units/{unit}/survey-responses"),
+                Some(json!({ "survey": "maladministration_perception", "responses": responses })),
+                None,
+            )
+            .await?;
+        let (_, _, tag) = field
+            .call("GET", &format!("/api/v1/submissions/{id}"), None, None)
+            .await?;
+        let (_, _, tag) = field
+            .call(
+                "POST",
+                &format!("/api/v1/submissions/{id}/submit"),
+                None,
+                tag.as_deref(),
+            )
+            .await?;
+        reviewer
+            .call(
+                "POST",
+                &format!("/api/v1/submissions/{id}/verify"),
+                None,
+                tag.as_deref(),
+            )
+            .await?;
     }
     Ok(())
 }

@@ -103,7 +103,14 @@ async fn main() -> ExitCode {
     if matches!(command, Command::Healthcheck) {
         return healthcheck(settings.http_addr).await;
     }
-    let (_telemetry, problem) = telemetry::init("kepatuhan-api", &settings);
+    // Loading the demo goes through the routes in-process: their request lines would scroll the
+    // tokens away, so it logs warnings only unless RUST_LOG says otherwise.
+    let quiet = matches!(command, Command::SeedDemo) && std::env::var_os("RUST_LOG").is_none();
+    let (_telemetry, problem) = if quiet {
+        telemetry::init_filtered("kepatuhan-api", &settings, "warn")
+    } else {
+        telemetry::init("kepatuhan-api", &settings)
+    };
     if let Some(problem) = problem {
         eprintln!("invalid configuration:\n  {problem}");
         return ExitCode::FAILURE;
@@ -129,6 +136,32 @@ async fn healthcheck(addr: std::net::SocketAddr) -> ExitCode {
     }
 }
 
+/// `seed-demo`: the demo data, then its published cycle; prints the tokens once.
+async fn seed_demo(
+    pool: sqlx::PgPool,
+    settings: &Settings,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let app = App::configured(pool, settings)?;
+    match kepatuhan_api::demo::seed_demo(&app, settings).await? {
+        Some(tokens) => {
+            println!("demo data loaded; these tokens are shown once:");
+            println!("  admin (HQ):              {}", tokens.admin);
+            println!("  office (Perwakilan Babel): {}", tokens.office);
+            println!("  assessor (Babel):        {}", tokens.assessor);
+        }
+        None => println!(
+            "demo data already loaded (create more tokens with `kepatuhan-api token create`)"
+        ),
+    }
+    if let Some(showcase) = kepatuhan_api::demo::publish_showcase(&app, settings).await? {
+        println!(
+            "cycle {} published; the worker renders its certificates (job {}), listed at /api/v1/cycles/{}/certificates",
+            showcase.year, showcase.certificates_job, showcase.year
+        );
+    }
+    Ok(())
+}
+
 async fn run(
     command: Command,
     settings: Settings,
@@ -145,21 +178,7 @@ async fn run(
     kepatuhan_app::db::prepare(&pool, &settings).await?;
     match command {
         Command::Migrate | Command::Healthcheck => Ok(()),
-        Command::SeedDemo => {
-            let app = App::configured(pool, &settings)?;
-            match kepatuhan_api::demo::seed_demo(&app, &settings).await? {
-                Some(tokens) => {
-                    println!("demo data loaded; these tokens are shown once:");
-                    println!("  admin (HQ):              {}", tokens.admin);
-                    println!("  office (Perwakilan Babel): {}", tokens.office);
-                    println!("  assessor (Babel):        {}", tokens.assessor);
-                }
-                None => println!(
-                    "demo data already loaded (create more tokens with `kepatuhan-api token create`)"
-                ),
-            }
-            Ok(())
-        }
+        Command::SeedDemo => seed_demo(pool, &settings).await,
         Command::Token(TokenCommand::Create {
             role,
             office,

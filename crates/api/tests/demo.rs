@@ -53,4 +53,44 @@ async fn demo_data_is_a_living_system(pool: PgPool) {
     assert!(mine.body.as_array().unwrap().len() >= 4);
     let all = app.get("/api/v1/entities", Some(&tokens.admin)).await;
     assert_eq!(all.body["items"].as_array().unwrap().len(), 7);
+
+    // `seed-demo` adds a cycle assessed in the field and published, whose certificates the
+    // worker issues; once.
+    let showcase = kepatuhan_api::demo::publish_showcase(&state, &settings)
+        .await
+        .unwrap()
+        .expect("2023 is published");
+    assert!(
+        kepatuhan_api::demo::publish_showcase(&state, &settings)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let published = app.get("/api/v1/cycles/2023/results/entities", None).await;
+    published.assert_ok();
+    let grades: Vec<&str> = published.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["grade"]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        grades.len(),
+        4,
+        "the Bangka Belitung governments: {grades:?}"
+    );
+    let job: String = sqlx::query_scalar("SELECT job_type FROM apalis.jobs WHERE id = $1")
+        .bind(&showcase.certificates_job)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(job, "certificates");
+    let eligible: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM entity_results r JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision
+         WHERE r.cycle_year = 2023 AND r.award_eligible",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(eligible > 0, "some earn a certificate: {grades:?}");
 }

@@ -42,13 +42,23 @@ impl Drop for Telemetry {
 /// exit, and the problem if the trace exporter could not be built (logging still works then, so
 /// the caller can report it).
 pub fn init(service: &'static str, settings: &Settings) -> (Telemetry, Option<String>) {
+    init_filtered(service, settings, "info,sqlx::postgres::notice=warn")
+}
+
+/// [`init`] with another default filter than `info` (`RUST_LOG` still wins): a command whose
+/// output is for its caller logs less.
+pub fn init_filtered(
+    service: &'static str,
+    settings: &Settings,
+    default_filter: &str,
+) -> (Telemetry, Option<String>) {
     let mut problem = None;
     let service = settings
         .otel_service_name
         .clone()
         .unwrap_or_else(|| service.to_owned());
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let fmt = match settings.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
