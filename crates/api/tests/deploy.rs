@@ -54,7 +54,15 @@ fn compose_runs_our_commands_with_variables_the_code_reads() {
     let api = env!("CARGO_BIN_EXE_kepatuhan-api");
     let help = String::from_utf8(Command::new(api).arg("--help").output().unwrap().stdout).unwrap();
     let services = compose["services"].as_mapping().unwrap();
-    for name in ["postgres", "migrate", "api", "worker", "jaeger", "minio"] {
+    for name in [
+        "postgres",
+        "migrate",
+        "api",
+        "worker",
+        "jaeger",
+        "s3",
+        "s3-bucket",
+    ] {
         assert!(services.contains_key(name), "service {name}");
     }
     let mut ours = 0;
@@ -81,7 +89,9 @@ fn compose_runs_our_commands_with_variables_the_code_reads() {
         for (key, _) in service["environment"].as_mapping().unwrap() {
             let key = key.as_str().unwrap();
             assert!(
-                key == "RUST_LOG" || known.contains(key),
+                key == "RUST_LOG"
+                    || known.contains(key)
+                    || kepatuhan_app::config::STORE_VARIABLES.contains(&key),
                 "{name}: {key} is not read by the configuration code"
             );
         }
@@ -115,6 +125,46 @@ fn compose_runs_our_commands_with_variables_the_code_reads() {
         .as_str()
         .unwrap();
     assert!(pg.contains("-h 127.0.0.1"), "{pg}");
+}
+
+#[test]
+fn certificates_go_to_the_s3_store_whose_bucket_is_created_with_the_same_credentials() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().unwrap();
+    let text = read("deploy/compose.yaml");
+    for name in ["api", "worker"] {
+        let env = &services[name]["environment"];
+        let store = env["KEPATUHAN_CERTIFICATE_STORE"].as_str().unwrap();
+        let bucket = store
+            .strip_prefix("s3://")
+            .and_then(|b| b.split('/').next())
+            .unwrap_or_else(|| panic!("{name}: {store} is not an s3:// store"));
+        let create = services["s3-bucket"]["command"][0].as_str().unwrap();
+        assert!(create.contains(&format!("s3://{bucket}")), "{create}");
+        assert_eq!(
+            env["AWS_ENDPOINT"].as_str(),
+            Some("http://s3:8333"),
+            "{name}"
+        );
+        // The same keys for the app, the bucket's creation and the store's identities.
+        let key = env["AWS_ACCESS_KEY_ID"].as_str().unwrap();
+        assert_eq!(
+            services["s3-bucket"]["environment"]["AWS_ACCESS_KEY_ID"].as_str(),
+            Some(key)
+        );
+        assert!(text.contains(&format!("\"accessKey\": \"{key}\"")), "{key}");
+        assert_eq!(
+            services[name]["depends_on"]["s3-bucket"]["condition"],
+            "service_completed_successfully"
+        );
+    }
+    assert!(
+        services["jaeger"]["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("jaegertracing/jaeger:2."),
+        "Jaeger v2"
+    );
 }
 
 #[test]
