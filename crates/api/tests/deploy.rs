@@ -267,3 +267,49 @@ fn the_services_connect_as_the_service_role_and_only_migrate_grants_it() {
         .unwrap();
     assert!(sh.success(), "the init script parses");
 }
+
+/// Whether an image reference names one release: a digest, or a tag with a version number that
+/// has at least a minor part (`16.6-bookworm`, `v3.5.0`), never `latest` or a major line.
+fn exact(image: &str) -> bool {
+    if image.contains("@sha256:") {
+        return true;
+    }
+    let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or_default();
+    let version = tag.trim_start_matches('v');
+    let number: String = version
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    number.split('.').filter(|p| !p.is_empty()).count() >= 2
+}
+
+#[test]
+fn every_image_and_build_tool_is_pinned_to_an_exact_version() {
+    let compose = read("deploy/compose.yaml");
+    for line in compose
+        .lines()
+        .filter(|l| l.trim_start().starts_with("image:"))
+    {
+        let image = line.trim_start().trim_start_matches("image:").trim();
+        if image == "kepatuhan:latest" {
+            continue; // built here
+        }
+        assert!(exact(image), "{image} is not pinned to an exact version");
+    }
+    let dockerfile = read("deploy/Dockerfile");
+    let stages: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("FROM ")?.split(" AS ").nth(1))
+        .collect();
+    for line in dockerfile.lines().filter(|l| l.starts_with("FROM ")) {
+        let image = line.split_whitespace().nth(1).unwrap();
+        assert!(
+            stages.contains(&image) || exact(image),
+            "{image} is not pinned to an exact version"
+        );
+    }
+    assert!(
+        dockerfile.contains("cargo install cargo-chef --version "),
+        "cargo-chef is pinned"
+    );
+}
