@@ -15,7 +15,7 @@ use tower::ServiceExt;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
-/// The metric names a PromQL expression selects: identifiers followed by `{` or `[`.
+/// The metric names a `PromQL` expression selects: identifiers followed by `{` or `[`.
 fn selected_metrics(expr: &str) -> Vec<String> {
     let mut names = Vec::new();
     let chars: Vec<char> = expr.chars().collect();
@@ -140,7 +140,7 @@ async fn every_metric_the_dashboard_queries_is_exported(pool: PgPool) {
 fn metric_names_are_read_from_promql() {
     assert_eq!(
         selected_metrics(
-            r#"histogram_quantile(0.95, sum by (le, route) (rate(http_request_duration_seconds_bucket[5m])))"#
+            "histogram_quantile(0.95, sum by (le, route) (rate(http_request_duration_seconds_bucket[5m])))"
         ),
         ["http_request_duration_seconds_bucket"]
     );
