@@ -39,6 +39,14 @@ impl FieldError {
 
 /// A problem details document (`application/problem+json`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "type": "https://kepatuhan.ombudsman.go.id/problems/validation-error",
+    "title": "Invalid input",
+    "status": 422,
+    "detail": "values[1].value: 4 is not on the scale 0–3",
+    "errors": [{ "field": "values[1].value", "message": "4 is not on the scale 0–3" }],
+    "request_id": "9b59df519396c934162d5994"
+}))]
 pub struct Problem {
     /// Stable URI identifying the kind of problem.
     #[serde(rename = "type")]

@@ -54,6 +54,7 @@ pub struct ResponseInput {
 /// A batch of responses to one survey.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "survey": "maladministration_perception", "responses": [{ "respondent": "R-001", "answers": { "undue_delay": false, "unofficial_fees": false } }] }))]
 pub struct ResponseBatch {
     /// Survey code (a survey variable's or component's code in the cycle's methodology).
     pub survey: String,

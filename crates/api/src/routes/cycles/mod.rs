@@ -114,6 +114,7 @@ pub struct Cycle {
 /// Body of `POST /cycles`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "year": 2026, "opens_on": "2026-06-01", "closes_on": "2026-10-30" }))]
 pub struct NewCycle {
     /// The year, e.g. 2025.
     pub year: i64,

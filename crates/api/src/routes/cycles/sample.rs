@@ -38,6 +38,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// One sampled unit, as uploaded.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "entity_code": "19.01", "unit_name": "Dinas Kependudukan dan Pencatatan Sipil" }))]
 pub struct SampleInput {
     /// The entity's code.
     pub entity_code: String,

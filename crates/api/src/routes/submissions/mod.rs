@@ -54,6 +54,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// One indicator value as sent by an assessor.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "indicator": "waiting_room", "value": 3, "evidence_note": "Ruang tunggu ber-AC, 40 kursi, diamati 12 Agustus" }))]
 pub struct ValueInput {
     /// Indicator code of the cycle's methodology.
     pub indicator: String,
