@@ -82,3 +82,33 @@ pub async fn add_regencies(pool: &PgPool, n: i32) {
     .await
     .unwrap();
 }
+
+/// Waits until no job is pending, queued or running (nor, with `failed`, failed and waiting for
+/// its retry); panics after a minute, saying how many are left.
+///
+/// # Panics
+/// After a minute, or when the database refuses the query.
+pub async fn until_jobs_done(pool: &PgPool, failed: bool) {
+    let statuses: &[&str] = if failed {
+        &["Pending", "Queued", "Running", "Failed"]
+    } else {
+        &["Pending", "Queued", "Running"]
+    };
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_mins(1);
+    loop {
+        let open: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM apalis.jobs WHERE status = ANY($1)")
+                .bind(statuses)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        if open == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{open} jobs left after a minute"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

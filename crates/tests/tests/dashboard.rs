@@ -2,8 +2,6 @@
 //! metrics the api and the worker export: a publication runs through both, and every metric a
 //! panel names is in what `/metrics` renders. Prometheus scrapes the addresses compose gives them.
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::Request;
 use kepatuhan_app::App;
@@ -94,20 +92,7 @@ async fn every_metric_the_dashboard_queries_is_exported(pool: PgPool) {
     let worker = tokio::spawn(run(app.clone(), WorkerConfig::default(), async move {
         let _ = stopped.await;
     }));
-    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
-    loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM apalis.jobs WHERE status IN ('Pending', 'Queued', 'Running')",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if open == 0 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{open} jobs left");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    kepatuhan_tests::until_jobs_done(&pool, false).await;
     let _ = stop.send(());
     worker.await.unwrap().unwrap();
     kepatuhan_worker::schedule::refresh_gauges(&app)

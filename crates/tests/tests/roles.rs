@@ -2,8 +2,6 @@
 //! role that owns nothing, and that role cannot rewrite history (drop or disable the audit
 //! triggers, truncate, delete certificates, change the schema).
 
-use std::time::Duration;
-
 use axum::body::Body;
 use axum::http::Request;
 use kepatuhan_app::App;
@@ -108,23 +106,7 @@ async fn the_service_role_does_the_work_and_cannot_rewrite_history(owner: PgPool
     let worker = tokio::spawn(run(app.clone(), WorkerConfig::default(), async move {
         let _ = stopped.await;
     }));
-    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
-    loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM apalis.jobs WHERE status IN ('Pending', 'Queued', 'Running', 'Failed')",
-        )
-        .fetch_one(&owner)
-        .await
-        .unwrap();
-        if open == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{open} jobs left after a minute"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    kepatuhan_tests::until_jobs_done(&owner, true).await;
     let _ = stop.send(());
     worker.await.unwrap().unwrap();
     let (certificates, results, dead): (i64, i64, i64) = sqlx::query_as(
