@@ -87,6 +87,27 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// Commits a transaction. A database that goes away during the commit leaves its outcome
+/// unknown (the commit may have reached the log before the connection broke): that is a `503
+/// commit-outcome-unknown` to retry, with the same `Idempotency-Key`, never a claim that nothing
+/// was written. A failure before the commit is `database-unavailable`: nothing was written.
+pub async fn commit(tx: sqlx::Transaction<'_, sqlx::Postgres>) -> ApiResult<()> {
+    tx.commit().await.map_err(|e| {
+        if database_unavailable(&e) {
+            tracing::warn!(error = %e, "database lost during a commit");
+            ApiError::Unavailable {
+                slug: "commit-outcome-unknown",
+                detail: "the database went away while this change was being committed: it may or \
+                         may not have been applied; repeat the request (with the same \
+                         Idempotency-Key) to be sure"
+                    .to_owned(),
+            }
+        } else {
+            e.into()
+        }
+    })
+}
+
 /// Whether an error means the database is unreachable for a while (connection lost or refused,
 /// the pool exhausted, the server shutting down or starting up), not that the request is wrong:
 /// a `503` the client can retry, not a `500`.

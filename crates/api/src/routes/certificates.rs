@@ -303,7 +303,7 @@ async fn revoke(
         serde_json::json!({ "reason": body.reason.trim() }),
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     tracing::info!(code = %row.code, "certificate revoked");
     Ok(Json(
         fetch(&state, &row.code).await?.view(&state.public_base_url),
@@ -373,7 +373,7 @@ async fn reissue(
         serde_json::json!({ "job_id": job_id }),
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok((StatusCode::ACCEPTED, Json(Reissue { job_id })))
 }
 

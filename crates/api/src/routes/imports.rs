@@ -258,7 +258,7 @@ async fn import(
         )
         .await?;
     }
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(ImportOutcome {
         year: y,
         revision,

@@ -263,7 +263,7 @@ async fn retry(
         serde_json::json!({ "queue": job.queue, "attempts": job.attempts, "error": job.last_error }),
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     tracing::info!(job = %id, "dead job retried");
     Ok(Json(load(&state, &actor, &id).await?))
 }

@@ -353,7 +353,7 @@ async fn upload(
         )
         .await?;
     }
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     let created = inserted.iter().filter(|x| **x).count();
     let updated = inserted.len() - created;
     Ok((

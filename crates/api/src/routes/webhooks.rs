@@ -177,7 +177,7 @@ async fn create(
         _ => e.into(),
     })?;
     audit(&mut tx, Some(actor_id), id, "created", serde_json::json!({ "url": url, "entity_id": entity_id, "office": office, "events": events })).await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     let endpoint = load(&state, &actor, id).await?;
     Ok((
         StatusCode::CREATED,
@@ -247,7 +247,7 @@ async fn deactivate(
         serde_json::Value::Null,
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(load(&state, &actor, id).await?))
 }
 
@@ -282,7 +282,7 @@ async fn rotate(
         serde_json::Value::Null,
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(EndpointWithSecret { endpoint, secret }))
 }
 

@@ -120,7 +120,7 @@ async fn bulk_assignments(
         )
         .await?;
     }
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(BulkOutcome {
         created: inserted.len(),
         updated: 0,

@@ -281,7 +281,7 @@ async fn create(
         serde_json::json!({ "methodology": m.code(), "opens_on": body.opens_on, "closes_on": body.closes_on }),
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok((StatusCode::CREATED, Json(load(&state, &actor, year).await?)))
 }
 

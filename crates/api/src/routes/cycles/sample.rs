@@ -174,7 +174,7 @@ async fn bulk_sample(
         )
         .await?;
     }
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(BulkOutcome {
         created,
         updated,
@@ -323,7 +323,7 @@ async fn exclude(
         serde_json::json!({ "reason": reason }),
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     sample_rows(&state, &scope, year)
         .await?
         .into_iter()

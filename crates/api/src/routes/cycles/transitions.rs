@@ -128,7 +128,7 @@ async fn transition(
         serde_json::json!({ "from": cycle.state.as_str(), "to": to.as_str() }),
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(TransitionOutcome {
         cycle: load(&state, &actor, year).await?,
         job_id,
@@ -214,6 +214,6 @@ async fn recompute(
         serde_json::json!({ "job_id": job_id }),
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok((StatusCode::ACCEPTED, Json(Enqueued { job_id })))
 }

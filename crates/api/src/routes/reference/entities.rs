@@ -282,7 +282,7 @@ async fn bulk_entities(
         )
         .await?;
     }
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(outcome(body.rows.len(), &inserted)))
 }
 
@@ -370,7 +370,7 @@ async fn bulk_units(
         )
         .await?;
     }
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(outcome(body.rows.len(), &inserted)))
 }
 

@@ -215,7 +215,7 @@ async fn bulk_provinces(
         )
         .await?;
     }
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(outcome(body.rows.len(), &inserted)))
 }
 
@@ -364,7 +364,7 @@ async fn bulk_offices(
         serde_json::json!({ "codes": body.rows.iter().map(|o| o.code.as_str()).collect::<Vec<_>>() }),
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(result))
 }
 

@@ -100,7 +100,7 @@ async fn set_follow_up(
         serde_json::json!({ "findings": body.findings, "followed_up": body.followed_up }),
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(
         serde_json::json!({ "findings": body.findings, "followed_up": body.followed_up }),
     ))

@@ -83,6 +83,6 @@ async fn audit_trail(
     )
     .fetch_all(&mut *tx)
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(rows))
 }

@@ -132,7 +132,7 @@ async fn correct(
     .execute(&mut *tx)
     .await?;
     let answer = record(&mut tx, &state, &mut cycle, body.unit_id, responses_changed).await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(Json(answer))
 }
 

@@ -71,7 +71,7 @@ async fn create(
             ),
         ));
     };
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     let s = read(&state, &actor, id).await?;
     let location = format!("/api/v1/submissions/{id}");
     let mut response = with_etag(StatusCode::CREATED, s);
@@ -187,7 +187,7 @@ async fn bulk_create(
             version,
         });
     }
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok((
         StatusCode::CREATED,
         Json(BulkCreated {

@@ -241,7 +241,7 @@ async fn read(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Submission>
     )
     .fetch_all(&mut *tx)
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     let m = state.methodology(&loaded.methodology);
     let entered: HashSet<&str> = values.iter().map(|v| v.indicator.as_str()).collect();
     let missing = m

@@ -120,7 +120,7 @@ async fn update(
     )?;
     write_values(&mut tx, actor_id, loaded.id, &body.values).await?;
     bump(&mut tx, &loaded, SubmissionAction::Edit).await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(with_etag(StatusCode::OK, read(&state, &actor, id).await?))
 }
 
@@ -172,7 +172,7 @@ async fn submit(
         Some(serde_json::json!(now.as_str())),
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(with_etag(StatusCode::OK, read(&state, &actor, id).await?))
 }
 
@@ -245,7 +245,7 @@ async fn return_(
         Some(serde_json::json!({ "note": body.note, "comments": comments })),
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     Ok(with_etag(StatusCode::OK, read(&state, &actor, id).await?))
 }
 
@@ -353,7 +353,7 @@ async fn verify(
         app_cycles::InputChange::Unit(loaded.unit_id),
     )
     .await?;
-    tx.commit().await?;
+    crate::error::commit(tx).await?;
     let submission = read(&state, &actor, id).await?;
     let tag = etag(submission.version);
     Ok((
