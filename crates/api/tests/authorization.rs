@@ -550,7 +550,7 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
-    assert!(audited_writes >= 10, "{audited_writes} writes exercised");
+    assert!(audited_writes >= 8, "{audited_writes} writes exercised");
 
     // Lists are filtered by scope rather than refused.
     let count = |v: &Value| v.as_array().map_or(0, Vec::len);

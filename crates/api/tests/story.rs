@@ -367,6 +367,16 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
     )
     .await
     .assert_ok();
+    // Recording the same counts again changes nothing (no second recompute).
+    app.send(
+        Method::PUT,
+        path,
+        Some(&babel),
+        Some(json!({ "findings": 2, "followed_up": 1 })),
+        &[],
+    )
+    .await
+    .assert_ok();
     // The follow-up is an input: it moves the input revision and enqueues a full recompute.
     assert_eq!(full_recomputes().await.unwrap(), full_before + 1);
     let inputs_after: i64 =

@@ -77,29 +77,36 @@ async fn set_follow_up(
     // Checked again under the cycle's lock: publication may have happened meanwhile.
     let mut locked = app_cycles::lock(&mut tx, cycle.year.into()).await?;
     locked.require_open()?;
-    sqlx::query!(
-        "INSERT INTO entity_follow_up (cycle_year, entity_id, findings, followed_up, updated_by) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (cycle_year, entity_id) DO UPDATE
-           SET findings = excluded.findings, followed_up = excluded.followed_up, updated_by = excluded.updated_by, updated_at = now()",
+    // Recording the counts already stored changes nothing: no new input revision (and so no
+    // recompute), no audit entry.
+    let changed = sqlx::query_scalar!(
+        r#"INSERT INTO entity_follow_up (cycle_year, entity_id, findings, followed_up, updated_by) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (cycle_year, entity_id) DO UPDATE
+             SET findings = excluded.findings, followed_up = excluded.followed_up, updated_by = excluded.updated_by, updated_at = now()
+             WHERE (entity_follow_up.findings, entity_follow_up.followed_up) IS DISTINCT FROM (excluded.findings, excluded.followed_up)
+           RETURNING true AS "changed!""#,
         y,
         entity_id,
         body.findings,
         body.followed_up,
         actor_id
     )
-    .execute(&mut *tx)
-    .await?;
-    app_cycles::inputs_changed(&mut tx, &mut locked, app_cycles::InputChange::Cycle).await?;
-    let province = crate::routes::audit::entity_province(&mut tx, entity_id).await?;
-    crate::routes::audit::write(
-        &mut tx,
-        Some(actor_id),
-        ("follow_up", format!("{}/{code}", cycle.year)),
-        province.as_deref(),
-        "recorded",
-        serde_json::json!({ "findings": body.findings, "followed_up": body.followed_up }),
-    )
-    .await?;
+    .fetch_optional(&mut *tx)
+    .await?
+    .is_some();
+    if changed {
+        app_cycles::inputs_changed(&mut tx, &mut locked, app_cycles::InputChange::Cycle).await?;
+        let province = crate::routes::audit::entity_province(&mut tx, entity_id).await?;
+        crate::routes::audit::write(
+            &mut tx,
+            Some(actor_id),
+            ("follow_up", format!("{}/{code}", cycle.year)),
+            province.as_deref(),
+            "recorded",
+            serde_json::json!({ "findings": body.findings, "followed_up": body.followed_up }),
+        )
+        .await?;
+    }
     crate::error::commit(tx).await?;
     Ok(Json(
         serde_json::json!({ "findings": body.findings, "followed_up": body.followed_up }),
