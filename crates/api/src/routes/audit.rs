@@ -142,6 +142,30 @@ pub(crate) async fn write(
     Ok(kepatuhan_app::audit::record(tx, actor, entry).await?)
 }
 
+/// Records a bulk upload of `object_type` rows (object id `bulk`) when it changed any: an upload
+/// that changed nothing (a file sent again) writes no entry.
+pub(crate) async fn bulk_uploaded(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    actor: i64,
+    object_type: &'static str,
+    province: Option<&str>,
+    changed: usize,
+    details: serde_json::Value,
+) -> ApiResult<()> {
+    if changed == 0 {
+        return Ok(());
+    }
+    write(
+        tx,
+        Some(actor),
+        (object_type, "bulk".to_owned()),
+        province,
+        "uploaded",
+        details,
+    )
+    .await
+}
+
 /// The province of a unit (through its entity), for its audit entries: offices read the trail of
 /// their provinces.
 pub(crate) async fn unit_province(

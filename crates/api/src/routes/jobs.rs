@@ -74,36 +74,65 @@ async fn show(
 /// Loads a job's status, or 404.
 /// Loads a job's status, or 404 when there is none or it is outside the caller's scope.
 async fn load(state: &AppState, actor: &Actor, id: &str) -> ApiResult<JobStatus> {
+    visible_jobs(state, actor, Some(id), None, None)
+        .await?
+        .into_iter()
+        .next()
+        .map(JobStatus::from)
+        .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))
+}
+
+/// The newest jobs (at most 200) the caller may see, optionally one job, one queue or one
+/// status filter (`dead`, `failed`, `pending`, `running`, `done`). An office sees the jobs about
+/// its provinces (a cycle-wide recompute, a render batch whose recipients are all in them, a
+/// delivery to one of its endpoints) and no other: this one query is the jobs' scope.
+async fn visible_jobs(
+    state: &AppState,
+    actor: &Actor,
+    id: Option<&str>,
+    queue: Option<&str>,
+    status: Option<&str>,
+) -> ApiResult<Vec<JobRow>> {
     let (provinces, office) = job_scope(actor);
-    let row = sqlx::query_as!(
+    Ok(sqlx::query_as!(
         JobRow,
         r#"SELECT j.id, j.job_type, j.status, j.attempts, j.max_attempts, j.run_at, j.done_at, j.last_result, j.job,
                   p.done AS "done?", p.total AS "total?"
-           FROM apalis.jobs j LEFT JOIN job_progress p ON p.job_id = j.id WHERE j.id = $1
-             AND ($2::text[] IS NULL OR CASE j.job_type
+           FROM apalis.jobs j LEFT JOIN job_progress p ON p.job_id = j.id
+           WHERE ($5::text IS NULL OR j.id = $5)
+             AND ($1::text IS NULL OR j.job_type = $1)
+             AND ($3::text[] IS NULL OR CASE j.job_type
                    WHEN 'recompute' THEN
                      convert_from(j.job, 'UTF8')::jsonb->>'unit_id' IS NULL
                      OR EXISTS (SELECT 1 FROM units u JOIN entities e ON e.id = u.entity_id
                                 WHERE u.id = (convert_from(j.job, 'UTF8')::jsonb->>'unit_id')::bigint
-                                  AND e.province_code = ANY($2))
+                                  AND e.province_code = ANY($3))
                    WHEN 'certificates' THEN true
                    WHEN 'certificate-render' THEN NOT EXISTS (
                      SELECT 1 FROM jsonb_array_elements(convert_from(j.job, 'UTF8')::jsonb->'recipients') r
                      LEFT JOIN entities e ON e.id = (r->>'entity_id')::bigint
-                     WHERE e.province_code IS NULL OR NOT e.province_code = ANY($2))
+                     WHERE e.province_code IS NULL OR NOT e.province_code = ANY($3))
                    WHEN 'webhooks' THEN EXISTS (
                      SELECT 1 FROM webhook_endpoints w LEFT JOIN entities e ON e.id = w.entity_id
                      WHERE w.id = (convert_from(j.job, 'UTF8')::jsonb->>'endpoint_id')::bigint
-                       AND (w.office_code = $3 OR e.province_code = ANY($2)))
-                   ELSE false END)"#,
-        id,
+                       AND (w.office_code = $4 OR e.province_code = ANY($3)))
+                   ELSE false END)
+             AND CASE $2::text
+                   WHEN 'dead' THEN j.status = 'Killed' OR (j.status = 'Failed' AND j.attempts >= j.max_attempts)
+                   WHEN 'failed' THEN j.status IN ('Failed', 'Killed')
+                   WHEN 'pending' THEN j.status IN ('Pending', 'Queued')
+                   WHEN 'running' THEN j.status = 'Running'
+                   WHEN 'done' THEN j.status = 'Done'
+                   ELSE true END
+           ORDER BY j.run_at DESC LIMIT 200"#,
+        queue,
+        status,
         provinces,
-        office
+        office,
+        id
     )
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no job `{id}`")))?;
-    Ok(row.into())
+    .fetch_all(&state.pool)
+    .await?)
 }
 
 /// The provinces and office whose jobs the caller sees (`None` provinces: every job).
@@ -183,7 +212,7 @@ async fn list(
     actor.require_staff()?;
     let status = match f.status.as_deref() {
         None => None,
-        Some(s @ ("dead" | "failed" | "pending" | "running" | "done")) => Some(s.to_owned()),
+        Some(s @ ("dead" | "failed" | "pending" | "running" | "done")) => Some(s),
         Some(other) => {
             return Err(ApiError::field(
                 "status",
@@ -191,44 +220,7 @@ async fn list(
             ));
         }
     };
-    let (provinces, office) = job_scope(&actor);
-    let rows = sqlx::query_as!(
-        JobRow,
-        r#"SELECT j.id, j.job_type, j.status, j.attempts, j.max_attempts, j.run_at, j.done_at, j.last_result, j.job,
-                  p.done AS "done?", p.total AS "total?"
-           FROM apalis.jobs j LEFT JOIN job_progress p ON p.job_id = j.id
-           WHERE ($1::text IS NULL OR j.job_type = $1)
-             AND ($3::text[] IS NULL OR CASE j.job_type
-                   WHEN 'recompute' THEN
-                     convert_from(j.job, 'UTF8')::jsonb->>'unit_id' IS NULL
-                     OR EXISTS (SELECT 1 FROM units u JOIN entities e ON e.id = u.entity_id
-                                WHERE u.id = (convert_from(j.job, 'UTF8')::jsonb->>'unit_id')::bigint
-                                  AND e.province_code = ANY($3))
-                   WHEN 'certificates' THEN true
-                   WHEN 'certificate-render' THEN NOT EXISTS (
-                     SELECT 1 FROM jsonb_array_elements(convert_from(j.job, 'UTF8')::jsonb->'recipients') r
-                     LEFT JOIN entities e ON e.id = (r->>'entity_id')::bigint
-                     WHERE e.province_code IS NULL OR NOT e.province_code = ANY($3))
-                   WHEN 'webhooks' THEN EXISTS (
-                     SELECT 1 FROM webhook_endpoints w LEFT JOIN entities e ON e.id = w.entity_id
-                     WHERE w.id = (convert_from(j.job, 'UTF8')::jsonb->>'endpoint_id')::bigint
-                       AND (w.office_code = $4 OR e.province_code = ANY($3)))
-                   ELSE false END)
-             AND CASE $2::text
-                   WHEN 'dead' THEN j.status = 'Killed' OR (j.status = 'Failed' AND j.attempts >= j.max_attempts)
-                   WHEN 'failed' THEN j.status IN ('Failed', 'Killed')
-                   WHEN 'pending' THEN j.status IN ('Pending', 'Queued')
-                   WHEN 'running' THEN j.status = 'Running'
-                   WHEN 'done' THEN j.status = 'Done'
-                   ELSE true END
-           ORDER BY j.run_at DESC LIMIT 200"#,
-        f.queue,
-        status,
-        provinces,
-        office
-    )
-    .fetch_all(&state.pool)
-    .await?;
+    let rows = visible_jobs(&state, &actor, None, f.queue.as_deref(), status).await?;
     Ok(Json(rows.into_iter().map(JobStatus::from).collect()))
 }
 

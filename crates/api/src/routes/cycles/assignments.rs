@@ -109,17 +109,15 @@ async fn bulk_assignments(
     )
     .fetch_all(&mut *tx)
     .await?;
-    if !inserted.is_empty() {
-        crate::routes::audit::write(
-            &mut tx,
-            Some(actor_id),
-            ("assignment", "bulk".to_owned()),
-            None,
-            "uploaded",
-            serde_json::json!({ "year": y, "units": units, "assessors": assessors }),
-        )
-        .await?;
-    }
+    crate::routes::audit::bulk_uploaded(
+        &mut tx,
+        actor_id,
+        "assignment",
+        None,
+        inserted.len(),
+        serde_json::json!({ "year": y, "units": units, "assessors": assessors }),
+    )
+    .await?;
     crate::error::commit(tx).await?;
     Ok(Json(BulkOutcome {
         created: inserted.len(),

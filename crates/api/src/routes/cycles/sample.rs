@@ -163,17 +163,15 @@ async fn bulk_sample(
     })?;
     let created = inserted.iter().filter(|x| **x).count();
     let updated = inserted.len() - created;
-    if !inserted.is_empty() {
-        crate::routes::audit::write(
-            &mut tx,
-            Some(actor_id),
-            ("sample", "bulk".to_owned()),
-            None,
-            "uploaded",
-            serde_json::json!({ "year": cycle.year.get(), "units": ids, "changed": inserted.len() }),
-        )
-        .await?;
-    }
+    crate::routes::audit::bulk_uploaded(
+        &mut tx,
+        actor_id,
+        "sample",
+        None,
+        inserted.len(),
+        serde_json::json!({ "year": cycle.year.get(), "units": ids, "changed": inserted.len() }),
+    )
+    .await?;
     crate::error::commit(tx).await?;
     Ok(Json(BulkOutcome {
         created,

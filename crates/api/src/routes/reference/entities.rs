@@ -271,17 +271,15 @@ async fn bulk_entities(
     )
     .fetch_all(&mut *tx)
     .await?;
-    if !inserted.is_empty() {
-        crate::routes::audit::write(
-            &mut tx,
-            Some(actor_id),
-            ("entity", "bulk".to_owned()),
-            single_province(&provinces),
-            "uploaded",
-            serde_json::json!({ "codes": codes, "changed": inserted.len() }),
-        )
-        .await?;
-    }
+    crate::routes::audit::bulk_uploaded(
+        &mut tx,
+        actor_id,
+        "entity",
+        single_province(&provinces),
+        inserted.len(),
+        serde_json::json!({ "codes": codes, "changed": inserted.len() }),
+    )
+    .await?;
     crate::error::commit(tx).await?;
     Ok(Json(outcome(body.rows.len(), &inserted)))
 }
@@ -359,17 +357,15 @@ async fn bulk_units(
     )
     .fetch_all(&mut *tx)
     .await?;
-    if !inserted.is_empty() {
-        crate::routes::audit::write(
-            &mut tx,
-            Some(actor_id),
-            ("unit", "bulk".to_owned()),
-            None,
-            "uploaded",
-            serde_json::json!({ "rows": body.rows.len(), "changed": inserted.len() }),
-        )
-        .await?;
-    }
+    crate::routes::audit::bulk_uploaded(
+        &mut tx,
+        actor_id,
+        "unit",
+        None,
+        inserted.len(),
+        serde_json::json!({ "rows": body.rows.len(), "changed": inserted.len() }),
+    )
+    .await?;
     crate::error::commit(tx).await?;
     Ok(Json(outcome(body.rows.len(), &inserted)))
 }

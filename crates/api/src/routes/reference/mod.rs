@@ -204,17 +204,15 @@ async fn bulk_provinces(
     )
     .fetch_all(&mut *tx)
     .await?;
-    if !inserted.is_empty() {
-        crate::routes::audit::write(
-            &mut tx,
-            Some(actor_id),
-            ("province", "bulk".to_owned()),
-            None,
-            "uploaded",
-            serde_json::json!({ "codes": codes, "changed": inserted.len() }),
-        )
-        .await?;
-    }
+    crate::routes::audit::bulk_uploaded(
+        &mut tx,
+        actor_id,
+        "province",
+        None,
+        inserted.len(),
+        serde_json::json!({ "codes": codes, "changed": inserted.len() }),
+    )
+    .await?;
     crate::error::commit(tx).await?;
     Ok(Json(outcome(body.rows.len(), &inserted)))
 }
