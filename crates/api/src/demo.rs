@@ -312,35 +312,20 @@ async fn fill_submissions(
                 json!({ "indicator": ind.code, "value": level, "evidence_note": "Observasi lapangan dan wawancara petugas" })
             })
             .collect();
-        let (_, created, tag) = field
-            .call(
-                "POST",
-                "/api/v1/cycles/2025/submissions",
-                Some(json!({ "unit_id": unit, "values": values })),
-                None,
-            )
-            .await?;
-        let id = created["id"].as_i64().ok_or("no id")?;
-        for survey in ["maladministration_perception", "public_trust"] {
-            let responses: Vec<Value> = (0..30)
-                .map(|r| {
-                    let answers = if survey == "public_trust" {
+        let surveys: Vec<(&str, Vec<Value>)> = ["maladministration_perception", "public_trust"]
+            .into_iter()
+            .map(|survey| {
+                let answers = (0..30).map(|r| {
+                    if survey == "public_trust" {
                         json!({ "trust_fair_service": 2 + (r + k) % 3, "trust_no_fees": 3, "trust_on_time": 2 + r % 3, "trust_complaints_heard": 1 + (r * k) % 4 })
                     } else {
                         json!({ "undue_delay": (r + k) % 9 == 0, "unofficial_fees": (r * 7 + k) % 23 == 0 })
-                    };
-                    json!({ "respondent": format!("R-{r:03}"), "answers": answers })
-                })
-                .collect();
-            field
-                .call(
-                    "POST",
-                    &format!("/api/v1/cycles/2025/units/{unit}/survey-responses"),
-                    Some(json!({ "survey": survey, "responses": responses })),
-                    None,
-                )
-                .await?;
-        }
+                    }
+                });
+                (survey, answers.collect())
+            })
+            .collect();
+        let (id, tag) = enter_sheet(field, 2025, *unit, values, surveys).await?;
         if step == 4 {
             continue; // draft
         }
@@ -481,29 +466,17 @@ async fn assess_2023(
                 json!({ "indicator": ind.code, "value": ind.scale.max().saturating_sub(lower), "evidence_note": "Observasi lapangan dan dokumen" })
             })
             .collect();
-        let (_, created, _) = field
-            .call(
-                "POST",
-                "/api/v1/cycles/2023/submissions",
-                Some(json!({ "unit_id": unit, "values": values })),
-                None,
-            )
-            .await?;
-        let id = created["id"].as_i64().ok_or("no id")?;
-        let responses: Vec<Value> = (0..30)
-            .map(|r| json!({ "respondent": format!("R-{r:03}"), "answers": { "undue_delay": (r + k) % 11 == 0, "unofficial_fees": false } }))
+        let answers = (0..30)
+            .map(|r| json!({ "undue_delay": (r + k) % 11 == 0, "unofficial_fees": false }))
             .collect();
-        field
-            .call(
-                "POST",
-                &format!("/api/v1/cycles/2023/units/{unit}/survey-responses"),
-                Some(json!({ "survey": "maladministration_perception", "responses": responses })),
-                None,
-            )
-            .await?;
-        let (_, _, tag) = field
-            .call("GET", &format!("/api/v1/submissions/{id}"), None, None)
-            .await?;
+        let (id, tag) = enter_sheet(
+            field,
+            2023,
+            *unit,
+            values,
+            vec![("maladministration_perception", answers)],
+        )
+        .await?;
         let (_, _, tag) = field
             .call(
                 "POST",
@@ -522,4 +495,40 @@ async fn assess_2023(
             .await?;
     }
     Ok(())
+}
+
+/// An assessor's sheet for a unit: its values as a new draft submission, then each survey's
+/// answers (respondents `R-000`, `R-001`…). Returns the submission's id and `ETag`.
+async fn enter_sheet(
+    field: &Client,
+    year: u16,
+    unit: i64,
+    values: Vec<Value>,
+    surveys: Vec<(&str, Vec<Value>)>,
+) -> DemoResult<(i64, Option<String>)> {
+    let (_, created, tag) = field
+        .call(
+            "POST",
+            &format!("/api/v1/cycles/{year}/submissions"),
+            Some(json!({ "unit_id": unit, "values": values })),
+            None,
+        )
+        .await?;
+    let id = created["id"].as_i64().ok_or("no id")?;
+    for (survey, answers) in surveys {
+        let responses: Vec<Value> = answers
+            .into_iter()
+            .enumerate()
+            .map(|(r, answers)| json!({ "respondent": format!("R-{r:03}"), "answers": answers }))
+            .collect();
+        field
+            .call(
+                "POST",
+                &format!("/api/v1/cycles/{year}/units/{unit}/survey-responses"),
+                Some(json!({ "survey": survey, "responses": responses })),
+                None,
+            )
+            .await?;
+    }
+    Ok((id, tag))
 }
