@@ -83,32 +83,48 @@ pub async fn add_regencies(pool: &PgPool, n: i32) {
     .unwrap();
 }
 
+/// Polls `sql` (a boolean) every 100 ms until it holds; after `limit`, panics naming the
+/// condition and what `context` says (a process's log, say).
+///
+/// # Panics
+/// After `limit`, or when the database refuses the query.
+pub async fn until(
+    pool: &PgPool,
+    sql: &str,
+    limit: std::time::Duration,
+    context: impl Fn() -> String,
+) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up after {limit:?} waiting for: {sql}\n{}",
+            context()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until no job is pending, queued or running (nor, with `failed`, failed and waiting for
-/// its retry); panics after a minute, saying how many are left.
+/// its retry); panics after a minute.
 ///
 /// # Panics
 /// After a minute, or when the database refuses the query.
 pub async fn until_jobs_done(pool: &PgPool, failed: bool) {
-    let statuses: &[&str] = if failed {
-        &["Pending", "Queued", "Running", "Failed"]
+    let statuses = if failed {
+        "'Pending', 'Queued', 'Running', 'Failed'"
     } else {
-        &["Pending", "Queued", "Running"]
+        "'Pending', 'Queued', 'Running'"
     };
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_mins(1);
-    loop {
-        let open: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM apalis.jobs WHERE status = ANY($1)")
-                .bind(statuses)
-                .fetch_one(pool)
-                .await
-                .unwrap();
-        if open == 0 {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{open} jobs left after a minute"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    until(
+        pool,
+        &format!("SELECT NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE status IN ({statuses}))"),
+        std::time::Duration::from_mins(1),
+        String::new,
+    )
+    .await;
 }

@@ -77,18 +77,7 @@ async fn work_until(state: &App, done: &str) {
         })));
         stops.push(tx);
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_mins(1);
-    while !sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(done.to_owned()))
-        .fetch_one(&state.pool)
-        .await
-        .unwrap()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up after a minute waiting for: {done}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    kepatuhan_tests::until(&state.pool, done, Duration::from_mins(1), String::new).await;
     for stop in stops {
         let _ = stop.send(());
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use kepatuhan_app::App;
 use kepatuhan_app::config::Settings;
+use kepatuhan_tests::until;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -172,23 +173,6 @@ impl Deployment {
             name: name.to_owned(),
             log,
         }
-    }
-}
-
-/// Polls `sql` (a boolean) every 100 ms until it holds; panics after `limit` with `context`.
-async fn until(pool: &PgPool, sql: &str, limit: Duration, context: impl Fn() -> String) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while !sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(pool)
-        .await
-        .unwrap()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gave up after {limit:?} waiting for: {sql}\n{}",
-            context()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -504,29 +488,29 @@ struct Cluster {
     dir: PathBuf,
     bin: PathBuf,
     port: u16,
+    /// Whether this test runs as root: `initdb` and `postgres` refuse to, so they run as
+    /// `postgres` then.
+    as_postgres: bool,
 }
 
 impl Cluster {
-    fn run(&self, program: &str, args: &[&str]) {
-        // initdb and postgres refuse to run as root: as root, run them as `postgres`.
-        let root = std::env::var("USER").as_deref() == Ok("root")
-            || Command::new("id")
-                .arg("-u")
-                .output()
-                .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    /// A command running `program` of the server's binaries (as `postgres` when needed).
+    fn command(&self, program: &str) -> Command {
         let program = self.bin.join(program);
-        let mut command = if root {
+        if self.as_postgres {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(&program);
             c
         } else {
             Command::new(&program)
-        };
-        let out = command.args(args).output().unwrap();
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let out = self.command(program).args(args).output().unwrap();
         assert!(
             out.status.success(),
-            "{} {args:?}: {}{}",
-            program.display(),
+            "{program} {args:?}: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -549,6 +533,10 @@ impl Cluster {
             bin: PathBuf::from(format!("/usr/lib/postgresql/{version}/bin")),
             port: free_port(),
             dir,
+            as_postgres: Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| o.stdout.starts_with(b"0\n")),
         };
         let data = cluster.data();
         cluster.run(
@@ -600,9 +588,8 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(self.bin.join("pg_ctl"))
+        let _ = self
+            .command("pg_ctl")
             .args(["-D", &self.data(), "-m", "immediate", "stop"])
             .output();
         let _ = std::fs::remove_dir_all(&self.dir);
