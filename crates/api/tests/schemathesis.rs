@@ -57,7 +57,9 @@ async fn generated_requests_never_meet_a_server_error(pool: PgPool) {
             // every operation its examples, boundary values and generated data.
             .args(["--phases", "examples,coverage,fuzzing"])
             .args(["--max-time", &seconds.to_string()])
-            .args(["--workers", "2"])
+            // One worker: Hypothesis, underneath, is not thread-safe (two workers once crashed
+            // in its cache with every generated case passing).
+            .args(["--workers", "1"])
             .args(["--request-timeout", "10"])
             .arg("--no-color")
             .kill_on_drop(true);
