@@ -653,7 +653,11 @@ async fn offices_see_only_the_jobs_of_their_provinces(pool: PgPool) {
         }
     };
     let ((_, bangka_unit), (jaksel_entity, jaksel_unit)) = (ids("19.01").await, ids("31.71").await);
-    let year = kepatuhan_core::CycleYear::new(2025).unwrap();
+    let year: kepatuhan_core::CycleId = sqlx::query_scalar("SELECT official_cycle(2025)")
+        .fetch_one(&pool)
+        .await
+        .map(kepatuhan_core::CycleId)
+        .unwrap();
     let mut tx = pool.begin().await.unwrap();
     let own = jobs::enqueue(&mut tx, &Recompute::unit(year, bangka_unit), None)
         .await
@@ -665,7 +669,7 @@ async fn offices_see_only_the_jobs_of_their_provinces(pool: PgPool) {
         .await
         .unwrap();
     let render = RenderCertificates {
-        year: 2025,
+        cycle_id: year,
         revision: 1,
         recipients: vec![Recipient {
             entity_id: jaksel_entity,

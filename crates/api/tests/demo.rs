@@ -86,8 +86,8 @@ async fn demo_data_is_a_living_system(pool: PgPool) {
         .unwrap();
     assert_eq!(job, "certificates");
     let eligible: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM entity_results r JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision
-         WHERE r.cycle_year = 2023 AND r.award_eligible",
+        "SELECT count(*) FROM entity_results r JOIN cycles c ON c.id = r.cycle_id AND c.results_revision = r.revision
+         WHERE r.cycle_id = official_cycle(2023) AND r.award_eligible",
     )
     .fetch_one(&pool)
     .await

@@ -406,7 +406,7 @@ async fn a_cycle_from_planning_to_published_results(pool: PgPool) {
     // freezes them as they are instead of computing them again.
     let computed_at = || {
         sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
-            "SELECT max(computed_at) FROM entity_results WHERE cycle_year = 2023",
+            "SELECT max(computed_at) FROM entity_results WHERE cycle_id = official_cycle(2023)",
         )
         .fetch_one(&pool)
     };
@@ -607,9 +607,10 @@ async fn an_explicit_recompute_is_enqueued_for_open_cycles(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     app.seed_reference().await;
     let admin = app.admin.clone();
-    app.post("/api/v1/cycles", Some(&admin), json!({ "year": 2025 }))
-        .await
-        .assert_ok();
+    let cycle = app
+        .post("/api/v1/cycles", Some(&admin), json!({ "year": 2025 }))
+        .await;
+    cycle.assert_ok();
     let r = app
         .post("/api/v1/cycles/2025/recompute", Some(&admin), json!({}))
         .await;
@@ -622,7 +623,7 @@ async fn an_explicit_recompute_is_enqueued_for_open_cycles(pool: PgPool) {
         .await;
     assert_eq!(
         job.body["payload"],
-        json!({ "year": 2025, "unit_id": null })
+        json!({ "cycle_id": cycle.body["id"], "unit_id": null })
     );
     app.post("/api/v1/cycles/2031/recompute", Some(&admin), json!({}))
         .await

@@ -6,24 +6,25 @@
 //! Everything that changes a cycle's inputs or results first takes the cycle's row lock, so
 //! recomputes, verifications, corrections and transitions of one cycle happen one after another.
 
-pub use kepatuhan_core::CycleKey;
+pub use kepatuhan_core::{CycleId, CycleKey, CycleKind};
 use kepatuhan_core::{CycleState, CycleYear};
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgExecutor, Postgres, Transaction};
 
 use crate::error::{AppError, AppResult};
 use crate::jobs::{self, IssueCertificates, Recompute};
 
-/// The year of a cycle as the database stores it (`cycles.year`).
-pub(crate) fn db_year(key: CycleKey) -> i32 {
-    i32::from(key.year().get())
-}
-
-/// A cycle whose row the holder's transaction has locked (`FOR UPDATE`): nothing else changes
-/// its state or revisions until that transaction ends.
+/// A cycle whose row the holder's transaction has locked (`FOR UPDATE` or `FOR SHARE`): nothing
+/// else changes its state or revisions until that transaction ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cycle {
     /// Its identity.
+    pub id: CycleId,
+    /// How callers name it: the year for the official cycle, its id for the others.
     pub key: CycleKey,
+    /// The year assessed.
+    pub year: CycleYear,
+    /// Official, or a self-assessment or pre-evaluation beside the official cycle.
+    pub kind: CycleKind,
     /// Its state.
     pub state: CycleState,
     /// Whether it holds imported published scores rather than field data.
@@ -40,11 +41,6 @@ pub struct Cycle {
 }
 
 impl Cycle {
-    /// Its year.
-    pub fn year(&self) -> CycleYear {
-        self.key.year()
-    }
-
     /// Whether its results are frozen (published, or imported): they change only through a
     /// correction.
     pub fn is_frozen(&self) -> bool {
@@ -68,6 +64,9 @@ impl Cycle {
 
 /// A cycle's row as read under a lock.
 struct CycleRow {
+    id: i64,
+    year: i32,
+    kind: String,
     state: String,
     imported: bool,
     methodology_code: String,
@@ -77,15 +76,21 @@ struct CycleRow {
 }
 
 impl CycleRow {
-    fn into_cycle(self, key: CycleKey) -> AppResult<Cycle> {
+    fn into_cycle(self) -> AppResult<Cycle> {
+        let inconsistent = |e: &dyn std::fmt::Display| AppError::Inconsistent(e.to_string());
+        let id = CycleId(self.id);
+        let year = CycleYear::new(i64::from(self.year)).map_err(|e| inconsistent(&e))?;
+        let kind: CycleKind = self.kind.parse().map_err(|e| inconsistent(&e))?;
         Ok(Cycle {
-            key,
-            state: self
-                .state
-                .parse()
-                .map_err(|e: kepatuhan_core::cycle::UnknownCycleState| {
-                    AppError::Inconsistent(e.to_string())
-                })?,
+            id,
+            key: if kind.is_official() {
+                CycleKey::Official(year)
+            } else {
+                CycleKey::Id(id)
+            },
+            year,
+            kind,
+            state: self.state.parse().map_err(|e| inconsistent(&e))?,
             imported: self.imported,
             methodology_code: self.methodology_code,
             results_revision: self.results_revision,
@@ -95,37 +100,60 @@ impl CycleRow {
     }
 }
 
+/// The id of the cycle a caller names ([`AppError::CycleNotFound`] when there is none). An id
+/// is taken as given: the lock that follows reads the row.
+pub async fn id_of(db: impl PgExecutor<'_>, key: CycleKey) -> AppResult<CycleId> {
+    match key {
+        CycleKey::Id(id) => Ok(id),
+        CycleKey::Official(year) => sqlx::query_scalar!(
+            "SELECT id FROM cycles WHERE kind = 'official' AND year = $1",
+            i32::from(year.get())
+        )
+        .fetch_optional(db)
+        .await?
+        .map(CycleId)
+        .ok_or(AppError::CycleNotFound(key)),
+    }
+}
+
 /// Locks a cycle's row in the caller's transaction and reads it ([`AppError::CycleNotFound`]
 /// when there is none). The lock is held until the transaction ends: for writes that change the
 /// cycle (its state, its revisions), one at a time.
-pub async fn lock(tx: &mut Transaction<'_, Postgres>, key: CycleKey) -> AppResult<Cycle> {
+pub async fn lock(tx: &mut Transaction<'_, Postgres>, key: impl Into<CycleKey>) -> AppResult<Cycle> {
+    let key = key.into();
+    let id = id_of(&mut **tx, key).await?;
     sqlx::query_as!(
         CycleRow,
-        "SELECT state, imported, methodology_code, results_revision, input_revision, results_input_revision
-         FROM cycles WHERE year = $1 FOR UPDATE",
-        db_year(key)
+        "SELECT id, year, kind, state, imported, methodology_code, results_revision, input_revision, results_input_revision
+         FROM cycles WHERE id = $1 FOR UPDATE",
+        id.get()
     )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or(AppError::CycleNotFound(key))?
-    .into_cycle(key)
+    .into_cycle()
 }
 
 /// Locks a cycle's row for sharing in the caller's transaction and reads it: for writes that
 /// depend on the cycle's state but never change its row (drafts, edits, survey uploads). They
 /// run side by side, while a transition or a recompute ([`lock`]) waits for them, and they for
 /// it. A transaction holding this lock must not go on to change the cycle's row.
-pub async fn lock_shared(tx: &mut Transaction<'_, Postgres>, key: CycleKey) -> AppResult<Cycle> {
+pub async fn lock_shared(
+    tx: &mut Transaction<'_, Postgres>,
+    key: impl Into<CycleKey>,
+) -> AppResult<Cycle> {
+    let key = key.into();
+    let id = id_of(&mut **tx, key).await?;
     sqlx::query_as!(
         CycleRow,
-        "SELECT state, imported, methodology_code, results_revision, input_revision, results_input_revision
-         FROM cycles WHERE year = $1 FOR SHARE",
-        db_year(key)
+        "SELECT id, year, kind, state, imported, methodology_code, results_revision, input_revision, results_input_revision
+         FROM cycles WHERE id = $1 FOR SHARE",
+        id.get()
     )
     .fetch_optional(&mut **tx)
     .await?
     .ok_or(AppError::CycleNotFound(key))?
-    .into_cycle(key)
+    .into_cycle()
 }
 
 /// What changed among a cycle's inputs (the verified submissions' values and survey responses,
@@ -150,8 +178,8 @@ pub async fn inputs_changed(
 ) -> AppResult<String> {
     let revision = bump_input_revision(tx, cycle).await?;
     let job = match change {
-        InputChange::Unit(unit) => Recompute::unit_at(cycle.year(), unit, revision),
-        InputChange::Cycle => Recompute::full(cycle.year()),
+        InputChange::Unit(unit) => Recompute::unit_at(cycle.id, unit, revision),
+        InputChange::Cycle => Recompute::full(cycle.id),
     };
     jobs::enqueue(tx, &job, None).await
 }
@@ -163,8 +191,8 @@ pub(crate) async fn bump_input_revision(
     cycle: &mut Cycle,
 ) -> AppResult<i64> {
     cycle.input_revision = sqlx::query_scalar!(
-        "UPDATE cycles SET input_revision = input_revision + 1 WHERE year = $1 RETURNING input_revision",
-        db_year(cycle.key)
+        "UPDATE cycles SET input_revision = input_revision + 1 WHERE id = $1 RETURNING input_revision",
+        cycle.id.get()
     )
     .fetch_one(&mut **tx)
     .await?;
@@ -178,8 +206,8 @@ pub async fn new_results_revision(
     cycle: &mut Cycle,
 ) -> AppResult<i32> {
     cycle.results_revision = sqlx::query_scalar!(
-        "UPDATE cycles SET results_revision = results_revision + 1, updated_at = now() WHERE year = $1 RETURNING results_revision",
-        db_year(cycle.key)
+        "UPDATE cycles SET results_revision = results_revision + 1, updated_at = now() WHERE id = $1 RETURNING results_revision",
+        cycle.id.get()
     )
     .fetch_one(&mut **tx)
     .await?;
@@ -195,7 +223,7 @@ pub async fn publish_revision(
     revision: i32,
 ) -> AppResult<String> {
     let job = IssueCertificates {
-        year: cycle.year().get(),
+        cycle_id: cycle.id,
         revision,
         traceparent: crate::telemetry::current_traceparent(),
     };

@@ -6,11 +6,11 @@
 //! `PostgresStorage::push` writes (JSON payload, ULID id, queue name as `job_type`); a test
 //! checks this against apalis itself.
 
-use kepatuhan_core::{CycleKey, CycleYear};
+use kepatuhan_core::CycleId;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 
 /// A job payload with its queue.
 pub trait Job: Serialize {
@@ -23,8 +23,8 @@ pub trait Job: Serialize {
 /// Recompute results of a cycle: one unit (and its entity and their ranks) or the whole cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recompute {
-    /// The cycle year.
-    pub year: u16,
+    /// The cycle.
+    pub cycle_id: CycleId,
     /// The unit whose verified data changed; `None` for a full recompute.
     pub unit_id: Option<i64>,
     /// The cycle's input revision right after that change: when the stored results reflect the
@@ -37,17 +37,10 @@ pub struct Recompute {
 }
 
 impl Recompute {
-    /// The cycle to recompute ([`AppError::CycleNotFound`] for a year no cycle can have).
-    pub fn cycle(&self) -> AppResult<CycleKey> {
-        CycleYear::new(i64::from(self.year))
-            .map(CycleKey::from)
-            .map_err(|_| AppError::Inconsistent(format!("job names cycle year {}", self.year)))
-    }
-
     /// A full recompute of a cycle.
-    pub fn full(year: CycleYear) -> Self {
+    pub fn full(cycle_id: CycleId) -> Self {
         Self {
-            year: year.get(),
+            cycle_id,
             unit_id: None,
             input_revision: None,
             traceparent: crate::telemetry::current_traceparent(),
@@ -55,9 +48,9 @@ impl Recompute {
     }
 
     /// An incremental recompute after one unit's data changed.
-    pub fn unit(year: CycleYear, unit_id: i64) -> Self {
+    pub fn unit(cycle_id: CycleId, unit_id: i64) -> Self {
         Self {
-            year: year.get(),
+            cycle_id,
             unit_id: Some(unit_id),
             input_revision: None,
             traceparent: crate::telemetry::current_traceparent(),
@@ -66,10 +59,10 @@ impl Recompute {
 
     /// An incremental recompute after one unit's data changed, which brought the cycle to
     /// `input_revision`.
-    pub fn unit_at(year: CycleYear, unit_id: i64, input_revision: i64) -> Self {
+    pub fn unit_at(cycle_id: CycleId, unit_id: i64, input_revision: i64) -> Self {
         Self {
             input_revision: Some(input_revision),
-            ..Self::unit(year, unit_id)
+            ..Self::unit(cycle_id, unit_id)
         }
     }
 }
@@ -82,8 +75,8 @@ impl Job for Recompute {
 /// [`RenderCertificates`] job per batch of recipients whose valid certificate is missing or outdated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueCertificates {
-    /// The cycle year.
-    pub year: u16,
+    /// The cycle.
+    pub cycle_id: CycleId,
     /// The results revision the certificates state.
     pub revision: i32,
     /// W3C trace context of the request that caused the job.
@@ -108,8 +101,8 @@ pub struct Recipient {
 /// queries, its job bookkeeping and the transaction that records its certificates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenderCertificates {
-    /// The cycle year.
-    pub year: u16,
+    /// The cycle.
+    pub cycle_id: CycleId,
     /// The results revision to state.
     pub revision: i32,
     /// Whose certificates, in order.

@@ -21,7 +21,7 @@ const SQL_BASELINE: &str = r"
         var AS (SELECT * FROM unnest($6::text[], $7::text[], $8::numeric[], $9::text[]) AS t(code, dim, w, survey)),
         dim AS (SELECT * FROM unnest($10::text[], $11::numeric[]) AS t(code, w)),
         sub AS (SELECT s.id, s.unit_id, u.entity_id FROM submissions s JOIN units u ON u.id = s.unit_id
-                WHERE s.cycle_year = $1 AND s.state = 'verified'),
+                WHERE s.cycle_id = (SELECT id FROM cycles WHERE kind = 'official' AND year = $1) AND s.state = 'verified'),
         indicator_vars AS (
             SELECT sub.unit_id, ind.var, 100 * sum(ind.w * v.value / ind.max) / sum(ind.w) AS score
             FROM sub JOIN submission_values v ON v.submission_id = sub.id JOIN ind ON ind.code = v.indicator_code
@@ -30,7 +30,7 @@ const SQL_BASELINE: &str = r"
         respondents AS (
             SELECT r.unit_id, r.survey_code, bool_or(a.value = 'true'::jsonb) AS reported
             FROM survey_responses r CROSS JOIN LATERAL jsonb_each(r.answers) a
-            WHERE r.cycle_year = $1
+            WHERE r.cycle_id = (SELECT id FROM cycles WHERE kind = 'official' AND year = $1)
             GROUP BY r.unit_id, r.survey_code, r.respondent),
         survey_vars AS (
             SELECT sub.unit_id, var.code AS var, 100.0 * count(*) FILTER (WHERE NOT p.reported) / count(*) AS score
@@ -110,9 +110,9 @@ pub async fn sql_recompute(pool: &PgPool, m: &Methodology, year: u16) -> BenchRe
         times.push(started.elapsed().as_secs_f64());
     }
     let stored: HashMap<(String, i64), Decimal> = sqlx::query_as::<_, (String, i64, Decimal)>(
-        "SELECT 'unit', unit_id, score FROM unit_results r JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision WHERE r.cycle_year = $1
+        "SELECT 'unit', r.unit_id, r.score FROM unit_results r JOIN cycles c ON c.id = r.cycle_id AND c.results_revision = r.revision WHERE c.kind = 'official' AND c.year = $1
          UNION ALL
-         SELECT 'entity', entity_id, score FROM entity_results r JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision WHERE r.cycle_year = $1",
+         SELECT 'entity', r.entity_id, r.score FROM entity_results r JOIN cycles c ON c.id = r.cycle_id AND c.results_revision = r.revision WHERE c.kind = 'official' AND c.year = $1",
     )
     .bind(i32::from(year))
     .fetch_all(pool)

@@ -174,7 +174,7 @@ pub(crate) async fn results_computed_at(
     year: u16,
 ) -> BenchResult<Option<chrono::DateTime<chrono::Utc>>> {
     Ok(sqlx::query_scalar(
-        "SELECT max(r.computed_at) FROM entity_results r JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision WHERE r.cycle_year = $1",
+        "SELECT max(r.computed_at) FROM entity_results r JOIN cycles c ON c.id = r.cycle_id AND c.results_revision = r.revision WHERE c.kind = 'official' AND c.year = $1",
     )
     .bind(i32::from(year))
     .fetch_one(pool)

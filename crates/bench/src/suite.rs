@@ -356,12 +356,12 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
         "certificates: {issued} in {cert_s:.1} s = {certificates_per_s:.1}/s, median {size_kb:.1} KB"
     );
     let eligible: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM entity_results r JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision
-                 WHERE r.cycle_year = $1 AND r.award_eligible)
+        "SELECT (SELECT count(*) FROM entity_results r JOIN cycles c ON c.id = r.cycle_id AND c.results_revision = r.revision
+                 WHERE c.kind = 'official' AND c.year = $1 AND r.award_eligible)
               + (SELECT count(*) FROM unit_results ur JOIN units u ON u.id = ur.unit_id
-                 JOIN cycles c ON c.year = ur.cycle_year AND c.results_revision = ur.revision
-                 JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_year = ur.cycle_year AND r.revision = ur.revision
-                 WHERE ur.cycle_year = $1 AND r.award_eligible)",
+                 JOIN cycles c ON c.id = ur.cycle_id AND c.results_revision = ur.revision
+                 JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_id = ur.cycle_id AND r.revision = ur.revision
+                 WHERE c.kind = 'official' AND c.year = $1 AND r.award_eligible)",
     )
     .bind(i32::from(year))
     .fetch_one(&pool)

@@ -1,4 +1,4 @@
-//! Assessment cycles: one per year.
+//! Assessment cycles: the official cycle of each year, and unofficial cycles beside it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -103,27 +103,40 @@ mod tests {
     }
 }
 
-/// Which cycle: its identity. Today every cycle is the official cycle of its year; unofficial
-/// cycles (self-assessments) will stand beside it with identities of their own.
+/// A cycle's identity as stored: the official cycle of a year and every unofficial cycle beside
+/// it (self-assessments, pre-evaluations) each have one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CycleId(pub i64);
+
+impl CycleId {
+    /// The id as a number.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for CycleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Which cycle a caller names: the official cycle of a year (`/cycles/{year}`), or any cycle by
+/// its id (an unofficial cycle's own path, a job).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CycleKey {
     /// The official assessment of a year.
     Official(CycleYear),
+    /// A cycle by its id.
+    Id(CycleId),
 }
 
-impl CycleKey {
-    /// The year assessed.
-    pub fn year(self) -> CycleYear {
-        match self {
-            CycleKey::Official(year) => year,
-        }
-    }
-}
-
-impl std::fmt::Display for CycleKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for CycleKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CycleKey::Official(year) => write!(f, "{year}"),
+            CycleKey::Id(id) => write!(f, "#{id}"),
         }
     }
 }
@@ -131,6 +144,59 @@ impl std::fmt::Display for CycleKey {
 impl From<CycleYear> for CycleKey {
     fn from(year: CycleYear) -> Self {
         CycleKey::Official(year)
+    }
+}
+
+impl From<CycleId> for CycleKey {
+    fn from(id: CycleId) -> Self {
+        CycleKey::Id(id)
+    }
+}
+
+/// What a cycle is for. Only the official cycle of a year is ranked, published, exported and
+/// certified; the unofficial ones use the same instrument and scoring, seen only by the entity
+/// assessed and its office.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CycleKind {
+    /// The Ombudsman's assessment of the year.
+    Official,
+    /// A government assessing itself.
+    SelfAssessment,
+    /// An office's pre-evaluation (*pra-evaluasi*) of a government of its provinces.
+    PreEvaluation,
+}
+
+impl CycleKind {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CycleKind::Official => "official",
+            CycleKind::SelfAssessment => "self_assessment",
+            CycleKind::PreEvaluation => "pre_evaluation",
+        }
+    }
+
+    /// Whether this is the official cycle of its year.
+    pub fn is_official(self) -> bool {
+        self == CycleKind::Official
+    }
+}
+
+/// A stored cycle kind this build does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown cycle kind {0:?}")]
+pub struct UnknownCycleKind(pub String);
+
+impl FromStr for CycleKind {
+    type Err = UnknownCycleKind;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "official" => Ok(CycleKind::Official),
+            "self_assessment" => Ok(CycleKind::SelfAssessment),
+            "pre_evaluation" => Ok(CycleKind::PreEvaluation),
+            other => Err(UnknownCycleKind(other.to_owned())),
+        }
     }
 }
 

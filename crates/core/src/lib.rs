@@ -43,7 +43,7 @@ pub mod scoring;
 pub mod submission;
 pub mod synthetic;
 
-pub use cycle::{CycleKey, CycleState, CycleYear};
+pub use cycle::{CycleId, CycleKey, CycleKind, CycleState, CycleYear};
 pub use entity::EntityKind;
 pub use methodology::Methodology;
 pub use score::{PublishedScore, Score, Weight};

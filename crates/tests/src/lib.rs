@@ -3,7 +3,21 @@
 //! continued from a request into its jobs. The tests are under `tests/`; this library holds what
 //! several of them share.
 
+use kepatuhan_core::CycleId;
 use sqlx::PgPool;
+
+/// The id of the official cycle of `year`.
+///
+/// # Panics
+/// When there is no such cycle.
+pub async fn official_cycle(pool: &PgPool, year: i32) -> CycleId {
+    sqlx::query_scalar("SELECT id FROM cycles WHERE kind = 'official' AND year = $1")
+        .bind(year)
+        .fetch_one(pool)
+        .await
+        .map(CycleId)
+        .unwrap_or_else(|e| panic!("no official cycle {year}: {e}"))
+}
 
 /// Makes the demo's 2025 cycle publishable, behind the api's back (as the owner role): every
 /// sampled unit without a submission leaves the sample, every submission is verified with every
@@ -13,11 +27,11 @@ use sqlx::PgPool;
 /// # Panics
 /// When the database refuses a statement.
 pub async fn make_2025_publishable(pool: &PgPool) {
-    sqlx::query("DELETE FROM cycle_units cu WHERE cycle_year = 2025 AND NOT EXISTS (SELECT 1 FROM submissions s WHERE s.cycle_year = 2025 AND s.unit_id = cu.unit_id)")
+    sqlx::query("DELETE FROM cycle_units cu WHERE cycle_id = official_cycle(2025) AND NOT EXISTS (SELECT 1 FROM submissions s WHERE s.cycle_id = official_cycle(2025) AND s.unit_id = cu.unit_id)")
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query("UPDATE submissions SET state = 'verified' WHERE cycle_year = 2025")
+    sqlx::query("UPDATE submissions SET state = 'verified' WHERE cycle_id = official_cycle(2025)")
         .execute(pool)
         .await
         .unwrap();
@@ -33,7 +47,7 @@ pub async fn make_2025_publishable(pool: &PgPool) {
             .unwrap();
         sqlx::query(
             "INSERT INTO submission_values (submission_id, indicator_code, value, not_applicable)
-             SELECT s.id, $2, $1, false FROM submissions s WHERE s.cycle_year = 2025
+             SELECT s.id, $2, $1, false FROM submissions s WHERE s.cycle_id = official_cycle(2025)
              ON CONFLICT (submission_id, indicator_code) DO UPDATE SET value = excluded.value, not_applicable = false",
         )
         .bind(i16::from(top))
@@ -68,14 +82,14 @@ pub async fn add_regencies(pool: &PgPool, n: i32) {
                          ('Dinas Penanaman Modal dan Pelayanan Terpadu Satu Pintu', 'dpmptsp')) k(name, kind)
              RETURNING id),
          s AS (
-             INSERT INTO cycle_units (cycle_year, unit_id, office_code) SELECT 2025, id, 'babel' FROM u RETURNING unit_id),
+             INSERT INTO cycle_units (cycle_id, unit_id, office_code) SELECT official_cycle(2025), id, 'babel' FROM u RETURNING unit_id),
          r AS (
-             INSERT INTO survey_responses (cycle_year, unit_id, survey_code, respondent, answers)
-             SELECT 2025, s.unit_id, x.survey_code, x.respondent, x.answers FROM s,
+             INSERT INTO survey_responses (cycle_id, unit_id, survey_code, respondent, answers)
+             SELECT official_cycle(2025), s.unit_id, x.survey_code, x.respondent, x.answers FROM s,
                  (SELECT survey_code, respondent, answers FROM survey_responses
-                  WHERE cycle_year = 2025 AND unit_id = (SELECT min(unit_id) FROM survey_responses WHERE cycle_year = 2025)) x)
-         INSERT INTO submissions (cycle_year, unit_id, created_by)
-         SELECT 2025, unit_id, (SELECT min(id) FROM actors) FROM s",
+                  WHERE cycle_id = official_cycle(2025) AND unit_id = (SELECT min(unit_id) FROM survey_responses WHERE cycle_id = official_cycle(2025))) x)
+         INSERT INTO submissions (cycle_id, unit_id, created_by)
+         SELECT official_cycle(2025), unit_id, (SELECT min(id) FROM actors) FROM s",
     )
     .bind(n)
     .execute(pool)

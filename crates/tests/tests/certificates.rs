@@ -134,8 +134,8 @@ async fn publishing_issues_verifiable_certificates(pool: PgPool) {
     work_until(&state, ALL_RENDERED).await;
 
     let expected: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM entity_results WHERE cycle_year = 2025 AND award_eligible)
-              + (SELECT count(*) FROM unit_results ur JOIN units u ON u.id = ur.unit_id JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_year = 2025 WHERE ur.cycle_year = 2025 AND r.award_eligible)",
+        "SELECT (SELECT count(*) FROM entity_results WHERE cycle_id = official_cycle(2025) AND award_eligible)
+              + (SELECT count(*) FROM unit_results ur JOIN units u ON u.id = ur.unit_id JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_id = official_cycle(2025) WHERE ur.cycle_id = official_cycle(2025) AND r.award_eligible)",
     )
     .fetch_one(&pool)
     .await
@@ -237,7 +237,7 @@ async fn publishing_issues_verifiable_certificates(pool: PgPool) {
     kepatuhan_app::jobs::enqueue(
         &mut tx,
         &kepatuhan_app::jobs::IssueCertificates {
-            year: 2025,
+            cycle_id: kepatuhan_tests::official_cycle(&pool, 2025).await,
             revision: 1,
             traceparent: None,
         },
@@ -491,12 +491,12 @@ async fn certificates_follow_each_new_results_revision(pool: PgPool) {
     // award-earning recipient (but the revoked one), none stating an older rank.
     let (valid, earning): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM certificates WHERE status = 'valid'),
-                (SELECT count(*) FROM entity_results r JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision
-                 WHERE r.cycle_year = 2025 AND r.award_eligible)
+                (SELECT count(*) FROM entity_results r JOIN cycles c ON c.id = r.cycle_id AND c.results_revision = r.revision
+                 WHERE r.cycle_id = official_cycle(2025) AND r.award_eligible)
               + (SELECT count(*) FROM unit_results ur JOIN units u ON u.id = ur.unit_id
-                 JOIN cycles c ON c.year = ur.cycle_year AND c.results_revision = ur.revision
-                 JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_year = ur.cycle_year AND r.revision = ur.revision
-                 WHERE ur.cycle_year = 2025 AND r.award_eligible)",
+                 JOIN cycles c ON c.id = ur.cycle_id AND c.results_revision = ur.revision
+                 JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_id = ur.cycle_id AND r.revision = ur.revision
+                 WHERE ur.cycle_id = official_cycle(2025) AND r.award_eligible)",
     )
     .fetch_one(&pool)
     .await
@@ -504,9 +504,9 @@ async fn certificates_follow_each_new_results_revision(pool: PgPool) {
     assert_eq!(valid, earning - 1);
     let stale_ranks: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM certificates c
-         JOIN entity_results old ON old.cycle_year = 2025 AND old.revision = c.revision AND old.entity_id = c.entity_id
+         JOIN entity_results old ON old.cycle_id = official_cycle(2025) AND old.revision = c.revision AND old.entity_id = c.entity_id
          JOIN cycles y ON y.year = 2025
-         JOIN entity_results now ON now.cycle_year = 2025 AND now.revision = y.results_revision AND now.entity_id = c.entity_id
+         JOIN entity_results now ON now.cycle_id = official_cycle(2025) AND now.revision = y.results_revision AND now.entity_id = c.entity_id
          WHERE c.status = 'valid' AND c.unit_id IS NULL
            AND (old.national_rank, old.national_of, old.provincial_rank, old.provincial_of)
                IS DISTINCT FROM (now.national_rank, now.national_of, now.provincial_rank, now.provincial_of)",
@@ -545,7 +545,7 @@ async fn certificates_issued_before_the_award_rule_are_withdrawn(pool: PgPool) {
         sqlx::query(
             "UPDATE submission_values v SET value = $1 FROM submissions s JOIN units u ON u.id = s.unit_id
              JOIN entities e ON e.id = u.entity_id
-             WHERE v.submission_id = s.id AND v.indicator_code = $2 AND s.cycle_year = 2025 AND e.code = '19.01'",
+             WHERE v.submission_id = s.id AND v.indicator_code = $2 AND s.cycle_id = official_cycle(2025) AND e.code = '19.01'",
         )
         .bind(i16::from(bottom))
         .bind(&indicator.code)
@@ -555,7 +555,7 @@ async fn certificates_issued_before_the_award_rule_are_withdrawn(pool: PgPool) {
     }
     sqlx::query(
         "UPDATE entity_results r SET grade_code = 'E', award_eligible = true FROM entities e, cycles c
-         WHERE e.id = r.entity_id AND e.code = '19.01' AND c.year = 2025 AND r.cycle_year = 2025 AND r.revision = c.results_revision",
+         WHERE e.id = r.entity_id AND e.code = '19.01' AND c.year = 2025 AND r.cycle_id = official_cycle(2025) AND r.revision = c.results_revision",
     )
     .execute(&pool)
     .await
@@ -569,7 +569,7 @@ async fn certificates_issued_before_the_award_rule_are_withdrawn(pool: PgPool) {
         .unwrap();
     assert_eq!(outdated.len(), 1);
     assert_eq!(
-        (outdated[0].0.year().get(), outdated[0].1),
+        (outdated[0].year.get(), outdated[0].revision),
         (2025, revision)
     );
     // Once per revision, whichever worker looks first.

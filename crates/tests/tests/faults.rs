@@ -229,12 +229,12 @@ async fn publish(base: &str, admin: &str) {
 }
 
 /// Recipients that earn an award in 2025's current revision.
-const EARNING: &str = "(SELECT count(*) FROM entity_results r JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision
-      WHERE r.cycle_year = 2025 AND r.award_eligible)
+const EARNING: &str = "(SELECT count(*) FROM entity_results r JOIN cycles c ON c.id = r.cycle_id AND c.results_revision = r.revision
+      WHERE r.cycle_id = official_cycle(2025) AND r.award_eligible)
   + (SELECT count(*) FROM unit_results ur JOIN units u ON u.id = ur.unit_id
-      JOIN cycles c ON c.year = ur.cycle_year AND c.results_revision = ur.revision
-      JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_year = ur.cycle_year AND r.revision = ur.revision
-      WHERE ur.cycle_year = 2025 AND r.award_eligible)";
+      JOIN cycles c ON c.id = ur.cycle_id AND c.results_revision = ur.revision
+      JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_id = ur.cycle_id AND r.revision = ur.revision
+      WHERE ur.cycle_id = official_cycle(2025) AND r.award_eligible)";
 
 const QUEUES_IDLE: &str =
     "NOT EXISTS (SELECT 1 FROM apalis.jobs WHERE status IN ('Pending', 'Queued', 'Running'))";
@@ -242,8 +242,8 @@ const QUEUES_IDLE: &str =
 /// Every award-earning recipient holds exactly one valid certificate, and nobody else one.
 async fn one_valid_certificate_each(pool: &PgPool) {
     let (valid, earning, doubled): (i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT (SELECT count(*) FROM certificates WHERE cycle_year = 2025 AND status = 'valid'), {EARNING},
-                (SELECT count(*) FROM (SELECT 1 FROM certificates WHERE cycle_year = 2025
+        "SELECT (SELECT count(*) FROM certificates WHERE cycle_id = official_cycle(2025) AND status = 'valid'), {EARNING},
+                (SELECT count(*) FROM (SELECT 1 FROM certificates WHERE cycle_id = official_cycle(2025)
                  GROUP BY entity_id, unit_id, revision HAVING count(*) > 1) d)"
     )))
     .fetch_one(pool)
@@ -683,14 +683,14 @@ async fn demo_on(cluster: &Cluster) -> (String, Vec<i64>, (String, Value)) {
             .await
             .unwrap();
     let units: Vec<i64> = sqlx::query_scalar(
-        "SELECT s.unit_id FROM submissions s WHERE s.cycle_year = 2025 AND s.state <> 'verified'
-           AND EXISTS (SELECT 1 FROM cycle_units cu WHERE cu.cycle_year = 2025 AND cu.unit_id = s.unit_id AND cu.office_code = 'babel')",
+        "SELECT s.unit_id FROM submissions s WHERE s.cycle_id = official_cycle(2025) AND s.state <> 'verified'
+           AND EXISTS (SELECT 1 FROM cycle_units cu WHERE cu.cycle_id = official_cycle(2025) AND cu.unit_id = s.unit_id AND cu.office_code = 'babel')",
     )
     .fetch_all(&pool)
     .await
     .unwrap();
     let template: (String, Value) = sqlx::query_as(
-        "SELECT survey_code, answers FROM survey_responses WHERE cycle_year = 2025 LIMIT 1",
+        "SELECT survey_code, answers FROM survey_responses WHERE cycle_id = official_cycle(2025) LIMIT 1",
     )
     .fetch_one(&pool)
     .await

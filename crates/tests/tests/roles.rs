@@ -110,7 +110,7 @@ async fn the_service_role_does_the_work_and_cannot_rewrite_history(owner: PgPool
     let _ = stop.send(());
     worker.await.unwrap().unwrap();
     let (certificates, results, dead): (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM entity_results WHERE cycle_year = 2025),
+        "SELECT (SELECT count(*) FROM certificates), (SELECT count(*) FROM entity_results WHERE cycle_id = official_cycle(2025)),
                 (SELECT count(*) FROM apalis.jobs WHERE status <> 'Done')",
     )
     .fetch_one(&owner)

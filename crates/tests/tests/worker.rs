@@ -9,7 +9,7 @@ use kepatuhan_app::config::Settings;
 use kepatuhan_app::db::migrate;
 use kepatuhan_app::jobs::{self, Recompute};
 use kepatuhan_app::recompute::{JobOutcome, Trigger, recompute_for_job};
-use kepatuhan_core::CycleYear;
+use kepatuhan_core::{CycleId, CycleYear};
 use kepatuhan_worker::{WorkerConfig, run, schedule};
 use sqlx::PgPool;
 
@@ -24,14 +24,14 @@ async fn snapshot(pool: &PgPool, year: i32) -> Snapshot {
         .fetch_one(pool)
         .await
         .unwrap();
-    let units = sqlx::query_as("SELECT unit_id, score::text, grade_code FROM unit_results WHERE cycle_year = $1 AND revision = $2 ORDER BY unit_id")
+    let units = sqlx::query_as("SELECT unit_id, score::text, grade_code FROM unit_results WHERE cycle_id = official_cycle($1) AND revision = $2 ORDER BY unit_id")
         .bind(year)
         .bind(revision)
         .fetch_all(pool)
         .await
         .unwrap();
     let entities = sqlx::query_as(
-        "SELECT entity_id, score::text, grade_code, national_rank, provincial_rank FROM entity_results WHERE cycle_year = $1 AND revision = $2 ORDER BY entity_id",
+        "SELECT entity_id, score::text, grade_code, national_rank, provincial_rank FROM entity_results WHERE cycle_id = official_cycle($1) AND revision = $2 ORDER BY entity_id",
     )
     .bind(year)
     .bind(revision)
@@ -106,11 +106,11 @@ async fn verified_submissions_become_results_through_the_worker(pool: PgPool) {
     // The demo computed results directly: that is the full recompute.
     let full = snapshot(&pool, 2025).await;
     assert!(!full.0.is_empty());
-    sqlx::query("DELETE FROM unit_results WHERE cycle_year = 2025")
+    sqlx::query("DELETE FROM unit_results WHERE cycle_id = official_cycle(2025)")
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query("DELETE FROM entity_results WHERE cycle_year = 2025")
+    sqlx::query("DELETE FROM entity_results WHERE cycle_id = official_cycle(2025)")
         .execute(&pool)
         .await
         .unwrap();
@@ -132,7 +132,7 @@ async fn verified_submissions_become_results_through_the_worker(pool: PgPool) {
     assert_eq!(done, ["Done"]);
 
     // Running the jobs again, in the other order, changes nothing and duplicates no row.
-    let year = CycleYear::new(2025).unwrap();
+    let year = kepatuhan_tests::official_cycle(&pool, 2025).await;
     let mut tx = pool.begin().await.unwrap();
     jobs::enqueue(&mut tx, &Recompute::full(year), None)
         .await
@@ -143,12 +143,12 @@ async fn verified_submissions_become_results_through_the_worker(pool: PgPool) {
     tx.commit().await.unwrap();
     drain(&state).await;
     assert_eq!(snapshot(&pool, 2025).await, full);
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM unit_results WHERE cycle_year = 2025")
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM unit_results WHERE cycle_id = official_cycle(2025)")
         .fetch_one(&pool)
         .await
         .unwrap();
     assert_eq!(usize::try_from(rows).unwrap(), full.0.len());
-    let stamped: i64 = sqlx::query_scalar("SELECT count(*) FROM unit_results WHERE cycle_year = 2025 AND input_revision = (SELECT input_revision FROM cycles WHERE year = 2025)")
+    let stamped: i64 = sqlx::query_scalar("SELECT count(*) FROM unit_results WHERE cycle_id = official_cycle(2025) AND input_revision = (SELECT input_revision FROM cycles WHERE year = 2025)")
         .fetch_one(&pool)
         .await
         .unwrap();
@@ -163,7 +163,7 @@ async fn enqueue_doomed(pool: &PgPool) -> String {
     let mut tx = pool.begin().await.unwrap();
     let id = jobs::enqueue(
         &mut tx,
-        &Recompute::full(CycleYear::new(2099).unwrap()),
+        &Recompute::full(CycleId(9_999)),
         None,
     )
     .await
@@ -232,7 +232,7 @@ async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool
         job["last_error"]
             .as_str()
             .unwrap()
-            .contains("no cycle 2099"),
+            .contains("no cycle #9999"),
         "{job}"
     );
     let dead = call("GET", "/api/v1/jobs?status=dead".to_owned()).await;
@@ -256,7 +256,7 @@ async fn a_failing_job_retries_then_dies_visibly_and_can_be_retried(pool: PgPool
         trail[0]["current"]["error"]
             .as_str()
             .unwrap_or_default()
-            .contains("no cycle 2099"),
+            .contains("no cycle #9999"),
         "{trail}"
     );
     let again = call("POST", format!("/api/v1/jobs/{id}/retry")).await;
@@ -271,7 +271,7 @@ async fn a_failed_attempt_is_retried_later(pool: PgPool) {
     migrate(&pool).await.unwrap();
     let app = App::new(pool.clone()).unwrap();
     let id = enqueue_doomed(&pool).await;
-    // The real handler fails (no cycle 2099) and the common retry policy pushes the next attempt
+    // The real handler fails (no cycle #9999) and the common retry policy pushes the next attempt
     // back by the backoff: 40 s for the first retry.
     let config = WorkerConfig {
         backoff_base: Duration::from_secs(40),
@@ -348,7 +348,7 @@ async fn published_results_change_only_through_a_new_revision(pool: PgPool) {
     assert_eq!(snapshot(&pool, 2025).await, before);
     // A verified value changes behind the published results (e.g. a data repair).
     sqlx::query(
-        "UPDATE submission_values SET value = 0 WHERE submission_id = (SELECT min(id) FROM submissions WHERE cycle_year = 2025 AND state = 'verified')",
+        "UPDATE submission_values SET value = 0 WHERE submission_id = (SELECT min(id) FROM submissions WHERE cycle_id = official_cycle(2025) AND state = 'verified')",
     )
     .execute(&pool)
     .await
@@ -362,7 +362,7 @@ async fn published_results_change_only_through_a_new_revision(pool: PgPool) {
     );
     assert_ne!(snapshot(&pool, 2025).await, before);
     let kept: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM unit_results WHERE cycle_year = 2025 AND revision = 1",
+        "SELECT count(*) FROM unit_results WHERE cycle_id = official_cycle(2025) AND revision = 1",
     )
     .fetch_one(&pool)
     .await
@@ -394,7 +394,7 @@ async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
         JobOutcome::Recomputed(_)
     ));
     let computed_at: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT max(computed_at) FROM unit_results WHERE cycle_year = 2025")
+        sqlx::query_scalar("SELECT max(computed_at) FROM unit_results WHERE cycle_id = official_cycle(2025)")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -404,7 +404,7 @@ async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
         JobOutcome::Unchanged { revision: 1 }
     );
     let after: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT max(computed_at) FROM unit_results WHERE cycle_year = 2025")
+        sqlx::query_scalar("SELECT max(computed_at) FROM unit_results WHERE cycle_id = official_cycle(2025)")
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -434,14 +434,14 @@ async fn an_incremental_recompute_writes_what_a_full_one_would(pool: PgPool) {
         .await
         .unwrap();
     let total: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM unit_results WHERE cycle_year = 2025")
+        sqlx::query_scalar("SELECT count(*) FROM unit_results WHERE cycle_id = official_cycle(2025)")
             .fetch_one(&pool)
             .await
             .unwrap();
     // Verify the demo's submitted submissions one at a time, as offices do, each followed by its
     // job; after each, the stored results must equal a full recompute's.
     let waiting: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT id, unit_id FROM submissions WHERE cycle_year = 2025 AND state = 'submitted' ORDER BY id",
+        "SELECT id, unit_id FROM submissions WHERE cycle_id = official_cycle(2025) AND state = 'submitted' ORDER BY id",
     )
     .fetch_all(&pool)
     .await

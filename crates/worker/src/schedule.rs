@@ -8,7 +8,7 @@ use std::time::Duration;
 use kepatuhan_app::jobs::{self, Recompute};
 use kepatuhan_app::recompute;
 use kepatuhan_app::{App, AppResult};
-use kepatuhan_core::CycleYear;
+use kepatuhan_core::CycleId;
 use tokio::sync::watch;
 
 /// Enqueues a full recompute for every collecting cycle whose window closed before today, once
@@ -16,19 +16,21 @@ use tokio::sync::watch;
 /// Returns the ids of the jobs for the closed windows.
 pub async fn enqueue_closed_windows(app: &App) -> AppResult<Vec<String>> {
     let closed = sqlx::query!(
-        r#"SELECT year, closes_on AS "closes_on!" FROM cycles
+        r#"SELECT id, year, kind, closes_on AS "closes_on!" FROM cycles
            WHERE state = 'collecting' AND closes_on IS NOT NULL AND closes_on < current_date"#
     )
     .fetch_all(&app.pool)
     .await?;
     let mut ids = Vec::with_capacity(closed.len());
     for c in closed {
-        let Ok(year) = CycleYear::new(i64::from(c.year)) else {
-            continue;
+        // The official cycle of a year keeps its year in the key; the others are named by id.
+        let key = if c.kind == "official" {
+            format!("window-closed-{}-{}", c.year, c.closes_on)
+        } else {
+            format!("window-closed-cycle{}-{}", c.id, c.closes_on)
         };
-        let key = format!("window-closed-{}-{}", c.year, c.closes_on);
         let mut tx = app.pool.begin().await?;
-        let id = jobs::enqueue(&mut tx, &Recompute::full(year), Some(&key)).await?;
+        let id = jobs::enqueue(&mut tx, &Recompute::full(CycleId(c.id)), Some(&key)).await?;
         tx.commit().await?;
         ids.push(id);
     }
@@ -41,17 +43,17 @@ pub async fn enqueue_closed_windows(app: &App) -> AppResult<Vec<String>> {
 /// withdraws the certificates the rule excludes. Returns the jobs' ids.
 pub async fn enqueue_award_rule_recomputes(app: &App) -> AppResult<Vec<String>> {
     let mut ids = Vec::new();
-    for (key, revision) in recompute::outdated_award_eligibility(app).await? {
-        let year = key.year();
+    for cycle in recompute::outdated_award_eligibility(app).await? {
+        let revision = cycle.revision;
         let mut tx = app.pool.begin().await?;
         let id = jobs::enqueue(
             &mut tx,
-            &Recompute::full(year),
-            Some(&format!("award-rule-{year}-r{revision}")),
+            &Recompute::full(cycle.id),
+            Some(&format!("award-rule-{}-r{revision}", cycle.year)),
         )
         .await?;
         tx.commit().await?;
-        tracing::info!(%year, revision, job = %id, "results predate the award rule: recompute enqueued");
+        tracing::info!(year = %cycle.year, revision, job = %id, "results predate the award rule: recompute enqueued");
         ids.push(id);
     }
     Ok(ids)

@@ -135,10 +135,11 @@ impl Row {
 async fn fetch(state: &AppState, code: &str) -> ApiResult<Row> {
     sqlx::query_as!(
         Row,
-        r#"SELECT c.code, c.cycle_year, c.revision, c.recipient, c.recipient_detail, e.code AS entity_code, e.province_code,
+        r#"SELECT c.code, cy.year AS cycle_year, c.revision, c.recipient, c.recipient_detail, e.code AS entity_code, e.province_code,
                   c.unit_id, c.score, c.grade_code, c.grade_label, c.zone, c.status, r.code AS "replaced_by?",
                   c.revoke_reason, c.sha256, c.object_key, c.issued_at
-           FROM certificates c JOIN entities e ON e.id = c.entity_id LEFT JOIN certificates r ON r.id = c.replaced_by
+           FROM certificates c JOIN cycles cy ON cy.id = c.cycle_id
+           JOIN entities e ON e.id = c.entity_id LEFT JOIN certificates r ON r.id = c.replaced_by
            WHERE c.code = $1"#,
         code.trim().to_ascii_uppercase()
     )
@@ -174,11 +175,12 @@ async fn list(
     let year = cycles::year(raw)?;
     let rows = sqlx::query_as!(
         Row,
-        r#"SELECT c.code, c.cycle_year, c.revision, c.recipient, c.recipient_detail, e.code AS entity_code, e.province_code,
+        r#"SELECT c.code, cy.year AS cycle_year, c.revision, c.recipient, c.recipient_detail, e.code AS entity_code, e.province_code,
                   c.unit_id, c.score, c.grade_code, c.grade_label, c.zone, c.status, r.code AS "replaced_by?",
                   c.revoke_reason, c.sha256, c.object_key, c.issued_at
-           FROM certificates c JOIN entities e ON e.id = c.entity_id LEFT JOIN certificates r ON r.id = c.replaced_by
-           WHERE c.cycle_year = $1 AND ($2::text[] IS NULL OR e.province_code = ANY($2))
+           FROM certificates c JOIN cycles cy ON cy.id = c.cycle_id
+           JOIN entities e ON e.id = c.entity_id LEFT JOIN certificates r ON r.id = c.replaced_by
+           WHERE cy.kind = 'official' AND cy.year = $1 AND ($2::text[] IS NULL OR e.province_code = ANY($2))
            ORDER BY e.code, c.unit_id NULLS FIRST, c.id"#,
         i32::from(year.get()),
         scope.provinces.as_deref()
@@ -331,11 +333,11 @@ async fn reissue(
     actor.require_admin()?;
     let row = fetch(&state, &code).await?;
     let cycle = sqlx::query!(
-        r#"SELECT c.results_revision, cert.entity_id,
+        r#"SELECT c.id AS cycle_id, c.results_revision, cert.entity_id,
                   COALESCE(er.award_eligible, false) AND (cert.unit_id IS NULL OR ur.unit_id IS NOT NULL) AS "eligible!"
-           FROM certificates cert JOIN cycles c ON c.year = cert.cycle_year
-           LEFT JOIN entity_results er ON er.cycle_year = c.year AND er.revision = c.results_revision AND er.entity_id = cert.entity_id
-           LEFT JOIN unit_results ur ON ur.cycle_year = c.year AND ur.revision = c.results_revision AND ur.unit_id = cert.unit_id
+           FROM certificates cert JOIN cycles c ON c.id = cert.cycle_id
+           LEFT JOIN entity_results er ON er.cycle_id = c.id AND er.revision = c.results_revision AND er.entity_id = cert.entity_id
+           LEFT JOIN unit_results ur ON ur.cycle_id = c.id AND ur.revision = c.results_revision AND ur.unit_id = cert.unit_id
            WHERE cert.code = $1"#,
         row.code
     )
@@ -350,9 +352,8 @@ async fn reissue(
             ),
         ));
     }
-    let year = cycles::year(i64::from(row.cycle_year))?;
     let job = RenderCertificates {
-        year: year.get(),
+        cycle_id: kepatuhan_app::cycles::CycleId(cycle.cycle_id),
         revision: cycle.results_revision,
         recipients: vec![Recipient {
             entity_id: cycle.entity_id,

@@ -192,13 +192,14 @@ async fn import(
     let mut tx = state.pool.begin().await?;
     sqlx::query!(
         "INSERT INTO cycles (year, methodology_code, state, imported, published_at) VALUES ($1, $2, 'published', true, now())
-         ON CONFLICT (year) DO NOTHING",
+         ON CONFLICT (year) WHERE kind = 'official' DO NOTHING",
         y,
         m.code()
     )
     .execute(&mut *tx)
     .await?;
-    let cycle = kepatuhan_app::cycles::lock(&mut tx, year.into()).await?;
+    let cycle = kepatuhan_app::cycles::lock(&mut tx, year).await?;
+    let cycle_id = cycle.id.get();
     if !cycle.imported {
         return Err(ApiError::conflict(
             "cycle-not-imported",
@@ -213,8 +214,8 @@ async fn import(
 
     // Same scores as the current revision: nothing changes.
     let mut current: Vec<(i64, Decimal)> = sqlx::query!(
-        "SELECT unit_id, score FROM unit_results WHERE cycle_year = $1 AND revision = $2",
-        y,
+        "SELECT unit_id, score FROM unit_results WHERE cycle_id = $1 AND revision = $2",
+        cycle_id,
         cycle.results_revision
     )
     .fetch_all(&mut *tx)
@@ -236,16 +237,16 @@ async fn import(
     };
     let mut entities = 0;
     if changed {
-        entities = write_import(&mut tx, &m, year, revision, &scored, &entity_ids).await?;
+        entities = write_import(&mut tx, &m, (cycle_id, year), revision, &scored, &entity_ids).await?;
         sqlx::query!(
-            "UPDATE cycles SET results_revision = $2, updated_at = now() WHERE year = $1",
-            y,
+            "UPDATE cycles SET results_revision = $2, updated_at = now() WHERE id = $1",
+            cycle_id,
             revision
         )
         .execute(&mut *tx)
         .await?;
     } else {
-        entities = entities.max(sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM entity_results WHERE cycle_year = $1 AND revision = $2"#, y, revision).fetch_one(&mut *tx).await?.try_into().unwrap_or(0));
+        entities = entities.max(sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM entity_results WHERE cycle_id = $1 AND revision = $2"#, cycle_id, revision).fetch_one(&mut *tx).await?.try_into().unwrap_or(0));
     }
     if changed {
         crate::routes::audit::write(
@@ -350,22 +351,21 @@ async fn upsert_reference(
 async fn write_import(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     m: &kepatuhan_core::Methodology,
-    year: kepatuhan_core::CycleYear,
+    (y, year): (i64, kepatuhan_core::CycleYear),
     revision: i32,
     scored: &[(i64, i64, PublishedScore)],
     entity_ids: &EntityIds,
 ) -> ApiResult<usize> {
-    let y = i32::from(year.get());
     let units: Vec<i64> = scored.iter().map(|s| s.1).collect();
     let unit_scores: Vec<Decimal> = scored.iter().map(|s| s.2.value()).collect();
     let grades: Vec<String> = scored
         .iter()
         .map(|s| m.bands().band_of(s.2).code.clone())
         .collect();
-    sqlx::query!("INSERT INTO cycle_units (cycle_year, unit_id) SELECT $1, UNNEST($2::bigint[]) ON CONFLICT DO NOTHING", y, &units).execute(&mut **tx).await?;
+    sqlx::query!("INSERT INTO cycle_units (cycle_id, unit_id) SELECT $1, UNNEST($2::bigint[]) ON CONFLICT DO NOTHING", y, &units).execute(&mut **tx).await?;
     clear_results(tx, y, revision).await?;
     sqlx::query!(
-        "INSERT INTO unit_results (cycle_year, revision, unit_id, score, grade_code, input_revision)
+        "INSERT INTO unit_results (cycle_id, revision, unit_id, score, grade_code, input_revision)
          SELECT $1, $2, *, 0 FROM UNNEST($3::bigint[], $4::numeric[], $5::text[])",
         y,
         revision,

@@ -184,10 +184,10 @@ async fn open_unit<'a>(
     raw: i64,
     unit_id: i64,
     writing: bool,
-) -> ApiResult<(i32, &'a Methodology)> {
+) -> ApiResult<(i64, &'a Methodology)> {
     let scope = actor.scope()?;
     let cycle = cycles::load(state, actor, cycles::year(raw)?).await?;
-    let y = i32::from(cycle.year.get());
+    let y = cycle.id;
     let visible = cycles::sample::sampled_unit_in_scope(state, &scope, &cycle, unit_id).await?;
     if !visible {
         return Err(ApiError::NotFound(format!(
@@ -211,11 +211,10 @@ async fn open_unit<'a>(
 /// still open and that the unit's inputs are not final (its submission is not verified).
 async fn lock_open_unit(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    raw: i64,
-    y: i32,
+    y: i64,
     unit_id: i64,
 ) -> ApiResult<()> {
-    let cycle = app_cycles::lock_shared(tx, cycles::year(raw)?.into()).await?;
+    let cycle = app_cycles::lock_shared(tx, app_cycles::CycleId(y)).await?;
     if !matches!(
         cycle.state,
         kepatuhan_core::CycleState::Collecting | kepatuhan_core::CycleState::Verifying
@@ -223,7 +222,7 @@ async fn lock_open_unit(
         return Err(closed());
     }
     let submission = sqlx::query_scalar!(
-        "SELECT state FROM submissions WHERE cycle_year = $1 AND unit_id = $2 FOR SHARE",
+        "SELECT state FROM submissions WHERE cycle_id = $1 AND unit_id = $2 FOR SHARE",
         y,
         unit_id
     )
@@ -290,7 +289,7 @@ pub(crate) fn surveys_of(rows: &[Row]) -> std::collections::BTreeSet<&str> {
 /// written, whether it was inserted (`true`) or updated (`false`).
 pub(crate) async fn store_rows(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    y: i32,
+    y: i64,
     unit_id: i64,
     rows: &[Row],
 ) -> ApiResult<Vec<bool>> {
@@ -301,9 +300,9 @@ pub(crate) async fn store_rows(
         .map(|r| serde_json::to_value(&r.2).unwrap_or_default())
         .collect();
     Ok(sqlx::query_scalar!(
-        r#"INSERT INTO survey_responses (cycle_year, unit_id, survey_code, respondent, answers)
+        r#"INSERT INTO survey_responses (cycle_id, unit_id, survey_code, respondent, answers)
            SELECT $1, $2, * FROM UNNEST($3::text[], $4::text[], $5::jsonb[])
-           ON CONFLICT (cycle_year, unit_id, survey_code, respondent) DO UPDATE SET answers = excluded.answers
+           ON CONFLICT (cycle_id, unit_id, survey_code, respondent) DO UPDATE SET answers = excluded.answers
            WHERE survey_responses.answers IS DISTINCT FROM excluded.answers
            RETURNING (xmax = 0) AS "inserted!""#,
         y,
@@ -337,7 +336,7 @@ async fn upload(
         return Err(ApiError::fields(errors));
     }
     let mut tx = state.pool.begin().await?;
-    lock_open_unit(&mut tx, raw, y, unit_id).await?;
+    lock_open_unit(&mut tx, y, unit_id).await?;
     let inserted = store_rows(&mut tx, y, unit_id, &body.rows).await?;
     // The responses of a unit not yet verified are no input of the results: verifying it
     // records the change (`inputs_changed`) and its recompute reads them then.
@@ -346,7 +345,7 @@ async fn upload(
         crate::routes::audit::write(
             &mut tx,
             actor.id(),
-            ("survey_responses", format!("{y}/{unit_id}")),
+            ("survey_responses", format!("{raw}/{unit_id}")),
             province.as_deref(),
             "uploaded",
             serde_json::json!({ "surveys": surveys_of(&body.rows), "changed": inserted.len() }),
@@ -391,7 +390,7 @@ async fn summary(
 ) -> ApiResult<Json<Vec<SurveySummary>>> {
     let (y, m) = open_unit(&state, &actor, raw, unit_id, false).await?;
     let rows = sqlx::query!(
-        "SELECT survey_code, answers FROM survey_responses WHERE cycle_year = $1 AND unit_id = $2",
+        "SELECT survey_code, answers FROM survey_responses WHERE cycle_id = $1 AND unit_id = $2",
         y,
         unit_id
     )

@@ -9,7 +9,7 @@ use kepatuhan_core::scoring::{
 use kepatuhan_core::{EntityKind, Methodology};
 use sqlx::{Postgres, Transaction};
 
-use crate::cycles::{self, Cycle};
+use crate::cycles::Cycle;
 use crate::error::AppResult;
 
 /// Where a loaded unit sits: its id and its entity's position in the cycle input.
@@ -18,11 +18,11 @@ pub(super) struct UnitRow {
     pub(super) entity_index: usize,
 }
 
-/// The units with a verified submission in cycle `y` (of one entity, or all), grouped by entity
+/// The units with a verified submission in the cycle `y` (of one entity, or all), grouped by entity
 /// in code order.
 async fn verified_units(
     tx: &mut Transaction<'_, Postgres>,
-    y: i32,
+    y: i64,
     entity: Option<i64>,
 ) -> AppResult<Vec<VerifiedUnit>> {
     // Units with a verified submission, grouped by entity. One entity's are looked up from the
@@ -34,8 +34,8 @@ async fn verified_units(
                 VerifiedUnit,
                 r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
                    FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
-                   JOIN cycle_units cu ON cu.cycle_year = s.cycle_year AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
-                   WHERE s.cycle_year = $1 AND s.state = 'verified'
+                   JOIN cycle_units cu ON cu.cycle_id = s.cycle_id AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
+                   WHERE s.cycle_id = $1 AND s.state = 'verified'
                    ORDER BY e.code, u.id"#,
                 y
             )
@@ -47,8 +47,8 @@ async fn verified_units(
                 VerifiedUnit,
                 r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
                    FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
-                   JOIN cycle_units cu ON cu.cycle_year = s.cycle_year AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
-                   WHERE s.cycle_year = $1 AND s.unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $2))
+                   JOIN cycle_units cu ON cu.cycle_id = s.cycle_id AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
+                   WHERE s.cycle_id = $1 AND s.unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $2))
                      AND s.state = 'verified'
                    ORDER BY u.id"#,
                 y,
@@ -78,10 +78,10 @@ pub(super) async fn load_inputs(
     cycle: &Cycle,
     entity: Option<i64>,
 ) -> AppResult<(CycleInput, Vec<i64>, Vec<UnitRow>)> {
-    let year = cycle.year();
-    let y = cycles::db_year(cycle.key);
+    let year = cycle.year;
+    let y = cycle.id.get();
     let follow_ups: HashMap<i64, FollowUpStatus> = sqlx::query!(
-        "SELECT entity_id, findings, followed_up FROM entity_follow_up WHERE cycle_year = $1",
+        "SELECT entity_id, findings, followed_up FROM entity_follow_up WHERE cycle_id = $1",
         y
     )
     .fetch_all(&mut **tx)
@@ -171,7 +171,7 @@ pub(super) async fn load_inputs(
 async fn survey_tallies(
     tx: &mut Transaction<'_, Postgres>,
     m: &Methodology,
-    year: i32,
+    cycle_id: i64,
     units: &[i64],
 ) -> AppResult<HashMap<(i64, String), SurveyTally>> {
     let (mut yes_no, mut likert) = (Vec::new(), Vec::new());
@@ -189,9 +189,9 @@ async fn survey_tallies(
                       count(*) FILTER (WHERE NOT answers @? '$.* ? (@ == true)') AS "clean!",
                       count(*) FILTER (WHERE answers @? '$.* ? (@ == true)') AS "reported!"
                FROM survey_responses
-               WHERE cycle_year = $1 AND unit_id = ANY($2) AND survey_code = ANY($3)
+               WHERE cycle_id = $1 AND unit_id = ANY($2) AND survey_code = ANY($3)
                GROUP BY unit_id, survey_code"#,
-            year,
+            cycle_id,
             units,
             &yes_no
         )
@@ -211,9 +211,9 @@ async fn survey_tallies(
         let rows = sqlx::query!(
             r#"SELECT r.unit_id, r.survey_code, a.value::text AS "level!", count(*) AS "answers!"
                FROM survey_responses r CROSS JOIN LATERAL jsonb_each(r.answers) AS a
-               WHERE r.cycle_year = $1 AND r.unit_id = ANY($2) AND r.survey_code = ANY($3)
+               WHERE r.cycle_id = $1 AND r.unit_id = ANY($2) AND r.survey_code = ANY($3)
                GROUP BY 1, 2, 3"#,
-            year,
+            cycle_id,
             units,
             &likert
         )

@@ -8,7 +8,7 @@
 mod load;
 mod write;
 
-use kepatuhan_core::Methodology;
+use kepatuhan_core::{CycleYear, Methodology};
 use kepatuhan_core::scoring::score_cycle;
 use serde::Serialize;
 use sqlx::{Postgres, Transaction};
@@ -159,23 +159,23 @@ pub async fn recompute_for_job(
     let summary = recompute_cycle_in(&mut tx, app, &cycle).await?;
     let differs = sqlx::query_scalar!(
         r#"SELECT EXISTS (
-               (SELECT unit_id, score, grade_code FROM unit_results WHERE cycle_year = $1 AND revision = $2
-                EXCEPT SELECT unit_id, score, grade_code FROM unit_results WHERE cycle_year = $1 AND revision = $3)
+               (SELECT unit_id, score, grade_code FROM unit_results WHERE cycle_id = $1 AND revision = $2
+                EXCEPT SELECT unit_id, score, grade_code FROM unit_results WHERE cycle_id = $1 AND revision = $3)
                UNION ALL
-               (SELECT unit_id, score, grade_code FROM unit_results WHERE cycle_year = $1 AND revision = $3
-                EXCEPT SELECT unit_id, score, grade_code FROM unit_results WHERE cycle_year = $1 AND revision = $2)
+               (SELECT unit_id, score, grade_code FROM unit_results WHERE cycle_id = $1 AND revision = $3
+                EXCEPT SELECT unit_id, score, grade_code FROM unit_results WHERE cycle_id = $1 AND revision = $2)
            ) OR EXISTS (
                (SELECT entity_id, score, grade_code, grade_label, award_eligible, national_rank, provincial_rank
-                  FROM entity_results WHERE cycle_year = $1 AND revision = $2
+                  FROM entity_results WHERE cycle_id = $1 AND revision = $2
                 EXCEPT SELECT entity_id, score, grade_code, grade_label, award_eligible, national_rank, provincial_rank
-                  FROM entity_results WHERE cycle_year = $1 AND revision = $3)
+                  FROM entity_results WHERE cycle_id = $1 AND revision = $3)
                UNION ALL
                (SELECT entity_id, score, grade_code, grade_label, award_eligible, national_rank, provincial_rank
-                  FROM entity_results WHERE cycle_year = $1 AND revision = $3
+                  FROM entity_results WHERE cycle_id = $1 AND revision = $3
                 EXCEPT SELECT entity_id, score, grade_code, grade_label, award_eligible, national_rank, provincial_rank
-                  FROM entity_results WHERE cycle_year = $1 AND revision = $2)
+                  FROM entity_results WHERE cycle_id = $1 AND revision = $2)
            ) AS "differs!""#,
-        cycles::db_year(cycle.key),
+        cycle.id.get(),
         current,
         current + 1
     )
@@ -207,10 +207,10 @@ pub async fn current_results_in(
 ) -> AppResult<Option<RecomputeSummary>> {
     let current = sqlx::query!(
         r#"SELECT c.results_revision, c.input_revision,
-                  (SELECT count(*) FROM unit_results r WHERE r.cycle_year = c.year AND r.revision = c.results_revision) AS "units!",
-                  (SELECT count(*) FROM entity_results r WHERE r.cycle_year = c.year AND r.revision = c.results_revision) AS "entities!"
-           FROM cycles c WHERE c.year = $1 AND c.results_input_revision = c.input_revision"#,
-        cycles::db_year(cycle.key)
+                  (SELECT count(*) FROM unit_results r WHERE r.cycle_id = c.id AND r.revision = c.results_revision) AS "units!",
+                  (SELECT count(*) FROM entity_results r WHERE r.cycle_id = c.id AND r.revision = c.results_revision) AS "entities!"
+           FROM cycles c WHERE c.id = $1 AND c.results_input_revision = c.input_revision"#,
+        cycle.id.get()
     )
     .fetch_optional(&mut **tx)
     .await?;
@@ -230,7 +230,7 @@ pub async fn recompute_cycle_in(
     app: &App,
     cycle: &Cycle,
 ) -> AppResult<RecomputeSummary> {
-    let y = cycles::db_year(cycle.key);
+    let y = cycle.id.get();
     let m = methodology(app, cycle)?;
     let (revision, input_revision) = (cycle.results_revision, cycle.input_revision);
     let started = std::time::Instant::now();
@@ -257,7 +257,7 @@ pub async fn recompute_cycle_in(
     .await?;
     mark_current(tx, y, input_revision).await?;
     tracing::info!(
-        year = y,
+        cycle_id = y,
         revision,
         units = units_scored,
         load_ms = loaded.as_millis(),
@@ -285,7 +285,7 @@ pub async fn recompute_entity_in(
     cycle: &Cycle,
     unit_id: i64,
 ) -> AppResult<Option<RecomputeSummary>> {
-    let y = cycles::db_year(cycle.key);
+    let y = cycle.id.get();
     let m = methodology(app, cycle)?;
     let (revision, input_revision) = (cycle.results_revision, cycle.input_revision);
     if m.aggregation() != kepatuhan_core::methodology::Aggregation::MeanOfUnits {
@@ -303,7 +303,7 @@ pub async fn recompute_entity_in(
     let result = score_cycle(m, &input);
     let score_done = started.elapsed();
     sqlx::query!(
-        "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2 AND unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $3))",
+        "DELETE FROM unit_results WHERE cycle_id = $1 AND revision = $2 AND unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $3))",
         y,
         revision,
         entity_id
@@ -330,7 +330,7 @@ pub async fn recompute_entity_in(
     let ranked = started.elapsed();
 
     sqlx::query!(
-        "DELETE FROM entity_results WHERE cycle_year = $1 AND revision = $2 AND entity_id = $3",
+        "DELETE FROM entity_results WHERE cycle_id = $1 AND revision = $2 AND entity_id = $3",
         y,
         revision,
         entity_id
@@ -349,7 +349,7 @@ pub async fn recompute_entity_in(
     let moved = update_moved_ranks(tx, y, revision, &stored, &ranks).await?;
     mark_current(tx, y, input_revision).await?;
     tracing::info!(
-        year = y,
+        cycle_id = y,
         revision,
         entity = entity_id,
         ranks_moved = moved,
@@ -375,19 +375,30 @@ fn between(from: std::time::Duration, to: std::time::Duration) -> u128 {
     to.saturating_sub(from).as_millis()
 }
 
+/// One results revision of a cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CycleRevision {
+    /// The cycle.
+    pub id: cycles::CycleId,
+    /// Its year.
+    pub year: CycleYear,
+    /// The results revision.
+    pub revision: i32,
+}
+
 /// Published cycles with field data whose current results call an entity award-eligible below
 /// its methodology's award minimum: results written before the award rule was data of the
 /// methodology. Each needs one full recompute; its new revision (eligibility differs) withdraws
 /// the certificates the rule excludes, with their reason.
-pub async fn outdated_award_eligibility(app: &App) -> AppResult<Vec<(CycleKey, i32)>> {
+pub async fn outdated_award_eligibility(app: &App) -> AppResult<Vec<CycleRevision>> {
     let rows = sqlx::query!(
-        r#"SELECT c.year, c.methodology_code, c.results_revision,
+        r#"SELECT c.id, c.year, c.methodology_code, c.results_revision,
                   array_agg(DISTINCT r.grade_code) AS "grades!"
            FROM cycles c
-           JOIN entity_results r ON r.cycle_year = c.year AND r.revision = c.results_revision
+           JOIN entity_results r ON r.cycle_id = c.id AND r.revision = c.results_revision
            WHERE c.state = 'published' AND NOT c.imported AND r.award_eligible
-           GROUP BY c.year, c.methodology_code, c.results_revision
-           ORDER BY c.year"#
+           GROUP BY c.id, c.year, c.methodology_code, c.results_revision
+           ORDER BY c.year, c.id"#
     )
     .fetch_all(&app.pool)
     .await?;
@@ -398,9 +409,13 @@ pub async fn outdated_award_eligibility(app: &App) -> AppResult<Vec<(CycleKey, i
         };
         let minimum = m.award_minimum_band();
         if r.grades.iter().any(|g| !m.bands().at_least(g, minimum))
-            && let Ok(year) = kepatuhan_core::CycleYear::new(i64::from(r.year))
+            && let Ok(year) = CycleYear::new(i64::from(r.year))
         {
-            outdated.push((CycleKey::from(year), r.results_revision));
+            outdated.push(CycleRevision {
+                id: cycles::CycleId(r.id),
+                year,
+                revision: r.results_revision,
+            });
         }
     }
     Ok(outdated)

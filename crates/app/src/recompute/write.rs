@@ -28,7 +28,7 @@ impl Scored<'_> {
     pub(super) async fn write_units(
         &self,
         tx: &mut Transaction<'_, Postgres>,
-        y: i32,
+        y: i64,
         revision: i32,
         input_revision: i64,
     ) -> AppResult<usize> {
@@ -86,12 +86,12 @@ impl UnitColumns {
     async fn insert(
         self,
         tx: &mut Transaction<'_, Postgres>,
-        y: i32,
+        y: i64,
         revision: i32,
         input_revision: i64,
     ) -> AppResult<()> {
         sqlx::query!(
-            "INSERT INTO unit_results (cycle_year, revision, unit_id, score, exact_score, grade_code, breakdown, deficiencies, input_revision)
+            "INSERT INTO unit_results (cycle_id, revision, unit_id, score, exact_score, grade_code, breakdown, deficiencies, input_revision)
              SELECT $1, $2, t.unit_id, t.score, t.exact_score, t.grade_code, t.breakdown::jsonb, t.deficiencies::jsonb, $8
              FROM UNNEST($3::bigint[], $4::numeric[], $5::numeric[], $6::text[], $7::text[], $9::text[])
                   AS t(unit_id, score, exact_score, grade_code, breakdown, deficiencies)",
@@ -114,11 +114,11 @@ impl UnitColumns {
 /// Records that the cycle's current results reflect `input_revision`.
 pub(super) async fn mark_current(
     tx: &mut Transaction<'_, Postgres>,
-    y: i32,
+    y: i64,
     input_revision: i64,
 ) -> AppResult<()> {
     sqlx::query!(
-        "UPDATE cycles SET results_input_revision = $2 WHERE year = $1",
+        "UPDATE cycles SET results_input_revision = $2 WHERE id = $1",
         y,
         input_revision
     )
@@ -130,19 +130,19 @@ pub(super) async fn mark_current(
 /// Deletes the result rows of one revision of a cycle (before they are written again).
 pub async fn clear_results(
     tx: &mut Transaction<'_, Postgres>,
-    year: i32,
+    cycle_id: i64,
     revision: i32,
 ) -> AppResult<()> {
     sqlx::query!(
-        "DELETE FROM unit_results WHERE cycle_year = $1 AND revision = $2",
-        year,
+        "DELETE FROM unit_results WHERE cycle_id = $1 AND revision = $2",
+        cycle_id,
         revision
     )
     .execute(&mut **tx)
     .await?;
     sqlx::query!(
-        "DELETE FROM entity_results WHERE cycle_year = $1 AND revision = $2",
-        year,
+        "DELETE FROM entity_results WHERE cycle_id = $1 AND revision = $2",
+        cycle_id,
         revision
     )
     .execute(&mut **tx)
@@ -190,7 +190,7 @@ pub(super) fn entity_rows(entity_ids: &[i64], result: &CycleResult) -> Vec<Entit
 /// Writes entity result rows (scored entities only) and returns how many.
 pub async fn write_entity_results(
     tx: &mut Transaction<'_, Postgres>,
-    year: i32,
+    cycle_id: i64,
     revision: i32,
     input_revision: i64,
     rows: &[EntityRow],
@@ -238,11 +238,11 @@ pub async fn write_entity_results(
         breakdowns.push(breakdown.clone());
     }
     sqlx::query!(
-        "INSERT INTO entity_results (cycle_year, revision, entity_id, score, grade_code, grade_label, zone, award_eligible,
+        "INSERT INTO entity_results (cycle_id, revision, entity_id, score, grade_code, grade_label, zone, award_eligible,
                                      national_rank, national_of, provincial_rank, provincial_of, units_scored, breakdown, input_revision)
          SELECT $1, $2, *, $14 FROM UNNEST($3::bigint[], $4::numeric[], $5::text[], $6::text[], $7::text[], $8::bool[],
                                             $9::int[], $10::int[], $11::int[], $12::int[], $13::int[], $15::jsonb[])",
-        year,
+        cycle_id,
         revision,
         &ids,
         &scores as &[Decimal],
@@ -268,7 +268,7 @@ pub async fn write_entity_results(
 /// ranks and the new ranks, in the same order.
 pub(super) async fn rerank(
     tx: &mut Transaction<'_, Postgres>,
-    y: i32,
+    y: i64,
     revision: i32,
     entity_id: i64,
     mine: Option<(EntityKind, Option<&str>, PublishedScore)>,
@@ -276,7 +276,7 @@ pub(super) async fn rerank(
     let others = sqlx::query!(
         r#"SELECT r.entity_id, e.kind, e.province_code, r.score, r.national_rank, r.national_of, r.provincial_rank, r.provincial_of
            FROM entity_results r JOIN entities e ON e.id = r.entity_id
-           WHERE r.cycle_year = $1 AND r.revision = $2 AND r.entity_id <> $3"#,
+           WHERE r.cycle_id = $1 AND r.revision = $2 AND r.entity_id <> $3"#,
         y,
         revision,
         entity_id
@@ -322,7 +322,7 @@ pub(super) struct StoredRanks {
 /// returns how many.
 pub(super) async fn update_moved_ranks(
     tx: &mut Transaction<'_, Postgres>,
-    y: i32,
+    y: i64,
     revision: i32,
     stored: &[StoredRanks],
     ranks: &[Ranks],
@@ -350,7 +350,7 @@ pub(super) async fn update_moved_ranks(
                 provincial_rank = t.provincial_rank, provincial_of = t.provincial_of
            FROM UNNEST($3::bigint[], $4::int[], $5::int[], $6::int[], $7::int[])
                 AS t(entity_id, national_rank, national_of, provincial_rank, provincial_of)
-          WHERE r.cycle_year = $1 AND r.revision = $2 AND r.entity_id = t.entity_id",
+          WHERE r.cycle_id = $1 AND r.revision = $2 AND r.entity_id = t.entity_id",
         y,
         revision,
         &ids,

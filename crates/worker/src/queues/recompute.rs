@@ -16,9 +16,9 @@ use crate::retry::{Retry, finish};
 /// Runs a recompute in a `recompute` span that continues the trace of the request that enqueued
 /// it (the job's `traceparent`).
 pub async fn run_traced(app: &App, job: &Recompute) -> Result<JobOutcome, JobError> {
-    let span = tracing::info_span!("recompute", year = job.year, unit = ?job.unit_id);
+    let span = tracing::info_span!("recompute", cycle_id = %job.cycle_id, unit = ?job.unit_id);
     kepatuhan_app::telemetry::continue_trace(&span, job.traceparent.as_deref());
-    async { Ok(recompute_for_job(app, job.cycle()?, Trigger::of(job)).await?) }
+    async { Ok(recompute_for_job(app, job.cycle_id.into(), Trigger::of(job)).await?) }
         .instrument(span)
         .await
 }
@@ -40,7 +40,7 @@ pub async fn handle(
             JobOutcome::Unchanged { .. } => ("unchanged", None),
         };
         tracing::info!(
-            job = %id, year = job.year, unit = ?job.unit_id, outcome = kind,
+            job = %id, cycle_id = %job.cycle_id, unit = ?job.unit_id, outcome = kind,
             units = summary.map(|s| s.units_scored), entities = summary.map(|s| s.entities_scored),
             elapsed_ms = started.elapsed().as_millis(), "recompute done"
         );

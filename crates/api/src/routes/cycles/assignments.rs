@@ -56,12 +56,12 @@ async fn bulk_assignments(
             ),
         ));
     }
-    let y = i32::from(cycle.year.get());
+    let y = cycle.id;
     let mut errors = Vec::new();
     for (i, a) in body.rows.iter().enumerate() {
         let unit = sqlx::query_scalar!(
             "SELECT e.province_code FROM cycle_units cu JOIN units u ON u.id = cu.unit_id JOIN entities e ON e.id = u.entity_id
-             WHERE cu.cycle_year = $1 AND cu.unit_id = $2",
+             WHERE cu.cycle_id = $1 AND cu.unit_id = $2",
             y,
             a.unit_id
         )
@@ -101,7 +101,7 @@ async fn bulk_assignments(
     let assessors: Vec<i64> = body.rows.iter().map(|a| a.assessor_id).collect();
     let mut tx = state.pool.begin().await?;
     let inserted = sqlx::query_scalar!(
-        r#"INSERT INTO assignments (cycle_year, unit_id, actor_id) SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[])
+        r#"INSERT INTO assignments (cycle_id, unit_id, actor_id) SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[])
            ON CONFLICT DO NOTHING RETURNING true AS "inserted!""#,
         y,
         &units,
@@ -115,7 +115,7 @@ async fn bulk_assignments(
         "assignment",
         None,
         inserted.len(),
-        serde_json::json!({ "year": y, "units": units, "assessors": assessors }),
+        serde_json::json!({ "year": cycle.year.get(), "units": units, "assessors": assessors }),
     )
     .await?;
     crate::error::commit(tx).await?;

@@ -90,6 +90,8 @@ impl CycleState {
 /// A cycle.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Cycle {
+    /// The cycle's id (the official cycle of a year is also addressed by its year).
+    pub id: i64,
     /// The year.
     #[schema(value_type = i32)]
     pub year: CycleYear,
@@ -134,6 +136,8 @@ pub fn year(raw: i64) -> ApiResult<CycleYear> {
 /// What the results endpoints need of a cycle.
 #[derive(Debug, Clone)]
 pub struct CycleHead {
+    /// The cycle's id.
+    pub id: i64,
     /// The year.
     pub year: CycleYear,
     /// Methodology code.
@@ -155,7 +159,7 @@ fn sees_unpublished(actor: &Actor) -> bool {
 /// of the public rankings.
 pub async fn head(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult<CycleHead> {
     let row = sqlx::query!(
-        "SELECT methodology_code, state, results_revision FROM cycles WHERE year = $1",
+        "SELECT id, methodology_code, state, results_revision FROM cycles WHERE kind = 'official' AND year = $1",
         i32::from(year.get())
     )
     .fetch_optional(&state.pool)
@@ -165,6 +169,7 @@ pub async fn head(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult
     })
     .ok_or_else(|| ApiError::NotFound(format!("no cycle {year}")))?;
     Ok(CycleHead {
+        id: row.id,
         year,
         methodology: row.methodology_code,
         state: CycleState::parse(&row.state),
@@ -176,9 +181,9 @@ pub async fn head(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult
 pub async fn load(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult<Cycle> {
     let y = i32::from(year.get());
     let row = sqlx::query!(
-        r#"SELECT c.year, c.methodology_code, c.state, c.opens_on, c.closes_on, c.results_revision, c.imported,
-                  c.published_at, (SELECT count(*) FROM cycle_units cu WHERE cu.cycle_year = c.year) AS "sampled!"
-           FROM cycles c WHERE c.year = $1"#,
+        r#"SELECT c.id, c.methodology_code, c.state, c.opens_on, c.closes_on, c.results_revision, c.imported,
+                  c.published_at, (SELECT count(*) FROM cycle_units cu WHERE cu.cycle_id = c.id) AS "sampled!"
+           FROM cycles c WHERE c.kind = 'official' AND c.year = $1"#,
         y
     )
     .fetch_optional(&state.pool)
@@ -186,6 +191,7 @@ pub async fn load(state: &AppState, actor: &Actor, year: CycleYear) -> ApiResult
     .filter(|r| sees_unpublished(actor) || r.state == kepatuhan_core::CycleState::Published.as_str())
     .ok_or_else(|| ApiError::NotFound(format!("no cycle {year}")))?;
     Ok(Cycle {
+        id: row.id,
         year,
         methodology: row.methodology_code,
         state: CycleState::parse(&row.state),
@@ -267,7 +273,7 @@ async fn create(
     .execute(&mut *tx)
     .await
     .map_err(|e| match &e {
-        sqlx::Error::Database(db) if db.constraint() == Some("cycles_pkey") => {
+        sqlx::Error::Database(db) if db.constraint() == Some("cycles_official_year") => {
             ApiError::conflict("cycle-exists", format!("a cycle for {year} already exists"))
         }
         _ => e.into(),
@@ -291,7 +297,7 @@ async fn create(
 #[utoipa::path(get, path = "/cycles", operation_id = "list_cycles", tag = "cycles", responses((status = 200, description = "Success", body = Vec<Cycle>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Cycle>>> {
     let years = sqlx::query_scalar!(
-        "SELECT year FROM cycles WHERE $1 OR state = 'published' ORDER BY year DESC",
+        "SELECT year FROM cycles WHERE kind = 'official' AND ($1 OR state = 'published') ORDER BY year DESC",
         sees_unpublished(&actor)
     )
     .fetch_all(&state.pool)

@@ -20,7 +20,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::problem::{FieldError, Problem};
 
-use kepatuhan_core::CycleYear;
 
 use kepatuhan_app::cycles as app_cycles;
 
@@ -144,12 +143,12 @@ async fn bulk_sample(
     let offices: Vec<Option<String>> = rows.iter().map(|r| r.1.clone()).collect();
     let mut tx = state.pool.begin().await?;
     let inserted = sqlx::query_scalar!(
-        r#"INSERT INTO cycle_units (cycle_year, unit_id, office_code)
+        r#"INSERT INTO cycle_units (cycle_id, unit_id, office_code)
            SELECT $1, * FROM UNNEST($2::bigint[], $3::text[])
-           ON CONFLICT (cycle_year, unit_id) DO UPDATE SET office_code = excluded.office_code
+           ON CONFLICT (cycle_id, unit_id) DO UPDATE SET office_code = excluded.office_code
            WHERE cycle_units.office_code IS DISTINCT FROM excluded.office_code
            RETURNING (xmax = 0) AS "inserted!""#,
-        i32::from(cycle.year.get()),
+        cycle.id,
         &ids,
         &offices as &[Option<String>]
     )
@@ -193,10 +192,10 @@ pub async fn sampled_unit_in_scope(
     }
     let found = sqlx::query_scalar!(
         r#"SELECT cu.unit_id FROM cycle_units cu JOIN units u ON u.id = cu.unit_id JOIN entities e ON e.id = u.entity_id
-           WHERE cu.cycle_year = $1 AND cu.unit_id = $2 AND cu.excluded_at IS NULL
+           WHERE cu.cycle_id = $1 AND cu.unit_id = $2 AND cu.excluded_at IS NULL
              AND ($3::text[] IS NULL OR e.province_code = ANY($3))
-             AND ($4::bigint IS NULL OR EXISTS (SELECT 1 FROM assignments a WHERE a.cycle_year = $1 AND a.unit_id = $2 AND a.actor_id = $4))"#,
-        i32::from(cycle.year.get()),
+             AND ($4::bigint IS NULL OR EXISTS (SELECT 1 FROM assignments a WHERE a.cycle_id = $1 AND a.unit_id = $2 AND a.actor_id = $4))"#,
+        cycle.id,
         unit_id,
         scope.provinces.as_deref(),
         scope.assessor
@@ -210,7 +209,7 @@ pub async fn sampled_unit_in_scope(
 pub async fn sample_rows(
     state: &AppState,
     scope: &Scope,
-    year: CycleYear,
+    cycle_id: i64,
 ) -> ApiResult<Vec<SampledUnit>> {
     let rows = sqlx::query!(
         r#"SELECT u.id, u.name AS unit_name, e.code AS entity_code, e.name AS entity_name, e.province_code,
@@ -220,16 +219,16 @@ pub async fn sample_rows(
            FROM cycle_units cu
            JOIN units u ON u.id = cu.unit_id
            JOIN entities e ON e.id = u.entity_id
-           JOIN cycles c ON c.year = cu.cycle_year
-           LEFT JOIN assignments a ON a.cycle_year = cu.cycle_year AND a.unit_id = cu.unit_id
-           LEFT JOIN submissions s ON s.cycle_year = cu.cycle_year AND s.unit_id = cu.unit_id
-           WHERE cu.cycle_year = $1
+           JOIN cycles c ON c.id = cu.cycle_id
+           LEFT JOIN assignments a ON a.cycle_id = cu.cycle_id AND a.unit_id = cu.unit_id
+           LEFT JOIN submissions s ON s.cycle_id = cu.cycle_id AND s.unit_id = cu.unit_id
+           WHERE cu.cycle_id = $1
              AND ($2::text[] IS NULL OR e.province_code = ANY($2))
              AND ($3::bigint IS NULL OR (c.state = 'collecting' AND EXISTS (
-                   SELECT 1 FROM assignments a2 WHERE a2.cycle_year = cu.cycle_year AND a2.unit_id = cu.unit_id AND a2.actor_id = $3)))
+                   SELECT 1 FROM assignments a2 WHERE a2.cycle_id = cu.cycle_id AND a2.unit_id = cu.unit_id AND a2.actor_id = $3)))
            GROUP BY u.id, e.id, cu.office_code, cu.exclusion_reason, s.state
            ORDER BY e.code, u.name"#,
-        i32::from(year.get()),
+        cycle_id,
         scope.provinces.as_deref(),
         scope.assessor
     )
@@ -262,7 +261,7 @@ async fn list_sample(
 ) -> ApiResult<Json<Vec<SampledUnit>>> {
     let scope = actor.scope()?;
     let cycle = load(&state, &actor, year(raw)?).await?;
-    Ok(Json(sample_rows(&state, &scope, cycle.year).await?))
+    Ok(Json(sample_rows(&state, &scope, cycle.id).await?))
 }
 
 /// Exclude a unit from the sample, with the reason: it no longer blocks publication and counts
@@ -284,16 +283,16 @@ async fn exclude(
         return Err(ApiError::fields(vec![problem]));
     }
     let mut tx = state.pool.begin().await?;
-    let mut cycle = app_cycles::lock(&mut tx, year.into()).await?;
+    let mut cycle = app_cycles::lock(&mut tx, year).await?;
     cycle.require_open()?;
     let excluded = sqlx::query!(
         r#"UPDATE cycle_units cu SET excluded_at = now(), excluded_by = $3, exclusion_reason = $4
            FROM units u JOIN entities e ON e.id = u.entity_id
-           WHERE cu.cycle_year = $1 AND cu.unit_id = $2 AND u.id = cu.unit_id AND cu.excluded_at IS NULL
+           WHERE cu.cycle_id = $1 AND cu.unit_id = $2 AND u.id = cu.unit_id AND cu.excluded_at IS NULL
              AND ($5::text[] IS NULL OR e.province_code = ANY($5))
            RETURNING (SELECT s.state = 'verified' FROM submissions s
-                      WHERE s.cycle_year = cu.cycle_year AND s.unit_id = cu.unit_id) AS "verified?""#,
-        i32::from(year.get()),
+                      WHERE s.cycle_id = cu.cycle_id AND s.unit_id = cu.unit_id) AS "verified?""#,
+        cycle.id.get(),
         unit_id,
         actor_id,
         reason,
@@ -322,7 +321,7 @@ async fn exclude(
     )
     .await?;
     crate::error::commit(tx).await?;
-    sample_rows(&state, &scope, year)
+    sample_rows(&state, &scope, cycle.id.get())
         .await?
         .into_iter()
         .find(|u| u.unit_id == unit_id)

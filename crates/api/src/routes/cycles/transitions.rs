@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use kepatuhan_app::cycles as app_cycles;
 use kepatuhan_app::{events, jobs, recompute};
-use kepatuhan_core::CycleYear;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -61,7 +60,7 @@ async fn transition(
     actor.require_admin()?;
     let year = year(raw)?;
     let mut tx = state.pool.begin().await?;
-    let cycle = app_cycles::lock(&mut tx, year.into()).await?;
+    let cycle = app_cycles::lock(&mut tx, year).await?;
     let to = kepatuhan_core::CycleState::from(body.to);
     if cycle.imported || cycle.state.move_to(to).is_err() {
         let why = if cycle.is_frozen() {
@@ -91,10 +90,10 @@ async fn transition(
             ),
         ));
     }
-    check_preconditions(&mut tx, year, to).await?;
+    check_preconditions(&mut tx, &cycle, to).await?;
     sqlx::query!(
-        "UPDATE cycles SET state = $2, updated_at = now(), published_at = CASE WHEN $2 = 'published' THEN now() END WHERE year = $1",
-        i32::from(year.get()),
+        "UPDATE cycles SET state = $2, updated_at = now(), published_at = CASE WHEN $2 = 'published' THEN now() END WHERE id = $1",
+        cycle.id.get(),
         to.as_str()
     )
     .execute(&mut *tx)
@@ -115,7 +114,7 @@ async fn transition(
         }
         // Closing the collection window enqueues a full recompute, once per closing.
         kepatuhan_core::CycleState::Verifying => {
-            Some(jobs::enqueue(&mut tx, &jobs::Recompute::full(year), None).await?)
+            Some(jobs::enqueue(&mut tx, &jobs::Recompute::full(cycle.id), None).await?)
         }
         _ => None,
     };
@@ -138,14 +137,14 @@ async fn transition(
 /// What must hold before entering a state: a sample to collect, verified submissions to publish.
 async fn check_preconditions(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    year: CycleYear,
+    cycle: &app_cycles::Cycle,
     to: kepatuhan_core::CycleState,
 ) -> ApiResult<()> {
-    let y = i32::from(year.get());
+    let (y, year) = (cycle.id.get(), cycle.key);
     match to {
         kepatuhan_core::CycleState::Collecting => {
             let sampled = sqlx::query_scalar!(
-                r#"SELECT count(*) AS "n!" FROM cycle_units WHERE cycle_year = $1"#,
+                r#"SELECT count(*) AS "n!" FROM cycle_units WHERE cycle_id = $1"#,
                 y
             )
             .fetch_one(&mut **tx)
@@ -161,8 +160,8 @@ async fn check_preconditions(
             let pending = sqlx::query!(
                 r#"SELECT count(*) FILTER (WHERE s.id IS NULL) AS "missing!",
                           count(*) FILTER (WHERE s.state IS DISTINCT FROM 'verified' AND s.id IS NOT NULL) AS "unverified!"
-                   FROM cycle_units cu LEFT JOIN submissions s ON s.cycle_year = cu.cycle_year AND s.unit_id = cu.unit_id
-                   WHERE cu.cycle_year = $1 AND cu.excluded_at IS NULL"#,
+                   FROM cycle_units cu LEFT JOIN submissions s ON s.cycle_id = cu.cycle_id AND s.unit_id = cu.unit_id
+                   WHERE cu.cycle_id = $1 AND cu.excluded_at IS NULL"#,
                 y
             )
             .fetch_one(&mut **tx)
@@ -201,10 +200,9 @@ async fn recompute(
     actor.require_admin()?;
     let year = year(raw)?;
     let mut tx = state.pool.begin().await?;
-    app_cycles::lock(&mut tx, year.into())
-        .await?
-        .require_open()?;
-    let job_id = jobs::enqueue(&mut tx, &jobs::Recompute::full(year), None).await?;
+    let cycle = app_cycles::lock(&mut tx, year).await?;
+    cycle.require_open()?;
+    let job_id = jobs::enqueue(&mut tx, &jobs::Recompute::full(cycle.id), None).await?;
     crate::routes::audit::write(
         &mut tx,
         actor.id(),

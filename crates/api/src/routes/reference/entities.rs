@@ -65,7 +65,7 @@ async fn list_entities(
              AND ($3::text[] IS NULL OR e.province_code = ANY($3))
              AND ($4::bigint IS NULL OR EXISTS (
                    SELECT 1 FROM units u JOIN assignments a ON a.unit_id = u.id
-                   JOIN cycles c ON c.year = a.cycle_year AND c.state = 'collecting'
+                   JOIN cycles c ON c.id = a.cycle_id AND c.state = 'collecting'
                    WHERE u.entity_id = e.id AND a.actor_id = $4))
              AND ($5::text IS NULL OR e.code > $5)
            ORDER BY e.code LIMIT $6"#,
@@ -104,7 +104,7 @@ pub async fn visible_entity(
              AND ($2::text[] IS NULL OR e.province_code = ANY($2))
              AND ($3::bigint IS NULL OR EXISTS (
                    SELECT 1 FROM units u JOIN assignments a ON a.unit_id = u.id
-                   JOIN cycles c ON c.year = a.cycle_year AND c.state = 'collecting'
+                   JOIN cycles c ON c.id = a.cycle_id AND c.state = 'collecting'
                    WHERE u.entity_id = e.id AND a.actor_id = $3))"#,
         code,
         scope.provinces.as_deref(),
@@ -165,7 +165,7 @@ async fn units_of(
         r#"SELECT u.id, u.name, u.kind, u.active FROM units u
            WHERE u.entity_id = $1
              AND ($2::bigint IS NULL OR EXISTS (
-                   SELECT 1 FROM assignments a JOIN cycles c ON c.year = a.cycle_year AND c.state = 'collecting'
+                   SELECT 1 FROM assignments a JOIN cycles c ON c.id = a.cycle_id AND c.state = 'collecting'
                    WHERE a.unit_id = u.id AND a.actor_id = $2))
            ORDER BY u.name"#,
         entity_id,

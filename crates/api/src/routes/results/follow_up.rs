@@ -72,16 +72,16 @@ async fn set_follow_up(
         return Err(ApiError::fields(errors));
     }
     let (entity_id, _) = crate::routes::reference::visible_entity(&state, &scope, &code).await?;
-    let y = i32::from(cycle.year.get());
+    let y = cycle.id;
     let mut tx = state.pool.begin().await?;
     // Checked again under the cycle's lock: publication may have happened meanwhile.
-    let mut locked = app_cycles::lock(&mut tx, cycle.year.into()).await?;
+    let mut locked = app_cycles::lock(&mut tx, app_cycles::CycleId(cycle.id)).await?;
     locked.require_open()?;
     // Recording the counts already stored changes nothing: no new input revision (and so no
     // recompute), no audit entry.
     let changed = sqlx::query_scalar!(
-        r#"INSERT INTO entity_follow_up (cycle_year, entity_id, findings, followed_up, updated_by) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (cycle_year, entity_id) DO UPDATE
+        r#"INSERT INTO entity_follow_up (cycle_id, entity_id, findings, followed_up, updated_by) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (cycle_id, entity_id) DO UPDATE
              SET findings = excluded.findings, followed_up = excluded.followed_up, updated_by = excluded.updated_by, updated_at = now()
              WHERE (entity_follow_up.findings, entity_follow_up.followed_up) IS DISTINCT FROM (excluded.findings, excluded.followed_up)
            RETURNING true AS "changed!""#,

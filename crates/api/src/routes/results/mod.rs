@@ -37,12 +37,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(follow_up::router())
 }
 
-/// Who sees which results of a cycle: `None` provinces = all.
-async fn visible(
-    state: &AppState,
-    actor: &Actor,
-    raw: i64,
-) -> ApiResult<(CycleYear, i32, Option<Vec<String>>, String)> {
+/// The results of a cycle a caller may read.
+struct Visible {
+    /// The cycle.
+    id: i64,
+    /// Its year.
+    year: CycleYear,
+    /// Its current results revision.
+    revision: i32,
+    /// The provinces whose results the caller sees: `None` = all.
+    provinces: Option<Vec<String>>,
+    /// Its methodology code.
+    methodology: String,
+}
+
+/// Who sees which results of a cycle.
+async fn visible(state: &AppState, actor: &Actor, raw: i64) -> ApiResult<Visible> {
     let cycle = cycles::head(state, actor, cycles::year(raw)?).await?;
     let provinces = if cycle.state == CycleState::Published {
         None
@@ -59,12 +69,13 @@ async fn visible(
             }
         }
     };
-    Ok((
-        cycle.year,
-        cycle.results_revision,
+    Ok(Visible {
+        id: cycle.id,
+        year: cycle.year,
+        revision: cycle.results_revision,
         provinces,
-        cycle.methodology,
-    ))
+        methodology: cycle.methodology,
+    })
 }
 
 /// A grade as shown with results.
@@ -244,7 +255,7 @@ async fn entities(
     Path(raw): Path<i64>,
     Query(f): Query<ResultFilter>,
 ) -> ApiResult<Json<Page<EntityResultView>>> {
-    let (year, revision, provinces, methodology) = visible(&state, &actor, raw).await?;
+    let Visible { id, year, revision, provinces, methodology } = visible(&state, &actor, raw).await?;
     let limit = pagination::limit(f.limit)?;
     let offset = pagination::offset(f.cursor.as_deref())?;
     let sort = sort_key(f.sort.as_deref())?;
@@ -252,7 +263,7 @@ async fn entities(
         r#"SELECT e.code, e.name, e.kind, e.province_code, r.score, r.grade_code, r.grade_label, r.zone, r.award_eligible,
                   r.national_rank, r.national_of, r.provincial_rank, r.provincial_of, r.units_scored, r.computed_at, r.input_revision, r.breakdown
            FROM entity_results r JOIN entities e ON e.id = r.entity_id
-           WHERE r.cycle_year = $1 AND r.revision = $2
+           WHERE r.cycle_id = $1 AND r.revision = $2
              AND ($3::text[] IS NULL OR e.province_code = ANY($3))
              AND ($4::text IS NULL OR e.kind = $4)
              AND ($5::text IS NULL OR e.province_code = $5)
@@ -260,7 +271,7 @@ async fn entities(
            ORDER BY CASE WHEN $7 = 'rank' THEN -r.score END, CASE WHEN $7 = 'score_asc' THEN r.score END,
                     CASE WHEN $7 = 'name' THEN e.name END, e.code
            LIMIT $8 OFFSET $9"#,
-        i32::from(year.get()),
+        id,
         revision,
         provinces.as_deref(),
         f.kind,
@@ -322,7 +333,7 @@ async fn previous_results(
         return Ok(HashMap::new());
     };
     let py = i32::from(prev_year.get());
-    let Some(prev_cycle) = sqlx::query!("SELECT methodology_code, results_revision FROM cycles WHERE year = $1 AND state = 'published'", py)
+    let Some(prev_cycle) = sqlx::query!("SELECT id, methodology_code, results_revision FROM cycles WHERE kind = 'official' AND year = $1 AND state = 'published'", py)
         .fetch_optional(&state.pool)
         .await?
     else {
@@ -336,8 +347,8 @@ async fn previous_results(
     };
     let rows = sqlx::query!(
         "SELECT e.code, r.score FROM entity_results r JOIN entities e ON e.id = r.entity_id
-         WHERE r.cycle_year = $1 AND r.revision = $2 AND e.code = ANY($3)",
-        py,
+         WHERE r.cycle_id = $1 AND r.revision = $2 AND e.code = ANY($3)",
+        prev_cycle.id,
         prev_cycle.results_revision,
         codes
     )
@@ -408,7 +419,7 @@ async fn units(
     Path(raw): Path<i64>,
     Query(f): Query<ResultFilter>,
 ) -> ApiResult<Json<Page<UnitResultView>>> {
-    let (year, revision, provinces, _) = visible(&state, &actor, raw).await?;
+    let Visible { id, revision, provinces, .. } = visible(&state, &actor, raw).await?;
     let limit = pagination::limit(f.limit)?;
     let offset = pagination::offset(f.cursor.as_deref())?;
     let sort = sort_key(f.sort.as_deref())?;
@@ -417,7 +428,7 @@ async fn units(
         r#"SELECT u.id AS unit_id, u.name AS unit_name, e.code AS entity_code, e.name AS entity_name, e.province_code,
                   r.score, r.grade_code AS grade, r.breakdown, r.deficiencies, r.computed_at
            FROM unit_results r JOIN units u ON u.id = r.unit_id JOIN entities e ON e.id = u.entity_id
-           WHERE r.cycle_year = $1 AND r.revision = $2
+           WHERE r.cycle_id = $1 AND r.revision = $2
              AND ($3::text[] IS NULL OR e.province_code = ANY($3))
              AND ($4::text IS NULL OR e.kind = $4)
              AND ($5::text IS NULL OR e.province_code = $5)
@@ -426,7 +437,7 @@ async fn units(
            ORDER BY CASE WHEN $8 = 'rank' THEN -r.score END, CASE WHEN $8 = 'score_asc' THEN r.score END,
                     CASE WHEN $8 = 'name' THEN u.name END, e.code, u.name
            LIMIT $9 OFFSET $10"#,
-        i32::from(year.get()),
+        id,
         revision,
         provinces.as_deref(),
         f.kind,
@@ -451,15 +462,15 @@ async fn unit(
     actor: Actor,
     Path((raw, unit_id)): Path<(i64, i64)>,
 ) -> ApiResult<Json<UnitResultView>> {
-    let (year, revision, provinces, _) = visible(&state, &actor, raw).await?;
+    let Visible { id, year, revision, provinces, .. } = visible(&state, &actor, raw).await?;
     let row = sqlx::query_as!(
         UnitResultView,
         r#"SELECT u.id AS unit_id, u.name AS unit_name, e.code AS entity_code, e.name AS entity_name, e.province_code,
                   r.score, r.grade_code AS grade, r.breakdown, r.deficiencies, r.computed_at
            FROM unit_results r JOIN units u ON u.id = r.unit_id JOIN entities e ON e.id = u.entity_id
-           WHERE r.cycle_year = $1 AND r.revision = $2 AND r.unit_id = $3
+           WHERE r.cycle_id = $1 AND r.revision = $2 AND r.unit_id = $3
              AND ($4::text[] IS NULL OR e.province_code = ANY($4))"#,
-        i32::from(year.get()),
+        id,
         revision,
         unit_id,
         provinces.as_deref()
@@ -496,19 +507,19 @@ async fn provinces(
     actor: Actor,
     Path(raw): Path<i64>,
 ) -> ApiResult<Json<Vec<ProvinceSummary>>> {
-    let (year, revision, provinces, _) = visible(&state, &actor, raw).await?;
+    let Visible { id, revision, provinces, .. } = visible(&state, &actor, raw).await?;
     let rows = sqlx::query!(
         r#"SELECT p.code, p.name, count(r.entity_id) AS "entities!", avg(r.score) AS mean,
                   (SELECT COALESCE(jsonb_object_agg(g.grade_code, g.n), '{}') FROM (
                        SELECT r2.grade_code, count(*) AS n FROM entity_results r2 JOIN entities e2 ON e2.id = r2.entity_id
-                       WHERE r2.cycle_year = $1 AND r2.revision = $2 AND e2.province_code = p.code
+                       WHERE r2.cycle_id = $1 AND r2.revision = $2 AND e2.province_code = p.code
                        GROUP BY r2.grade_code) g) AS "grades!"
            FROM provinces p
            LEFT JOIN entities e ON e.province_code = p.code
-           LEFT JOIN entity_results r ON r.entity_id = e.id AND r.cycle_year = $1 AND r.revision = $2
+           LEFT JOIN entity_results r ON r.entity_id = e.id AND r.cycle_id = $1 AND r.revision = $2
            WHERE ($3::text[] IS NULL OR p.code = ANY($3))
            GROUP BY p.code ORDER BY p.code"#,
-        i32::from(year.get()),
+        id,
         revision,
         provinces.as_deref()
     )
@@ -564,7 +575,7 @@ async fn history(
         r#"SELECT c.year, c.state, r.score, r.grade_code, r.grade_label, r.zone, r.national_rank, r.national_of,
                   r.provincial_rank, r.provincial_of, e.province_code
            FROM entity_results r JOIN entities e ON e.id = r.entity_id
-           JOIN cycles c ON c.year = r.cycle_year AND c.results_revision = r.revision
+           JOIN cycles c ON c.id = r.cycle_id AND c.results_revision = r.revision AND c.kind = 'official'
            WHERE e.code = $1 ORDER BY c.year"#,
         code
     )

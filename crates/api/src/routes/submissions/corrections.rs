@@ -88,9 +88,9 @@ async fn correct(
 ) -> ApiResult<Json<Corrected>> {
     let actor_id = actor.require_admin()?;
     let year = cycles::year(raw)?;
-    let y = i32::from(year.get());
     let mut tx = state.pool.begin().await?;
-    let mut cycle = app_cycles::lock(&mut tx, year.into()).await?;
+    let mut cycle = app_cycles::lock(&mut tx, year).await?;
+    let y = cycle.id.get();
     if cycle.imported || cycle.state == CycleState::Planning {
         return Err(ApiError::conflict(
             "no-field-data",
@@ -105,11 +105,11 @@ async fn correct(
         ));
     }
     let rows = check_body(state.require_methodology(&cycle.methodology_code)?, &body)?;
-    let submission = sqlx::query_scalar!("SELECT id FROM submissions WHERE cycle_year = $1 AND unit_id = $2 AND state = 'verified' FOR UPDATE", y, body.unit_id)
+    let submission = sqlx::query_scalar!("SELECT id FROM submissions WHERE cycle_id = $1 AND unit_id = $2 AND state = 'verified' FOR UPDATE", y, body.unit_id)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| ApiError::field("unit_id", format!("unit {} has no verified submission in {year}", body.unit_id)))?;
-    let responses_changed = write_responses(&mut tx, actor_id, y, &body, &rows).await?;
+    let responses_changed = write_responses(&mut tx, actor_id, &cycle, &body, &rows).await?;
     audit(
         &mut tx,
         actor_id,
@@ -199,15 +199,16 @@ fn check_body(m: &Methodology, body: &Correction) -> ApiResult<Vec<Row>> {
 async fn write_responses(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     actor_id: i64,
-    y: i32,
+    cycle: &app_cycles::Cycle,
     body: &Correction,
     rows: &[Row],
 ) -> ApiResult<usize> {
+    let y = cycle.id.get();
     let written = store_rows(tx, y, body.unit_id, rows).await?.len();
     let mut removed = 0;
     for (k, r) in body.removed_respondents.iter().enumerate() {
         let gone = sqlx::query!(
-            "DELETE FROM survey_responses WHERE cycle_year = $1 AND unit_id = $2 AND survey_code = $3 AND respondent = $4",
+            "DELETE FROM survey_responses WHERE cycle_id = $1 AND unit_id = $2 AND survey_code = $3 AND respondent = $4",
             y,
             body.unit_id,
             r.survey,
@@ -236,7 +237,7 @@ async fn write_responses(
         crate::routes::audit::write(
             tx,
             Some(actor_id),
-            ("survey_responses", format!("{y}/{}", body.unit_id)),
+            ("survey_responses", format!("{}/{}", cycle.key, body.unit_id)),
             province.as_deref(),
             "corrected",
             serde_json::json!({

@@ -38,7 +38,7 @@ async fn create(
     let actor_id = actor.require_id()?;
     let scope = actor.scope()?;
     let cycle = cycles::load(&state, &actor, cycles::year(raw)?).await?;
-    let y = i32::from(cycle.year.get());
+    let y = cycle.id;
     let visible = sample::sampled_unit_in_scope(&state, &scope, &cycle, body.unit_id).await?;
     if !visible {
         return Err(ApiError::field(
@@ -56,7 +56,7 @@ async fn create(
     // Checked again under the cycle's lock: the cycle may have moved on meanwhile.
     may_edit(
         &actor,
-        app_cycles::lock_shared(&mut tx, cycle.year.into())
+        app_cycles::lock_shared(&mut tx, app_cycles::CycleId(cycle.id))
             .await?
             .state
             .into(),
@@ -122,7 +122,7 @@ async fn bulk_create(
     let actor_id = actor.require_id()?;
     let scope = actor.scope()?;
     let cycle = cycles::load(&state, &actor, cycles::year(raw)?).await?;
-    let y = i32::from(cycle.year.get());
+    let y = cycle.id;
     may_edit(&actor, cycle.state)?;
     if body.is_empty() || body.len() > BULK_SUBMISSIONS_MAX {
         return Err(ApiError::field(
@@ -163,7 +163,7 @@ async fn bulk_create(
     let mut tx = state.pool.begin().await?;
     may_edit(
         &actor,
-        app_cycles::lock_shared(&mut tx, cycle.year.into())
+        app_cycles::lock_shared(&mut tx, app_cycles::CycleId(cycle.id))
             .await?
             .state
             .into(),

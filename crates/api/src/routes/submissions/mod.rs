@@ -28,7 +28,7 @@ use std::collections::HashSet;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kepatuhan_core::{CycleYear, SubmissionState};
+use kepatuhan_core::{CycleId, CycleYear, SubmissionState};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -134,7 +134,9 @@ pub struct StoredValue {
 pub struct Submission {
     /// Id.
     pub id: i64,
-    /// Cycle year.
+    /// The cycle's id.
+    pub cycle_id: i64,
+    /// The year assessed.
     pub cycle_year: i32,
     /// Unit id.
     pub unit_id: i64,
@@ -159,6 +161,7 @@ pub struct Submission {
 /// A submission locked for a change, with what the change needs of its cycle.
 struct Loaded {
     id: i64,
+    cycle_id: CycleId,
     year: CycleYear,
     unit_id: i64,
     state: SubmissionState,
@@ -191,14 +194,14 @@ fn check_if_match(headers: &HeaderMap, version: i32) -> ApiResult<()> {
 async fn lock(tx: &mut Transaction<'_, Postgres>, actor: &Actor, id: i64) -> ApiResult<Loaded> {
     let scope = actor.scope()?;
     let row = sqlx::query!(
-        r#"SELECT s.id, s.cycle_year, s.unit_id, s.state, s.version, c.state AS cycle_state, c.methodology_code
+        r#"SELECT s.id, s.cycle_id, c.year, s.unit_id, s.state, s.version, c.state AS cycle_state, c.methodology_code
            FROM submissions s
-           JOIN cycles c ON c.year = s.cycle_year
+           JOIN cycles c ON c.id = s.cycle_id
            JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
            WHERE s.id = $1
              AND ($2::text[] IS NULL OR e.province_code = ANY($2))
              AND ($3::bigint IS NULL OR (c.state = 'collecting' AND EXISTS (
-                   SELECT 1 FROM assignments a WHERE a.cycle_year = s.cycle_year AND a.unit_id = s.unit_id AND a.actor_id = $3)))
+                   SELECT 1 FROM assignments a WHERE a.cycle_id = s.cycle_id AND a.unit_id = s.unit_id AND a.actor_id = $3)))
            FOR UPDATE OF s"#,
         id,
         scope.provinces.as_deref(),
@@ -209,7 +212,8 @@ async fn lock(tx: &mut Transaction<'_, Postgres>, actor: &Actor, id: i64) -> Api
     .ok_or_else(|| ApiError::NotFound(format!("no submission {id}")))?;
     Ok(Loaded {
         id: row.id,
-        year: cycles::year(i64::from(row.cycle_year))?,
+        cycle_id: CycleId(row.cycle_id),
+        year: cycles::year(i64::from(row.year))?,
         unit_id: row.unit_id,
         state: row.state.parse().map_err(
             |e: kepatuhan_core::submission::UnknownSubmissionState| {
@@ -254,6 +258,7 @@ async fn read(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Submission>
         .unwrap_or_default();
     Ok(Submission {
         id,
+        cycle_id: loaded.cycle_id.get(),
         cycle_year: i32::from(loaded.year.get()),
         unit_id: loaded.unit_id,
         unit_name: head.unit_name,
@@ -333,15 +338,15 @@ async fn list(
         SubmissionSummary,
         r#"SELECT s.id, s.unit_id, u.name AS unit_name, e.code AS entity_code, s.state, s.version, s.updated_at
            FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
-           JOIN cycles c ON c.year = s.cycle_year
-           WHERE s.cycle_year = $1
+           JOIN cycles c ON c.id = s.cycle_id
+           WHERE s.cycle_id = $1
              AND ($2::text IS NULL OR s.state = $2)
              AND ($3::text IS NULL OR e.code = $3)
              AND ($4::text[] IS NULL OR e.province_code = ANY($4))
              AND ($5::bigint IS NULL OR (c.state = 'collecting' AND EXISTS (
-                   SELECT 1 FROM assignments a WHERE a.cycle_year = s.cycle_year AND a.unit_id = s.unit_id AND a.actor_id = $5)))
+                   SELECT 1 FROM assignments a WHERE a.cycle_id = s.cycle_id AND a.unit_id = s.unit_id AND a.actor_id = $5)))
            ORDER BY e.code, u.name"#,
-        i32::from(cycle.year.get()),
+        cycle.id,
         filter.state,
         filter.entity,
         scope.provinces.as_deref(),

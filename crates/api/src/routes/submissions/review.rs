@@ -24,7 +24,6 @@ use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, parse_json};
 use crate::problem::{FieldError, Problem};
-use crate::routes::cycles;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,13 +45,13 @@ async fn begin_change(
     action: SubmissionAction,
 ) -> ApiResult<(Transaction<'static, Postgres>, Loaded, app_cycles::Cycle)> {
     let mut tx = state.pool.begin().await?;
-    let year = sqlx::query_scalar!("SELECT cycle_year FROM submissions WHERE id = $1", id)
+    let key = sqlx::query_scalar!("SELECT cycle_id FROM submissions WHERE id = $1", id)
         .fetch_optional(&mut *tx)
         .await?
+        .map(app_cycles::CycleId)
         .ok_or_else(|| ApiError::NotFound(format!("no submission {id}")))?;
     // A verification moves the cycle's input revision: it takes the cycle's lock alone; the
     // other moves only read its state, side by side.
-    let key = cycles::year(i64::from(year))?.into();
     let cycle = if action == SubmissionAction::Verify {
         app_cycles::lock(&mut tx, key).await?
     } else {

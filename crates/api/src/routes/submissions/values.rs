@@ -187,12 +187,12 @@ pub(super) async fn write_values(
 pub(super) async fn insert_draft(
     tx: &mut Transaction<'_, Postgres>,
     actor_id: i64,
-    y: i32,
+    y: i64,
     unit_id: i64,
     values: &[ValueInput],
 ) -> ApiResult<Option<(i64, i32)>> {
     let inserted = sqlx::query!(
-        "INSERT INTO submissions (cycle_year, unit_id, created_by) VALUES ($1, $2, $3) RETURNING id, version",
+        "INSERT INTO submissions (cycle_id, unit_id, created_by) VALUES ($1, $2, $3) RETURNING id, version",
         y,
         unit_id,
         actor_id

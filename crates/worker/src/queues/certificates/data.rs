@@ -20,7 +20,6 @@ pub(super) async fn certificate_data(
     methodology: &str,
     config: &WorkerConfig,
 ) -> Result<Vec<Pending>, JobError> {
-    let year = i32::from(job.year);
     let (entities, units): (Vec<i64>, Vec<Option<i64>>) = job
         .recipients
         .iter()
@@ -29,21 +28,21 @@ pub(super) async fn certificate_data(
     let rows = sqlx::query!(
         r#"SELECT r.entity_id AS "entity_id!", r.unit_id, e.name, e.kind, p.name AS "province?",
                   er.score, er.grade_code, er.grade_label, er.zone,
-                  er.national_rank, er.national_of, er.provincial_rank, er.provincial_of, c.published_at,
+                  er.national_rank, er.national_of, er.provincial_rank, er.provincial_of, c.year, c.published_at,
                   u.name AS "unit_name?", ur.score AS "unit_score?", ur.grade_code AS "unit_grade?",
                   cert.id AS "existing_id?", cert.score AS "existing_score?", cert.grade_code AS "existing_grade?",
                   cert.rank_text AS "existing_rank?"
            FROM UNNEST($3::bigint[], $4::bigint[]) WITH ORDINALITY AS r(entity_id, unit_id, ord)
-           JOIN entity_results er ON er.cycle_year = $1 AND er.revision = $2 AND er.entity_id = r.entity_id
+           JOIN entity_results er ON er.cycle_id = $1 AND er.revision = $2 AND er.entity_id = r.entity_id
            JOIN entities e ON e.id = r.entity_id
            LEFT JOIN provinces p ON p.code = e.province_code
-           JOIN cycles c ON c.year = $1
+           JOIN cycles c ON c.id = $1
            LEFT JOIN units u ON u.id = r.unit_id AND u.entity_id = r.entity_id
-           LEFT JOIN unit_results ur ON ur.cycle_year = $1 AND ur.revision = $2 AND ur.unit_id = r.unit_id
-           LEFT JOIN certificates cert ON cert.cycle_year = $1 AND cert.status = 'valid'
+           LEFT JOIN unit_results ur ON ur.cycle_id = $1 AND ur.revision = $2 AND ur.unit_id = r.unit_id
+           LEFT JOIN certificates cert ON cert.cycle_id = $1 AND cert.status = 'valid'
                 AND cert.entity_id = r.entity_id AND COALESCE(cert.unit_id, 0) = COALESCE(r.unit_id, 0)
            ORDER BY r.ord"#,
-        year,
+        job.cycle_id.get(),
         job.revision,
         &entities,
         &units as &[Option<i64>]
@@ -64,7 +63,7 @@ pub(super) async fn certificate_data(
             code,
             recipient: row.name.clone(),
             recipient_detail: None,
-            year: job.year,
+            year: u16::try_from(row.year).map_err(|e| JobError::Inconsistent(e.to_string()))?,
             score: PublishedScore::new(row.score)
                 .map_err(|e| JobError::Inconsistent(e.to_string()))?,
             grade_code: row.grade_code,

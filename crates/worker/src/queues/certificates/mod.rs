@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use apalis::prelude::*;
 use kepatuhan_app::App;
+use kepatuhan_app::cycles::CycleKind;
 use kepatuhan_app::jobs::{self, IssueCertificates, Recipient, RenderCertificates};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -66,7 +67,7 @@ pub async fn issue(
     let started = std::time::Instant::now();
     let span = tracing::info_span!(
         "issue_certificates",
-        year = job.year,
+        cycle_id = %job.cycle_id,
         revision = job.revision
     );
     kepatuhan_app::telemetry::continue_trace(&span, job.traceparent.as_deref());
@@ -80,20 +81,28 @@ pub async fn issue(
 }
 
 async fn issue_in_span(job: IssueCertificates, app: &App, id: &TaskId) -> Result<(), JobError> {
-    let year = i32::from(job.year);
-    let current = sqlx::query_scalar!("SELECT results_revision FROM cycles WHERE year = $1", year)
-        .fetch_one(&app.pool)
-        .await?;
+    let cycle_id = job.cycle_id.get();
+    let cycle = sqlx::query!(
+        "SELECT year, kind, results_revision FROM cycles WHERE id = $1",
+        cycle_id
+    )
+    .fetch_one(&app.pool)
+    .await?;
+    if cycle.kind != CycleKind::Official.as_str() {
+        tracing::warn!(cycle_id, "an unofficial cycle is never certified");
+        return Ok(());
+    }
+    let current = cycle.results_revision;
     if current != job.revision {
         tracing::info!(
-            year,
+            cycle_id,
             revision = job.revision,
             current,
             "results revision superseded; a newer issue reconciles"
         );
         return Ok(());
     }
-    let recipients = reconcile::needing_certificates(app, year, job.revision).await?;
+    let recipients = reconcile::needing_certificates(app, cycle_id, job.revision).await?;
     let parent = id.to_string();
     let mut tx = app.pool.begin().await?;
     sqlx::query!(
@@ -104,7 +113,7 @@ async fn issue_in_span(job: IssueCertificates, app: &App, id: &TaskId) -> Result
     )
     .execute(&mut *tx)
     .await?;
-    let withdrawn = reconcile::withdraw_unearned(&mut tx, year, job.revision).await?;
+    let withdrawn = reconcile::withdraw_unearned(&mut tx, cycle_id, cycle.year, job.revision).await?;
     // One statement for all of them. A batch's key names this fan-out and its recipients, so a
     // retry of this job does not queue a batch twice, while a later fan-out of the same revision
     // reconciles afresh; a recipient in two batches is rendered once (the second finds it issued).
@@ -118,7 +127,7 @@ async fn issue_in_span(job: IssueCertificates, app: &App, id: &TaskId) -> Result
             }
             let key = format!("render-{parent}-{}", hex::encode(&hash.finalize()[..12]));
             let render = RenderCertificates {
-                year: job.year,
+                cycle_id: job.cycle_id,
                 revision: job.revision,
                 recipients: batch.to_vec(),
                 parent: Some(parent.clone()),
@@ -129,7 +138,7 @@ async fn issue_in_span(job: IssueCertificates, app: &App, id: &TaskId) -> Result
         .collect();
     jobs::enqueue_many(&mut tx, &renders).await?;
     tx.commit().await?;
-    tracing::info!(job = %parent, year = job.year, revision = job.revision, certificates = recipients.len(), jobs = renders.len(), withdrawn, "certificates reconciled");
+    tracing::info!(job = %parent, year = cycle.year, revision = job.revision, certificates = recipients.len(), jobs = renders.len(), withdrawn, "certificates reconciled");
     Ok(())
 }
 
@@ -186,16 +195,15 @@ async fn render_batch(
     renderer: &Arc<Renderer>,
     config: &WorkerConfig,
 ) -> Result<(), JobError> {
-    let year = i32::from(job.year);
     let cycle = sqlx::query!(
-        "SELECT methodology_code, results_revision FROM cycles WHERE year = $1",
-        year
+        "SELECT year, methodology_code, results_revision FROM cycles WHERE id = $1",
+        job.cycle_id.get()
     )
     .fetch_one(&app.pool)
     .await?;
     if cycle.results_revision != job.revision {
         tracing::info!(
-            year,
+            cycle_id = %job.cycle_id,
             revision = job.revision,
             "results revision superseded; a newer issue renders instead"
         );
@@ -210,7 +218,7 @@ async fn render_batch(
     let mut stored = Vec::with_capacity(pdfs.len());
     for (p, pdf) in pending.iter().zip(pdfs) {
         let sha = Sha256::digest(&pdf).to_vec();
-        let key = format!("certificates/{}/{}.pdf", job.year, p.data.code);
+        let key = format!("certificates/{}/{}.pdf", cycle.year, p.data.code);
         let size = i32::try_from(pdf.len()).unwrap_or(i32::MAX);
         app.store
             .put(&object_store::path::Path::from(key.as_str()), pdf.into())

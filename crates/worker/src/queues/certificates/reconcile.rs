@@ -16,39 +16,39 @@ use sqlx::{Postgres, Transaction};
 use super::data::rank_sentence;
 use crate::error::JobError;
 
-/// The recipients of revision `revision` of cycle `year` whose certificate is missing or states
+/// The recipients of revision `revision` of the cycle `cycle_id` whose certificate is missing or states
 /// an outdated result, in recipient order.
 pub(super) async fn needing_certificates(
     app: &App,
-    year: i32,
+    cycle_id: i64,
     revision: i32,
 ) -> Result<Vec<Recipient>, JobError> {
     let rows = sqlx::query!(
         r#"WITH wanted AS (
                SELECT r.entity_id, NULL::bigint AS unit_id, r.score, r.grade_code,
                       r.national_rank, r.national_of, r.provincial_rank, r.provincial_of
-               FROM entity_results r WHERE r.cycle_year = $1 AND r.revision = $2 AND r.award_eligible
+               FROM entity_results r WHERE r.cycle_id = $1 AND r.revision = $2 AND r.award_eligible
                UNION ALL
                SELECT u.entity_id, ur.unit_id, ur.score, ur.grade_code,
                       r.national_rank, r.national_of, r.provincial_rank, r.provincial_of
                FROM unit_results ur JOIN units u ON u.id = ur.unit_id
-               JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_year = ur.cycle_year AND r.revision = ur.revision
-               WHERE ur.cycle_year = $1 AND ur.revision = $2 AND r.award_eligible)
+               JOIN entity_results r ON r.entity_id = u.entity_id AND r.cycle_id = ur.cycle_id AND r.revision = ur.revision
+               WHERE ur.cycle_id = $1 AND ur.revision = $2 AND r.award_eligible)
            SELECT w.entity_id AS "entity_id!", w.unit_id, w.score AS "score!", w.grade_code AS "grade_code!",
                   e.kind, p.name AS "province?",
                   w.national_rank AS "national_rank!", w.national_of AS "national_of!",
                   w.provincial_rank, w.provincial_of,
                   c.id AS "valid_id?", c.score AS "valid_score?", c.grade_code AS "valid_grade?", c.rank_text AS "valid_rank?",
                   (SELECT l.status = 'revoked' FROM certificates l
-                   WHERE l.cycle_year = $1 AND l.entity_id = w.entity_id AND COALESCE(l.unit_id, 0) = COALESCE(w.unit_id, 0)
+                   WHERE l.cycle_id = $1 AND l.entity_id = w.entity_id AND COALESCE(l.unit_id, 0) = COALESCE(w.unit_id, 0)
                    ORDER BY l.id DESC LIMIT 1) AS "revoked?"
            FROM wanted w
            JOIN entities e ON e.id = w.entity_id
            LEFT JOIN provinces p ON p.code = e.province_code
-           LEFT JOIN certificates c ON c.cycle_year = $1 AND c.status = 'valid' AND c.entity_id = w.entity_id
+           LEFT JOIN certificates c ON c.cycle_id = $1 AND c.status = 'valid' AND c.entity_id = w.entity_id
                 AND COALESCE(c.unit_id, 0) = COALESCE(w.unit_id, 0)
            ORDER BY w.entity_id, w.unit_id NULLS FIRST"#,
-        year,
+        cycle_id,
         revision
     )
     .fetch_all(&app.pool)
@@ -79,25 +79,27 @@ pub(super) async fn needing_certificates(
         .collect())
 }
 
-/// Withdraws, in the caller's transaction, the valid certificates of cycle `year` whose
+/// Withdraws, in the caller's transaction, the valid certificates of the cycle `cycle_id` (of
+/// `year`) whose
 /// recipient earns no award in revision `revision`, and emits their events; returns how many.
 pub(super) async fn withdraw_unearned(
     tx: &mut Transaction<'_, Postgres>,
+    cycle_id: i64,
     year: i32,
     revision: i32,
 ) -> Result<usize, JobError> {
     let reason = format!("tidak lagi memenuhi syarat penghargaan pada revisi hasil {revision}");
     let withdrawn = sqlx::query!(
         r#"UPDATE certificates c SET status = 'withdrawn', revoke_reason = $3, status_changed_at = now()
-           WHERE c.cycle_year = $1 AND c.status = 'valid'
+           WHERE c.cycle_id = $1 AND c.status = 'valid'
              AND NOT EXISTS (
                  SELECT 1 FROM entity_results r
-                 WHERE r.cycle_year = $1 AND r.revision = $2 AND r.entity_id = c.entity_id AND r.award_eligible
+                 WHERE r.cycle_id = $1 AND r.revision = $2 AND r.entity_id = c.entity_id AND r.award_eligible
                    AND (c.unit_id IS NULL OR EXISTS (
                         SELECT 1 FROM unit_results ur
-                        WHERE ur.cycle_year = $1 AND ur.revision = $2 AND ur.unit_id = c.unit_id)))
+                        WHERE ur.cycle_id = $1 AND ur.revision = $2 AND ur.unit_id = c.unit_id)))
            RETURNING c.code, c.entity_id, c.unit_id"#,
-        year,
+        cycle_id,
         revision,
         reason
     )

@@ -17,7 +17,7 @@ pub(super) async fn record(
     pending: &[Pending],
     stored: Vec<Stored>,
 ) -> Result<(), JobError> {
-    let year = i32::from(job.year);
+    let cycle_id = job.cycle_id.get();
     let (entities, units): (Vec<i64>, Vec<Option<i64>>) = pending
         .iter()
         .map(|p| (p.recipient.entity_id, p.recipient.unit_id))
@@ -32,10 +32,10 @@ pub(super) async fn record(
            FROM UNNEST($2::bigint[], $3::bigint[]) AS r(entity_id, unit_id)
            CROSS JOIN LATERAL (
                SELECT v.id, v.entity_id, v.unit_id FROM certificates v
-               WHERE v.cycle_year = $1 AND v.status = 'valid'
+               WHERE v.cycle_id = $1 AND v.status = 'valid'
                  AND v.entity_id = r.entity_id AND COALESCE(v.unit_id, 0) = COALESCE(r.unit_id, 0)
                FOR UPDATE) c"#,
-        year,
+        cycle_id,
         &entities,
         &units as &[Option<i64>]
     )
@@ -72,7 +72,7 @@ pub(super) async fn record(
     let rows = CertificateRows::new(&issue);
     let new_ids = insert(&mut tx, job, &rows).await?;
     let previous: Vec<i64> = issue.iter().map(|(.., prev)| prev.unwrap_or(0)).collect();
-    let links = link_replaced(&mut tx, year, &new_ids, &rows, &previous).await?;
+    let links = link_replaced(&mut tx, cycle_id, &new_ids, &rows, &previous).await?;
     let events: Vec<Event> = issue
         .iter()
         .zip(&new_ids)
@@ -88,7 +88,7 @@ pub(super) async fn record(
     tx.commit().await?;
     metrics::counter!("kepatuhan_certificates_issued_total").increment(issue.len() as u64);
     for (p, ..) in &issue {
-        tracing::info!(code = %p.data.code, year, entity = p.recipient.entity_id, unit = ?p.recipient.unit_id, "certificate issued");
+        tracing::info!(code = %p.data.code, year = p.data.year, entity = p.recipient.entity_id, unit = ?p.recipient.unit_id, "certificate issued");
     }
     Ok(())
 }
@@ -100,7 +100,7 @@ async fn insert(
     rows: &CertificateRows,
 ) -> Result<Vec<i64>, JobError> {
     let inserted = sqlx::query!(
-        r#"INSERT INTO certificates (code, cycle_year, revision, entity_id, unit_id, recipient, recipient_detail, score, grade_code,
+        r#"INSERT INTO certificates (code, cycle_id, revision, entity_id, unit_id, recipient, recipient_detail, score, grade_code,
                                     grade_label, zone, rank_text, sha256, object_key, size_bytes)
            SELECT r.code, $1, $2, r.entity_id, r.unit_id, r.recipient, r.recipient_detail, r.score, r.grade_code,
                   r.grade_label, r.zone, r.rank_text, r.sha256, r.object_key, r.size_bytes
@@ -109,7 +109,7 @@ async fn insert(
                 AS r(code, entity_id, unit_id, recipient, recipient_detail, score, grade_code,
                      grade_label, zone, rank_text, sha256, object_key, size_bytes)
            RETURNING id, code"#,
-        i32::from(job.year),
+        job.cycle_id.get(),
         job.revision,
         &rows.code,
         &rows.entity_id,
@@ -144,7 +144,7 @@ async fn insert(
 /// the new certificate. Returns `(new id, replaced code)` pairs.
 async fn link_replaced(
     tx: &mut sqlx::PgConnection,
-    year: i32,
+    cycle_id: i64,
     new_ids: &[i64],
     rows: &CertificateRows,
     previous: &[i64],
@@ -153,13 +153,13 @@ async fn link_replaced(
         r#"UPDATE certificates o SET replaced_by = n.new_id
            FROM (SELECT r.new_id,
                         (SELECT c.id FROM certificates c
-                         WHERE c.cycle_year = $1 AND c.entity_id = r.entity_id AND c.unit_id IS NOT DISTINCT FROM r.unit_id
+                         WHERE c.cycle_id = $1 AND c.entity_id = r.entity_id AND c.unit_id IS NOT DISTINCT FROM r.unit_id
                            AND c.status <> 'valid' AND c.replaced_by IS NULL AND c.id <> r.new_id
                          ORDER BY (c.id = r.previous) DESC, c.id DESC LIMIT 1) AS old_id
                  FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS r(new_id, entity_id, unit_id, previous)) n
            WHERE o.id = n.old_id
            RETURNING n.new_id AS "new_id!", o.code"#,
-        year,
+        cycle_id,
         new_ids,
         &rows.entity_id,
         &rows.unit_id as &[Option<i64>],
@@ -182,7 +182,7 @@ fn issued_event(job: &RenderCertificates, p: &Pending, replaces: Option<&str>) -
         entity_id: Some(p.recipient.entity_id),
         data: serde_json::json!({
             "code": p.data.code,
-            "year": job.year,
+            "year": p.data.year,
             "revision": job.revision,
             "recipient": p.data.recipient,
             "recipient_detail": p.data.recipient_detail,
