@@ -113,9 +113,10 @@ impl Client {
 
 /// Loads the demo dataset unless the 2025 cycle already exists. Returns the tokens it created.
 pub async fn seed_demo(app: &App, settings: &Settings) -> DemoResult<Option<DemoTokens>> {
-    let exists = sqlx::query_scalar!("SELECT year FROM cycles WHERE kind = 'official' AND year = 2025")
-        .fetch_optional(&app.pool)
-        .await?;
+    let exists =
+        sqlx::query_scalar!("SELECT year FROM cycles WHERE kind = 'official' AND year = 2025")
+            .fetch_optional(&app.pool)
+            .await?;
     if exists.is_some() {
         return Ok(None);
     }
@@ -377,9 +378,10 @@ pub struct Showcase {
 /// are assessed by the demo's assessor and verified by the office; the other province's are left
 /// out of the sample. Does nothing when 2023 exists; needs [`seed_demo`] first.
 pub async fn publish_showcase(app: &App, settings: &Settings) -> DemoResult<Option<Showcase>> {
-    let exists = sqlx::query_scalar!("SELECT year FROM cycles WHERE kind = 'official' AND year = 2023")
-        .fetch_optional(&app.pool)
-        .await?;
+    let exists =
+        sqlx::query_scalar!("SELECT year FROM cycles WHERE kind = 'official' AND year = 2023")
+            .fetch_optional(&app.pool)
+            .await?;
     if exists.is_some() {
         return Ok(None);
     }

@@ -119,7 +119,10 @@ pub async fn id_of(db: impl PgExecutor<'_>, key: CycleKey) -> AppResult<CycleId>
 /// Locks a cycle's row in the caller's transaction and reads it ([`AppError::CycleNotFound`]
 /// when there is none). The lock is held until the transaction ends: for writes that change the
 /// cycle (its state, its revisions), one at a time.
-pub async fn lock(tx: &mut Transaction<'_, Postgres>, key: impl Into<CycleKey>) -> AppResult<Cycle> {
+pub async fn lock(
+    tx: &mut Transaction<'_, Postgres>,
+    key: impl Into<CycleKey>,
+) -> AppResult<Cycle> {
     let key = key.into();
     let id = id_of(&mut **tx, key).await?;
     sqlx::query_as!(

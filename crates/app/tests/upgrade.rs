@@ -117,9 +117,10 @@ async fn an_upgrade_keys_every_row_by_its_cycle_and_keeps_queued_jobs(pool: PgPo
     );
 
     // A second official cycle of a year is refused; an unofficial one beside it is not.
-    let second = sqlx::query("INSERT INTO cycles (year, methodology_code) VALUES (2025, 'ori-2025')")
-        .execute(&pool)
-        .await;
+    let second =
+        sqlx::query("INSERT INTO cycles (year, methodology_code) VALUES (2025, 'ori-2025')")
+            .execute(&pool)
+            .await;
     assert!(second.is_err());
     sqlx::query(
         "INSERT INTO cycles (year, methodology_code, kind, entity_id, name)

@@ -15,8 +15,7 @@ pub async fn official_cycle(pool: &PgPool, year: i32) -> CycleId {
         .bind(year)
         .fetch_one(pool)
         .await
-        .map(CycleId)
-        .unwrap_or_else(|e| panic!("no official cycle {year}: {e}"))
+        .map_or_else(|e| panic!("no official cycle {year}: {e}"), CycleId)
 }
 
 /// Makes the demo's 2025 cycle publishable, behind the api's back (as the owner role): every

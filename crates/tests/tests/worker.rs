@@ -143,10 +143,12 @@ async fn verified_submissions_become_results_through_the_worker(pool: PgPool) {
     tx.commit().await.unwrap();
     drain(&state).await;
     assert_eq!(snapshot(&pool, 2025).await, full);
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM unit_results WHERE cycle_id = official_cycle(2025)")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM unit_results WHERE cycle_id = official_cycle(2025)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(usize::try_from(rows).unwrap(), full.0.len());
     let stamped: i64 = sqlx::query_scalar("SELECT count(*) FROM unit_results WHERE cycle_id = official_cycle(2025) AND input_revision = (SELECT input_revision FROM cycles WHERE year = 2025)")
         .fetch_one(&pool)
@@ -161,13 +163,9 @@ async fn verified_submissions_become_results_through_the_worker(pool: PgPool) {
 /// Enqueues a recompute of a cycle that does not exist: every attempt fails.
 async fn enqueue_doomed(pool: &PgPool) -> String {
     let mut tx = pool.begin().await.unwrap();
-    let id = jobs::enqueue(
-        &mut tx,
-        &Recompute::full(CycleId(9_999)),
-        None,
-    )
-    .await
-    .unwrap();
+    let id = jobs::enqueue(&mut tx, &Recompute::full(CycleId(9_999)), None)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     id
 }
@@ -393,21 +391,23 @@ async fn a_burst_of_verifications_costs_one_recompute(pool: PgPool) {
         recompute_for_job(&state, year.into(), BURST).await.unwrap(),
         JobOutcome::Recomputed(_)
     ));
-    let computed_at: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT max(computed_at) FROM unit_results WHERE cycle_id = official_cycle(2025)")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let computed_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT max(computed_at) FROM unit_results WHERE cycle_id = official_cycle(2025)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     // The burst's other jobs find the results current and write nothing.
     assert_eq!(
         recompute_for_job(&state, year.into(), BURST).await.unwrap(),
         JobOutcome::Unchanged { revision: 1 }
     );
-    let after: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT max(computed_at) FROM unit_results WHERE cycle_id = official_cycle(2025)")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let after: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "SELECT max(computed_at) FROM unit_results WHERE cycle_id = official_cycle(2025)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(after, computed_at);
     // An explicit full recompute always runs; new input makes the next burst job run too.
     assert!(matches!(
@@ -433,11 +433,12 @@ async fn an_incremental_recompute_writes_what_a_full_one_would(pool: PgPool) {
     recompute_for_job(&state, year.into(), Trigger::Full)
         .await
         .unwrap();
-    let total: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM unit_results WHERE cycle_id = official_cycle(2025)")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let total: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM unit_results WHERE cycle_id = official_cycle(2025)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     // Verify the demo's submitted submissions one at a time, as offices do, each followed by its
     // job; after each, the stored results must equal a full recompute's.
     let waiting: Vec<(i64, i64)> = sqlx::query_as(

@@ -237,7 +237,15 @@ async fn import(
     };
     let mut entities = 0;
     if changed {
-        entities = write_import(&mut tx, &m, (cycle_id, year), revision, &scored, &entity_ids).await?;
+        entities = write_import(
+            &mut tx,
+            &m,
+            (cycle_id, year),
+            revision,
+            &scored,
+            &entity_ids,
+        )
+        .await?;
         sqlx::query!(
             "UPDATE cycles SET results_revision = $2, updated_at = now() WHERE id = $1",
             cycle_id,

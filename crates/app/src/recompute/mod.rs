@@ -8,8 +8,8 @@
 mod load;
 mod write;
 
-use kepatuhan_core::{CycleYear, Methodology};
 use kepatuhan_core::scoring::score_cycle;
+use kepatuhan_core::{CycleYear, Methodology};
 use serde::Serialize;
 use sqlx::{Postgres, Transaction};
 

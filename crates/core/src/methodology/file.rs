@@ -87,6 +87,8 @@ pub(crate) struct RawIndicator {
     pub scale: Option<String>,
     /// Or levels written inline.
     pub levels: Option<Vec<RawLevel>>,
+    /// Effort of raising the indicator by one level, relative to other indicators (default 1).
+    pub effort: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

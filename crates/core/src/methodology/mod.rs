@@ -126,9 +126,18 @@ pub struct Indicator {
     pub source: EvidenceSource,
     /// The ordinal scale.
     pub scale: Scale,
+    /// What raising the indicator by one level costs the unit, relative to the other
+    /// indicators (1 unless the methodology says otherwise: printing a service standard is
+    /// cheaper than building a ramp). Improvement plans minimise the total effort.
+    pub effort: u32,
     /// Precomputed `weight × level × (lcm / max)` per level position (see scoring).
     #[serde(skip)]
     pub(crate) numerators: Vec<Decimal>,
+}
+
+impl Indicator {
+    /// The largest effort a methodology may give one level of an indicator.
+    pub const MAX_EFFORT: u32 = 100;
 }
 
 /// The kind of evidence an indicator is assessed from.

@@ -562,12 +562,29 @@ fn build_indicator(
             None
         }
     };
+    let effort = match raw.effort {
+        None => Some(1),
+        Some(e) => match u32::try_from(e) {
+            Ok(e) if (1..=Indicator::MAX_EFFORT).contains(&e) => Some(e),
+            _ => {
+                c.report(
+                    format!("{path}.effort"),
+                    format!(
+                        "must be a whole number from 1 to {}, got {e}",
+                        Indicator::MAX_EFFORT
+                    ),
+                );
+                None
+            }
+        },
+    };
     Some(Indicator {
         code: code?,
         name: name?,
         weight: weight?,
         source: source?,
         scale: scale?,
+        effort: effort?,
         numerators: Vec::new(),
     })
 }

@@ -7,11 +7,13 @@
 //! - [`year_on_year`]: rule 8.
 //! - [`deficiencies`]: rule 9.
 //! - [`score_cycle`]: all of the above for a whole cycle.
+//! - [`plan_unit`] and [`plan_entity`]: what to fix to reach a grade, at the least effort.
 
 mod cycle;
 mod deficiency;
 mod entity;
 mod input;
+mod plan;
 mod ranking;
 mod unit;
 mod year_on_year;
@@ -27,6 +29,10 @@ pub use entity::{
 };
 pub use input::{
     AnswerInput, InputError, Sheet, SurveyAnswer, SurveyResponse, SurveyTally, UnitInput,
+};
+pub use plan::{
+    EntityPlan, EntityUnitPlan, Goal, PlanError, PlanOutcome, PlanStep, UnitPlan, apply_steps,
+    plan_entity, plan_unit,
 };
 pub use ranking::{Rank, RankInput, Ranks, rank, rank_entities};
 pub use unit::{

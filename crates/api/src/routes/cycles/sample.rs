@@ -20,7 +20,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
 use crate::problem::{FieldError, Problem};
 
-
 use kepatuhan_app::cycles as app_cycles;
 
 use super::{Cycle, CycleState, load, year};

@@ -255,7 +255,13 @@ async fn entities(
     Path(raw): Path<i64>,
     Query(f): Query<ResultFilter>,
 ) -> ApiResult<Json<Page<EntityResultView>>> {
-    let Visible { id, year, revision, provinces, methodology } = visible(&state, &actor, raw).await?;
+    let Visible {
+        id,
+        year,
+        revision,
+        provinces,
+        methodology,
+    } = visible(&state, &actor, raw).await?;
     let limit = pagination::limit(f.limit)?;
     let offset = pagination::offset(f.cursor.as_deref())?;
     let sort = sort_key(f.sort.as_deref())?;
@@ -419,7 +425,12 @@ async fn units(
     Path(raw): Path<i64>,
     Query(f): Query<ResultFilter>,
 ) -> ApiResult<Json<Page<UnitResultView>>> {
-    let Visible { id, revision, provinces, .. } = visible(&state, &actor, raw).await?;
+    let Visible {
+        id,
+        revision,
+        provinces,
+        ..
+    } = visible(&state, &actor, raw).await?;
     let limit = pagination::limit(f.limit)?;
     let offset = pagination::offset(f.cursor.as_deref())?;
     let sort = sort_key(f.sort.as_deref())?;
@@ -462,7 +473,13 @@ async fn unit(
     actor: Actor,
     Path((raw, unit_id)): Path<(i64, i64)>,
 ) -> ApiResult<Json<UnitResultView>> {
-    let Visible { id, year, revision, provinces, .. } = visible(&state, &actor, raw).await?;
+    let Visible {
+        id,
+        year,
+        revision,
+        provinces,
+        ..
+    } = visible(&state, &actor, raw).await?;
     let row = sqlx::query_as!(
         UnitResultView,
         r#"SELECT u.id AS unit_id, u.name AS unit_name, e.code AS entity_code, e.name AS entity_name, e.province_code,
@@ -507,7 +524,12 @@ async fn provinces(
     actor: Actor,
     Path(raw): Path<i64>,
 ) -> ApiResult<Json<Vec<ProvinceSummary>>> {
-    let Visible { id, revision, provinces, .. } = visible(&state, &actor, raw).await?;
+    let Visible {
+        id,
+        revision,
+        provinces,
+        ..
+    } = visible(&state, &actor, raw).await?;
     let rows = sqlx::query!(
         r#"SELECT p.code, p.name, count(r.entity_id) AS "entities!", avg(r.score) AS mean,
                   (SELECT COALESCE(jsonb_object_agg(g.grade_code, g.n), '{}') FROM (

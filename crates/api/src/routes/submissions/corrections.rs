@@ -237,7 +237,10 @@ async fn write_responses(
         crate::routes::audit::write(
             tx,
             Some(actor_id),
-            ("survey_responses", format!("{}/{}", cycle.key, body.unit_id)),
+            (
+                "survey_responses",
+                format!("{}/{}", cycle.key, body.unit_id),
+            ),
             province.as_deref(),
             "corrected",
             serde_json::json!({

@@ -113,7 +113,8 @@ async fn issue_in_span(job: IssueCertificates, app: &App, id: &TaskId) -> Result
     )
     .execute(&mut *tx)
     .await?;
-    let withdrawn = reconcile::withdraw_unearned(&mut tx, cycle_id, cycle.year, job.revision).await?;
+    let withdrawn =
+        reconcile::withdraw_unearned(&mut tx, cycle_id, cycle.year, job.revision).await?;
     // One statement for all of them. A batch's key names this fan-out and its recipients, so a
     // retry of this job does not queue a batch twice, while a later fan-out of the same revision
     // reconciles afresh; a recipient in two batches is rendered once (the second finds it issued).
