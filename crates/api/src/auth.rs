@@ -40,6 +40,16 @@ pub enum Actor {
         /// Actor id.
         id: i64,
     },
+    /// A liaison of one assessed government (entity): reads its own results, certificates and
+    /// collection progress (never values before publication), plans its improvements.
+    Government {
+        /// Actor id.
+        id: i64,
+        /// Its entity's id.
+        entity_id: i64,
+        /// Its entity's code, e.g. `19.04`.
+        entity: String,
+    },
 }
 
 /// The data an actor may see, as SQL parameters.
@@ -56,7 +66,10 @@ impl Actor {
     pub fn id(&self) -> Option<i64> {
         match self {
             Actor::Public => None,
-            Actor::Admin { id } | Actor::Office { id, .. } | Actor::Assessor { id } => Some(*id),
+            Actor::Admin { id }
+            | Actor::Office { id, .. }
+            | Actor::Assessor { id }
+            | Actor::Government { id, .. } => Some(*id),
         }
     }
 
@@ -82,6 +95,9 @@ impl Actor {
             Actor::Admin { id } | Actor::Office { id, .. } => Ok(*id),
             Actor::Public => Err(ApiError::Unauthenticated),
             Actor::Assessor { .. } => Err(ApiError::Forbidden("assessors may not do this".into())),
+            Actor::Government { .. } => Err(ApiError::Forbidden(
+                "a government's token may not do this".into(),
+            )),
         }
     }
 
@@ -98,6 +114,28 @@ impl Actor {
                 assessor: Some(*id),
             }),
             Actor::Public => Err(ApiError::Unauthenticated),
+            // A government reads its own entity through the endpoints made for it, never the
+            // staff's lists (which would show values before publication).
+            Actor::Government { .. } => Err(ApiError::Forbidden(
+                "a government's token reads its own entity's results, certificates and progress only".into(),
+            )),
+        }
+    }
+
+    /// The entity a government's token belongs to.
+    pub fn government_entity(&self) -> Option<i64> {
+        match self {
+            Actor::Government { entity_id, .. } => Some(*entity_id),
+            _ => None,
+        }
+    }
+
+    /// Whether the actor may read an entity's own pages (progress, plans, certificates): admin,
+    /// the office covering its province, or the entity's own government.
+    pub fn covers_entity(&self, entity_id: i64, province: Option<&str>) -> bool {
+        match self {
+            Actor::Government { entity_id: own, .. } => *own == entity_id,
+            _ => self.covers_province(province),
         }
     }
 
@@ -172,6 +210,30 @@ pub async fn create_actor_with_expiring_token(
     let token = insert_token(&mut tx, id, expires_at).await?;
     tx.commit().await?;
     Ok((id, token))
+}
+
+/// Creates a government liaison of the entity with code `entity` and its first token (valid
+/// until `expires_at`, `None`: until revoked). `None` when no entity has that code.
+pub async fn create_government_with_token(
+    pool: &PgPool,
+    name: &str,
+    entity: &str,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Option<(i64, NewToken)>, AppError> {
+    let mut tx = pool.begin().await?;
+    let Some(id) = sqlx::query_scalar!(
+        "INSERT INTO actors (name, role, entity_id) SELECT $1, 'government', id FROM entities WHERE code = $2 RETURNING id",
+        name,
+        entity.trim()
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let token = insert_token(&mut tx, id, expires_at).await?;
+    tx.commit().await?;
+    Ok(Some((id, token)))
 }
 
 /// Adds a token to an existing actor (for rotation), valid until `expires_at` (`None`: until
@@ -292,15 +354,16 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 pub async fn actor_for_token(pool: &PgPool, secret: &str) -> ApiResult<Actor> {
     let hash = hash_token(secret);
     let row = sqlx::query!(
-        r#"SELECT a.id, a.role, a.office_code, t.id AS token_id,
+        r#"SELECT a.id, a.role, a.office_code, a.entity_id, e.code AS "entity_code?", t.id AS token_id,
                   t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' AS "touch!",
                   COALESCE(array_agg(op.province_code ORDER BY op.province_code)
                            FILTER (WHERE op.province_code IS NOT NULL), '{}') AS "provinces!"
            FROM api_tokens t
            JOIN actors a ON a.id = t.actor_id
+           LEFT JOIN entities e ON e.id = a.entity_id
            LEFT JOIN office_provinces op ON op.office_code = a.office_code AND a.role = 'office'
            WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-           GROUP BY a.id, t.id"#,
+           GROUP BY a.id, e.id, t.id"#,
         hash
     )
     .fetch_optional(pool)
@@ -328,7 +391,18 @@ pub async fn actor_for_token(pool: &PgPool, secret: &str) -> ApiResult<Actor> {
             office,
             provinces: row.provinces,
         },
-        _ => Actor::Assessor { id: row.id },
+        ("government", _) => match (row.entity_id, row.entity_code) {
+            (Some(entity_id), Some(entity)) => Actor::Government {
+                id: row.id,
+                entity_id,
+                entity,
+            },
+            // The schema requires the entity; without one the token opens nothing.
+            _ => return Err(ApiError::Unauthorized),
+        },
+        ("assessor", _) => Actor::Assessor { id: row.id },
+        // A role this build does not know opens nothing.
+        _ => return Err(ApiError::Unauthorized),
     })
 }
 

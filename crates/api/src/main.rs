@@ -51,6 +51,9 @@ enum TokenCommand {
         /// The regional office (required for `office`, optional for `assessor`).
         #[arg(long)]
         office: Option<String>,
+        /// The assessed entity's code (required for `government`, e.g. `19.04`).
+        #[arg(long)]
+        entity: Option<String>,
         /// A name to recognise the actor by, e.g. a person or a system.
         #[arg(long)]
         name: String,
@@ -83,6 +86,7 @@ enum Role {
     Admin,
     Office,
     Assessor,
+    Government,
 }
 
 #[tokio::main]
@@ -182,32 +186,10 @@ async fn run(
         Command::Token(TokenCommand::Create {
             role,
             office,
+            entity,
             name,
             expires_in_days,
-        }) => {
-            let role = match role {
-                Role::Admin => "admin",
-                Role::Office => "office",
-                Role::Assessor => "assessor",
-            };
-            if role == "office" && office.is_none() {
-                return Err("an office token needs --office CODE".into());
-            }
-            if role == "admin" && office.is_some() {
-                return Err("an admin token belongs to no office".into());
-            }
-            let (id, token) = auth::create_actor_with_expiring_token(
-                &pool,
-                &name,
-                role,
-                office.as_deref(),
-                expiry(expires_in_days),
-            )
-            .await?;
-            eprintln!("created {role} actor {id} ({name}); the token is shown once:");
-            println!("{}", token.secret);
-            Ok(())
-        }
+        }) => create_token(&pool, role, office, entity, &name, expires_in_days).await,
         Command::Token(TokenCommand::Add {
             actor,
             expires_in_days,
@@ -261,6 +243,57 @@ async fn serve_metrics(addr: std::net::SocketAddr) -> std::io::Result<()> {
             tracing::warn!(error = %e, "metrics listener stopped");
         }
     });
+    Ok(())
+}
+
+/// `token create`: an actor of a role with its first token, printed once.
+async fn create_token(
+    pool: &sqlx::PgPool,
+    role: Role,
+    office: Option<String>,
+    entity: Option<String>,
+    name: &str,
+    expires_in_days: Option<u32>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let role = match role {
+        Role::Admin => "admin",
+        Role::Office => "office",
+        Role::Assessor => "assessor",
+        Role::Government => "government",
+    };
+    if (role == "government") != entity.is_some() {
+        return Err("--entity CODE is required for a government token, and only for it".into());
+    }
+    if let Some(entity) = entity {
+        if office.is_some() {
+            return Err("a government token belongs to no office".into());
+        }
+        let Some((id, token)) =
+            auth::create_government_with_token(pool, name, &entity, expiry(expires_in_days))
+                .await?
+        else {
+            return Err(format!("no entity with code `{entity}`").into());
+        };
+        eprintln!("created government actor {id} ({name}) of {entity}; the token is shown once:");
+        println!("{}", token.secret);
+        return Ok(());
+    }
+    if role == "office" && office.is_none() {
+        return Err("an office token needs --office CODE".into());
+    }
+    if role == "admin" && office.is_some() {
+        return Err("an admin token belongs to no office".into());
+    }
+    let (id, token) = auth::create_actor_with_expiring_token(
+        pool,
+        name,
+        role,
+        office.as_deref(),
+        expiry(expires_in_days),
+    )
+    .await?;
+    eprintln!("created {role} actor {id} ({name}); the token is shown once:");
+    println!("{}", token.secret);
     Ok(())
 }
 

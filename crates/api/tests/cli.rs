@@ -61,6 +61,63 @@ async fn token_create_prints_only_the_token_on_stdout(pool: PgPool) {
             .await
             .unwrap();
     assert!(stored, "no token with that hash");
+
+    // A government's token belongs to an entity that exists; without `--entity`, or with an
+    // unknown one, nothing is created.
+    sqlx::raw_sql(
+        "INSERT INTO provinces (code, name) VALUES ('19', 'Kepulauan Bangka Belitung');
+         INSERT INTO entities (code, kind, name, province_code)
+             VALUES ('19.04', 'regency', 'Pemerintah Kabupaten Bangka Tengah', '19');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let refused = |args: &[&str]| {
+        let out = Command::new(api)
+            .args(args)
+            .env("KEPATUHAN_DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(
+        refused(&["token", "create", "--role", "government", "--name", "Bapak"])
+            .contains("--entity")
+    );
+    assert!(
+        refused(&[
+            "token",
+            "create",
+            "--role",
+            "government",
+            "--entity",
+            "99.99",
+            "--name",
+            "Bapak"
+        ])
+        .contains("99.99")
+    );
+    let created = run(&[
+        "token",
+        "create",
+        "--role",
+        "government",
+        "--entity",
+        "19.04",
+        "--name",
+        "Bagian Organisasi",
+    ]);
+    let token = String::from_utf8(created.stdout).unwrap();
+    let entity: String = sqlx::query_scalar(
+        "SELECT e.code FROM api_tokens t JOIN actors a ON a.id = t.actor_id JOIN entities e ON e.id = a.entity_id
+         WHERE t.token_hash = $1 AND a.role = 'government'",
+    )
+    .bind(Sha256::digest(token.trim_end().as_bytes()).to_vec())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(entity, "19.04");
 }
 
 /// `kepatuhan-api healthcheck`, the container's healthcheck, asks the api on

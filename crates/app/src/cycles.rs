@@ -159,6 +159,26 @@ pub async fn lock_shared(
     .into_cycle()
 }
 
+/// Reads a cycle's row without locking it ([`AppError::CycleNotFound`] when there is none): for
+/// readers that need a consistent view (a snapshot transaction), not a serialized write.
+pub async fn read(
+    tx: &mut Transaction<'_, Postgres>,
+    key: impl Into<CycleKey>,
+) -> AppResult<Cycle> {
+    let key = key.into();
+    let id = id_of(&mut **tx, key).await?;
+    sqlx::query_as!(
+        CycleRow,
+        "SELECT id, year, kind, state, imported, methodology_code, results_revision, input_revision, results_input_revision
+         FROM cycles WHERE id = $1",
+        id.get()
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(AppError::CycleNotFound(key))?
+    .into_cycle()
+}
+
 /// What changed among a cycle's inputs (the verified submissions' values and survey responses,
 /// and the entities' follow-up of findings): it decides the recompute needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

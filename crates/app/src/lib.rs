@@ -8,6 +8,7 @@
 //! - [`cycles`]: a cycle's identity, its row lock, its input revision and the publication of a
 //!   results revision: one function each.
 //! - [`recompute`]: verified inputs → the core scoring engine → result rows.
+//! - [`plans`]: improvement plans and simulations over an entity's stored inputs.
 //! - [`jobs`]: job payloads and transactional enqueueing (apalis on Postgres).
 //! - [`events`]: webhook events, enqueued for their subscribers.
 //! - [`storage`]: object storage for certificate PDFs.
@@ -27,6 +28,7 @@ pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
+pub mod plans;
 pub mod recompute;
 pub mod storage;
 pub mod telemetry;

@@ -3,8 +3,8 @@
 //!
 //! | endpoint | who may call |
 //! |---|---|
-//! | `GET /api/v1/cycles/{year}/certificates` | admin, office (its provinces) |
-//! | `GET /api/v1/certificates/{code}`, `GET /api/v1/certificates/{code}/pdf` | admin, office (its provinces) |
+//! | `GET /api/v1/cycles/{year}/certificates` | admin, office (its provinces), government (its entity) |
+//! | `GET /api/v1/certificates/{code}`, `GET /api/v1/certificates/{code}/pdf` | admin, office (its provinces), government (its entity) |
 //! | `POST /api/v1/certificates/{code}/revoke`, `POST /api/v1/certificates/{code}/reissue` | admin |
 //! | `GET /verify/{code}` | anyone: JSON, or an HTML page in Bahasa Indonesia for a browser |
 //!
@@ -148,11 +148,22 @@ async fn fetch(state: &AppState, code: &str) -> ApiResult<Row> {
     .ok_or_else(|| ApiError::NotFound(format!("no certificate with code `{code}`")))
 }
 
-/// A certificate the caller may see (admin: all; office: its provinces), or 404.
+/// A certificate the caller may see (admin: all; office: its provinces; government: its
+/// entity's), or 404.
 async fn visible(state: &AppState, actor: &Actor, code: &str) -> ApiResult<Row> {
-    actor.require_staff()?;
+    let own = match actor {
+        Actor::Government { entity, .. } => Some(entity.as_str()),
+        _ => {
+            actor.require_staff()?;
+            None
+        }
+    };
     let row = fetch(state, code).await?;
-    if actor.covers_province(row.province_code.as_deref()) {
+    let covered = match own {
+        Some(entity) => row.entity_code == entity,
+        None => actor.covers_province(row.province_code.as_deref()),
+    };
+    if covered {
         Ok(row)
     } else {
         Err(ApiError::NotFound(format!(
@@ -163,15 +174,20 @@ async fn visible(state: &AppState, actor: &Actor, code: &str) -> ApiResult<Row> 
 
 /// List a cycle's certificates.
 ///
-/// Who may call: admin, office (its provinces).
+/// Who may call: admin, office (its provinces), government (its entity's).
 #[utoipa::path(get, path = "/cycles/{year}/certificates", operation_id = "list_certificates", tag = "certificates", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Vec<Certificate>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
     Path(raw): Path<i64>,
 ) -> ApiResult<Json<Vec<Certificate>>> {
-    actor.require_staff()?;
-    let scope = actor.scope()?;
+    let (provinces, entity) = match &actor {
+        Actor::Government { entity_id, .. } => (None, Some(*entity_id)),
+        _ => {
+            actor.require_staff()?;
+            (actor.scope()?.provinces, None)
+        }
+    };
     let year = cycles::year(raw)?;
     let rows = sqlx::query_as!(
         Row,
@@ -181,9 +197,11 @@ async fn list(
            FROM certificates c JOIN cycles cy ON cy.id = c.cycle_id
            JOIN entities e ON e.id = c.entity_id LEFT JOIN certificates r ON r.id = c.replaced_by
            WHERE cy.kind = 'official' AND cy.year = $1 AND ($2::text[] IS NULL OR e.province_code = ANY($2))
+             AND ($3::bigint IS NULL OR c.entity_id = $3)
            ORDER BY e.code, c.unit_id NULLS FIRST, c.id"#,
         i32::from(year.get()),
-        scope.provinces.as_deref()
+        provinces.as_deref(),
+        entity
     )
     .fetch_all(&state.pool)
     .await?;
@@ -196,7 +214,7 @@ async fn list(
 
 /// A certificate's details.
 ///
-/// Who may call: admin, office (its provinces).
+/// Who may call: admin, office (its provinces), government (its entity's).
 #[utoipa::path(get, path = "/certificates/{code}", operation_id = "get_certificate", tag = "certificates", params(("code" = String, Path, description = "Verification code")), responses((status = 200, description = "Success", body = Certificate), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn show(
     State(state): State<AppState>,
@@ -212,7 +230,7 @@ async fn show(
 
 /// Download a certificate's PDF.
 ///
-/// Who may call: admin, office (its provinces).
+/// Who may call: admin, office (its provinces), government (its entity's).
 #[utoipa::path(get, path = "/certificates/{code}/pdf", operation_id = "get_certificate_pdf", tag = "certificates", params(("code" = String, Path, description = "Verification code")), responses((status = 200, description = "The PDF", content_type = "application/pdf", body = PdfFile), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn pdf(
     State(state): State<AppState>,

@@ -131,6 +131,21 @@ impl TestApp {
             .secret
     }
 
+    /// A token of a government liaison of the entity with this code.
+    pub async fn government_token(&self, entity: &str) -> String {
+        auth::create_government_with_token(
+            &self.pool,
+            &format!("government {entity}"),
+            entity,
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .1
+        .secret
+    }
+
     /// The actor id behind a token.
     pub async fn actor_id(&self, token: &str) -> i64 {
         auth::actor_for_token(&self.pool, token)

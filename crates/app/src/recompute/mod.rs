@@ -192,6 +192,21 @@ pub async fn recompute_for_job(
     }
 }
 
+/// One entity's verified inputs in a cycle, with its units' ids in the order of its inputs;
+/// `None` when no unit of the entity has verified values (for plans and simulations).
+pub async fn entity_inputs(
+    tx: &mut Transaction<'_, Postgres>,
+    m: &Methodology,
+    cycle: &Cycle,
+    entity_id: i64,
+) -> AppResult<Option<(kepatuhan_core::scoring::EntityInput, Vec<i64>)>> {
+    let (input, _, unit_rows) = load_inputs(tx, m, cycle, Some(entity_id)).await?;
+    Ok(input.entities.into_iter().next().map(|entity| {
+        let ids = unit_rows.iter().map(|u| u.unit_id).collect();
+        (entity, ids)
+    }))
+}
+
 /// The methodology a locked cycle is scored with.
 fn methodology<'a>(app: &'a App, cycle: &Cycle) -> AppResult<&'a Methodology> {
     app.require_methodology(&cycle.methodology_code)

@@ -1,5 +1,6 @@
 //! Assessment cycles: creating and reading them here; their moves in [`transitions`], their sample
-//! in [`sample`], assessors and assignments in [`assignments`].
+//! in [`sample`], assessors and assignments in [`assignments`], an entity's collection progress in
+//! [`progress`].
 //!
 //! | endpoint | who may call |
 //! |---|---|
@@ -9,6 +10,7 @@
 //! States: `planning → collecting ⇄ verifying → published` (core's transition table).
 
 pub mod assignments;
+pub mod progress;
 pub mod sample;
 pub mod transitions;
 
@@ -33,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(transitions::router())
         .merge(sample::router())
         .merge(assignments::router())
+        .merge(progress::router())
 }
 
 /// The state of a cycle. Its moves are decided by the transition table of the core.

@@ -124,35 +124,51 @@ pub async fn visible_entity(
     ))
 }
 
+/// An entity as the actor may see it: through its scope, or (a government's token) its own
+/// entity only; others get 404. Returns the entity's id, the entity, and the assessor whose
+/// assigned units alone are visible.
+pub async fn entity_for(
+    state: &AppState,
+    actor: &Actor,
+    code: &str,
+) -> ApiResult<(i64, Entity, Option<i64>)> {
+    if let Actor::Government { entity, .. } = actor {
+        if !entity.eq_ignore_ascii_case(code.trim()) {
+            return Err(ApiError::NotFound(format!("no entity with code `{code}`")));
+        }
+        let (id, found) = visible_entity(state, &Scope::default(), entity).await?;
+        return Ok((id, found, None));
+    }
+    let scope = actor.scope()?;
+    let (id, found) = visible_entity(state, &scope, code).await?;
+    Ok((id, found, scope.assessor))
+}
+
 /// An entity with its units.
 ///
-/// Who may call: as for the entity list; others get 404.
+/// Who may call: as for the entity list, and a government (its own); others get 404.
 #[utoipa::path(get, path = "/entities/{code}", operation_id = "get_entity", tag = "reference", params(("code" = String, Path, description = "Entity code")), responses((status = 200, description = "Success", body = EntityDetail), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn show_entity(
     State(state): State<AppState>,
     actor: Actor,
     Path(code): Path<String>,
 ) -> ApiResult<Json<EntityDetail>> {
-    let scope = actor.scope()?;
-    let (id, entity) = visible_entity(&state, &scope, &code).await?;
-    let units = units_of(&state, id, &entity.code, scope.assessor).await?;
+    let (id, entity, assessor) = entity_for(&state, &actor, &code).await?;
+    let units = units_of(&state, id, &entity.code, assessor).await?;
     Ok(Json(EntityDetail { entity, units }))
 }
 
 /// The units of an entity.
 ///
-/// Who may call: as for the entity list; others get 404.
+/// Who may call: as for the entity list, and a government (its own); others get 404.
 #[utoipa::path(get, path = "/entities/{code}/units", operation_id = "list_entity_units", tag = "reference", params(("code" = String, Path, description = "Entity code")), responses((status = 200, description = "Success", body = Vec<Unit>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list_units(
     State(state): State<AppState>,
     actor: Actor,
     Path(code): Path<String>,
 ) -> ApiResult<Json<Vec<Unit>>> {
-    let scope = actor.scope()?;
-    let (id, entity) = visible_entity(&state, &scope, &code).await?;
-    Ok(Json(
-        units_of(&state, id, &entity.code, scope.assessor).await?,
-    ))
+    let (id, entity, assessor) = entity_for(&state, &actor, &code).await?;
+    Ok(Json(units_of(&state, id, &entity.code, assessor).await?))
 }
 
 async fn units_of(

@@ -236,8 +236,10 @@ async fn list_offices(State(state): State<AppState>, actor: Actor) -> ApiResult<
         Actor::Admin { .. } => None,
         Actor::Office { office, .. } => Some(office.clone()),
         Actor::Public => return Err(ApiError::Unauthenticated),
-        Actor::Assessor { .. } => {
-            return Err(ApiError::Forbidden("assessors may not list offices".into()));
+        Actor::Assessor { .. } | Actor::Government { .. } => {
+            return Err(ApiError::Forbidden(
+                "only HQ and the offices list offices".into(),
+            ));
         }
     };
     let rows = sqlx::query!(
@@ -375,4 +377,4 @@ async fn known_provinces(state: &AppState) -> ApiResult<HashSet<String>> {
 }
 
 pub(crate) use entities::kemendagri_problem;
-pub use entities::visible_entity;
+pub use entities::{entity_for, visible_entity};

@@ -4,9 +4,11 @@
 //! | endpoint | who may call |
 //! |---|---|
 //! | `GET /cycles/{year}/results/entities`, `…/units`, `…/units/{unit_id}`, `…/provinces` | anyone once published; before that admin and offices (their provinces) |
+//! | `GET …/units/{unit_id}/plan`, `…/entities/{code}/plan`, `POST …/units/{unit_id}/simulate` | admin, office (its provinces), government (its entity); see [`plans`] |
 //! | `GET /results/entities/{code}/history` | anyone (published cycles); admin and offices also see unpublished ones in scope |
 
 mod follow_up;
+mod plans;
 
 use std::collections::HashMap;
 
@@ -35,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(provinces))
         .routes(routes!(history))
         .merge(follow_up::router())
+        .merge(plans::router())
 }
 
 /// The results of a cycle a caller may read.
