@@ -12,8 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 use crate::routes::{
-    audit, certificates, cycles, imports, jobs, methodologies, reference, results, submissions,
-    surveys, webhooks,
+    audit, certificates, cycles, imports, jobs, methodologies, reference, results,
+    self_assessments, submissions, surveys, webhooks,
 };
 
 /// Document metadata.
@@ -40,7 +40,8 @@ field-level `errors`. Objects outside the caller's scope answer 404. POSTs accep
         (name = "jobs", description = "Background jobs"),
         (name = "certificates", description = "Certificates and their public verification"),
         (name = "webhooks", description = "Webhook endpoints and their deliveries"),
-        (name = "audit", description = "The audit trail of every write")
+        (name = "audit", description = "The audit trail of every write"),
+        (name = "self-assessments", description = "Unofficial cycles: a government's self-assessment, an office's pre-evaluation, and their calibration against the official result")
     )
 )]
 pub struct ApiDoc;
@@ -170,6 +171,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(jobs::router())
         .merge(certificates::router())
         .merge(webhooks::router())
+        .merge(self_assessments::router())
         .merge(audit::router())
 }
 

@@ -130,6 +130,17 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
         .body["unit_id"]
         .as_i64()
         .unwrap();
+    // A pre-evaluation of Kabupaten Bangka by HQ.
+    let sa = app
+        .post(
+            "/api/v1/self-assessments",
+            Some(&r.admin),
+            json!({ "entity_code": "19.01", "year": 2025, "name": "Pra-evaluasi HQ" }),
+        )
+        .await
+        .body["id"]
+        .as_i64()
+        .unwrap();
     let who: [(&str, Option<&str>); 7] = [
         ("public", None),
         ("admin", Some(&r.admin)),
@@ -523,6 +534,50 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
             Method::POST,
             format!("/api/v1/cycles/2025/results/units/{bangka_unit}/simulate"),
             Some(json!({ "values": [{ "indicator": "complaint_channel_available", "value": 3 }] })),
+            [401, 404, 404, 404, 403, 403, 404],
+        ),
+        // Self-assessments: the entity's government, its office and HQ; names are unique per
+        // entity and year, so the second creation of the same name is a conflict.
+        (
+            Method::POST,
+            "/api/v1/self-assessments".into(),
+            Some(json!({ "entity_code": "19.01", "year": 2025, "name": "Penilaian mandiri" })),
+            [401, 201, 409, 422, 403, 403, 409],
+        ),
+        (
+            Method::GET,
+            "/api/v1/self-assessments".into(),
+            None,
+            [401, 200, 200, 200, 403, 403, 200],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/self-assessments/{sa}"),
+            None,
+            [401, 200, 200, 404, 403, 403, 200],
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/self-assessments/{sa}/calibration"),
+            None,
+            [401, 409, 409, 404, 403, 403, 409],
+        ),
+        (
+            Method::POST,
+            "/api/v1/self-assessments/999999/units".into(),
+            Some(json!({ "unit_id": 1 })),
+            [401, 404, 404, 404, 403, 403, 404],
+        ),
+        (
+            Method::PUT,
+            "/api/v1/self-assessments/999999/units/1/values".into(),
+            Some(json!([])),
+            [401, 404, 404, 404, 403, 403, 404],
+        ),
+        (
+            Method::POST,
+            "/api/v1/self-assessments/999999/units/1/survey-responses".into(),
+            Some(json!({ "survey": "maladministration_perception", "responses": [] })),
             [401, 404, 404, 404, 403, 403, 404],
         ),
     ];

@@ -3,10 +3,12 @@
 //! (`kepatuhan_core::scoring::plan_unit`, `plan_entity`), which decides everything.
 
 use kepatuhan_core::scoring::{
-    AnswerInput, EntityInput, EntityPlan, Goal, Grade, InputError, PlanError, RankInput, Ranks,
-    UnitInput, UnitPlan, grade, mean_published, plan_entity, plan_unit, rank_entities, score_unit,
+    AnswerInput, CycleInput, EntityInput, EntityPlan, EntityResult, Goal, Grade, InputError,
+    PlanError, RankInput, Ranks, UnitInput, UnitPlan, grade, mean_published, plan_entity,
+    plan_unit, rank_entities, score_cycle, score_unit,
 };
-use kepatuhan_core::{EntityKind, PublishedScore};
+use kepatuhan_core::{CycleYear, EntityKind, PublishedScore};
+use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::App;
@@ -28,6 +30,9 @@ pub enum PlanFailure {
     /// Hypothetical values that are not on the methodology's scales.
     #[error("{} value(s) refused", .0.len())]
     Values(Vec<(usize, InputError)>),
+    /// The official results to compare with are not published yet.
+    #[error("the official results of {0} are not published yet")]
+    NotPublished(kepatuhan_core::CycleYear),
 }
 
 /// An entity's stored inputs in a cycle: its units (ids and inputs, in the same order).
@@ -199,4 +204,187 @@ pub async fn simulate(
         ranks,
         entity_score_before: entity_before.unwrap_or(entity_score),
     })
+}
+
+/// An entity's results in a cycle, computed now from its stored inputs by the core (for an
+/// unofficial cycle every submission counts, reviewed or not): always current.
+#[derive(Debug, Clone)]
+pub struct EntityScores {
+    /// The cycle.
+    pub cycle: Cycle,
+    /// The units with values, in the order of `result.units`.
+    pub unit_ids: Vec<i64>,
+    /// The entity's score and grade (ranks: among itself only), and its units'.
+    pub result: EntityResult,
+}
+
+/// Scores an entity's stored inputs in a cycle; `None` when none of its units has values.
+pub async fn entity_scores(
+    app: &App,
+    key: CycleKey,
+    entity_id: i64,
+) -> AppResult<Option<EntityScores>> {
+    let Some(loaded) = load(app, key, entity_id).await? else {
+        return Ok(None);
+    };
+    let m = app.require_methodology(&loaded.cycle.methodology_code)?;
+    let input = CycleInput {
+        year: loaded.cycle.year,
+        entities: vec![loaded.entity],
+    };
+    let result = score_cycle(m, &input).entities.into_iter().next();
+    Ok(result.map(|result| EntityScores {
+        cycle: loaded.cycle,
+        unit_ids: loaded.unit_ids,
+        result,
+    }))
+}
+
+/// One indicator on which a self-assessment and the official assessment disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndicatorGap {
+    /// Indicator code.
+    pub indicator: String,
+    /// Indicator name (Indonesian).
+    pub name: String,
+    /// The level the entity gave itself (`None`: not applicable, or not answered).
+    pub self_value: Option<AnswerInput>,
+    /// The level the official assessment gave.
+    pub official_value: Option<AnswerInput>,
+    /// Points of the unit's official score the entity's own value would have moved it: positive
+    /// where it was optimistic.
+    pub points: Decimal,
+}
+
+/// One unit in a calibration report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitCalibration {
+    /// The unit.
+    pub unit_id: i64,
+    /// Its self-assessed published score, when its sheet is complete.
+    pub self_score: Option<PublishedScore>,
+    /// Its official published score.
+    pub official_score: PublishedScore,
+    /// Self minus official, in points of the published score.
+    pub difference: Option<Decimal>,
+    /// The indicators on which the two disagree, the most optimistic first.
+    pub gaps: Vec<IndicatorGap>,
+}
+
+/// A self-assessment compared with the official result of the same year, indicator by
+/// indicator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Calibration {
+    /// The year compared.
+    pub year: CycleYear,
+    /// The units assessed in both, in unit order.
+    pub units: Vec<UnitCalibration>,
+    /// Units scored higher by the entity than by the Ombudsman.
+    pub optimistic_units: usize,
+    /// The mean of (self − official) over the units scored in both, 2 decimals half-up.
+    pub mean_difference: Option<Decimal>,
+}
+
+/// Compares an unofficial cycle's values of an entity with the official published ones of the
+/// same year, unit by unit and indicator by indicator: where the entity was optimistic, and by
+/// how many points of the official score.
+pub async fn calibration(
+    app: &App,
+    key: CycleKey,
+    entity_id: i64,
+) -> Result<Calibration, PlanFailure> {
+    let year = cycle_year(app, key).await?;
+    let official_key = CycleKey::Official(year);
+    let official_cycle = {
+        let mut tx = app.pool.begin().await.map_err(AppError::from)?;
+        let c = cycles::read(&mut tx, official_key).await;
+        tx.commit().await.map_err(AppError::from)?;
+        c
+    };
+    match official_cycle {
+        Ok(c) if c.state.is_published() => {}
+        Ok(_) | Err(AppError::CycleNotFound(_)) => return Err(PlanFailure::NotPublished(year)),
+        Err(e) => return Err(e.into()),
+    }
+    let Some(own) = load(app, key, entity_id).await? else {
+        return Ok(Calibration {
+            year,
+            units: Vec::new(),
+            optimistic_units: 0,
+            mean_difference: None,
+        });
+    };
+    let official = load(app, official_key, entity_id).await?;
+    let m = app.require_methodology(&own.cycle.methodology_code)?;
+    let mut units = Vec::new();
+    if let Some(official) = official {
+        if official.cycle.methodology_code != own.cycle.methodology_code {
+            return Err(PlanFailure::Plan(PlanError::ProductScored));
+        }
+        for (unit_id, theirs) in official.unit_ids.iter().zip(&official.entity.units) {
+            let Some(at) = own.unit_ids.iter().position(|u| u == unit_id) else {
+                continue;
+            };
+            let mine = &own.entity.units[at];
+            let Ok(official_score) = score_unit(m, theirs) else {
+                continue;
+            };
+            let self_score = score_unit(m, mine).ok().map(|s| s.published);
+            let mut gaps = Vec::new();
+            for id in m.indicator_ids() {
+                let (a, b) = (mine.sheets[0].answer(m, id), theirs.sheets[0].answer(m, id));
+                if a == b {
+                    continue;
+                }
+                let indicator = m.indicator(id);
+                let points = match a {
+                    Some(answer) => {
+                        let mut moved = theirs.clone();
+                        moved.sheets[0]
+                            .set_by_id(m, id, answer)
+                            .map_err(|e| AppError::Inconsistent(e.to_string()))?;
+                        score_unit(m, &moved).map_or(Decimal::ZERO, |s| {
+                            s.score.value() - official_score.score.value()
+                        })
+                    }
+                    None => Decimal::ZERO,
+                };
+                gaps.push(IndicatorGap {
+                    indicator: indicator.code.clone(),
+                    name: indicator.name.clone(),
+                    self_value: a,
+                    official_value: b,
+                    points,
+                });
+            }
+            gaps.sort_by_key(|g| std::cmp::Reverse(g.points));
+            units.push(UnitCalibration {
+                unit_id: *unit_id,
+                difference: self_score.map(|s| s.value() - official_score.published.value()),
+                self_score,
+                official_score: official_score.published,
+                gaps,
+            });
+        }
+    }
+    let differences: Vec<Decimal> = units.iter().filter_map(|u| u.difference).collect();
+    let mean_difference = (!differences.is_empty()).then(|| {
+        kepatuhan_core::score::round_published(
+            differences.iter().sum::<Decimal>() / Decimal::from(differences.len()),
+        )
+    });
+    Ok(Calibration {
+        year,
+        optimistic_units: differences.iter().filter(|d| **d > Decimal::ZERO).count(),
+        mean_difference,
+        units,
+    })
+}
+
+/// The year of a cycle.
+async fn cycle_year(app: &App, key: CycleKey) -> AppResult<CycleYear> {
+    let mut tx = app.pool.begin().await?;
+    let cycle = cycles::read(&mut tx, key).await?;
+    tx.commit().await?;
+    Ok(cycle.year)
 }

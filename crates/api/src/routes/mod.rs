@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod methodologies;
 pub mod reference;
 pub mod results;
+pub mod self_assessments;
 pub mod submissions;
 pub mod surveys;
 pub mod webhooks;

@@ -327,42 +327,65 @@ async fn upload(
 ) -> ApiResult<(StatusCode, Json<BulkOutcome>)> {
     actor.require_id()?;
     let (y, m) = open_unit(&state, &actor, raw, unit_id, true).await?;
-    let errors = check_rows(m, &body.rows, |i, f| match (body.csv, f) {
-        (true, f) => format!("line {}: {f}", i + 2),
-        (false, "survey") => "survey".to_owned(),
-        (false, f) => format!("responses[{i}].{f}"),
-    });
-    if !errors.is_empty() {
-        return Err(ApiError::fields(errors));
-    }
+    body.check(m)?;
     let mut tx = state.pool.begin().await?;
     lock_open_unit(&mut tx, y, unit_id).await?;
-    let inserted = store_rows(&mut tx, y, unit_id, &body.rows).await?;
     // The responses of a unit not yet verified are no input of the results: verifying it
     // records the change (`inputs_changed`) and its recompute reads them then.
-    if !inserted.is_empty() {
-        let province = crate::routes::audit::unit_province(&mut tx, unit_id).await?;
-        crate::routes::audit::write(
-            &mut tx,
-            actor.id(),
-            ("survey_responses", format!("{raw}/{unit_id}")),
-            province.as_deref(),
-            "uploaded",
-            serde_json::json!({ "surveys": surveys_of(&body.rows), "changed": inserted.len() }),
-        )
+    let outcome = body
+        .store(&mut tx, actor.id(), (y, &raw.to_string()), unit_id)
         .await?;
-    }
     crate::error::commit(tx).await?;
-    let created = inserted.iter().filter(|x| **x).count();
-    let updated = inserted.len() - created;
-    Ok((
-        StatusCode::OK,
-        Json(BulkOutcome {
+    Ok((StatusCode::OK, Json(outcome)))
+}
+
+impl Batches {
+    /// Checks every row against the methodology, naming each problem by its line (CSV) or its
+    /// place in the JSON body.
+    pub(crate) fn check(&self, m: &Methodology) -> ApiResult<()> {
+        let errors = check_rows(m, &self.rows, |i, f| match (self.csv, f) {
+            (true, f) => format!("line {}: {f}", i + 2),
+            (false, "survey") => "survey".to_owned(),
+            (false, f) => format!("responses[{i}].{f}"),
+        });
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::fields(errors))
+        }
+    }
+
+    /// Stores the checked rows of one unit of the cycle `cycle_id` (named `label` in the audit
+    /// trail, e.g. its year) in the caller's transaction, with an audit entry when anything
+    /// changed.
+    pub(crate) async fn store(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        actor: Option<i64>,
+        (cycle_id, label): (i64, &str),
+        unit_id: i64,
+    ) -> ApiResult<BulkOutcome> {
+        let inserted = store_rows(tx, cycle_id, unit_id, &self.rows).await?;
+        if !inserted.is_empty() {
+            let province = crate::routes::audit::unit_province(tx, unit_id).await?;
+            crate::routes::audit::write(
+                tx,
+                actor,
+                ("survey_responses", format!("{label}/{unit_id}")),
+                province.as_deref(),
+                "uploaded",
+                serde_json::json!({ "surveys": surveys_of(&self.rows), "changed": inserted.len() }),
+            )
+            .await?;
+        }
+        let created = inserted.iter().filter(|x| **x).count();
+        let updated = inserted.len() - created;
+        Ok(BulkOutcome {
             created,
             updated,
-            unchanged: body.rows.len() - created - updated,
-        }),
-    ))
+            unchanged: self.rows.len() - created - updated,
+        })
+    }
 }
 
 /// Responses and the current score of one survey of a unit.

@@ -185,6 +185,10 @@ impl TestApp {
         self.send(Method::GET, path, token, None, &[]).await
     }
 
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.send(Method::PUT, path, token, Some(body), &[]).await
+    }
+
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
         self.send(Method::POST, path, token, Some(body), &[]).await
     }

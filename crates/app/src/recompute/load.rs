@@ -20,10 +20,14 @@ pub(super) struct UnitRow {
 
 /// The units with a verified submission in the cycle `y` (of one entity, or all), grouped by entity
 /// in code order.
+///
+/// An unofficial cycle (a self-assessment) has no review: every submission of it counts
+/// (`any_state`).
 async fn verified_units(
     tx: &mut Transaction<'_, Postgres>,
     y: i64,
     entity: Option<i64>,
+    any_state: bool,
 ) -> AppResult<Vec<VerifiedUnit>> {
     // Units with a verified submission, grouped by entity. One entity's are looked up from the
     // entity's unit ids, so the plan stays a few index probes even when the planner's statistics
@@ -35,9 +39,10 @@ async fn verified_units(
                 r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
                    FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
                    JOIN cycle_units cu ON cu.cycle_id = s.cycle_id AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
-                   WHERE s.cycle_id = $1 AND s.state = 'verified'
+                   WHERE s.cycle_id = $1 AND (s.state = 'verified' OR $2)
                    ORDER BY e.code, u.id"#,
-                y
+                y,
+                any_state
             )
             .fetch_all(&mut **tx)
             .await?
@@ -49,10 +54,11 @@ async fn verified_units(
                    FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
                    JOIN cycle_units cu ON cu.cycle_id = s.cycle_id AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
                    WHERE s.cycle_id = $1 AND s.unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $2))
-                     AND s.state = 'verified'
+                     AND (s.state = 'verified' OR $3)
                    ORDER BY u.id"#,
                 y,
-                entity
+                entity,
+                any_state
             )
             .fetch_all(&mut **tx)
             .await?
@@ -98,7 +104,7 @@ pub(super) async fn load_inputs(
         )
     })
     .collect();
-    let units = verified_units(tx, y, entity).await?;
+    let units = verified_units(tx, y, entity, !cycle.kind.is_official()).await?;
     // The verified submissions' values and the units' survey tallies, looked up by the ids just
     // read: one plan serves the whole cycle and one entity alike.
     let submission_ids: Vec<i64> = units.iter().map(|u| u.submission_id).collect();

@@ -381,6 +381,10 @@ impl From<PlanFailure> for ApiError {
             PlanFailure::Plan(e @ (PlanError::ProductScored | PlanError::Scoring(_))) => {
                 ApiError::conflict("not-plannable", e.to_string())
             }
+            PlanFailure::NotPublished(year) => ApiError::conflict(
+                "not-published",
+                format!("the official results of {year} are not published yet"),
+            ),
             PlanFailure::Values(refused) => ApiError::fields(
                 refused
                     .into_iter()

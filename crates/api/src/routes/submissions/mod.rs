@@ -196,7 +196,7 @@ async fn lock(tx: &mut Transaction<'_, Postgres>, actor: &Actor, id: i64) -> Api
     let row = sqlx::query!(
         r#"SELECT s.id, s.cycle_id, c.year, s.unit_id, s.state, s.version, c.state AS cycle_state, c.methodology_code
            FROM submissions s
-           JOIN cycles c ON c.id = s.cycle_id
+           JOIN cycles c ON c.id = s.cycle_id AND c.kind = 'official'
            JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
            WHERE s.id = $1
              AND ($2::text[] IS NULL OR e.province_code = ANY($2))

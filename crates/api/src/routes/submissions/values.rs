@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::problem::FieldError;
 
 /// Validates values against the methodology, naming each offending entry.
-pub(super) fn validate_values(
+pub(crate) fn validate_values(
     m: &Methodology,
     values: &[ValueInput],
     prefix: &str,
@@ -87,7 +87,7 @@ pub(super) fn validate_values(
 /// changed ones, one insert of their audit entries (three statements, however many values).
 /// Unchanged values are neither written nor audited. Indicator codes are unique per request
 /// (validated before).
-pub(super) async fn write_values(
+pub(crate) async fn write_values(
     tx: &mut Transaction<'_, Postgres>,
     actor_id: i64,
     submission: i64,
@@ -184,7 +184,7 @@ pub(super) async fn write_values(
 /// values, inside the caller's transaction. Returns its id and version, or `None` when the unit
 /// already has a submission in that cycle (the transaction is then aborted: the caller answers
 /// with its own problem).
-pub(super) async fn insert_draft(
+pub(crate) async fn insert_draft(
     tx: &mut Transaction<'_, Postgres>,
     actor_id: i64,
     y: i64,
