@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 use crate::routes::{
-    audit, certificates, cycles, imports, jobs, methodologies, reference, results,
+    audit, certificates, cycles, findings, imports, jobs, methodologies, reference, results,
     self_assessments, submissions, surveys, webhooks,
 };
 
@@ -41,6 +41,7 @@ field-level `errors`. Objects outside the caller's scope answer 404. POSTs accep
         (name = "certificates", description = "Certificates and their public verification"),
         (name = "webhooks", description = "Webhook endpoints and their deliveries"),
         (name = "audit", description = "The audit trail of every write"),
+        (name = "findings", description = "The findings register: the Ombudsman's findings, their follow-up and acceptance"),
         (name = "self-assessments", description = "Unofficial cycles: a government's self-assessment, an office's pre-evaluation, and their calibration against the official result")
     )
 )]
@@ -172,6 +173,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(certificates::router())
         .merge(webhooks::router())
         .merge(self_assessments::router())
+        .merge(findings::router())
         .merge(audit::router())
 }
 

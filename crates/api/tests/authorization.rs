@@ -580,6 +580,39 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
             Some(json!({ "survey": "maladministration_perception", "responses": [] })),
             [401, 404, 404, 404, 403, 403, 404],
         ),
+        // The findings register: HQ and the office record and review, the government follows
+        // up. Finding 2 is HQ's (1 stands for the counts recorded above): followed up, accepted,
+        // then sent back.
+        (
+            Method::POST,
+            "/api/v1/cycles/2025/entities/19.01/findings".into(),
+            Some(json!({ "description": "Standar pelayanan tidak dipublikasikan" })),
+            [401, 201, 201, 404, 403, 403, 403],
+        ),
+        (
+            Method::GET,
+            "/api/v1/cycles/2025/entities/19.01/findings".into(),
+            None,
+            [401, 200, 200, 404, 403, 403, 200],
+        ),
+        (
+            Method::POST,
+            "/api/v1/findings/2/follow-up".into(),
+            Some(json!({ "note": "Sudah dipasang", "evidence": ["foto-1.jpg"] })),
+            [401, 200, 403, 403, 403, 403, 200],
+        ),
+        (
+            Method::POST,
+            "/api/v1/findings/2/accept".into(),
+            None,
+            [401, 200, 409, 404, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/findings/2/return".into(),
+            Some(json!({ "note": "Bukti belum cukup" })),
+            [401, 200, 409, 404, 403, 403, 403],
+        ),
     ];
     // Every operation of the OpenAPI document has a row: a new endpoint cannot be forgotten.
     let document: Value = serde_json::from_str(&kepatuhan_api::openapi::document_json()).unwrap();

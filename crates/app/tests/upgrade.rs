@@ -74,7 +74,7 @@ async fn an_upgrade_keys_every_row_by_its_cycle_and_keeps_queued_jobs(pool: PgPo
          UNION ALL SELECT 'survey_responses', cycle_id FROM survey_responses
          UNION ALL SELECT 'unit_results', cycle_id FROM unit_results
          UNION ALL SELECT 'entity_results', cycle_id FROM entity_results
-         UNION ALL SELECT 'entity_follow_up', cycle_id FROM entity_follow_up
+         UNION ALL SELECT 'findings', cycle_id FROM findings
          UNION ALL SELECT 'certificates', cycle_id FROM certificates
          ORDER BY 1, 2",
     )
@@ -85,8 +85,9 @@ async fn an_upgrade_keys_every_row_by_its_cycle_and_keeps_queued_jobs(pool: PgPo
         ("certificates", y2024),
         ("cycle_units", y2024),
         ("cycle_units", y2025),
-        ("entity_follow_up", y2024),
         ("entity_results", y2024),
+        ("findings", y2024),
+        ("findings", y2024),
         ("submissions", y2024),
         ("submissions", y2025),
         ("survey_responses", y2025),
@@ -96,6 +97,13 @@ async fn an_upgrade_keys_every_row_by_its_cycle_and_keeps_queued_jobs(pool: PgPo
     .map(|(t, id)| (t.to_owned(), id))
     .collect();
     assert_eq!(keyed, expected);
+    // The two follow-up counts became the findings register: two findings, both accepted.
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM findings WHERE summary ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(statuses, ["accepted", "accepted"]);
     let official: i64 = sqlx::query_scalar("SELECT official_cycle(2025)")
         .fetch_one(&pool)
         .await

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod certificates;
 pub mod cycles;
+pub mod findings;
 pub mod imports;
 pub mod jobs;
 pub mod methodologies;

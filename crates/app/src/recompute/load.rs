@@ -87,7 +87,8 @@ pub(super) async fn load_inputs(
     let year = cycle.year;
     let y = cycle.id.get();
     let follow_ups: HashMap<i64, FollowUpStatus> = sqlx::query!(
-        "SELECT entity_id, findings, followed_up FROM entity_follow_up WHERE cycle_id = $1",
+        r#"SELECT entity_id, count(*)::int AS "findings!", (count(*) FILTER (WHERE status = 'accepted'))::int AS "followed_up!"
+           FROM findings WHERE cycle_id = $1 GROUP BY entity_id"#,
         y
     )
     .fetch_all(&mut **tx)

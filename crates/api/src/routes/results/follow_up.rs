@@ -1,4 +1,7 @@
-//! The follow-up of the Ombudsman's findings by an entity, which the grade rule reads.
+//! The follow-up of the Ombudsman's findings by an entity as two counts: the endpoint kept for
+//! callers of the counts since the findings register (`routes::findings`) replaced them. The
+//! counts become summary findings of the register (beside those recorded one by one); it is
+//! deprecated, and removed in API v2 (see `docs/api.md`).
 //!
 //! | endpoint | who may call |
 //! |---|---|
@@ -31,8 +34,10 @@ pub struct FollowUp {
     pub followed_up: i32,
 }
 
-/// Record whether an entity followed up the Ombudsman's findings in a cycle. From 2023 awards
-/// (and certificates) need every finding followed up; from 2025 the opinion then reads
+/// Record how many of the Ombudsman's findings an entity followed up in a cycle, as counts.
+/// Deprecated: the findings register (`/cycles/{year}/entities/{code}/findings`) records each
+/// finding; these counts become summary findings beside those (removed in API v2). From 2023
+/// awards (and certificates) need every finding followed up; from 2025 the opinion then reads
 /// "… Tanpa Maladministrasi". A recompute of the cycle is enqueued with it.
 ///
 /// Who may call: admin, office (entities of its provinces); not once the cycle is published.
@@ -77,23 +82,57 @@ async fn set_follow_up(
     // Checked again under the cycle's lock: publication may have happened meanwhile.
     let mut locked = app_cycles::lock(&mut tx, app_cycles::CycleId(cycle.id)).await?;
     locked.require_open()?;
-    // Recording the counts already stored changes nothing: no new input revision (and so no
-    // recompute), no audit entry.
-    let changed = sqlx::query_scalar!(
-        r#"INSERT INTO entity_follow_up (cycle_id, entity_id, findings, followed_up, updated_by) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (cycle_id, entity_id) DO UPDATE
-             SET findings = excluded.findings, followed_up = excluded.followed_up, updated_by = excluded.updated_by, updated_at = now()
-             WHERE (entity_follow_up.findings, entity_follow_up.followed_up) IS DISTINCT FROM (excluded.findings, excluded.followed_up)
-           RETURNING true AS "changed!""#,
+    // The counts stand for summary findings of the register, beside those recorded one by one:
+    // they are what the counts leave over. Recording the counts already stored changes nothing:
+    // no new input revision (and so no recompute), no audit entry.
+    let held = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE NOT summary) AS "recorded!",
+                  count(*) FILTER (WHERE NOT summary AND status = 'accepted') AS "recorded_accepted!",
+                  count(*) FILTER (WHERE summary) AS "summary!",
+                  count(*) FILTER (WHERE summary AND status = 'accepted') AS "summary_accepted!"
+           FROM findings WHERE cycle_id = $1 AND entity_id = $2"#,
         y,
-        entity_id,
-        body.findings,
-        body.followed_up,
-        actor_id
+        entity_id
     )
-    .fetch_optional(&mut *tx)
-    .await?
-    .is_some();
+    .fetch_one(&mut *tx)
+    .await?;
+    let (total, accepted) = (
+        i64::from(body.findings) - held.recorded,
+        i64::from(body.followed_up) - held.recorded_accepted,
+    );
+    if total < 0 || accepted < 0 || accepted > total {
+        return Err(ApiError::conflict(
+            "findings-register",
+            format!(
+                "the findings register holds {} finding(s) recorded one by one ({} accepted): counts below those cannot be stated; follow them up in the register",
+                held.recorded, held.recorded_accepted
+            ),
+        ));
+    }
+    let changed = (held.summary, held.summary_accepted) != (total, accepted);
+    if changed {
+        sqlx::query!(
+            "DELETE FROM findings WHERE cycle_id = $1 AND entity_id = $2 AND summary",
+            y,
+            entity_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO findings (cycle_id, entity_id, description, status, summary, recorded_by, accepted_by, accepted_at)
+             SELECT $1, $2, 'Temuan ' || n || ' (dari rekap jumlah temuan)',
+                    CASE WHEN n <= $4::bigint THEN 'accepted' ELSE 'open' END, true, $5::bigint,
+                    CASE WHEN n <= $4::bigint THEN $5::bigint END, CASE WHEN n <= $4::bigint THEN now() END
+             FROM generate_series(1, $3::bigint) AS n",
+            y,
+            entity_id,
+            total,
+            accepted,
+            actor_id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     if changed {
         app_cycles::inputs_changed(&mut tx, &mut locked, app_cycles::InputChange::Cycle).await?;
         let province = crate::routes::audit::entity_province(&mut tx, entity_id).await?;
