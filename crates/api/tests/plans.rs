@@ -237,6 +237,38 @@ async fn a_government_follows_its_collection_but_never_sees_values_before_public
     app.get("/api/v1/entities/31.71/units", me)
         .await
         .assert_problem(404, "not-found");
+    // Its own webhooks: for its entity, not another's or an office's.
+    let hook = app
+        .post(
+            "/api/v1/webhooks",
+            me,
+            json!({ "url": "https://hooks.example.org/pemda", "entity_code": entity }),
+        )
+        .await;
+    assert_eq!(hook.status.as_u16(), 201, "{}", hook.text);
+    app.post(
+        "/api/v1/webhooks",
+        me,
+        json!({ "url": "https://hooks.example.org/pemda", "entity_code": "31.71" }),
+    )
+    .await
+    .assert_problem(422, "validation-error");
+    app.post(
+        "/api/v1/webhooks",
+        me,
+        json!({ "url": "https://hooks.example.org/pemda", "office": "babel" }),
+    )
+    .await
+    .assert_problem(422, "validation-error");
+    app.post(
+        "/api/v1/webhooks",
+        Some(&tokens.office),
+        json!({ "url": "https://hooks.example.org/perwakilan", "office": "babel" }),
+    )
+    .await
+    .assert_ok();
+    let hooks = app.get("/api/v1/webhooks", me).await;
+    assert_eq!(hooks.body.as_array().unwrap().len(), 1, "{}", hooks.text);
     // Its certificates of the published cycle, and only its own.
     let certificates = app.get("/api/v1/cycles/2023/certificates", me).await;
     certificates.assert_ok();

@@ -3,7 +3,7 @@
 //!
 //! | endpoint | who may call |
 //! |---|---|
-//! | `POST /webhooks`, `GET /webhooks`, `DELETE /webhooks/{id}`, `POST /webhooks/{id}/rotate-secret`, `GET /webhooks/{id}/deliveries` | admin (any endpoint), office (endpoints of its office and of entities in its provinces) |
+//! | `POST /webhooks`, `GET /webhooks`, `DELETE /webhooks/{id}`, `POST /webhooks/{id}/rotate-secret`, `GET /webhooks/{id}/deliveries` | admin (any endpoint), office (endpoints of its office and of entities in its provinces), government (its entity's endpoints) |
 //!
 //! Events: `results.published`, `certificate.issued`, `certificate.reissued`,
 //! `certificate.revoked`, `certificate.withdrawn`. Each request carries `Kepatuhan-Event`, `Kepatuhan-Delivery` (the
@@ -82,14 +82,18 @@ fn new_secret() -> String {
 
 /// Register a webhook endpoint.
 ///
-/// Who may call: admin (any owner), office (its own office, or entities in its provinces).
+/// Who may call: admin (any owner), office (its own office, or entities in its provinces),
+/// government (its entity).
 #[utoipa::path(post, path = "/webhooks", operation_id = "create_webhook", tag = "webhooks", request_body(content = NewEndpoint, content_type = "application/json"), responses((status = 201, description = "Registered; the secret is shown once", body = EndpointWithSecret), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
     Json(body): Json<NewEndpoint>,
 ) -> ApiResult<(StatusCode, Json<EndpointWithSecret>)> {
-    let actor_id = actor.require_staff()?;
+    let actor_id = match &actor {
+        Actor::Government { id, .. } => *id,
+        _ => actor.require_staff()?,
+    };
     let mut errors = Vec::new();
     let url = body.url.trim();
     if url.contains(char::is_whitespace) || url.len() > 2000 {
@@ -123,10 +127,7 @@ async fn create(
             .fetch_optional(&state.pool)
             .await?;
             match found {
-                Some(e)
-                    if matches!(actor, Actor::Admin { .. })
-                        || actor.covers_province(e.province_code.as_deref()) =>
-                {
+                Some(e) if actor.covers_entity(e.id, e.province_code.as_deref()) => {
                     (Some(e.id), None)
                 }
                 _ => {
@@ -139,6 +140,13 @@ async fn create(
             }
         }
         (None, Some(o)) => match &actor {
+            Actor::Government { .. } => {
+                errors.push(FieldError::new(
+                    "office",
+                    "a government registers endpoints for its entity (entity_code)",
+                ));
+                (None, None)
+            }
             Actor::Office { office, .. } if office != o => {
                 errors.push(FieldError::new(
                     "office",
@@ -194,21 +202,26 @@ async fn load(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Endpoint> {
 }
 
 async fn list_rows(state: &AppState, actor: &Actor) -> ApiResult<Vec<Endpoint>> {
-    actor.require_staff()?;
-    let (office, provinces) = match actor {
+    let (office, provinces, entity) = match actor {
+        Actor::Government { entity_id, .. } => (None, None, Some(*entity_id)),
         Actor::Office {
             office, provinces, ..
-        } => (Some(office.clone()), Some(provinces.clone())),
-        _ => (None, None),
+        } => (Some(office.clone()), Some(provinces.clone()), None),
+        _ => {
+            actor.require_staff()?;
+            (None, None, None)
+        }
     };
     Ok(sqlx::query_as!(
         Endpoint,
         r#"SELECT w.id, w.url, e.code AS "entity_code?", w.office_code AS office, w.events, w.active
            FROM webhook_endpoints w LEFT JOIN entities e ON e.id = w.entity_id
-           WHERE $1::text IS NULL OR w.office_code = $1 OR e.province_code = ANY($2)
+           WHERE CASE WHEN $3::bigint IS NOT NULL THEN w.entity_id = $3
+                      ELSE $1::text IS NULL OR w.office_code = $1 OR e.province_code = ANY($2) END
            ORDER BY w.id"#,
         office,
-        provinces.as_deref()
+        provinces.as_deref(),
+        entity
     )
     .fetch_all(&state.pool)
     .await?)
@@ -216,7 +229,8 @@ async fn list_rows(state: &AppState, actor: &Actor) -> ApiResult<Vec<Endpoint>> 
 
 /// List webhook endpoints.
 ///
-/// Who may call: admin (all), office (its own and its provinces' entities').
+/// Who may call: admin (all), office (its own and its provinces' entities'), government (its
+/// entity's).
 #[utoipa::path(get, path = "/webhooks", operation_id = "list_webhooks", tag = "webhooks", responses((status = 200, description = "Success", body = Vec<Endpoint>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn list(State(state): State<AppState>, actor: Actor) -> ApiResult<Json<Vec<Endpoint>>> {
     Ok(Json(list_rows(&state, &actor).await?))
