@@ -118,52 +118,7 @@ async fn create(
             ));
         }
     }
-    let (entity_id, office) = match (&body.entity_code, &body.office) {
-        (Some(code), None) => {
-            let found = sqlx::query!(
-                "SELECT id, province_code FROM entities WHERE code = $1",
-                code.trim()
-            )
-            .fetch_optional(&state.pool)
-            .await?;
-            match found {
-                Some(e) if actor.covers_entity(e.id, e.province_code.as_deref()) => {
-                    (Some(e.id), None)
-                }
-                _ => {
-                    errors.push(FieldError::new(
-                        "entity_code",
-                        format!("no entity `{code}` you can register for"),
-                    ));
-                    (None, None)
-                }
-            }
-        }
-        (None, Some(o)) => match &actor {
-            Actor::Government { .. } => {
-                errors.push(FieldError::new(
-                    "office",
-                    "a government registers endpoints for its entity (entity_code)",
-                ));
-                (None, None)
-            }
-            Actor::Office { office, .. } if office != o => {
-                errors.push(FieldError::new(
-                    "office",
-                    "an office registers endpoints for itself",
-                ));
-                (None, None)
-            }
-            _ => (None, Some(o.trim().to_owned())),
-        },
-        _ => {
-            errors.push(FieldError::new(
-                "entity_code",
-                "give exactly one owner: entity_code or office",
-            ));
-            (None, None)
-        }
-    };
+    let (entity_id, office) = owner(&state, &actor, &body, &mut errors).await?;
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }
@@ -191,6 +146,62 @@ async fn create(
         StatusCode::CREATED,
         Json(EndpointWithSecret { endpoint, secret }),
     ))
+}
+
+/// The owner an endpoint is registered for: an entity the caller covers, or the caller's own
+/// office; problems are added to `errors`.
+async fn owner(
+    state: &AppState,
+    actor: &Actor,
+    body: &NewEndpoint,
+    errors: &mut Vec<FieldError>,
+) -> ApiResult<(Option<i64>, Option<String>)> {
+    Ok(match (&body.entity_code, &body.office) {
+        (Some(code), None) => {
+            let found = sqlx::query!(
+                "SELECT id, province_code FROM entities WHERE code = $1",
+                code.trim()
+            )
+            .fetch_optional(&state.pool)
+            .await?;
+            match found {
+                Some(e) if actor.covers_entity(e.id, e.province_code.as_deref()) => {
+                    (Some(e.id), None)
+                }
+                _ => {
+                    errors.push(FieldError::new(
+                        "entity_code",
+                        format!("no entity `{code}` you can register for"),
+                    ));
+                    (None, None)
+                }
+            }
+        }
+        (None, Some(o)) => match actor {
+            Actor::Government { .. } => {
+                errors.push(FieldError::new(
+                    "office",
+                    "a government registers endpoints for its entity (entity_code)",
+                ));
+                (None, None)
+            }
+            Actor::Office { office, .. } if office != o => {
+                errors.push(FieldError::new(
+                    "office",
+                    "an office registers endpoints for itself",
+                ));
+                (None, None)
+            }
+            _ => (None, Some(o.trim().to_owned())),
+        },
+        _ => {
+            errors.push(FieldError::new(
+                "entity_code",
+                "give exactly one owner: entity_code or office",
+            ));
+            (None, None)
+        }
+    })
 }
 
 async fn load(state: &AppState, actor: &Actor, id: i64) -> ApiResult<Endpoint> {
