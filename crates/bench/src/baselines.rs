@@ -417,6 +417,69 @@ const TARGETS: [Target; 13] = [
 const BEGIN: &str = "<!-- bench-results:begin (written by `just bench`) -->";
 const END: &str = "<!-- bench-results:end -->";
 
+/// The rows of scaled runs (`scaleN_…` figures): cost must grow no faster than the units, so the
+/// full recompute at N × the units takes at most N × the 1× run's, and stays within 1.2 × the
+/// SQL statement computing the same scores.
+fn scaled_rows(report: &Value) -> Vec<String> {
+    let results = &report["results"];
+    let mut scales: Vec<u64> = results
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, _)| k.strip_prefix("scale")?.split_once('_')?.0.parse().ok())
+        .collect();
+    scales.sort_unstable();
+    scales.dedup();
+    let mut rows = Vec::new();
+    for n in scales {
+        let at = |key: &str| results[format!("scale{n}_{key}")].as_f64();
+        let dataset = &report[format!("dataset_scale{n}")];
+        #[allow(clippy::cast_precision_loss)]
+        let limit = results["recompute_full_s"].as_f64().map(|v| v * n as f64);
+        let verdict = |ok: Option<bool>| match ok {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not measured",
+        };
+        let figures = [
+            (
+                "ingest_values_per_s",
+                format!(
+                    "indicator values per second, {n} × the units ({} units, {} values)",
+                    dataset["units"], dataset["indicator_values"]
+                ),
+                "—".to_owned(),
+                "—",
+            ),
+            (
+                "recompute_full_s",
+                format!("full recompute at {n} × the units (s)"),
+                format!("≤ {n} × recompute_full_s"),
+                verdict(at("recompute_full_s").zip(limit).map(|(v, l)| v <= l)),
+            ),
+            (
+                "recompute_sql_baseline_s",
+                format!("the SQL statement at {n} × the units (s)"),
+                "baseline".to_owned(),
+                "—",
+            ),
+            (
+                "recompute_vs_sql_ratio",
+                format!("full recompute / SQL statement at {n} × the units"),
+                "≤ 1.2".to_owned(),
+                verdict(at("recompute_vs_sql_ratio").map(|v| v <= 1.2)),
+            ),
+        ];
+        for (key, what, target, met) in figures {
+            let shown = at(key).map_or_else(|| "—".to_owned(), |v| v.to_string());
+            rows.push(format!(
+                "| `scale{n}_{key}` | {what} | {target} | {shown} | {met} |"
+            ));
+        }
+    }
+    rows
+}
+
 /// Replaces the generated section of docs/benchmarks.md with this run's table.
 pub fn write_docs(path: &Path, report: &Value) -> BenchResult<()> {
     let results = &report["results"];
@@ -468,6 +531,9 @@ pub fn write_docs(path: &Path, report: &Value) -> BenchResult<()> {
             value.to_string()
         };
         let _ = writeln!(out, "| `{key}` | {what} | {target} | {shown} | {met} |");
+    }
+    for row in scaled_rows(report) {
+        let _ = writeln!(out, "{row}");
     }
     let _ = write!(out, "{END}");
     let doc = std::fs::read_to_string(path)?;

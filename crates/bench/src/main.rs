@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! kepatuhan-bench generate [--smoke] [--seed N] [--out DIR]
-//! kepatuhan-bench run [--smoke] [--seed N] [--bin-dir DIR] [--results FILE] [--docs FILE]
+//! kepatuhan-bench run [--smoke] [--scale N] [--seed N] [--bin-dir DIR] [--results FILE] [--docs FILE]
 //! kepatuhan-bench check-sql --database-url URL
 //! kepatuhan-bench render [--count N]
 //! ```
@@ -12,7 +12,9 @@
 //! measures each figure of docs/benchmarks.md beside its baseline (a hand-written SQL statement,
 //! `LibreOffice`, a load generator). Every figure comes from this run; nothing is typed by hand.
 //! `--smoke` does the same on a tiny dataset in seconds and skips the external baselines: the
-//! test suite runs it so the harness never rots. `render` times the certificate renderer alone,
+//! test suite runs it so the harness never rots. `--scale N` runs it on N times the units per
+//! entity (self-assessment of every unit is about ten times the official sample) and records
+//! its figures as `scaleN_…` beside the 1× ones already in `--results`. `render` times the certificate renderer alone,
 //! in process on one thread (for profiling: no database, no queue).
 
 mod baselines;
@@ -46,6 +48,8 @@ pub(crate) const INGEST_BATCH: usize = 50;
 
 pub(crate) struct Options {
     smoke: bool,
+    /// How many times the units per entity of the national (or smoke) shape.
+    scale: u64,
     seed: u64,
     bin_dir: PathBuf,
     out: PathBuf,
@@ -59,6 +63,7 @@ fn parse(args: &[String]) -> BenchResult<(String, Options)> {
     let command = args.first().cloned().unwrap_or_default();
     let mut o = Options {
         smoke: false,
+        scale: 1,
         seed: 2024,
         bin_dir: std::env::current_exe()?
             .parent()
@@ -80,6 +85,12 @@ fn parse(args: &[String]) -> BenchResult<(String, Options)> {
         };
         match a.as_str() {
             "--smoke" => o.smoke = true,
+            "--scale" => {
+                o.scale = value()?.parse()?;
+                if !(1..=20).contains(&o.scale) {
+                    return Err("--scale takes a whole number from 1 to 20".into());
+                }
+            }
             "--seed" => o.seed = value()?.parse()?,
             "--bin-dir" => o.bin_dir = value()?.into(),
             "--out" => o.out = value()?.into(),
@@ -102,7 +113,7 @@ async fn main() -> std::process::ExitCode {
         // Re-checks the SQL baseline against the results of an earlier run's database.
         Ok((c, o)) if c == "check-sql" => check_sql(&o).await,
         Ok((c, o)) if c == "render" => render(&o),
-        Ok(_) => Err("usage: kepatuhan-bench generate|run|check-sql|render [--smoke] [--seed N] [--bin-dir DIR] [--out DIR] [--results FILE] [--docs FILE] [--count N]".into()),
+        Ok(_) => Err("usage: kepatuhan-bench generate|run|check-sql|render [--smoke] [--scale N] [--seed N] [--bin-dir DIR] [--out DIR] [--results FILE] [--docs FILE] [--count N]".into()),
         Err(e) => Err(e),
     };
     match outcome {
@@ -126,7 +137,8 @@ fn generate(o: &Options) -> BenchResult<Dataset> {
         Shape::SMOKE
     } else {
         Shape::NATIONAL
-    };
+    }
+    .scaled(o.scale);
     let started = Instant::now();
     let data = national::generate(&m, shape, o.seed);
     data.write_files(&o.out, o.seed, YEARS)?;

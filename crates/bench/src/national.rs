@@ -195,6 +195,17 @@ impl Shape {
         units_per_entity: (5, 8),
         respondents: (20, 32),
     };
+    /// The same country with `factor` times the units per entity.
+    pub const fn scaled(self, factor: u64) -> Shape {
+        Shape {
+            units_per_entity: (
+                self.units_per_entity.0 * factor,
+                self.units_per_entity.1 * factor,
+            ),
+            ..self
+        }
+    }
+
     /// A few seconds' worth, for the smoke test.
     pub const SMOKE: Shape = Shape {
         provinces: 2,

@@ -382,7 +382,9 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
         "{}/api/v1/cycles/{year}/results/entities?kind=regency",
         api.base
     );
-    match baselines::load_test(&rankings, o.smoke)? {
+    // The external baselines do not change with the number of units: a scaled run skips them.
+    let skip_external = o.smoke || o.scale > 1;
+    match baselines::load_test(&rankings, skip_external)? {
         Some((rps, p99)) => {
             eprintln!("rankings: {rps:.0} req/s, p99 {p99:.2} ms");
             results.insert("rankings_rps".into(), round(rps, 0));
@@ -395,7 +397,7 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
     }
 
     // 7. The office's usual way: an ODT template filled and converted by LibreOffice.
-    match baselines::libreoffice(&o.out, &data, o.smoke)? {
+    match baselines::libreoffice(&o.out, &data, skip_external)? {
         Some(rate) => {
             eprintln!("libreoffice: {rate:.2} certificates/s");
             results.insert("libreoffice_certificates_per_s".into(), round(rate, 2));
@@ -438,6 +440,12 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
         "results": results,
         "run_s": total.elapsed().as_secs_f64().round(),
     });
+    // A scaled run's figures go beside the 1× run's, as `scaleN_…`.
+    let report = if o.scale > 1 {
+        scaled_report(o.results.as_deref(), o.scale, &report)?
+    } else {
+        report
+    };
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(path) = &o.results {
         std::fs::write(path, format!("{text}\n"))?;
@@ -447,6 +455,29 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
     }
     println!("{text}");
     Ok(())
+}
+
+/// The report of a run at `scale` × the units merged into the 1× report in `results` (when there
+/// is one): its figures as `scale{N}_{key}`, its dataset as `dataset_scale{N}`, its date, seed and
+/// duration as `scale{N}_run`.
+fn scaled_report(results: Option<&Path>, scale: u64, run: &Value) -> BenchResult<Value> {
+    let mut base: Value = match results.filter(|p| p.exists()) {
+        Some(p) => serde_json::from_str(&std::fs::read_to_string(p)?)?,
+        None => json!({ "results": {} }),
+    };
+    let prefix = format!("scale{scale}_");
+    let Some(figures) = base["results"].as_object_mut() else {
+        return Err("the results file has no `results` object".into());
+    };
+    figures.retain(|k, _| !k.starts_with(&prefix));
+    for (key, value) in run["results"].as_object().into_iter().flatten() {
+        if !value.is_null() {
+            figures.insert(format!("{prefix}{key}"), value.clone());
+        }
+    }
+    base[format!("dataset_scale{scale}")] = run["dataset"].clone();
+    base[format!("scale{scale}_run")] = json!({ "date": run["date"], "seed": run["seed"], "mode": run["mode"], "run_s": run["run_s"] });
+    Ok(base)
 }
 
 /// A new directory for this run's certificates (removed after the run), on tmpfs (`/dev/shm`)

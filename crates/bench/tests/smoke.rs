@@ -36,6 +36,7 @@ fn temp(name: &str) -> PathBuf {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one run, then the same run scaled: read top to bottom
 fn smoke_run_measures_every_figure_through_the_real_processes() {
     let dir = temp("smoke");
     let results = dir.join("bench-results.json");
@@ -107,6 +108,45 @@ fn smoke_run_measures_every_figure_through_the_real_processes() {
     assert!(doc.starts_with("# Benchmarks\n\nbefore\n"), "{doc}");
     assert!(doc.trim_end().ends_with("after"), "{doc}");
     assert!(!doc.contains("\nold\n"), "{doc}");
+    assert!(doc.contains("| `recompute_full_s` |"), "{doc}");
+
+    // The same at twice the units: its figures land beside the 1× ones, which stay.
+    let scaled = Command::new(BENCH)
+        .args(["run", "--smoke", "--scale", "2", "--bin-dir"])
+        .arg(bin_dir())
+        .arg("--out")
+        .arg(dir.join("data-2"))
+        .arg("--results")
+        .arg(&results)
+        .arg("--docs")
+        .arg(&docs)
+        .output()
+        .unwrap();
+    assert!(
+        scaled.status.success(),
+        "scaled bench failed:\n{}",
+        String::from_utf8_lossy(&scaled.stderr)
+    );
+    let merged: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    assert_eq!(merged["results"]["recompute_full_s"], r["recompute_full_s"]);
+    for key in [
+        "scale2_recompute_full_s",
+        "scale2_recompute_sql_baseline_s",
+        "scale2_recompute_vs_sql_ratio",
+        "scale2_ingest_values_per_s",
+    ] {
+        assert!(
+            merged["results"][key].as_f64().is_some_and(|v| v > 0.0),
+            "{key}: {}",
+            merged["results"][key]
+        );
+    }
+    assert!(
+        merged["dataset_scale2"]["units"].as_u64().unwrap() > d["units"].as_u64().unwrap(),
+        "{merged}"
+    );
+    let doc = std::fs::read_to_string(&docs).unwrap();
+    assert!(doc.contains("| `scale2_recompute_full_s` |"), "{doc}");
     assert!(doc.contains("| `recompute_full_s` |"), "{doc}");
     let _ = std::fs::remove_dir_all(&dir);
 }

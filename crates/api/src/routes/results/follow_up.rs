@@ -19,6 +19,10 @@ use crate::problem::Problem;
 use crate::routes::cycles::{self, CycleState};
 use kepatuhan_app::cycles as app_cycles;
 
+/// The most findings one entity can be counted with in a cycle (each becomes a row of the
+/// register).
+const FINDINGS_MAX: i32 = 1_000;
+
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(set_follow_up))
@@ -28,7 +32,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FollowUp {
-    /// Findings and recommendations the Ombudsman addressed to the entity.
+    /// Findings and recommendations the Ombudsman addressed to the entity (0–1,000).
+    #[schema(minimum = 0, maximum = 1000)]
     pub findings: i32,
     /// Of which followed up.
     pub followed_up: i32,
@@ -61,10 +66,10 @@ async fn set_follow_up(
         ));
     }
     let mut errors = Vec::new();
-    if body.findings < 0 {
+    if !(0..=FINDINGS_MAX).contains(&body.findings) {
         errors.push(crate::problem::FieldError::new(
             "findings",
-            "must be 0 or more",
+            format!("must be from 0 to {FINDINGS_MAX}"),
         ));
     }
     if body.followed_up < 0 || body.followed_up > body.findings {
