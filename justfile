@@ -108,10 +108,13 @@ db:
 # worker and Postgres beside its baselines. It installs wrk and LibreOffice with apt when they are
 # missing, and says so before it does. Writes bench-results.json and the table in
 # docs/benchmarks.md. `just bench --smoke` runs every phase on a tiny dataset in seconds (and
-# writes nothing); `just bench-core` times the in-memory scoring engine.
+# writes nothing); `just bench --scale 10` runs the suite on ten times the units per entity (as
+# when every government assesses all its units) and adds its figures, as `scale10_…`, beside the
+# 1× ones; `just bench-core` times the in-memory scoring engine.
 bench *args: postgres build
     #!/usr/bin/env bash
     set -euo pipefail
+    cargo build --release --locked -p kepatuhan-bench
     bench=("$CARGO_TARGET_DIR/release/kepatuhan-bench" run --bin-dir "$CARGO_TARGET_DIR/release" --out "$CARGO_TARGET_DIR/bench-data")
     if [[ " {{args}} " == *" --smoke "* ]]; then
         "${bench[@]}" {{args}}
