@@ -5,7 +5,6 @@
 mod common;
 
 use common::TestApp;
-use kepatuhan_app::config::Settings;
 use kepatuhan_core::CycleYear;
 use reqwest::Method;
 use serde_json::json;
@@ -29,14 +28,7 @@ async fn label(pool: &PgPool, state: &kepatuhan_app::App, code: &str) -> String 
 #[sqlx::test(migrations = "../../migrations")]
 async fn findings_are_recorded_followed_up_and_accepted_and_the_opinion_reads_them(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let state = kepatuhan_app::App::new(pool.clone()).unwrap();
-    let settings =
-        Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
-            .unwrap();
-    let tokens = kepatuhan_api::demo::seed_demo(&state, &settings)
-        .await
-        .unwrap()
-        .unwrap();
+    let (state, tokens) = common::demo(&pool, false).await;
     // An entity of Bangka Belitung with provisional 2025 results.
     let results = app
         .get("/api/v1/cycles/2025/results/entities", Some(&tokens.office))

@@ -4,31 +4,13 @@
 mod common;
 
 use common::TestApp;
-use kepatuhan_app::config::Settings;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-
-/// The demo (2025 collecting) and its published 2023 cycle.
-async fn demo(pool: &PgPool) -> kepatuhan_api::demo::DemoTokens {
-    let state = kepatuhan_app::App::new(pool.clone()).unwrap();
-    let settings =
-        Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
-            .unwrap();
-    let tokens = kepatuhan_api::demo::seed_demo(&state, &settings)
-        .await
-        .unwrap()
-        .unwrap();
-    kepatuhan_api::demo::publish_showcase(&state, &settings)
-        .await
-        .unwrap()
-        .unwrap();
-    tokens
-}
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_government_plans_its_next_grade_and_checks_it_by_simulation(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let tokens = demo(&pool).await;
+    let (_, tokens) = common::demo(&pool, true).await;
     // The lowest unit of the 2023 results and its entity.
     let units = app
         .get("/api/v1/cycles/2023/results/units?limit=100", None)
@@ -182,7 +164,7 @@ async fn a_government_follows_its_collection_but_never_sees_values_before_public
     pool: PgPool,
 ) {
     let app = TestApp::spawn(pool.clone()).await;
-    let tokens = demo(&pool).await;
+    let (_, tokens) = common::demo(&pool, true).await;
     let sample = app
         .get("/api/v1/cycles/2025/sample", Some(&tokens.admin))
         .await;

@@ -5,25 +5,13 @@
 mod common;
 
 use common::TestApp;
-use kepatuhan_app::config::Settings;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_government_assesses_itself_and_calibrates_against_the_official_result(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let state = kepatuhan_app::App::new(pool.clone()).unwrap();
-    let settings =
-        Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
-            .unwrap();
-    let tokens = kepatuhan_api::demo::seed_demo(&state, &settings)
-        .await
-        .unwrap()
-        .unwrap();
-    kepatuhan_api::demo::publish_showcase(&state, &settings)
-        .await
-        .unwrap()
-        .unwrap();
+    let (_, tokens) = common::demo(&pool, true).await;
     // An entity and one of its units assessed officially in 2023.
     let official = app
         .get("/api/v1/cycles/2023/results/units?limit=100", None)

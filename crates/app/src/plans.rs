@@ -59,6 +59,25 @@ async fn load(app: &App, key: CycleKey, entity_id: i64) -> AppResult<Option<Load
     }))
 }
 
+/// An entity's stored inputs with the position of one of its units among them
+/// ([`PlanFailure::NoInputs`] when the unit has no values in the cycle).
+async fn load_unit(
+    app: &App,
+    key: CycleKey,
+    entity_id: i64,
+    unit_id: i64,
+) -> Result<(Loaded, usize), PlanFailure> {
+    let loaded = load(app, key, entity_id)
+        .await?
+        .ok_or(PlanFailure::NoInputs(unit_id))?;
+    let at = loaded
+        .unit_ids
+        .iter()
+        .position(|u| *u == unit_id)
+        .ok_or(PlanFailure::NoInputs(unit_id))?;
+    Ok((loaded, at))
+}
+
 /// The least-effort plan that brings a unit of an entity to `goal` in a cycle.
 pub async fn unit_plan(
     app: &App,
@@ -67,15 +86,8 @@ pub async fn unit_plan(
     unit_id: i64,
     goal: &Goal,
 ) -> Result<UnitPlan, PlanFailure> {
-    let loaded = load(app, key, entity_id)
-        .await?
-        .ok_or(PlanFailure::NoInputs(unit_id))?;
+    let (loaded, at) = load_unit(app, key, entity_id, unit_id).await?;
     let m = app.require_methodology(&loaded.cycle.methodology_code)?;
-    let at = loaded
-        .unit_ids
-        .iter()
-        .position(|u| *u == unit_id)
-        .ok_or(PlanFailure::NoInputs(unit_id))?;
     Ok(plan_unit(m, &loaded.entity.units[at], goal)?)
 }
 
@@ -131,15 +143,8 @@ pub async fn simulate(
     unit_id: i64,
     changes: &[(String, AnswerInput)],
 ) -> Result<Simulation, PlanFailure> {
-    let loaded = load(app, key, entity_id)
-        .await?
-        .ok_or(PlanFailure::NoInputs(unit_id))?;
+    let (loaded, at) = load_unit(app, key, entity_id, unit_id).await?;
     let m = app.require_methodology(&loaded.cycle.methodology_code)?;
-    let at = loaded
-        .unit_ids
-        .iter()
-        .position(|u| *u == unit_id)
-        .ok_or(PlanFailure::NoInputs(unit_id))?;
     let mut units = loaded.entity.units.clone();
     let before = score_unit(m, &units[at]).map_err(PlanError::from)?;
     let mut refused = Vec::new();

@@ -265,6 +265,27 @@ async fn read(response: reqwest::Response) -> Reply {
 }
 
 /// The unit id of `entity`'s sampled unit in a `GET /cycles/{year}/sample` answer.
+/// The demo dataset (2025 collecting, 2024 imported), with its published 2023 cycle when
+/// `published` is set, loaded through the real routes with the public cache off. Returns the
+/// application state the loaders used and the demo's tokens.
+pub async fn demo(pool: &PgPool, published: bool) -> (App, kepatuhan_api::demo::DemoTokens) {
+    let state = App::new(pool.clone()).unwrap();
+    let settings =
+        Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
+            .unwrap();
+    let tokens = kepatuhan_api::demo::seed_demo(&state, &settings)
+        .await
+        .unwrap()
+        .expect("a fresh database gets the demo");
+    if published {
+        kepatuhan_api::demo::publish_showcase(&state, &settings)
+            .await
+            .unwrap()
+            .expect("2023 is published once");
+    }
+    (state, tokens)
+}
+
 pub fn sampled_unit(sample: &Value, entity: &str) -> i64 {
     sample
         .as_array()
