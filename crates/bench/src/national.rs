@@ -335,9 +335,18 @@ pub fn generate(m: &Methodology, shape: Shape, seed: u64) -> Dataset {
             let n =
                 usize::try_from(rng.between(shape.units_per_entity.0, shape.units_per_entity.1))
                     .unwrap_or(5);
+            // Beyond the usual offices (scaled runs), further units are technical units of a
+            // region: "UPT Dinas Kesehatan Wilayah 2". Names stay unique within the entity.
+            let mut taken = std::collections::HashSet::new();
             let units = (0..n)
                 .map(|k| {
-                    let (unit_name, unit_kind) = unit_name(kind, &name, e, k);
+                    let (mut unit_name, unit_kind) = unit_name(kind, &name, e, k);
+                    let base_name = unit_name.clone();
+                    let mut region = 2;
+                    while !taken.insert(unit_name.clone()) {
+                        unit_name = format!("UPT {base_name} Wilayah {region}");
+                        region += 1;
+                    }
                     let quality = Quality(
                         (base.0 + rng.below(120))
                             .saturating_sub(60)
