@@ -528,3 +528,54 @@ async fn the_worker_exports_queue_depth_and_certificates_by_status(pool: PgPool)
         "{text}"
     );
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_full_recompute_rewrites_only_what_changed_and_drops_units_no_longer_scored(
+    pool: PgPool,
+) {
+    let state = setup(&pool).await;
+    let year = CycleYear::new(2025).unwrap();
+    recompute_for_job(&state, year.into(), Trigger::Full)
+        .await
+        .unwrap();
+    let rows = |pool: PgPool| async move {
+        sqlx::query_as::<_, (i64, String, String)>(
+            "SELECT unit_id, score::text, breakdown::text FROM unit_results WHERE cycle_id = official_cycle(2025) ORDER BY unit_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let before = rows(pool.clone()).await;
+    assert!(before.len() > 1);
+    // A verified unit leaves the sample: the next full recompute drops its row, and keeps the
+    // others as they were.
+    let gone = before[0].0;
+    sqlx::query(
+        "UPDATE cycle_units SET excluded_at = now(), exclusion_reason = 'uji' WHERE cycle_id = official_cycle(2025) AND unit_id = $1",
+    )
+    .bind(gone)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE cycles SET input_revision = input_revision + 1 WHERE id = official_cycle(2025)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    recompute_for_job(&state, year.into(), Trigger::Full)
+        .await
+        .unwrap();
+    let after = rows(pool.clone()).await;
+    assert_eq!(after, before[1..], "only the excluded unit's row went");
+    // Every row says which inputs it reflects.
+    let stale: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM unit_results r JOIN cycles c ON c.id = r.cycle_id
+         WHERE c.id = official_cycle(2025) AND r.input_revision <> c.input_revision",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(stale, 0);
+}

@@ -18,7 +18,10 @@ use crate::cycles::{self, Cycle, CycleKey};
 use crate::error::{AppError, AppResult};
 use load::load_inputs;
 pub use write::{EntityRow, clear_results, write_entity_results};
-use write::{Scored, entity_rows, mark_current, rerank, update_moved_ranks};
+use write::{
+    Scored, clear_entity_results, delete_unwritten_units, entity_rows, mark_current, rerank,
+    update_moved_ranks,
+};
 
 /// What a recompute wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -253,7 +256,8 @@ pub async fn recompute_cycle_in(
     let loaded = started.elapsed();
     let result = score_cycle(m, &input);
     let scored = started.elapsed();
-    clear_results(tx, y, revision).await?;
+    // Unit rows are upserted (unchanged JSON is not written again), then the rows of units no
+    // longer scored removed; entity rows are few and written afresh.
     let units_scored = Scored {
         m,
         input: &input,
@@ -262,6 +266,8 @@ pub async fn recompute_cycle_in(
     }
     .write_units(tx, y, revision, input_revision)
     .await?;
+    delete_unwritten_units(tx, y, revision).await?;
+    clear_entity_results(tx, y, revision).await?;
     let entities_scored = write_entity_results(
         tx,
         y,

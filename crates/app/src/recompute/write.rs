@@ -90,11 +90,20 @@ impl UnitColumns {
         revision: i32,
         input_revision: i64,
     ) -> AppResult<()> {
+        // An upsert: a unit whose breakdown and deficiencies did not change keeps the stored
+        // (TOASTed) JSON instead of writing it again, so a recompute that changes little writes
+        // little. Every row written gets this transaction's `computed_at`, by which
+        // `delete_unwritten_units` tells the rows of units no longer scored.
         sqlx::query!(
             "INSERT INTO unit_results (cycle_id, revision, unit_id, score, exact_score, grade_code, breakdown, deficiencies, input_revision)
              SELECT $1, $2, t.unit_id, t.score, t.exact_score, t.grade_code, t.breakdown::jsonb, t.deficiencies::jsonb, $8
              FROM UNNEST($3::bigint[], $4::numeric[], $5::numeric[], $6::text[], $7::text[], $9::text[])
-                  AS t(unit_id, score, exact_score, grade_code, breakdown, deficiencies)",
+                  AS t(unit_id, score, exact_score, grade_code, breakdown, deficiencies)
+             ON CONFLICT (cycle_id, revision, unit_id) DO UPDATE SET
+                 score = excluded.score, exact_score = excluded.exact_score, grade_code = excluded.grade_code,
+                 breakdown = CASE WHEN unit_results.breakdown = excluded.breakdown THEN unit_results.breakdown ELSE excluded.breakdown END,
+                 deficiencies = CASE WHEN unit_results.deficiencies = excluded.deficiencies THEN unit_results.deficiencies ELSE excluded.deficiencies END,
+                 input_revision = excluded.input_revision, computed_at = now()",
             y,
             revision,
             &self.ids,
@@ -121,6 +130,39 @@ pub(super) async fn mark_current(
         "UPDATE cycles SET results_input_revision = $2 WHERE id = $1",
         y,
         input_revision
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the unit rows of one revision of a cycle that the caller's transaction did not write
+/// (units no longer scored), after [`Scored::write_units`]; returns how many.
+pub(super) async fn delete_unwritten_units(
+    tx: &mut Transaction<'_, Postgres>,
+    y: i64,
+    revision: i32,
+) -> AppResult<u64> {
+    Ok(sqlx::query!(
+        "DELETE FROM unit_results WHERE cycle_id = $1 AND revision = $2 AND computed_at <> now()",
+        y,
+        revision
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected())
+}
+
+/// Deletes the entity rows of one revision of a cycle (before they are written again).
+pub(super) async fn clear_entity_results(
+    tx: &mut Transaction<'_, Postgres>,
+    cycle_id: i64,
+    revision: i32,
+) -> AppResult<()> {
+    sqlx::query!(
+        "DELETE FROM entity_results WHERE cycle_id = $1 AND revision = $2",
+        cycle_id,
+        revision
     )
     .execute(&mut **tx)
     .await?;
