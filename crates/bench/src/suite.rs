@@ -444,7 +444,7 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
     let report = if o.scale > 1 {
         scaled_report(o.results.as_deref(), o.scale, &report)?
     } else {
-        report
+        keep_scaled(o.results.as_deref(), report)?
     };
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(path) = &o.results {
@@ -478,6 +478,30 @@ fn scaled_report(results: Option<&Path>, scale: u64, run: &Value) -> BenchResult
     base[format!("dataset_scale{scale}")] = run["dataset"].clone();
     base[format!("scale{scale}_run")] = json!({ "date": run["date"], "seed": run["seed"], "mode": run["mode"], "run_s": run["run_s"] });
     Ok(base)
+}
+
+/// A 1× report with the scaled runs' figures of the earlier report in `results` kept (they are
+/// measured by their own runs).
+fn keep_scaled(results: Option<&Path>, mut run: Value) -> BenchResult<Value> {
+    let Some(path) = results.filter(|p| p.exists()) else {
+        return Ok(run);
+    };
+    let earlier: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let is_scaled = |k: &str| {
+        k.strip_prefix("scale")
+            .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    };
+    for (key, value) in earlier["results"].as_object().into_iter().flatten() {
+        if is_scaled(key) {
+            run["results"][key] = value.clone();
+        }
+    }
+    for (key, value) in earlier.as_object().into_iter().flatten() {
+        if is_scaled(key) || key.starts_with("dataset_scale") {
+            run[key] = value.clone();
+        }
+    }
+    Ok(run)
 }
 
 /// A new directory for this run's certificates (removed after the run), on tmpfs (`/dev/shm`)

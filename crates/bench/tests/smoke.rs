@@ -148,6 +148,24 @@ fn smoke_run_measures_every_figure_through_the_real_processes() {
     let doc = std::fs::read_to_string(&docs).unwrap();
     assert!(doc.contains("| `scale2_recompute_full_s` |"), "{doc}");
     assert!(doc.contains("| `recompute_full_s` |"), "{doc}");
+
+    // A 1× run afterwards keeps the scaled figures.
+    let again = Command::new(BENCH)
+        .args(["run", "--smoke", "--bin-dir"])
+        .arg(bin_dir())
+        .arg("--out")
+        .arg(dir.join("data"))
+        .arg("--results")
+        .arg(&results)
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    assert_eq!(
+        kept["results"]["scale2_recompute_full_s"],
+        merged["results"]["scale2_recompute_full_s"]
+    );
+    assert_eq!(kept["dataset_scale2"], merged["dataset_scale2"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
