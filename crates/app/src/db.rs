@@ -23,11 +23,15 @@ use crate::config::Settings;
 /// The migrations under the top-level `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
+/// How long a request waits for a database connection (retrying while the database is
+/// unreachable) before it fails: the api then answers `503 database-unavailable`.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Opens the database pool.
 pub async fn connect(settings: &Settings) -> Result<PgPool, sqlx::Error> {
     PgPoolOptions::new()
         .max_connections(settings.db_max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect(&settings.database_url)
         .await
 }

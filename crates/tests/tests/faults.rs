@@ -705,7 +705,11 @@ async fn a_postgres_restart_during_uploads_keeps_every_answered_upload_and_nothi
     let (office, units, template) = demo_on(&cluster).await;
     let mut deployment = Deployment::new_at(&cluster.url("kepatuhan"), "restart");
     let (api, base) = deployment.api("api").await;
-    let stop = tokio::time::Instant::now() + Duration::from_secs(8);
+    // Postgres stays down longer than a request waits for a connection, so uploads sent during
+    // the outage are refused whatever the timing (a shorter outage is bridged by the pool's
+    // retries, and then nothing meets it); the uploads go on for a while after it.
+    let outage = kepatuhan_app::db::ACQUIRE_TIMEOUT + Duration::from_secs(1);
+    let stop = tokio::time::Instant::now() + outage + Duration::from_secs(5);
     let tasks: Vec<_> = (0..4)
         .map(|task| {
             tokio::spawn(upload_until(
@@ -720,7 +724,7 @@ async fn a_postgres_restart_during_uploads_keeps_every_answered_upload_and_nothi
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     cluster.crash();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    tokio::time::sleep(outage).await;
     cluster.start();
     let mut uploads = Vec::new();
     for task in tasks {
