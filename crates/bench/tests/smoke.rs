@@ -35,8 +35,31 @@ fn temp(name: &str) -> PathBuf {
     dir
 }
 
+/// `kepatuhan-bench run --smoke` with `extra` arguments, its data in `out`, writing `results`
+/// (and `docs`); fails the test with the bench's standard error when the run fails.
+fn run_smoke(extra: &[&str], out: &Path, results: &Path, docs: Option<&Path>) {
+    let mut command = Command::new(BENCH);
+    command
+        .args(["run", "--smoke"])
+        .args(extra)
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .arg("--out")
+        .arg(out)
+        .arg("--results")
+        .arg(results);
+    if let Some(docs) = docs {
+        command.arg("--docs").arg(docs);
+    }
+    let done = command.output().unwrap();
+    assert!(
+        done.status.success(),
+        "bench {extra:?} failed:\n{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+}
+
 #[test]
-#[allow(clippy::too_many_lines)] // one run, then the same run scaled: read top to bottom
 fn smoke_run_measures_every_figure_through_the_real_processes() {
     let dir = temp("smoke");
     let results = dir.join("bench-results.json");
@@ -46,19 +69,7 @@ fn smoke_run_measures_every_figure_through_the_real_processes() {
         "# Benchmarks\n\nbefore\n\n<!-- bench-results:begin (written by `just bench`) -->\nold\n<!-- bench-results:end -->\n\nafter\n",
     )
     .unwrap();
-    let out = Command::new(BENCH)
-        .args(["run", "--smoke", "--bin-dir"])
-        .arg(bin_dir())
-        .arg("--out")
-        .arg(dir.join("data"))
-        .arg("--results")
-        .arg(&results)
-        .arg("--docs")
-        .arg(&docs)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "bench failed:\n{stderr}");
+    run_smoke(&[], &dir.join("data"), &results, Some(&docs));
 
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
     assert_eq!(report["mode"], "smoke");
@@ -111,21 +122,11 @@ fn smoke_run_measures_every_figure_through_the_real_processes() {
     assert!(doc.contains("| `recompute_full_s` |"), "{doc}");
 
     // The same at twice the units: its figures land beside the 1× ones, which stay.
-    let scaled = Command::new(BENCH)
-        .args(["run", "--smoke", "--scale", "2", "--bin-dir"])
-        .arg(bin_dir())
-        .arg("--out")
-        .arg(dir.join("data-2"))
-        .arg("--results")
-        .arg(&results)
-        .arg("--docs")
-        .arg(&docs)
-        .output()
-        .unwrap();
-    assert!(
-        scaled.status.success(),
-        "scaled bench failed:\n{}",
-        String::from_utf8_lossy(&scaled.stderr)
+    run_smoke(
+        &["--scale", "2"],
+        &dir.join("data-2"),
+        &results,
+        Some(&docs),
     );
     let merged: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
     assert_eq!(merged["results"]["recompute_full_s"], r["recompute_full_s"]);
@@ -150,16 +151,7 @@ fn smoke_run_measures_every_figure_through_the_real_processes() {
     assert!(doc.contains("| `recompute_full_s` |"), "{doc}");
 
     // A 1× run afterwards keeps the scaled figures.
-    let again = Command::new(BENCH)
-        .args(["run", "--smoke", "--bin-dir"])
-        .arg(bin_dir())
-        .arg("--out")
-        .arg(dir.join("data"))
-        .arg("--results")
-        .arg(&results)
-        .output()
-        .unwrap();
-    assert!(again.status.success());
+    run_smoke(&[], &dir.join("data"), &results, None);
     let kept: Value = serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
     assert_eq!(
         kept["results"]["scale2_recompute_full_s"],

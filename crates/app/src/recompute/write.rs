@@ -182,14 +182,7 @@ pub async fn clear_results(
     )
     .execute(&mut **tx)
     .await?;
-    sqlx::query!(
-        "DELETE FROM entity_results WHERE cycle_id = $1 AND revision = $2",
-        cycle_id,
-        revision
-    )
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    clear_entity_results(tx, cycle_id, revision).await
 }
 
 /// A scored entity, ready to store.
