@@ -529,27 +529,40 @@ async fn the_worker_exports_queue_depth_and_certificates_by_status(pool: PgPool)
     );
 }
 
+/// Moves the official 2025 cycle's input revision, as every change of its inputs does.
+async fn bump_inputs(pool: &PgPool) {
+    sqlx::query(
+        "UPDATE cycles SET input_revision = input_revision + 1 WHERE id = official_cycle(2025)",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// The official 2025 cycle's unit rows: unit, score, breakdown, input revision and time written.
+async fn unit_rows(pool: &PgPool) -> Vec<(i64, String, String, i64, String)> {
+    sqlx::query_as(
+        "SELECT unit_id, score::text, breakdown::text, input_revision, computed_at::text
+         FROM unit_results WHERE cycle_id = official_cycle(2025) ORDER BY unit_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn a_full_recompute_rewrites_only_what_changed_and_drops_units_no_longer_scored(
     pool: PgPool,
 ) {
     let state = setup(&pool).await;
     let year = CycleYear::new(2025).unwrap();
-    recompute_for_job(&state, year.into(), Trigger::Full)
-        .await
-        .unwrap();
-    let rows = |pool: PgPool| async move {
-        sqlx::query_as::<_, (i64, String, String)>(
-            "SELECT unit_id, score::text, breakdown::text FROM unit_results WHERE cycle_id = official_cycle(2025) ORDER BY unit_id",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap()
-    };
-    let before = rows(pool.clone()).await;
-    assert!(before.len() > 1);
-    // A verified unit leaves the sample: the next full recompute drops its row, and keeps the
-    // others as they were.
+    let full = || recompute_for_job(&state, year.into(), Trigger::Full);
+    full().await.unwrap();
+    let before = unit_rows(&pool).await;
+    assert!(before.len() > 2);
+
+    // A verified unit leaves the sample: the next full recompute drops its row, and leaves the
+    // others untouched (same time written, same input revision).
     let gone = before[0].0;
     sqlx::query(
         "UPDATE cycle_units SET excluded_at = now(), exclusion_reason = 'uji' WHERE cycle_id = official_cycle(2025) AND unit_id = $1",
@@ -558,24 +571,58 @@ async fn a_full_recompute_rewrites_only_what_changed_and_drops_units_no_longer_s
     .execute(&pool)
     .await
     .unwrap();
-    sqlx::query(
-        "UPDATE cycles SET input_revision = input_revision + 1 WHERE id = official_cycle(2025)",
+    bump_inputs(&pool).await;
+    full().await.unwrap();
+    assert_eq!(
+        unit_rows(&pool).await,
+        before[1..],
+        "only the excluded unit's row went"
+    );
+
+    // One unit's verified value changes: only its row is written again, with the new input
+    // revision.
+    let changed = before[1].0;
+    let updated = sqlx::query(
+        "UPDATE submission_values v SET value = CASE WHEN v.value = 0 THEN 1 ELSE 0 END
+         WHERE v.submission_id = (SELECT id FROM submissions WHERE cycle_id = official_cycle(2025) AND unit_id = $1)
+           AND v.indicator_code = (SELECT min(w.indicator_code) FROM submission_values w
+                                   WHERE w.submission_id = v.submission_id AND w.value IS NOT NULL AND NOT w.not_applicable)",
     )
+    .bind(changed)
     .execute(&pool)
     .await
     .unwrap();
-    recompute_for_job(&state, year.into(), Trigger::Full)
-        .await
-        .unwrap();
-    let after = rows(pool.clone()).await;
-    assert_eq!(after, before[1..], "only the excluded unit's row went");
-    // Every row says which inputs it reflects.
-    let stale: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM unit_results r JOIN cycles c ON c.id = r.cycle_id
-         WHERE c.id = official_cycle(2025) AND r.input_revision <> c.input_revision",
+    assert_eq!(updated.rows_affected(), 1);
+    bump_inputs(&pool).await;
+    full().await.unwrap();
+    let after = unit_rows(&pool).await;
+    let revision: i64 =
+        sqlx::query_scalar("SELECT input_revision FROM cycles WHERE id = official_cycle(2025)")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(after[0].0, changed);
+    assert_ne!(
+        after[0].2, before[1].2,
+        "the changed unit's breakdown is new"
+    );
+    assert_eq!(after[0].3, revision);
+    assert_ne!(after[0].4, before[1].4);
+    assert_eq!(after[1..], before[2..], "the other rows are untouched");
+
+    // A row without a digest (written before digests were kept) is written again, unchanged.
+    let undigested = before[2].0;
+    sqlx::query(
+        "UPDATE unit_results SET digest = NULL WHERE cycle_id = official_cycle(2025) AND unit_id = $1",
     )
-    .fetch_one(&pool)
+    .bind(undigested)
+    .execute(&pool)
     .await
     .unwrap();
-    assert_eq!(stale, 0);
+    full().await.unwrap();
+    let again = unit_rows(&pool).await;
+    assert_eq!(again[1].0, undigested);
+    assert_eq!((&again[1].1, &again[1].2), (&before[2].1, &before[2].2));
+    assert_ne!(again[1].4, before[2].4, "written again");
+    assert_eq!(again[2..], before[3..]);
 }

@@ -8,6 +8,8 @@
 mod load;
 mod write;
 
+use std::collections::HashMap;
+
 use kepatuhan_core::scoring::score_cycle;
 use kepatuhan_core::{CycleYear, Methodology};
 use serde::Serialize;
@@ -19,7 +21,7 @@ use crate::error::{AppError, AppResult};
 use load::load_inputs;
 pub use write::{EntityRow, clear_results, write_entity_results};
 use write::{
-    Scored, clear_entity_results, delete_unwritten_units, entity_rows, mark_current, rerank,
+    Scored, clear_entity_results, delete_units, entity_rows, mark_current, rerank, stored_digests,
     update_moved_ranks,
 };
 
@@ -256,17 +258,19 @@ pub async fn recompute_cycle_in(
     let loaded = started.elapsed();
     let result = score_cycle(m, &input);
     let scored = started.elapsed();
-    // Unit rows are upserted (unchanged JSON is not written again), then the rows of units no
-    // longer scored removed; entity rows are few and written afresh.
+    // Unit rows whose result did not change are left alone, the others upserted, then the rows
+    // of units no longer scored removed; entity rows are few and written afresh.
+    let mut stored = stored_digests(tx, y, revision).await?;
     let units_scored = Scored {
         m,
         input: &input,
         result: &result,
         unit_rows: &unit_rows,
     }
-    .write_units(tx, y, revision, input_revision)
+    .write_units(tx, y, revision, input_revision, &mut stored)
     .await?;
-    delete_unwritten_units(tx, y, revision).await?;
+    let gone: Vec<i64> = stored.into_keys().collect();
+    delete_units(tx, y, revision, &gone).await?;
     clear_entity_results(tx, y, revision).await?;
     let entities_scored = write_entity_results(
         tx,
@@ -338,7 +342,7 @@ pub async fn recompute_entity_in(
         result: &result,
         unit_rows: &unit_rows,
     }
-    .write_units(tx, y, revision, input_revision)
+    .write_units(tx, y, revision, input_revision, &mut HashMap::new())
     .await?;
 
     let units_written = started.elapsed();

@@ -6,6 +6,7 @@ use kepatuhan_core::scoring::{CycleInput, CycleResult, Grade, RankInput, Ranks, 
 use kepatuhan_core::{EntityKind, Methodology, PublishedScore};
 use rust_decimal::Decimal;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Transaction};
 
 use super::load::UnitRow;
@@ -23,18 +24,26 @@ pub(super) struct Scored<'a> {
 }
 
 impl Scored<'_> {
-    /// Inserts the scored units' result rows, [`UNIT_ROWS_PER_INSERT`] at a time, with their
-    /// breakdown and deficiency lists serialized straight to JSON text; returns how many.
+    /// Writes the scored units' result rows, [`UNIT_ROWS_PER_INSERT`] at a time, with their
+    /// breakdown and deficiency lists serialized straight to JSON text; returns how many units
+    /// have a score.
+    ///
+    /// `stored` holds the digests of the revision's rows before the write ([`stored_digests`]).
+    /// A unit whose result has the digest stored for it is left alone: a full recompute that
+    /// changes little writes little. Every scored unit is taken out of `stored`, so what is left
+    /// afterwards are the rows of units no longer scored ([`delete_units`]).
     pub(super) async fn write_units(
         &self,
         tx: &mut Transaction<'_, Postgres>,
         y: i64,
         revision: i32,
         input_revision: i64,
+        stored: &mut HashMap<i64, Option<Vec<u8>>>,
     ) -> AppResult<usize> {
-        let mut written = 0;
+        let mut scored = 0;
         let mut chunk = UnitColumns::default();
         let mut position_in_entity: HashMap<usize, usize> = HashMap::new();
+        let (mut breakdown, mut deficiency_list) = (Vec::new(), Vec::new());
         for row in self.unit_rows {
             let k = position_in_entity.entry(row.entity_index).or_insert(0);
             let unit_result = &self.result.entities[row.entity_index].units[*k];
@@ -43,32 +52,87 @@ impl Scored<'_> {
             let (Some(score), Some(grade)) = (&unit_result.score, &unit_result.grade) else {
                 continue;
             };
+            scored += 1;
+            breakdown.clear();
+            json_into(&mut breakdown, &score.sheets);
+            deficiency_list.clear();
+            json_into(
+                &mut deficiency_list,
+                &deficiencies(self.m, unit_input, score),
+            );
+            let (published, exact) = (score.published.value(), score.score.value());
+            let digest = digest_of(&[
+                published.to_string().as_bytes(),
+                exact.to_string().as_bytes(),
+                grade.code.as_bytes(),
+                &breakdown,
+                &deficiency_list,
+            ]);
+            if stored.remove(&row.unit_id).flatten().as_deref() == Some(digest.as_slice()) {
+                continue;
+            }
             chunk.ids.push(row.unit_id);
-            chunk.scores.push(score.published.value());
-            chunk.exact.push(score.score.value());
+            chunk.scores.push(published);
+            chunk.exact.push(exact);
             chunk.grades.push(grade.code.clone());
-            chunk.breakdown.push(json_text(&score.sheets));
-            chunk
-                .deficiencies
-                .push(json_text(&deficiencies(self.m, unit_input, score)));
+            chunk.breakdown.push(json_text(&breakdown));
+            chunk.deficiencies.push(json_text(&deficiency_list));
+            chunk.digests.push(digest);
             if chunk.ids.len() == UNIT_ROWS_PER_INSERT {
-                written += chunk.ids.len();
                 std::mem::take(&mut chunk)
-                    .insert(tx, y, revision, input_revision)
+                    .upsert(tx, y, revision, input_revision)
                     .await?;
             }
         }
         if !chunk.ids.is_empty() {
-            written += chunk.ids.len();
-            chunk.insert(tx, y, revision, input_revision).await?;
+            chunk.upsert(tx, y, revision, input_revision).await?;
         }
-        Ok(written)
+        Ok(scored)
     }
 }
 
-/// A value as JSON text (`null` if it cannot be serialized, which our result types always can).
-fn json_text<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+/// Serializes a value as JSON into `buffer` (`null` if it cannot be serialized, which our result
+/// types always can).
+fn json_into<T: Serialize>(buffer: &mut Vec<u8>, value: &T) {
+    if serde_json::to_writer(&mut *buffer, value).is_err() {
+        buffer.clear();
+        buffer.extend_from_slice(b"null");
+    }
+}
+
+/// JSON serialized by [`json_into`] as text.
+fn json_text(json: &[u8]) -> String {
+    String::from_utf8_lossy(json).into_owned()
+}
+
+/// The SHA-256 digest of a row's parts, each prefixed by its length so that no two different
+/// rows share the bytes hashed.
+fn digest_of(parts: &[&[u8]]) -> Vec<u8> {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
+    hasher.finalize().to_vec()
+}
+
+/// The digests of the unit rows of one revision of a cycle, by unit (`None` for rows that carry
+/// none, such as imported scores).
+pub(super) async fn stored_digests(
+    tx: &mut Transaction<'_, Postgres>,
+    y: i64,
+    revision: i32,
+) -> AppResult<HashMap<i64, Option<Vec<u8>>>> {
+    Ok(sqlx::query!(
+        "SELECT unit_id, digest FROM unit_results WHERE cycle_id = $1 AND revision = $2",
+        y,
+        revision
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.unit_id, r.digest))
+    .collect())
 }
 
 /// Unit result rows, column by column.
@@ -80,29 +144,27 @@ struct UnitColumns {
     grades: Vec<String>,
     breakdown: Vec<String>,
     deficiencies: Vec<String>,
+    digests: Vec<Vec<u8>>,
 }
 
 impl UnitColumns {
-    async fn insert(
+    /// Inserts the rows, or replaces the stored rows of the same units; every row written gets
+    /// this write's `input_revision` and `computed_at`.
+    async fn upsert(
         self,
         tx: &mut Transaction<'_, Postgres>,
         y: i64,
         revision: i32,
         input_revision: i64,
     ) -> AppResult<()> {
-        // An upsert: a unit whose breakdown and deficiencies did not change keeps the stored
-        // (TOASTed) JSON instead of writing it again, so a recompute that changes little writes
-        // little. Every row written gets this transaction's `computed_at`, by which
-        // `delete_unwritten_units` tells the rows of units no longer scored.
         sqlx::query!(
-            "INSERT INTO unit_results (cycle_id, revision, unit_id, score, exact_score, grade_code, breakdown, deficiencies, input_revision)
-             SELECT $1, $2, t.unit_id, t.score, t.exact_score, t.grade_code, t.breakdown::jsonb, t.deficiencies::jsonb, $8
-             FROM UNNEST($3::bigint[], $4::numeric[], $5::numeric[], $6::text[], $7::text[], $9::text[])
-                  AS t(unit_id, score, exact_score, grade_code, breakdown, deficiencies)
+            "INSERT INTO unit_results (cycle_id, revision, unit_id, score, exact_score, grade_code, breakdown, deficiencies, digest, input_revision)
+             SELECT $1, $2, t.unit_id, t.score, t.exact_score, t.grade_code, t.breakdown::jsonb, t.deficiencies::jsonb, t.digest, $8
+             FROM UNNEST($3::bigint[], $4::numeric[], $5::numeric[], $6::text[], $7::text[], $9::text[], $10::bytea[])
+                  AS t(unit_id, score, exact_score, grade_code, breakdown, deficiencies, digest)
              ON CONFLICT (cycle_id, revision, unit_id) DO UPDATE SET
                  score = excluded.score, exact_score = excluded.exact_score, grade_code = excluded.grade_code,
-                 breakdown = CASE WHEN unit_results.breakdown = excluded.breakdown THEN unit_results.breakdown ELSE excluded.breakdown END,
-                 deficiencies = CASE WHEN unit_results.deficiencies = excluded.deficiencies THEN unit_results.deficiencies ELSE excluded.deficiencies END,
+                 breakdown = excluded.breakdown, deficiencies = excluded.deficiencies, digest = excluded.digest,
                  input_revision = excluded.input_revision, computed_at = now()",
             y,
             revision,
@@ -112,7 +174,8 @@ impl UnitColumns {
             &self.grades,
             &self.breakdown,
             input_revision,
-            &self.deficiencies
+            &self.deficiencies,
+            &self.digests
         )
         .execute(&mut **tx)
         .await?;
@@ -136,17 +199,22 @@ pub(super) async fn mark_current(
     Ok(())
 }
 
-/// Deletes the unit rows of one revision of a cycle that the caller's transaction did not write
-/// (units no longer scored), after [`Scored::write_units`]; returns how many.
-pub(super) async fn delete_unwritten_units(
+/// Deletes the rows of `units` from one revision of a cycle (the units no longer scored that
+/// [`Scored::write_units`] left in its `stored` map); returns how many.
+pub(super) async fn delete_units(
     tx: &mut Transaction<'_, Postgres>,
     y: i64,
     revision: i32,
+    units: &[i64],
 ) -> AppResult<u64> {
+    if units.is_empty() {
+        return Ok(0);
+    }
     Ok(sqlx::query!(
-        "DELETE FROM unit_results WHERE cycle_id = $1 AND revision = $2 AND computed_at <> now()",
+        "DELETE FROM unit_results WHERE cycle_id = $1 AND revision = $2 AND unit_id = ANY($3)",
         y,
-        revision
+        revision,
+        units
     )
     .execute(&mut **tx)
     .await?
