@@ -9,6 +9,7 @@
 //!   transition table.
 //! - [`methodology`]: a year's methodology as data (dimensions → variables → indicators, scales,
 //!   survey mappings, composition, aggregation and bands), loaded and validated from TOML or JSON.
+//! - [`flags`]: integrity flags, what deserves a second look before publication.
 //! - [`scoring`]: the scoring rules of `DOMAIN.md`: units, entities, bands, rankings, year-on-year
 //!   comparison and deficiencies, in exact decimal arithmetic.
 //!
@@ -37,6 +38,7 @@
 
 pub mod cycle;
 pub mod entity;
+pub mod flags;
 pub mod methodology;
 pub mod score;
 pub mod scoring;

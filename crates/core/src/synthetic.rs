@@ -69,15 +69,15 @@ pub fn sheet(m: &Methodology, rng: &mut Rng, quality: Quality, label: Option<Str
     sheet
 }
 
-/// One indicator's answer around `quality`: not applicable 3 % of the time, otherwise a level of
-/// its scale.
+/// One indicator's answer around `quality`: not applicable 3 % of the time (where the methodology
+/// allows it), otherwise a level of its scale.
 pub fn answer(
     m: &Methodology,
     id: crate::methodology::IndicatorId,
     rng: &mut Rng,
     quality: Quality,
 ) -> AnswerInput {
-    if rng.below(100) < 3 {
+    if rng.below(100) < 3 && m.indicator(id).not_applicable_allowed {
         return AnswerInput::NotApplicable;
     }
     let levels = &m.indicator(id).scale.levels;

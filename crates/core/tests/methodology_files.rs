@@ -207,3 +207,119 @@ fn bands_must_be_listed_from_highest_to_lowest_and_composition_sum_to_100() {
         ["composition: component weights must sum to 100, they sum to 90"]
     );
 }
+
+/// A one-dimension methodology with the given indicator lines and a yes/no and a Likert survey.
+fn with_indicators(lines: &str) -> String {
+    format!(
+        r#"
+code = "flags"
+name = "Flags"
+first_year = 2025
+aggregation = "mean_of_units"
+[[dimensions]]
+code = "d"
+name = "D"
+weight = 100
+[[dimensions.variables]]
+code = "v"
+name = "V"
+weight = 1
+indicators = [
+{lines}
+]
+[[dimensions.variables]]
+code = "perception"
+name = "Persepsi"
+weight = 1
+[dimensions.variables.survey]
+method = "no_maladministration_share"
+questions = [{{ code = "fees", text = "Pungutan?" }}]
+[[composition]]
+kind = "dimensions"
+weight = 70
+[[composition]]
+kind = "survey"
+name = "Kepercayaan"
+weight = 30
+[composition.survey]
+code = "trust"
+method = "likert"
+likert = [{{ value = 1, label = "Tidak", points = 0 }}, {{ value = 2, label = "Ya", points = 100 }}]
+questions = [{{ code = "fair", text = "Adil?" }}]
+[[bands]]
+code = "ok"
+label = "Baik"
+lower = 0
+"#
+    )
+}
+
+#[test]
+fn indicators_say_where_not_applicable_evidence_and_survey_questions_apply() {
+    let levels =
+        r#"levels = [{ value = 0, description = "tidak" }, { value = 1, description = "ya" }]"#;
+    let m = Methodology::from_toml(&with_indicators(&format!(
+        r#"  {{ code = "doc", name = "Dok", weight = 1, source = "document", {levels} }},
+  {{ code = "fees", name = "Biaya", weight = 1, source = "observation", not_applicable = false, survey_questions = ["perception.fees"], {levels} }},
+  {{ code = "photo", name = "Foto", weight = 1, source = "observation", evidence = "expected", {levels} }},
+  {{ code = "memo", name = "Memo", weight = 1, source = "document", evidence = "optional", {levels} }},"#
+    )))
+    .unwrap();
+    let ind = |code| m.indicator(m.indicator_id(code).unwrap());
+    // Document evidence is expected unless the methodology says otherwise; other sources only
+    // when it says so.
+    assert!(ind("doc").evidence_expected);
+    assert!(!ind("fees").evidence_expected);
+    assert!(ind("photo").evidence_expected);
+    assert!(!ind("memo").evidence_expected);
+    assert!(ind("doc").not_applicable_allowed);
+    assert!(!ind("fees").not_applicable_allowed);
+    assert_eq!(
+        ind("fees").survey_questions[0].to_string(),
+        "perception.fees"
+    );
+
+    // An indicator that applies to every unit refuses "not applicable".
+    let mut sheet = kepatuhan_core::scoring::Sheet::new(&m);
+    let refused = sheet
+        .set(
+            &m,
+            "fees",
+            kepatuhan_core::scoring::AnswerInput::NotApplicable,
+        )
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "indicator `fees` applies to every unit: it cannot be marked not applicable"
+    );
+    sheet
+        .set(
+            &m,
+            "doc",
+            kepatuhan_core::scoring::AnswerInput::NotApplicable,
+        )
+        .unwrap();
+
+    // Links must name a question of a yes/no survey; the rules are named with their paths.
+    let bad = problems(&with_indicators(&format!(
+        r#"  {{ code = "a", name = "A", weight = 1, source = "observation", evidence = "maybe", survey_questions = ["fees", "nosuch.q", "trust.fair", "perception.nosuch"], {levels} }},"#
+    )));
+    assert_eq!(
+        bad,
+        [
+            "dimensions[0].variables[0].indicators[0].evidence: unknown evidence rule `maybe` (expected `expected` or `optional`)",
+            "dimensions[0].variables[0].indicators[0].survey_questions[0]: `fees` is not a `survey.question` code",
+        ]
+    );
+    let bad = problems(&with_indicators(&format!(
+        r#"  {{ code = "a", name = "A", weight = 1, source = "observation", survey_questions = ["nosuch.q", "trust.fair", "perception.nosuch"], {levels} }},"#
+    )));
+    assert_eq!(
+        bad,
+        [
+            "dimensions[0].variables[0].indicators[0].survey_questions[0]: unknown survey `nosuch`",
+            "dimensions[0].variables[0].indicators[0].survey_questions[1]: `trust` is not a yes/no (maladministration) survey",
+            "dimensions[0].variables[0].indicators[0].survey_questions[2]: survey `perception` has no question `nosuch`",
+        ]
+    );
+}

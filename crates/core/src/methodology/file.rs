@@ -89,6 +89,14 @@ pub(crate) struct RawIndicator {
     pub levels: Option<Vec<RawLevel>>,
     /// Effort of raising the indicator by one level, relative to other indicators (default 1).
     pub effort: Option<i64>,
+    /// Whether an assessor may mark the indicator not applicable (default true).
+    pub not_applicable: Option<bool>,
+    /// `expected` or `optional`: whether a value needs an evidence note or attachment (default:
+    /// expected for document evidence, optional otherwise).
+    pub evidence: Option<String>,
+    /// The yes/no survey questions about the same matter, as `survey.question` codes.
+    #[serde(default)]
+    pub survey_questions: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -130,6 +130,15 @@ pub struct Indicator {
     /// indicators (1 unless the methodology says otherwise: printing a service standard is
     /// cheaper than building a ramp). Improvement plans minimise the total effort.
     pub effort: u32,
+    /// Whether an assessor may mark the indicator not applicable to a unit (`not_applicable` in
+    /// the file, default true).
+    pub not_applicable_allowed: bool,
+    /// Whether a value needs an evidence note or attachment (`evidence = "expected"`; the
+    /// default for document evidence). Integrity flags look for top marks without it.
+    pub evidence_expected: bool,
+    /// The yes/no (maladministration) survey questions about the same matter as the indicator:
+    /// a unit with top marks here whose users report that maladministration is flagged.
+    pub survey_questions: Vec<QuestionRef>,
     /// Precomputed `weight × level × (lcm / max)` per level position (see scoring).
     #[serde(skip)]
     pub(crate) numerators: Vec<Decimal>,
@@ -200,6 +209,21 @@ pub struct SurveyQuestion {
     pub code: String,
     /// The question in Indonesian.
     pub text: String,
+}
+
+/// A survey question named from outside its survey: `survey.question` in methodology files.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct QuestionRef {
+    /// The survey's code.
+    pub survey: String,
+    /// The question's code in that survey.
+    pub question: String,
+}
+
+impl fmt::Display for QuestionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.survey, self.question)
+    }
 }
 
 /// How survey answers become points.

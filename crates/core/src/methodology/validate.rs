@@ -11,8 +11,8 @@ use super::file::{
 };
 use super::{
     Aggregation, Band, BandTable, Component, Dimension, EvidenceSource, FollowUpRule, Indicator,
-    IndicatorId, IndicatorSlot, Level, LikertLevel, Methodology, Scale, Survey, SurveyId,
-    SurveyMethod, SurveyQuestion, SurveySlot, Variable, VariableMeasure, Zone,
+    IndicatorId, IndicatorSlot, Level, LikertLevel, Methodology, QuestionRef, Scale, Survey,
+    SurveyId, SurveyMethod, SurveyQuestion, SurveySlot, Variable, VariableMeasure, Zone,
 };
 use crate::cycle::CycleYear;
 use crate::score::{PUBLISHED_DECIMALS, Weight};
@@ -278,6 +278,7 @@ fn build(raw: RawMethodology) -> Result<Methodology, LoadError> {
     let bands = build_bands(&mut c, raw.bands);
     let follow_up = raw.follow_up.and_then(|f| build_follow_up(&mut c, f));
     check_award_band(&mut c, raw.award_minimum_band.as_deref(), bands.as_ref());
+    check_survey_links(&mut c, &dimensions, composition.as_deref());
 
     if !c.problems.is_empty() {
         return Err(LoadError::Invalid(ValidationErrors(c.problems)));
@@ -312,6 +313,65 @@ fn build(raw: RawMethodology) -> Result<Methodology, LoadError> {
         indicator_index: HashMap::new(),
         survey_index: HashMap::new(),
     }))
+}
+
+/// Every indicator's `survey_questions` name a question of a yes/no (maladministration) survey
+/// of the methodology.
+fn check_survey_links(
+    c: &mut Checker,
+    dimensions: &[Option<Dimension>],
+    composition: Option<&[Component]>,
+) {
+    let surveys = dimensions
+        .iter()
+        .flatten()
+        .flat_map(|d| &d.variables)
+        .filter_map(|v| match &v.measure {
+            VariableMeasure::Survey(s) => Some(s),
+            VariableMeasure::Indicators { .. } => None,
+        })
+        .chain(composition.into_iter().flatten().filter_map(|c| match c {
+            Component::Survey { survey, .. } => Some(survey),
+            Component::Dimensions { .. } => None,
+        }));
+    let surveys: HashMap<&str, &Survey> = surveys.map(|s| (s.code.as_str(), s)).collect();
+    for (d, dimension) in dimensions.iter().enumerate() {
+        let Some(dimension) = dimension else { continue };
+        for (v, variable) in dimension.variables.iter().enumerate() {
+            let VariableMeasure::Indicators { indicators, .. } = &variable.measure else {
+                continue;
+            };
+            for (i, indicator) in indicators.iter().enumerate() {
+                for (k, link) in indicator.survey_questions.iter().enumerate() {
+                    let path = format!(
+                        "dimensions[{d}].variables[{v}].indicators[{i}].survey_questions[{k}]"
+                    );
+                    match surveys.get(link.survey.as_str()) {
+                        None => c.report(path, format!("unknown survey `{}`", link.survey)),
+                        Some(s) if !matches!(s.method, SurveyMethod::NoMaladministrationShare) => {
+                            c.report(
+                                path,
+                                format!(
+                                    "`{}` is not a yes/no (maladministration) survey",
+                                    link.survey
+                                ),
+                            );
+                        }
+                        Some(s) if !s.questions.iter().any(|q| q.code == link.question) => {
+                            c.report(
+                                path,
+                                format!(
+                                    "survey `{}` has no question `{}`",
+                                    link.survey, link.question
+                                ),
+                            );
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn build_scale(c: &mut Checker, path: &str, levels: Vec<RawLevel>) -> Option<Scale> {
@@ -578,6 +638,13 @@ fn build_indicator(
             }
         },
     };
+    let (evidence_expected, survey_questions) = evidence_rules(
+        c,
+        path,
+        source,
+        raw.evidence.as_deref(),
+        raw.survey_questions,
+    );
     Some(Indicator {
         code: code?,
         name: name?,
@@ -585,8 +652,50 @@ fn build_indicator(
         source: source?,
         scale: scale?,
         effort: effort?,
+        not_applicable_allowed: raw.not_applicable.unwrap_or(true),
+        evidence_expected: evidence_expected?,
+        survey_questions,
         numerators: Vec::new(),
     })
+}
+
+/// An indicator's evidence rule (`expected` by default for document evidence) and its links to
+/// survey questions, checked for form (the links resolve in [`check_survey_links`]).
+fn evidence_rules(
+    c: &mut Checker,
+    path: &str,
+    source: Option<EvidenceSource>,
+    evidence: Option<&str>,
+    links: Vec<String>,
+) -> (Option<bool>, Vec<QuestionRef>) {
+    let evidence_expected = match evidence {
+        None => source.map(|s| s == EvidenceSource::Document),
+        Some("expected") => Some(true),
+        Some("optional") => Some(false),
+        Some(other) => {
+            c.report(
+                format!("{path}.evidence"),
+                format!("unknown evidence rule `{other}` (expected `expected` or `optional`)"),
+            );
+            None
+        }
+    };
+    let mut survey_questions = Vec::with_capacity(links.len());
+    for (k, link) in links.into_iter().enumerate() {
+        match link.split_once('.') {
+            Some((survey, question)) if !survey.is_empty() && !question.is_empty() => {
+                survey_questions.push(QuestionRef {
+                    survey: survey.to_owned(),
+                    question: question.to_owned(),
+                });
+            }
+            _ => c.report(
+                format!("{path}.survey_questions[{k}]"),
+                format!("`{link}` is not a `survey.question` code"),
+            ),
+        }
+    }
+    (evidence_expected, survey_questions)
 }
 
 fn build_survey(

@@ -42,6 +42,9 @@ pub enum InputError {
         /// The scale's levels.
         allowed: Vec<u8>,
     },
+    /// The indicator may not be marked not applicable.
+    #[error("indicator `{0}` applies to every unit: it cannot be marked not applicable")]
+    NotApplicableRefused(String),
     /// The code names no survey of the methodology.
     #[error("unknown survey `{0}`")]
     UnknownSurvey(String),
@@ -115,6 +118,9 @@ impl Sheet {
     ) -> Result<(), InputError> {
         let indicator = methodology.indicator(id);
         let checked = match answer {
+            AnswerInput::NotApplicable if !indicator.not_applicable_allowed => {
+                return Err(InputError::NotApplicableRefused(indicator.code.clone()));
+            }
             AnswerInput::NotApplicable => Answer::NotApplicable,
             AnswerInput::Value(v) => {
                 let pos = indicator

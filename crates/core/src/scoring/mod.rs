@@ -12,7 +12,7 @@
 mod cycle;
 mod deficiency;
 mod entity;
-mod input;
+pub(crate) mod input;
 mod plan;
 mod ranking;
 mod unit;

@@ -1,0 +1,445 @@
+//! The flag rules, one function each. Every rule is pure and reads only what it is given.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::stats::{median, robust_spread, text};
+use super::{
+    EntityFacts, Flag, FlagKind, FlagSettings, OfficeReviews, ReviewFacts, Severity, Subject,
+    UnitFacts,
+};
+use crate::methodology::Methodology;
+use crate::scoring::input::Answer;
+
+/// The position of each answered indicator of a sheet (`None`: unanswered or not applicable).
+fn levels(u: &UnitFacts) -> impl Iterator<Item = Option<u8>> + '_ {
+    u.sheet.answers.iter().map(|a| match a {
+        Some(Answer::Level(p)) => Some(*p),
+        _ => None,
+    })
+}
+
+/// Whether the indicator at `index` is at the top of its scale in `u`'s sheet.
+fn at_top(m: &Methodology, u: &UnitFacts, index: usize) -> bool {
+    let id = crate::methodology::IndicatorId(u32::try_from(index).unwrap_or(u32::MAX));
+    let top = m.indicator(id).scale.levels.len().saturating_sub(1);
+    matches!(u.sheet.answers.get(index), Some(Some(Answer::Level(p))) if usize::from(*p) == top)
+}
+
+/// Year-on-year jumps of units and of entities: a change is a jump when it lies more than
+/// `jump_spread_factor` robust standard deviations from the cycle's median change (of units, or
+/// of entities) and is at least `jump_min_points`. Twice that distance is high severity.
+pub fn jumps(settings: &FlagSettings, units: &[UnitFacts], entities: &[EntityFacts]) -> Vec<Flag> {
+    let unit_changes = units.iter().filter_map(|u| {
+        Some((
+            Subject::Unit { unit: u.unit },
+            Some(u.unit),
+            Some(u.entity),
+            u.previous?,
+            u.score?,
+        ))
+    });
+    let entity_changes = entities.iter().filter_map(|e| {
+        Some((
+            Subject::Entity { entity: e.entity },
+            None,
+            Some(e.entity),
+            e.previous?,
+            e.score?,
+        ))
+    });
+    let mut out = jump_rule(settings, unit_changes.collect());
+    out.extend(jump_rule(settings, entity_changes.collect()));
+    out
+}
+
+type Change = (Subject, Option<i64>, Option<i64>, Decimal, Decimal);
+
+fn jump_rule(settings: &FlagSettings, items: Vec<Change>) -> Vec<Flag> {
+    let changes: Vec<Decimal> = items.iter().map(|(.., prev, now)| *now - *prev).collect();
+    let Some(centre) = median(&changes) else {
+        return Vec::new();
+    };
+    let spread = robust_spread(&changes, centre);
+    let threshold = settings.jump_spread_factor * spread;
+    let compared = changes.len();
+    let mut out = Vec::new();
+    for ((subject, unit, entity, previous, score), change) in items.into_iter().zip(changes) {
+        let distance = (change - centre).abs();
+        if distance <= threshold || change.abs() < settings.jump_min_points {
+            continue;
+        }
+        out.push(Flag {
+            kind: FlagKind::YearOnYearJump,
+            subject,
+            severity: if distance > threshold * Decimal::TWO {
+                Severity::High
+            } else {
+                Severity::Medium
+            },
+            unit,
+            entity,
+            evidence: json!({
+                "previous": text(previous, 2),
+                "score": text(score, 2),
+                "change": text(change, 2),
+            }),
+            context: json!({
+                "median_change": text(centre, 2),
+                "spread": text(spread, 2),
+                "threshold": text(threshold, 2),
+                "compared": compared,
+            }),
+        });
+    }
+    out
+}
+
+/// Pairs of units in `group` (one entity's, or one assessor's) that give the same value on at
+/// least `identical_share` of the indicators answered in both (and at least
+/// `identical_min_indicators` of them). Exactly the same sheet is high severity.
+pub fn identical_sheets(settings: &FlagSettings, group: &[&UnitFacts]) -> Vec<Flag> {
+    let mut out = Vec::new();
+    let sheets: Vec<Vec<Option<u8>>> = group.iter().map(|u| levels(u).collect()).collect();
+    for i in 0..group.len() {
+        for j in i + 1..group.len() {
+            let (mut compared, mut agreeing) = (0usize, 0usize);
+            for (a, b) in sheets[i].iter().zip(&sheets[j]) {
+                if let (Some(a), Some(b)) = (a, b) {
+                    compared += 1;
+                    agreeing += usize::from(a == b);
+                }
+            }
+            if compared < settings.identical_min_indicators
+                || Decimal::from(agreeing) < settings.identical_share * Decimal::from(compared)
+            {
+                continue;
+            }
+            let (a, b) = if group[i].unit <= group[j].unit {
+                (group[i], group[j])
+            } else {
+                (group[j], group[i])
+            };
+            out.push(Flag {
+                kind: FlagKind::IdenticalSheets,
+                subject: Subject::UnitPair {
+                    unit: a.unit,
+                    other: b.unit,
+                },
+                severity: if agreeing == compared {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                },
+                unit: Some(a.unit),
+                entity: (a.entity == b.entity).then_some(a.entity),
+                evidence: json!({
+                    "agreeing": agreeing,
+                    "compared": compared,
+                    "same_entity": a.entity == b.entity,
+                    "same_assessor": a.assessor.is_some() && a.assessor == b.assessor,
+                }),
+                context: json!({ "share": text(Decimal::from(agreeing) / Decimal::from(compared), 4) }),
+            });
+        }
+    }
+    out
+}
+
+/// Top marks on an indicator linked to yes/no survey questions while at least
+/// `contradiction_share` of the unit's respondents (and at least
+/// `contradiction_min_respondents` of them) report that maladministration. One flag per unit,
+/// listing every contradiction; high severity for two or more, or twice the share.
+pub fn contradictions(m: &Methodology, settings: &FlagSettings, u: &UnitFacts) -> Option<Flag> {
+    let mut found = Vec::new();
+    let mut strong = false;
+    for id in m.indicator_ids() {
+        let indicator = m.indicator(id);
+        if indicator.survey_questions.is_empty() || !at_top(m, u, id.index()) {
+            continue;
+        }
+        for q in &indicator.survey_questions {
+            let respondents = u.respondents.get(&q.survey).copied().unwrap_or(0);
+            let reported = u.reports.get(q).copied().unwrap_or(0);
+            if respondents < settings.contradiction_min_respondents || respondents == 0 {
+                continue;
+            }
+            let share = Decimal::from(reported) / Decimal::from(respondents);
+            if share < settings.contradiction_share {
+                continue;
+            }
+            strong |= share >= settings.contradiction_share * Decimal::TWO;
+            found.push(json!({
+                "indicator": indicator.code,
+                "question": q.to_string(),
+                "reported": reported,
+                "respondents": respondents,
+            }));
+        }
+    }
+    if found.is_empty() {
+        return None;
+    }
+    Some(Flag {
+        kind: FlagKind::SurveyContradiction,
+        subject: Subject::Unit { unit: u.unit },
+        severity: if strong || found.len() > 1 {
+            Severity::High
+        } else {
+            Severity::Medium
+        },
+        unit: Some(u.unit),
+        entity: Some(u.entity),
+        evidence: json!({ "contradictions": found }),
+        context: json!({ "share_threshold": text(settings.contradiction_share, 2) }),
+    })
+}
+
+/// The highest level on indicators whose evidence the methodology expects, with no evidence
+/// note or attachment. One flag per unit listing the indicators: low for one, medium for two to
+/// four, high for five or more.
+pub fn top_marks_without_evidence(m: &Methodology, u: &UnitFacts) -> Option<Flag> {
+    let missing: Vec<&str> = m
+        .indicator_ids()
+        .filter(|id| {
+            m.indicator(*id).evidence_expected
+                && at_top(m, u, id.index())
+                && !u.evidence.get(id.index()).copied().unwrap_or(false)
+        })
+        .map(|id| m.indicator(id).code.as_str())
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some(Flag {
+        kind: FlagKind::TopMarksWithoutEvidence,
+        subject: Subject::Unit { unit: u.unit },
+        severity: match missing.len() {
+            1 => Severity::Low,
+            2..=4 => Severity::Medium,
+            _ => Severity::High,
+        },
+        unit: Some(u.unit),
+        entity: Some(u.entity),
+        evidence: json!({ "indicators": missing }),
+        context: json!({}),
+    })
+}
+
+/// Submissions verified less than `fast_review_minutes` after they were submitted; under a
+/// minute is high severity.
+pub fn fast_reviews(settings: &FlagSettings, reviews: &[ReviewFacts]) -> Vec<Flag> {
+    reviews
+        .iter()
+        .filter(|r| r.seconds_to_verify < settings.fast_review_minutes * 60)
+        .map(|r| Flag {
+            kind: FlagKind::FastReview,
+            subject: Subject::Unit { unit: r.unit },
+            severity: if r.seconds_to_verify < 60 {
+                Severity::High
+            } else {
+                Severity::Medium
+            },
+            unit: Some(r.unit),
+            entity: Some(r.entity),
+            evidence: json!({ "seconds_to_verify": r.seconds_to_verify.max(0) }),
+            context: json!({ "minimum_minutes": settings.fast_review_minutes }),
+        })
+        .collect()
+}
+
+/// Offices that verified at least `never_returned_min_verified` submissions and returned none,
+/// while the other offices together returned at least `never_returned_others_share` of the
+/// submissions they reviewed.
+pub fn never_returned(settings: &FlagSettings, offices: &[OfficeReviews]) -> Vec<Flag> {
+    let (verified, returned) = offices
+        .iter()
+        .fold((0u64, 0u64), |(v, r), o| (v + o.verified, r + o.returned));
+    offices
+        .iter()
+        .filter(|o| o.returned == 0 && o.verified >= settings.never_returned_min_verified)
+        .filter_map(|o| {
+            let others_reviews = verified - o.verified + returned;
+            if others_reviews == 0 {
+                return None;
+            }
+            let share = Decimal::from(returned) / Decimal::from(others_reviews);
+            (share >= settings.never_returned_others_share).then(|| Flag {
+                kind: FlagKind::NeverReturned,
+                subject: Subject::Office { office: o.office },
+                severity: Severity::Medium,
+                unit: None,
+                entity: None,
+                evidence: json!({ "verified": o.verified, "returned": 0 }),
+                context: json!({ "others_returned_share": text(share, 4) }),
+            })
+        })
+        .collect()
+}
+
+/// The mean position of a unit's answered indicators on their scales, from 0 (all lowest) to 1
+/// (all highest), and its share of top marks; `None` when nothing is answered.
+fn unit_level(m: &Methodology, u: &UnitFacts) -> Option<(Decimal, Decimal)> {
+    let (mut sum, mut top, mut n) = (Decimal::ZERO, 0u32, 0u32);
+    for id in m.indicator_ids() {
+        let Some(Some(Answer::Level(p))) = u.sheet.answers.get(id.index()) else {
+            continue;
+        };
+        let max = m.indicator(id).scale.levels.len().saturating_sub(1).max(1);
+        sum += Decimal::from(*p) / Decimal::from(max);
+        top += u32::from(usize::from(*p) == max);
+        n += 1;
+    }
+    (n > 0).then(|| {
+        (
+            sum / Decimal::from(n),
+            Decimal::from(top) / Decimal::from(n),
+        )
+    })
+}
+
+/// Each assessor's units' (mean level, top share).
+type LevelsByAssessor = BTreeMap<i64, Vec<(Decimal, Decimal)>>;
+
+/// Assessors whose units' mean level sits far from the other assessors' units in the same
+/// province: at least `outlier_min_gap` from their median, and `outlier_spread_factor` standard
+/// errors (robust spread / √units) away. Twice the gap is high severity.
+pub fn assessor_outliers(
+    m: &Methodology,
+    settings: &FlagSettings,
+    units: &[UnitFacts],
+) -> Vec<Flag> {
+    // province → assessor → (level, top share) of each unit
+    let mut provinces: BTreeMap<&str, LevelsByAssessor> = BTreeMap::new();
+    for u in units {
+        let (Some(province), Some(assessor)) = (u.province.as_deref(), u.assessor) else {
+            continue;
+        };
+        if let Some(level) = unit_level(m, u) {
+            provinces
+                .entry(province)
+                .or_default()
+                .entry(assessor)
+                .or_default()
+                .push(level);
+        }
+    }
+    let mut out = Vec::new();
+    for (province, assessors) in &provinces {
+        for (assessor, own) in assessors {
+            if own.len() < settings.outlier_min_units {
+                continue;
+            }
+            let others: Vec<Decimal> = assessors
+                .iter()
+                .filter(|(a, _)| *a != assessor)
+                .flat_map(|(_, levels)| levels.iter().map(|l| l.0))
+                .collect();
+            if others.len() < settings.outlier_min_units {
+                continue;
+            }
+            let Some(centre) = median(&others) else {
+                continue;
+            };
+            let spread = robust_spread(&others, centre);
+            let n = Decimal::from(own.len());
+            let mean = own.iter().map(|l| l.0).sum::<Decimal>() / n;
+            let top_share = own.iter().map(|l| l.1).sum::<Decimal>() / n;
+            let gap = mean - centre;
+            let factor = settings.outlier_spread_factor;
+            if gap.abs() < settings.outlier_min_gap
+                || gap * gap * n < factor * factor * spread * spread
+            {
+                continue;
+            }
+            out.push(Flag {
+                kind: FlagKind::AssessorOutlier,
+                subject: Subject::Assessor {
+                    assessor: *assessor,
+                    province: (*province).to_owned(),
+                },
+                severity: if gap.abs() >= settings.outlier_min_gap * Decimal::TWO {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                },
+                unit: None,
+                entity: None,
+                evidence: json!({
+                    "units": own.len(),
+                    "mean_level": text(mean, 4),
+                    "top_share": text(top_share, 4),
+                }),
+                context: json!({
+                    "others_units": others.len(),
+                    "others_median_level": text(centre, 4),
+                    "others_spread": text(spread, 4),
+                }),
+            });
+        }
+    }
+    out
+}
+
+/// Offices and provinces with at least `bunching_min_units` units scored within
+/// `bunching_width` points above a grade boundary of the methodology, and at least
+/// `bunching_ratio` × (the units just below it + 1). One flag per office or province, listing
+/// every boundary.
+pub fn bunching(m: &Methodology, settings: &FlagSettings, units: &[UnitFacts]) -> Vec<Flag> {
+    let boundaries: Vec<Decimal> = m
+        .bands()
+        .bands()
+        .iter()
+        .map(|b| b.lower)
+        .filter(|l| *l > Decimal::ZERO)
+        .collect();
+    let mut groups: BTreeMap<Subject, Vec<Decimal>> = BTreeMap::new();
+    for u in units {
+        let Some(score) = u.score else { continue };
+        if let Some(office) = u.office {
+            groups
+                .entry(Subject::Office { office })
+                .or_default()
+                .push(score);
+        }
+        if let Some(province) = &u.province {
+            groups
+                .entry(Subject::Province {
+                    province: province.clone(),
+                })
+                .or_default()
+                .push(score);
+        }
+    }
+    let w = settings.bunching_width;
+    let mut out = Vec::new();
+    for (subject, scores) in groups {
+        let mut found = Vec::new();
+        for b in &boundaries {
+            let above = scores.iter().filter(|s| **s >= *b && **s < *b + w).count();
+            let below = scores.iter().filter(|s| **s < *b && **s >= *b - w).count();
+            if above >= settings.bunching_min_units
+                && Decimal::from(above) >= settings.bunching_ratio * Decimal::from(below + 1)
+            {
+                found.push(
+                    json!({ "boundary": text(*b, 2), "just_above": above, "just_below": below }),
+                );
+            }
+        }
+        if found.is_empty() {
+            continue;
+        }
+        out.push(Flag {
+            kind: FlagKind::CutoffBunching,
+            subject,
+            severity: Severity::Medium,
+            unit: None,
+            entity: None,
+            evidence: json!({ "boundaries": found }),
+            context: json!({ "units": scores.len(), "width": text(w, 2) }),
+        });
+    }
+    out
+}

@@ -1,0 +1,358 @@
+//! Integrity flags: each rule fires on a small hand-made case and stays quiet on its near miss.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use kepatuhan_core::Methodology;
+use kepatuhan_core::flags::{
+    EntityFacts, Flag, FlagKind, FlagSettings, OfficeReviews, ReviewFacts, Severity, Subject,
+    UnitFacts, assessor_outliers, bunching, contradictions, cycle_flags, entity_flags,
+    fast_reviews, identical_sheets, jumps, never_returned, top_marks_without_evidence,
+};
+use kepatuhan_core::methodology::QuestionRef;
+use kepatuhan_core::scoring::{AnswerInput, Sheet};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+/// Twelve indicators on a 0–3 scale (`i0` expects evidence, `i1` is linked to the `fees`
+/// question), a yes/no survey, and bands at 88 and 78.
+fn methodology() -> Methodology {
+    let mut lines = String::new();
+    for i in 0..12 {
+        let extra = match i {
+            0 => r#", evidence = "expected""#,
+            1 => r#", survey_questions = ["perception.fees"]"#,
+            _ => "",
+        };
+        writeln!(
+            lines,
+            "  {{ code = \"i{i}\", name = \"I{i}\", weight = 1, source = \"observation\", scale = \"s\"{extra} }},"
+        )
+        .unwrap();
+    }
+    Methodology::from_toml(&format!(
+        r#"
+code = "t"
+name = "T"
+first_year = 2025
+aggregation = "mean_of_units"
+[scales.s]
+levels = [{{ value = 0, description = "0" }}, {{ value = 1, description = "1" }}, {{ value = 2, description = "2" }}, {{ value = 3, description = "3" }}]
+[[dimensions]]
+code = "d"
+name = "D"
+weight = 100
+[[dimensions.variables]]
+code = "v"
+name = "V"
+weight = 1
+indicators = [
+{lines}]
+[[dimensions.variables]]
+code = "perception"
+name = "Persepsi"
+weight = 1
+[dimensions.variables.survey]
+method = "no_maladministration_share"
+questions = [{{ code = "fees", text = "Pungutan?" }}]
+[[composition]]
+kind = "dimensions"
+weight = 100
+[[bands]]
+code = "A"
+label = "A"
+lower = "88.00"
+[[bands]]
+code = "B"
+label = "B"
+lower = "78.00"
+[[bands]]
+code = "C"
+label = "C"
+lower = 0
+"#
+    ))
+    .unwrap()
+}
+
+/// A unit whose twelve values are `values`, with evidence on every indicator.
+fn unit(m: &Methodology, id: i64, values: [u8; 12]) -> UnitFacts {
+    let mut sheet = Sheet::new(m);
+    for (i, v) in values.iter().enumerate() {
+        sheet
+            .set(m, &format!("i{i}"), AnswerInput::Value(*v))
+            .unwrap();
+    }
+    UnitFacts {
+        unit: id,
+        entity: 1,
+        office: Some(1),
+        province: Some("19".into()),
+        assessor: Some(1),
+        sheet,
+        evidence: vec![true; 12],
+        reports: HashMap::new(),
+        respondents: HashMap::new(),
+        score: None,
+        previous: None,
+    }
+}
+
+fn kinds(flags: &[Flag]) -> Vec<FlagKind> {
+    flags.iter().map(|f| f.kind).collect()
+}
+
+#[test]
+fn a_jump_far_from_the_cycles_changes_is_flagged_and_ordinary_changes_are_not() {
+    let m = methodology();
+    let s = FlagSettings::default();
+    // Twenty units moving −3…+3 points, and one from 60,48 to 95,32.
+    let mut units: Vec<UnitFacts> = (0..20)
+        .map(|i| {
+            let mut u = unit(&m, i, [1; 12]);
+            u.previous = Some(dec!(70));
+            u.score = Some(dec!(70) + Decimal::from(i % 7) - dec!(3));
+            u
+        })
+        .collect();
+    assert!(jumps(&s, &units, &[]).is_empty());
+    let mut honest = unit(&m, 99, [1; 12]);
+    honest.previous = Some(dec!(60.48));
+    honest.score = Some(dec!(95.32));
+    units.push(honest);
+    let flags = jumps(&s, &units, &[]);
+    assert_eq!(flags.len(), 1);
+    assert_eq!(flags[0].subject, Subject::Unit { unit: 99 });
+    assert_eq!(flags[0].severity, Severity::High);
+    assert_eq!(flags[0].evidence["change"], "34.84");
+    // A change within the spread of a cycle where everything moved a lot is not a jump.
+    let wide: Vec<EntityFacts> = (0..20)
+        .map(|i| EntityFacts {
+            entity: i,
+            previous: Some(dec!(50)),
+            score: Some(dec!(50) + Decimal::from(i * 2)),
+        })
+        .collect();
+    assert!(jumps(&s, &[], &wide).is_empty());
+    // Nor is a small change in a cycle where nothing moved.
+    let still: Vec<EntityFacts> = (0..20)
+        .map(|i| EntityFacts {
+            entity: i,
+            previous: Some(dec!(50)),
+            score: Some(if i == 0 { dec!(58) } else { dec!(50) }),
+        })
+        .collect();
+    assert!(
+        jumps(&s, &[], &still).is_empty(),
+        "8 points is under the minimum"
+    );
+}
+
+#[test]
+fn identical_sheets_need_95_percent_of_the_shared_indicators() {
+    let m = methodology();
+    let s = FlagSettings::default();
+    let first = unit(&m, 1, [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]);
+    let copy = unit(&m, 2, [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]);
+    let near = unit(&m, 3, [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 2]);
+    let flags = identical_sheets(&s, &[&near, &first, &copy]);
+    // a = b exactly; c differs on one of twelve (91.7 %).
+    assert_eq!(flags.len(), 1);
+    assert_eq!(flags[0].subject, Subject::UnitPair { unit: 1, other: 2 });
+    assert_eq!(flags[0].severity, Severity::High);
+    assert_eq!(flags[0].evidence["agreeing"], 12);
+    // Too few indicators answered in both: nothing to compare.
+    let lenient = FlagSettings {
+        identical_min_indicators: 13,
+        ..FlagSettings::default()
+    };
+    assert!(identical_sheets(&lenient, &[&first, &copy]).is_empty());
+}
+
+#[test]
+fn top_marks_contradicted_by_the_survey_are_flagged() {
+    let m = methodology();
+    let s = FlagSettings::default();
+    let fees = QuestionRef {
+        survey: "perception".into(),
+        question: "fees".into(),
+    };
+    let mut u = unit(&m, 1, [3; 12]);
+    u.respondents.insert("perception".into(), 30);
+    u.reports.insert(fees.clone(), 9); // 30 % report unofficial fees
+    let flag = contradictions(&m, &s, &u).unwrap();
+    assert_eq!(flag.kind, FlagKind::SurveyContradiction);
+    assert_eq!(flag.evidence["contradictions"][0]["indicator"], "i1");
+    assert_eq!(flag.evidence["contradictions"][0]["reported"], 9);
+    // 10 % reporting is under the threshold; so is any share of too few respondents; and a
+    // unit that did not give top marks contradicts nothing.
+    u.reports.insert(fees.clone(), 3);
+    assert!(contradictions(&m, &s, &u).is_none());
+    u.respondents.insert("perception".into(), 5);
+    u.reports.insert(fees.clone(), 5);
+    assert!(contradictions(&m, &s, &u).is_none());
+    let mut modest = unit(&m, 2, [2; 12]);
+    modest.respondents.insert("perception".into(), 30);
+    modest.reports.insert(fees, 30);
+    assert!(contradictions(&m, &s, &modest).is_none());
+}
+
+#[test]
+fn top_marks_without_expected_evidence_are_flagged() {
+    let m = methodology();
+    let mut u = unit(&m, 1, [3; 12]);
+    assert!(top_marks_without_evidence(&m, &u).is_none());
+    // No evidence on i0 (expected) and i2 (not expected): only i0 counts.
+    u.evidence[0] = false;
+    u.evidence[2] = false;
+    let flag = top_marks_without_evidence(&m, &u).unwrap();
+    assert_eq!(flag.evidence["indicators"], serde_json::json!(["i0"]));
+    assert_eq!(flag.severity, Severity::Low);
+    // Below the top level, missing evidence is not flagged.
+    let mut lower = unit(&m, 2, [2; 12]);
+    lower.evidence = vec![false; 12];
+    assert!(top_marks_without_evidence(&m, &lower).is_none());
+}
+
+#[test]
+fn verifications_within_minutes_are_flagged() {
+    let s = FlagSettings::default();
+    let reviews = [
+        ReviewFacts {
+            unit: 1,
+            entity: 1,
+            seconds_to_verify: 40,
+        },
+        ReviewFacts {
+            unit: 2,
+            entity: 1,
+            seconds_to_verify: 4 * 60,
+        },
+        ReviewFacts {
+            unit: 3,
+            entity: 1,
+            seconds_to_verify: 5 * 60,
+        },
+    ];
+    let flags = fast_reviews(&s, &reviews);
+    assert_eq!(
+        flags
+            .iter()
+            .map(|f| (f.unit, f.severity))
+            .collect::<Vec<_>>(),
+        [(Some(1), Severity::High), (Some(2), Severity::Medium)]
+    );
+}
+
+#[test]
+fn an_office_that_never_returns_is_flagged_only_when_others_do() {
+    let s = FlagSettings::default();
+    let office = |office, verified, returned| OfficeReviews {
+        office,
+        verified,
+        returned,
+    };
+    let flags = never_returned(&s, &[office(1, 40, 0), office(2, 40, 6), office(3, 10, 0)]);
+    assert_eq!(kinds(&flags), [FlagKind::NeverReturned]);
+    assert_eq!(flags[0].subject, Subject::Office { office: 1 });
+    // When nobody returns anything, nobody stands out.
+    assert!(never_returned(&s, &[office(1, 40, 0), office(2, 40, 0)]).is_empty());
+}
+
+#[test]
+fn an_assessor_far_from_the_province_is_flagged() {
+    let m = methodology();
+    let s = FlagSettings::default();
+    let mut units = Vec::new();
+    // Three assessors with middling, varied sheets; assessor 9 gives the top level everywhere.
+    for i in 0..30 {
+        let v = u8::try_from(i % 3).unwrap();
+        let mut u = unit(&m, i, [1, 2, v, 1, 2, v, 1, 2, 1, 2, 1, 2]);
+        u.assessor = Some(1 + i % 3);
+        units.push(u);
+    }
+    assert!(assessor_outliers(&m, &s, &units).is_empty());
+    for i in 30..36 {
+        let mut u = unit(&m, i, [3; 12]);
+        u.assessor = Some(9);
+        units.push(u);
+    }
+    let flags = assessor_outliers(&m, &s, &units);
+    assert_eq!(flags.len(), 1);
+    assert_eq!(
+        flags[0].subject,
+        Subject::Assessor {
+            assessor: 9,
+            province: "19".into()
+        }
+    );
+    assert_eq!(flags[0].evidence["top_share"], "1");
+}
+
+#[test]
+fn units_bunched_just_above_a_boundary_are_flagged() {
+    let m = methodology();
+    let s = FlagSettings::default();
+    let scored = |id, score: Decimal| {
+        let mut u = unit(&m, id, [1; 12]);
+        u.score = Some(score);
+        u
+    };
+    // Spread evenly: nothing.
+    let even: Vec<UnitFacts> = (0..40)
+        .map(|i| scored(i, dec!(60) + Decimal::from(i)))
+        .collect();
+    assert!(bunching(&m, &s, &even).is_empty());
+    // Five units in 88,00–88,49 and none in 87,50–87,99, in one office of one province.
+    let mut bunched = even;
+    for (i, sc) in [
+        dec!(88.00),
+        dec!(88.10),
+        dec!(88.20),
+        dec!(88.30),
+        dec!(88.49),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        bunched.push(scored(100 + i64::try_from(i).unwrap(), sc));
+    }
+    let flags = bunching(&m, &s, &bunched);
+    assert_eq!(
+        flags.iter().map(|f| f.subject.key()).collect::<Vec<_>>(),
+        ["office:1", "province:19"]
+    );
+    assert_eq!(
+        flags[0].evidence["boundaries"][0],
+        serde_json::json!({ "boundary": "88", "just_above": 6, "just_below": 0 })
+    );
+}
+
+#[test]
+fn the_two_scopes_and_the_identity_of_a_flag() {
+    let m = methodology();
+    let s = FlagSettings::default();
+    let mut a = unit(&m, 1, [3; 12]);
+    a.evidence[0] = false;
+    let b = unit(&m, 2, [3; 12]);
+    let flags = entity_flags(&m, &s, &[&a, &b], &[]);
+    assert_eq!(kinds(&flags), [FlagKind::TopMarksWithoutEvidence]);
+    assert!(flags.iter().all(|f| f.kind.is_entity_scoped()));
+    let cycle = cycle_flags(&m, &s, &[a.clone(), b.clone()], &[], &[]);
+    assert_eq!(kinds(&cycle), [FlagKind::IdenticalSheets]);
+    assert!(cycle.iter().all(|f| !f.kind.is_entity_scoped()));
+    // The same pair found through the entity and through the assessor is one flag.
+    assert_eq!(cycle.len(), 1);
+    // Identity: the kind, the subject and the evidence.
+    let again = entity_flags(&m, &s, &[&a, &b], &[]);
+    assert_eq!(flags[0].fingerprint(), again[0].fingerprint());
+    a.evidence[0] = true;
+    a.evidence[1] = false;
+    assert!(
+        entity_flags(&m, &s, &[&a, &b], &[]).is_empty(),
+        "i1 expects no evidence"
+    );
+    for kind in FlagKind::ALL {
+        assert_eq!(FlagKind::from_code(kind.code()), Some(kind));
+    }
+}
