@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 use crate::routes::{
-    audit, certificates, cycles, findings, imports, jobs, methodologies, reference, results,
+    audit, certificates, cycles, findings, flags, imports, jobs, methodologies, reference, results,
     self_assessments, submissions, surveys, webhooks,
 };
 
@@ -42,6 +42,7 @@ field-level `errors`. Objects outside the caller's scope answer 404. POSTs accep
         (name = "webhooks", description = "Webhook endpoints and their deliveries"),
         (name = "audit", description = "The audit trail of every write"),
         (name = "findings", description = "The findings register: the Ombudsman's findings, their follow-up and acceptance"),
+        (name = "flags", description = "Integrity flags: what deserves a second look before HQ publishes"),
         (name = "self-assessments", description = "Unofficial cycles: a government's self-assessment, an office's pre-evaluation, and their calibration against the official result")
     )
 )]
@@ -174,6 +175,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
         .merge(self_assessments::router())
         .merge(findings::router())
+        .merge(flags::router())
         .merge(audit::router())
 }
 

@@ -613,6 +613,26 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
             Some(json!({ "note": "Bukti belum cukup" })),
             [401, 200, 409, 404, 403, 403, 403],
         ),
+        // Integrity flags: HQ's queue, which an office reads for its provinces; only HQ decides.
+        // Nothing is verified here, so no flag exists to decide on.
+        (
+            Method::GET,
+            "/api/v1/cycles/2025/flags".into(),
+            None,
+            [401, 200, 200, 200, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/flags/1/dismiss".into(),
+            Some(json!({ "note": "Sudah diperiksa" })),
+            [401, 404, 403, 403, 403, 403, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/flags/1/escalate".into(),
+            Some(json!({ "note": "Periksa ulang" })),
+            [401, 404, 403, 403, 403, 403, 403],
+        ),
     ];
     // Every operation of the OpenAPI document has a row: a new endpoint cannot be forgotten.
     let document: Value = serde_json::from_str(&kepatuhan_api::openapi::document_json()).unwrap();

@@ -50,6 +50,10 @@ pub struct Settings {
     /// (`KEPATUHAN_WEBHOOK_ALLOWED_NETWORKS`, comma-separated CIDR, default none): for a
     /// receiver on the same machine in development and tests. See [`crate::egress`].
     pub webhook_allowed_networks: EgressPolicy,
+    /// The thresholds of the integrity flags (`KEPATUHAN_FLAG_SETTINGS`: a JSON object naming
+    /// the ones to change, e.g. `{"jump_min_points": "12"}`; the defaults are documented in
+    /// `docs/integrity-flags.md`).
+    pub flag_settings: kepatuhan_core::flags::FlagSettings,
     /// Requests a second each anonymous client may make (`KEPATUHAN_ANONYMOUS_RATE`, default 50;
     /// 0 turns the limit off, as the benchmark's load runs do).
     pub anonymous_rate: u32,
@@ -260,6 +264,15 @@ impl Settings {
             Some(0),
             &mut problems,
         );
+        let flag_settings = lookup("KEPATUHAN_FLAG_SETTINGS")
+            .map_or_else(
+                || Ok(kepatuhan_core::flags::FlagSettings::default()),
+                |text| serde_json::from_str(&text),
+            )
+            .unwrap_or_else(|e| {
+                problems.push(format!("KEPATUHAN_FLAG_SETTINGS: {e}"));
+                kepatuhan_core::flags::FlagSettings::default()
+            });
         match (
             http_addr,
             max_body_bytes,
@@ -292,6 +305,7 @@ impl Settings {
                     .map(|n| n.trim().to_owned())
                     .filter(|n| !n.is_empty()),
                 webhook_allowed_networks,
+                flag_settings,
                 anonymous_rate: anonymous_rate.unwrap_or_default(),
                 anonymous_burst: anonymous_burst.unwrap_or_default(),
                 trusted_proxy_hops: trusted_proxy_hops.unwrap_or_default(),

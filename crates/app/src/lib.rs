@@ -25,6 +25,7 @@ pub mod db;
 pub mod egress;
 pub mod error;
 pub mod events;
+pub mod flags;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
@@ -54,6 +55,8 @@ pub struct App {
     pub public_base_url: Arc<str>,
     /// Where webhooks may be delivered: public addresses, and the networks configured.
     pub egress: Arc<egress::EgressPolicy>,
+    /// The thresholds of the integrity flags.
+    pub flag_settings: Arc<kepatuhan_core::flags::FlagSettings>,
 }
 
 impl std::fmt::Debug for App {
@@ -77,6 +80,7 @@ impl App {
             store: Arc::new(object_store::memory::InMemory::new()),
             public_base_url: Arc::from("http://127.0.0.1:8080"),
             egress: Arc::new(egress::EgressPolicy::default()),
+            flag_settings: Arc::default(),
         })
     }
 
@@ -87,6 +91,7 @@ impl App {
                 .map_err(AppError::Config)?,
             public_base_url: Arc::from(settings.public_base_url.as_str()),
             egress: Arc::new(settings.webhook_allowed_networks.clone()),
+            flag_settings: Arc::new(settings.flag_settings.clone()),
             ..Self::new(pool)?
         })
     }

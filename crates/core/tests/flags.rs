@@ -86,7 +86,7 @@ fn unit(m: &Methodology, id: i64, values: [u8; 12]) -> UnitFacts {
     UnitFacts {
         unit: id,
         entity: 1,
-        office: Some(1),
+        office: Some("sumsel".into()),
         province: Some("19".into()),
         assessor: Some(1),
         sheet,
@@ -247,16 +247,19 @@ fn verifications_within_minutes_are_flagged() {
 #[test]
 fn an_office_that_never_returns_is_flagged_only_when_others_do() {
     let s = FlagSettings::default();
-    let office = |office, verified, returned| OfficeReviews {
-        office,
+    let office = |office: &str, verified, returned| OfficeReviews {
+        office: office.into(),
         verified,
         returned,
     };
-    let flags = never_returned(&s, &[office(1, 40, 0), office(2, 40, 6), office(3, 10, 0)]);
+    let flags = never_returned(
+        &s,
+        &[office("a", 40, 0), office("b", 40, 6), office("c", 10, 0)],
+    );
     assert_eq!(kinds(&flags), [FlagKind::NeverReturned]);
-    assert_eq!(flags[0].subject, Subject::Office { office: 1 });
+    assert_eq!(flags[0].subject, Subject::Office { office: "a".into() });
     // When nobody returns anything, nobody stands out.
-    assert!(never_returned(&s, &[office(1, 40, 0), office(2, 40, 0)]).is_empty());
+    assert!(never_returned(&s, &[office("a", 40, 0), office("b", 40, 0)]).is_empty());
 }
 
 #[test]
@@ -320,7 +323,7 @@ fn units_bunched_just_above_a_boundary_are_flagged() {
     let flags = bunching(&m, &s, &bunched);
     assert_eq!(
         flags.iter().map(|f| f.subject.key()).collect::<Vec<_>>(),
-        ["office:1", "province:19"]
+        ["office:sumsel", "province:19"]
     );
     assert_eq!(
         flags[0].evidence["boundaries"][0],

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod certificates;
 pub mod cycles;
 pub mod findings;
+pub mod flags;
 pub mod imports;
 pub mod jobs;
 pub mod methodologies;

@@ -260,16 +260,16 @@ pub async fn recompute_cycle_in(
     let scored = started.elapsed();
     // Unit rows whose result did not change are left alone, the others upserted, then the rows
     // of units no longer scored removed; entity rows are few and written afresh.
-    let mut stored = stored_digests(tx, y, revision).await?;
+    let mut digests = stored_digests(tx, y, revision).await?;
     let units_scored = Scored {
         m,
         input: &input,
         result: &result,
         unit_rows: &unit_rows,
     }
-    .write_units(tx, y, revision, input_revision, &mut stored)
+    .write_units(tx, y, revision, input_revision, &mut digests)
     .await?;
-    let gone: Vec<i64> = stored.into_keys().collect();
+    let gone: Vec<i64> = digests.into_keys().collect();
     delete_units(tx, y, revision, &gone).await?;
     clear_entity_results(tx, y, revision).await?;
     let entities_scored = write_entity_results(
@@ -281,13 +281,19 @@ pub async fn recompute_cycle_in(
     )
     .await?;
     mark_current(tx, y, input_revision).await?;
+    let written = started.elapsed();
+    let flags =
+        crate::flags::refresh(tx, m, &app.flag_settings, cycle, crate::flags::Scope::Cycle).await?;
     tracing::info!(
         cycle_id = y,
         revision,
         units = units_scored,
+        flags = flags.current,
+        open_flags = flags.open,
+        flags_ms = between(written, started.elapsed()),
         load_ms = loaded.as_millis(),
         score_ms = between(loaded, scored),
-        write_ms = between(scored, started.elapsed()),
+        write_ms = between(scored, written),
         "cycle recomputed"
     );
     Ok(RecomputeSummary {
@@ -373,6 +379,14 @@ pub async fn recompute_entity_in(
     };
     let moved = update_moved_ranks(tx, y, revision, &stored, &ranks).await?;
     mark_current(tx, y, input_revision).await?;
+    crate::flags::refresh(
+        tx,
+        m,
+        &app.flag_settings,
+        cycle,
+        crate::flags::Scope::Entity(entity_id),
+    )
+    .await?;
     tracing::info!(
         cycle_id = y,
         revision,

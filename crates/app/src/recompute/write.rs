@@ -40,7 +40,7 @@ impl Scored<'_> {
         input_revision: i64,
         stored: &mut HashMap<i64, Option<Vec<u8>>>,
     ) -> AppResult<usize> {
-        let mut scored = 0;
+        let mut with_score = 0;
         let mut chunk = UnitColumns::default();
         let mut position_in_entity: HashMap<usize, usize> = HashMap::new();
         let (mut breakdown, mut deficiency_list) = (Vec::new(), Vec::new());
@@ -52,7 +52,7 @@ impl Scored<'_> {
             let (Some(score), Some(grade)) = (&unit_result.score, &unit_result.grade) else {
                 continue;
             };
-            scored += 1;
+            with_score += 1;
             breakdown.clear();
             json_into(&mut breakdown, &score.sheets);
             deficiency_list.clear();
@@ -87,7 +87,7 @@ impl Scored<'_> {
         if !chunk.ids.is_empty() {
             chunk.upsert(tx, y, revision, input_revision).await?;
         }
-        Ok(scored)
+        Ok(with_score)
     }
 }
 

@@ -164,8 +164,8 @@ pub enum Subject {
     },
     /// A regional office.
     Office {
-        /// The office.
-        office: i64,
+        /// The office's code.
+        office: String,
     },
     /// A province.
     Province {
@@ -291,8 +291,8 @@ pub struct UnitFacts {
     pub unit: i64,
     /// Its entity.
     pub entity: i64,
-    /// The regional office responsible for it.
-    pub office: Option<i64>,
+    /// The code of the regional office responsible for it.
+    pub office: Option<String>,
     /// Its province.
     pub province: Option<String>,
     /// The assessor who entered its values.
@@ -335,10 +335,10 @@ pub struct ReviewFacts {
 }
 
 /// An office's reviews in the cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfficeReviews {
-    /// The office.
-    pub office: i64,
+    /// The office's code.
+    pub office: String,
     /// Submissions it verified.
     pub verified: u64,
     /// Times it returned a submission.

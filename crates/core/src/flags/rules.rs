@@ -268,7 +268,9 @@ pub fn never_returned(settings: &FlagSettings, offices: &[OfficeReviews]) -> Vec
             let share = Decimal::from(returned) / Decimal::from(others_reviews);
             (share >= settings.never_returned_others_share).then(|| Flag {
                 kind: FlagKind::NeverReturned,
-                subject: Subject::Office { office: o.office },
+                subject: Subject::Office {
+                    office: o.office.clone(),
+                },
                 severity: Severity::Medium,
                 unit: None,
                 entity: None,
@@ -398,9 +400,11 @@ pub fn bunching(m: &Methodology, settings: &FlagSettings, units: &[UnitFacts]) -
     let mut groups: BTreeMap<Subject, Vec<Decimal>> = BTreeMap::new();
     for u in units {
         let Some(score) = u.score else { continue };
-        if let Some(office) = u.office {
+        if let Some(office) = &u.office {
             groups
-                .entry(Subject::Office { office })
+                .entry(Subject::Office {
+                    office: office.clone(),
+                })
                 .or_default()
                 .push(score);
         }

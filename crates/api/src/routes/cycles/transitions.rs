@@ -45,6 +45,9 @@ pub struct TransitionOutcome {
     /// The job enqueued by the move: closing the collection window enqueues a full recompute,
     /// publishing enqueues the issue of certificates.
     pub job_id: Option<String>,
+    /// On publication: the integrity flags still open, refreshed just before and recorded with
+    /// the publication (HQ may publish with open flags; it is a decision, not a block).
+    pub open_flags: Option<i64>,
 }
 
 /// Move a cycle to another state.
@@ -98,6 +101,7 @@ async fn transition(
     )
     .execute(&mut *tx)
     .await?;
+    let mut open_flags = None;
     let job_id = match to {
         // Publishing freezes results computed from exactly the verified inputs: the stored
         // ones when they reflect every input (the usual case, after the recompute that closing
@@ -107,6 +111,23 @@ async fn transition(
                 Some(current) => current,
                 None => recompute::recompute_cycle_in(&mut tx, &state, &cycle).await?,
             };
+            let m = state.require_methodology(&cycle.methodology_code)?;
+            let flags = kepatuhan_app::flags::refresh(
+                &mut tx,
+                m,
+                &state.flag_settings,
+                &cycle,
+                kepatuhan_app::flags::Scope::Cycle,
+            )
+            .await?;
+            sqlx::query!(
+                "UPDATE cycles SET open_flags_at_publication = $2 WHERE id = $1",
+                cycle.id.get(),
+                i32::try_from(flags.open).unwrap_or(i32::MAX)
+            )
+            .execute(&mut *tx)
+            .await?;
+            open_flags = Some(flags.open);
             let job = app_cycles::publish_revision(&mut tx, &cycle, summary.revision).await?;
             let data = serde_json::json!({ "year": year.get(), "revision": summary.revision, "entities": summary.entities_scored, "units": summary.units_scored });
             events::emit(&mut tx, "results.published", None, data).await?;
@@ -124,13 +145,14 @@ async fn transition(
         ("cycle", year.to_string()),
         None,
         "moved",
-        serde_json::json!({ "from": cycle.state.as_str(), "to": to.as_str() }),
+        serde_json::json!({ "from": cycle.state.as_str(), "to": to.as_str(), "open_flags": open_flags }),
     )
     .await?;
     crate::error::commit(tx).await?;
     Ok(Json(TransitionOutcome {
         cycle: load(&state, &actor, year).await?,
         job_id,
+        open_flags,
     }))
 }
 

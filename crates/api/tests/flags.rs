@@ -1,0 +1,185 @@
+//! Integrity flags end to end: a recompute raises them, HQ reviews them in its queue, a dismissal
+//! holds until the evidence changes, and publication records how many were left open.
+
+mod common;
+
+use common::TestApp;
+use kepatuhan_app::recompute::recompute_cycle;
+use kepatuhan_core::CycleYear;
+use serde_json::json;
+use sqlx::PgPool;
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn hq_reviews_the_flags_a_recompute_raises(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let (state, tokens) = common::demo(&pool, false).await;
+    let y2025 = CycleYear::new(2025).unwrap();
+    recompute_cycle(&state, y2025.into()).await.unwrap();
+    let admin = Some(app.admin.as_str());
+
+    // The demo's office verifies each submission the moment it is submitted: every verified
+    // unit is flagged for review speed.
+    let queue = app.get("/api/v1/cycles/2025/flags", admin).await;
+    queue.assert_ok();
+    let verified: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM submissions s JOIN cycle_units cu ON cu.cycle_id = s.cycle_id AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
+         WHERE s.cycle_id = official_cycle(2025) AND s.state = 'verified'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(verified > 0);
+    let fast = app
+        .get("/api/v1/cycles/2025/flags?kind=fast_review", admin)
+        .await;
+    fast.assert_ok();
+    assert_eq!(fast.body["total"], json!(verified), "{}", fast.text);
+    let flags = fast.body["flags"].as_array().unwrap().clone();
+    let first = &flags[0];
+    assert_eq!(first["status"], "open");
+    assert_eq!(first["subject"]["type"], "unit");
+    assert!(first["evidence"]["seconds_to_verify"].as_i64().unwrap() < 300);
+    let open_before = queue.body["open"].as_i64().unwrap();
+    assert!(open_before >= verified);
+
+    // Filters are checked; callers are checked.
+    app.get("/api/v1/cycles/2025/flags?kind=nope&severity=urgent", admin)
+        .await
+        .assert_problem(422, "validation-error");
+    app.get("/api/v1/cycles/2025/flags", None)
+        .await
+        .assert_problem(401, "unauthenticated");
+    app.get("/api/v1/cycles/2025/flags", Some(&tokens.assessor))
+        .await
+        .assert_problem(403, "forbidden");
+    let government = app.government_token("19.01").await;
+    app.get("/api/v1/cycles/2025/flags", Some(&government))
+        .await
+        .assert_problem(403, "forbidden");
+    // The office sees the flags of its provinces only.
+    let office = app
+        .get("/api/v1/cycles/2025/flags", Some(&tokens.office))
+        .await;
+    office.assert_ok();
+    let provinces: Vec<String> = sqlx::query_scalar(
+        "SELECT op.province_code FROM office_provinces op JOIN actors a ON a.office_code = op.office_code
+         JOIN api_tokens t ON t.actor_id = a.id WHERE t.prefix = $1",
+    )
+    .bind(&tokens.office[..12])
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for f in office.body["flags"].as_array().unwrap() {
+        assert!(
+            f["province"]
+                .as_str()
+                .is_some_and(|p| provinces.iter().any(|x| x == p)),
+            "{f}"
+        );
+    }
+
+    // Dismissal: admin only, with a reason, once.
+    let id = first["id"].as_i64().unwrap();
+    let dismiss = format!("/api/v1/flags/{id}/dismiss");
+    app.post(&dismiss, Some(&tokens.office), json!({ "note": "x" }))
+        .await
+        .assert_problem(403, "forbidden");
+    let empty = app.post(&dismiss, admin, json!({ "note": "  " })).await;
+    empty.assert_problem(422, "validation-error");
+    assert_eq!(empty.fields(), ["note"]);
+    let dismissed = app
+        .post(
+            &dismiss,
+            admin,
+            json!({ "note": "Verifikasi di lokasi bersama asesor" }),
+        )
+        .await;
+    dismissed.assert_ok();
+    assert_eq!(dismissed.body["status"], "dismissed");
+    app.post(&dismiss, admin, json!({ "note": "again" }))
+        .await
+        .assert_problem(409, "flag-decided");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE object_type = 'flag' AND object_id = $1 AND action = 'dismissed'",
+    )
+    .bind(id.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+
+    // A recompute finds the same evidence: the dismissal holds.
+    let status = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, String>("SELECT status FROM flags WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    sqlx::query(
+        "UPDATE cycles SET input_revision = input_revision + 1 WHERE id = official_cycle(2025)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    recompute_cycle(&state, y2025.into()).await.unwrap();
+    assert_eq!(status(pool.clone()).await, "dismissed");
+    let after = app.get("/api/v1/cycles/2025/flags", admin).await;
+    assert_eq!(after.body["open"].as_i64().unwrap(), open_before - 1);
+
+    // New evidence (a different review time) reopens it.
+    let unit = first["unit_id"].as_i64().unwrap();
+    sqlx::query(
+        "UPDATE submissions SET verified_at = verified_at + interval '7 seconds' WHERE cycle_id = official_cycle(2025) AND unit_id = $1",
+    )
+    .bind(unit)
+    .execute(&pool)
+    .await
+    .unwrap();
+    recompute_cycle(&state, y2025.into()).await.unwrap();
+    assert_eq!(status(pool.clone()).await, "open");
+
+    // Escalation is a decision too, recorded with its comment.
+    let escalated = app
+        .post(
+            &format!("/api/v1/flags/{id}/escalate"),
+            admin,
+            json!({ "note": "Mohon periksa ulang waktu verifikasi" }),
+        )
+        .await;
+    escalated.assert_ok();
+    assert_eq!(escalated.body["status"], "escalated");
+    assert_eq!(
+        escalated.body["decision_note"],
+        "Mohon periksa ulang waktu verifikasi"
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn publication_records_the_flags_left_open(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    // The demo publishes 2023 through the API, its submissions verified the moment they were
+    // submitted: publication refreshes the flags, is not blocked by them, and records how many
+    // were open.
+    common::demo(&pool, true).await;
+    let (recorded, open): (Option<i32>, i64) = sqlx::query_as(
+        "SELECT c.open_flags_at_publication, (SELECT count(*) FROM flags f WHERE f.cycle_id = c.id AND f.current AND f.status = 'open')
+         FROM cycles c WHERE c.kind = 'official' AND c.year = 2023",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(open > 0);
+    assert_eq!(recorded.map(i64::from), Some(open));
+    let queue = app
+        .get("/api/v1/cycles/2023/flags?severity=high", Some(&app.admin))
+        .await;
+    queue.assert_ok();
+    assert!(
+        queue.body["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["severity"] == "high")
+    );
+}

@@ -1,0 +1,441 @@
+//! A cycle's integrity flags: the facts gathered from the database, core's rules
+//! (`kepatuhan_core::flags`) run on them, and the flags stored so that reviews survive
+//! recomputes.
+//!
+//! Flags are refreshed inside the recompute's transaction: the full recompute (and publication)
+//! refreshes every kind; the incremental recompute of one entity refreshes that entity's
+//! entity-scoped kinds. A stored flag is keyed by (cycle, kind, subject). When a refresh finds
+//! the same fingerprint (kind, subject, evidence), its review (dismissed, escalated) holds; new
+//! evidence reopens it. A flag whose rule no longer fires stays, marked not current. Flags never
+//! change a score. Only official cycles are flagged.
+
+use std::collections::HashMap;
+
+use kepatuhan_core::Methodology;
+use kepatuhan_core::flags::{
+    EntityFacts, Flag, FlagKind, FlagSettings, OfficeReviews, ReviewFacts, Subject, UnitFacts,
+    cycle_flags, entity_flags,
+};
+use kepatuhan_core::methodology::{QuestionRef, SurveyMethod};
+use kepatuhan_core::scoring::{AnswerInput, Sheet};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::{Postgres, Transaction};
+
+use crate::cycles::Cycle;
+use crate::error::AppResult;
+
+/// What a refresh covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every kind, the whole cycle.
+    Cycle,
+    /// The entity-scoped kinds of one entity.
+    Entity(i64),
+}
+
+/// The flags of a cycle after a refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FlagCounts {
+    /// Flags whose rule fires now.
+    pub current: i64,
+    /// Of those, the ones nobody has dismissed or escalated yet.
+    pub open: i64,
+}
+
+/// One verified unit's place: entity, province, office, assessor, review time.
+struct Place {
+    submission_id: i64,
+    unit_id: i64,
+    entity_id: i64,
+    province_code: Option<String>,
+    office_code: Option<String>,
+    assessor: i64,
+    seconds_to_verify: Option<i64>,
+}
+
+/// Refreshes the flags of `scope` in the caller's transaction (which holds the cycle's lock and
+/// has just written its results) and returns the cycle's counts.
+pub async fn refresh(
+    tx: &mut Transaction<'_, Postgres>,
+    m: &Methodology,
+    settings: &FlagSettings,
+    cycle: &Cycle,
+    scope: Scope,
+) -> AppResult<FlagCounts> {
+    if !cycle.kind.is_official() {
+        return counts(tx, cycle.id.get()).await;
+    }
+    let y = cycle.id.get();
+    let entity = match scope {
+        Scope::Cycle => None,
+        Scope::Entity(e) => Some(e),
+    };
+    let places = sqlx::query_as!(
+        Place,
+        r#"SELECT s.id AS submission_id, s.unit_id, u.entity_id, e.province_code,
+                  (SELECT min(op.office_code) FROM office_provinces op WHERE op.province_code = e.province_code) AS office_code,
+                  s.created_by AS assessor,
+                  EXTRACT(EPOCH FROM (s.verified_at - s.submitted_at))::bigint AS seconds_to_verify
+           FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
+           JOIN cycle_units cu ON cu.cycle_id = s.cycle_id AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
+           WHERE s.cycle_id = $1 AND s.state = 'verified' AND ($2::bigint IS NULL OR u.entity_id = $2)
+           ORDER BY s.unit_id"#,
+        y,
+        entity
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut units = unit_facts(tx, m, cycle, &places).await?;
+    let mut flags = Vec::new();
+    let mut by_entity: HashMap<i64, Vec<usize>> = HashMap::new();
+    for (i, u) in units.iter().enumerate() {
+        by_entity.entry(u.entity).or_default().push(i);
+    }
+    let reviews: Vec<ReviewFacts> = places
+        .iter()
+        .filter_map(|p| {
+            Some(ReviewFacts {
+                unit: p.unit_id,
+                entity: p.entity_id,
+                seconds_to_verify: p.seconds_to_verify?,
+            })
+        })
+        .collect();
+    for unit_indexes in by_entity.values() {
+        let group: Vec<&UnitFacts> = unit_indexes.iter().map(|i| &units[*i]).collect();
+        let entity_id = group[0].entity;
+        let own: Vec<ReviewFacts> = reviews
+            .iter()
+            .filter(|r| r.entity == entity_id)
+            .copied()
+            .collect();
+        flags.extend(entity_flags(m, settings, &group, &own));
+    }
+    if scope == Scope::Cycle {
+        scores(tx, cycle, &mut units).await?;
+        let entities = entity_scores(tx, cycle).await?;
+        let offices = office_reviews(tx, y).await?;
+        flags.extend(cycle_flags(m, settings, &units, &entities, &offices));
+    }
+    let places_by_unit: HashMap<i64, &Place> = places.iter().map(|p| (p.unit_id, p)).collect();
+    store(tx, y, entity, &flags, &places_by_unit).await?;
+    counts(tx, y).await
+}
+
+/// The counts of a cycle's current and open flags.
+pub async fn counts(tx: &mut Transaction<'_, Postgres>, cycle_id: i64) -> AppResult<FlagCounts> {
+    let r = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE current) AS "current!", count(*) FILTER (WHERE current AND status = 'open') AS "open!"
+           FROM flags WHERE cycle_id = $1"#,
+        cycle_id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(FlagCounts {
+        current: r.current,
+        open: r.open,
+    })
+}
+
+/// The facts of each verified unit: values with their evidence, and survey reports on the
+/// questions the methodology links to indicators.
+async fn unit_facts(
+    tx: &mut Transaction<'_, Postgres>,
+    m: &Methodology,
+    cycle: &Cycle,
+    places: &[Place],
+) -> AppResult<Vec<UnitFacts>> {
+    let submission_ids: Vec<i64> = places.iter().map(|p| p.submission_id).collect();
+    let unit_ids: Vec<i64> = places.iter().map(|p| p.unit_id).collect();
+    let rows = sqlx::query!(
+        r#"SELECT submission_id, indicator_code, value, not_applicable,
+                  (evidence_note <> '' OR attachments <> '[]'::jsonb) AS "has_evidence!"
+           FROM submission_values WHERE submission_id = ANY($1)"#,
+        &submission_ids
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut sheets: HashMap<i64, (Sheet, Vec<bool>)> = HashMap::new();
+    for r in rows {
+        let Some(id) = m.indicator_id(&r.indicator_code) else {
+            continue;
+        };
+        let (sheet, evidence) = sheets
+            .entry(r.submission_id)
+            .or_insert_with(|| (Sheet::new(m), vec![false; m.indicator_count()]));
+        let answer = match (r.not_applicable, r.value) {
+            (false, Some(v)) => AnswerInput::Value(u8::try_from(v).unwrap_or(u8::MAX)),
+            _ => AnswerInput::NotApplicable,
+        };
+        // Stored values were checked on entry; one the methodology refuses now is left out.
+        let _ = sheet.set_by_id(m, id, answer);
+        evidence[id.index()] = r.has_evidence;
+    }
+    let (reports, respondents) = survey_reports(tx, m, cycle.id.get(), &unit_ids).await?;
+    Ok(places
+        .iter()
+        .map(|p| {
+            let (sheet, evidence) = sheets
+                .remove(&p.submission_id)
+                .unwrap_or_else(|| (Sheet::new(m), vec![false; m.indicator_count()]));
+            UnitFacts {
+                unit: p.unit_id,
+                entity: p.entity_id,
+                office: p.office_code.clone(),
+                province: p.province_code.clone(),
+                assessor: Some(p.assessor),
+                sheet,
+                evidence,
+                reports: reports.get(&p.unit_id).cloned().unwrap_or_default(),
+                respondents: respondents.get(&p.unit_id).cloned().unwrap_or_default(),
+                score: None,
+                previous: None,
+            }
+        })
+        .collect())
+}
+
+/// Per unit: respondents reporting each linked yes/no question, and respondents of each such
+/// survey. Only counts leave the database.
+type Reports = (
+    HashMap<i64, HashMap<QuestionRef, u64>>,
+    HashMap<i64, HashMap<String, u64>>,
+);
+
+async fn survey_reports(
+    tx: &mut Transaction<'_, Postgres>,
+    m: &Methodology,
+    cycle_id: i64,
+    units: &[i64],
+) -> AppResult<Reports> {
+    let mut linked: HashMap<String, Vec<String>> = HashMap::new();
+    for id in m.indicator_ids() {
+        for q in &m.indicator(id).survey_questions {
+            let questions = linked.entry(q.survey.clone()).or_default();
+            if !questions.contains(&q.question) {
+                questions.push(q.question.clone());
+            }
+        }
+    }
+    let (mut reports, mut respondents): Reports = (HashMap::new(), HashMap::new());
+    for (survey, questions) in linked {
+        let yes_no = m
+            .survey_id(&survey)
+            .is_some_and(|s| matches!(m.survey(s).method, SurveyMethod::NoMaladministrationShare));
+        if !yes_no {
+            continue;
+        }
+        let rows = sqlx::query!(
+            r#"SELECT r.unit_id, q.code AS "question!", count(*) AS "respondents!",
+                      count(*) FILTER (WHERE r.answers -> q.code = 'true'::jsonb) AS "reported!"
+               FROM survey_responses r CROSS JOIN unnest($4::text[]) AS q(code)
+               WHERE r.cycle_id = $1 AND r.unit_id = ANY($2) AND r.survey_code = $3
+               GROUP BY r.unit_id, q.code"#,
+            cycle_id,
+            units,
+            survey,
+            &questions
+        )
+        .fetch_all(&mut **tx)
+        .await?;
+        for r in rows {
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            respondents
+                .entry(r.unit_id)
+                .or_default()
+                .insert(survey.clone(), count(r.respondents));
+            reports.entry(r.unit_id).or_default().insert(
+                QuestionRef {
+                    survey: survey.clone(),
+                    question: r.question,
+                },
+                count(r.reported),
+            );
+        }
+    }
+    Ok((reports, respondents))
+}
+
+/// Sets each unit's published score in the cycle's current revision and in the previous official
+/// cycle's published one.
+async fn scores(
+    tx: &mut Transaction<'_, Postgres>,
+    cycle: &Cycle,
+    units: &mut [UnitFacts],
+) -> AppResult<()> {
+    let rows = sqlx::query!(
+        r#"SELECT r.unit_id, r.score, p.score AS "previous?"
+           FROM unit_results r
+           LEFT JOIN cycles pc ON pc.kind = 'official' AND pc.year = $3 - 1 AND pc.state = 'published'
+           LEFT JOIN unit_results p ON p.cycle_id = pc.id AND p.revision = pc.results_revision AND p.unit_id = r.unit_id
+           WHERE r.cycle_id = $1 AND r.revision = $2"#,
+        cycle.id.get(),
+        cycle.results_revision,
+        i32::from(cycle.year.get())
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let by_unit: HashMap<i64, (Decimal, Option<Decimal>)> = rows
+        .into_iter()
+        .map(|r| (r.unit_id, (r.score, r.previous)))
+        .collect();
+    for u in units {
+        if let Some((score, previous)) = by_unit.get(&u.unit) {
+            u.score = Some(*score);
+            u.previous = *previous;
+        }
+    }
+    Ok(())
+}
+
+/// Every scored entity's published score now and in the previous official cycle.
+async fn entity_scores(
+    tx: &mut Transaction<'_, Postgres>,
+    cycle: &Cycle,
+) -> AppResult<Vec<EntityFacts>> {
+    Ok(sqlx::query!(
+        r#"SELECT r.entity_id, r.score, p.score AS "previous?"
+           FROM entity_results r
+           LEFT JOIN cycles pc ON pc.kind = 'official' AND pc.year = $3 - 1 AND pc.state = 'published'
+           LEFT JOIN entity_results p ON p.cycle_id = pc.id AND p.revision = pc.results_revision AND p.entity_id = r.entity_id
+           WHERE r.cycle_id = $1 AND r.revision = $2"#,
+        cycle.id.get(),
+        cycle.results_revision,
+        i32::from(cycle.year.get())
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| EntityFacts {
+        entity: r.entity_id,
+        score: Some(r.score),
+        previous: r.previous,
+    })
+    .collect())
+}
+
+/// Per office: the cycle's submissions it verified, and the times it returned one.
+async fn office_reviews(
+    tx: &mut Transaction<'_, Postgres>,
+    cycle_id: i64,
+) -> AppResult<Vec<OfficeReviews>> {
+    Ok(sqlx::query!(
+        r#"SELECT op.office_code AS "office!",
+                  count(DISTINCT s.id) FILTER (WHERE s.state = 'verified') AS "verified!",
+                  (SELECT count(*) FROM audit_log a JOIN submissions s2 ON s2.id = a.submission_id
+                     JOIN units u2 ON u2.id = s2.unit_id JOIN entities e2 ON e2.id = u2.entity_id
+                     JOIN office_provinces op2 ON op2.province_code = e2.province_code
+                    WHERE s2.cycle_id = $1 AND a.action = 'return' AND op2.office_code = op.office_code) AS "returned!"
+           FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
+           JOIN office_provinces op ON op.province_code = e.province_code
+           WHERE s.cycle_id = $1
+           GROUP BY op.office_code"#,
+        cycle_id
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| OfficeReviews {
+        office: r.office,
+        verified: u64::try_from(r.verified).unwrap_or(0),
+        returned: u64::try_from(r.returned).unwrap_or(0),
+    })
+    .collect())
+}
+
+/// Stores the flags of a refresh: new ones inserted, known ones updated (their review kept when
+/// the fingerprint is the same, reopened otherwise), and those of the scope that no longer fire
+/// marked not current.
+async fn store(
+    tx: &mut Transaction<'_, Postgres>,
+    y: i64,
+    entity: Option<i64>,
+    flags: &[Flag],
+    places: &HashMap<i64, &Place>,
+) -> AppResult<()> {
+    let mut cols = FlagColumns::default();
+    for f in flags {
+        let place = f.unit.and_then(|u| places.get(&u));
+        let (office, province) = match &f.subject {
+            Subject::Office { office } => (Some(office.clone()), None),
+            Subject::Province { province } | Subject::Assessor { province, .. } => {
+                (None, Some(province.clone()))
+            }
+            _ => (
+                place.and_then(|p| p.office_code.clone()),
+                place.and_then(|p| p.province_code.clone()),
+            ),
+        };
+        cols.kinds.push(f.kind.code().to_owned());
+        cols.keys.push(f.subject.key());
+        cols.subjects
+            .push(serde_json::to_value(&f.subject).unwrap_or_default());
+        cols.severities.push(f.severity.code().to_owned());
+        cols.units.push(f.unit);
+        cols.entities.push(f.entity);
+        cols.offices.push(office);
+        cols.provinces.push(province);
+        cols.evidence.push(f.evidence.clone());
+        cols.context.push(f.context.clone());
+        cols.fingerprints.push(f.fingerprint());
+    }
+    sqlx::query!(
+        "INSERT INTO flags (cycle_id, kind, subject_key, subject, severity, unit_id, entity_id, office_code, province_code, evidence, context, fingerprint)
+         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::jsonb[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::jsonb[], $11::jsonb[], $12::text[])
+         ON CONFLICT (cycle_id, kind, subject_key) DO UPDATE SET
+             subject = excluded.subject, severity = excluded.severity, unit_id = excluded.unit_id,
+             entity_id = excluded.entity_id, office_code = excluded.office_code, province_code = excluded.province_code,
+             evidence = excluded.evidence, context = excluded.context, current = true, refreshed_at = now(),
+             status = CASE WHEN flags.fingerprint = excluded.fingerprint THEN flags.status ELSE 'open' END,
+             decision_note = CASE WHEN flags.fingerprint = excluded.fingerprint THEN flags.decision_note END,
+             decided_by = CASE WHEN flags.fingerprint = excluded.fingerprint THEN flags.decided_by END,
+             decided_at = CASE WHEN flags.fingerprint = excluded.fingerprint THEN flags.decided_at END,
+             fingerprint = excluded.fingerprint",
+        y,
+        &cols.kinds,
+        &cols.keys,
+        &cols.subjects,
+        &cols.severities,
+        &cols.units as &[Option<i64>],
+        &cols.entities as &[Option<i64>],
+        &cols.offices as &[Option<String>],
+        &cols.provinces as &[Option<String>],
+        &cols.evidence,
+        &cols.context,
+        &cols.fingerprints
+    )
+    .execute(&mut **tx)
+    .await?;
+    let kinds: Vec<String> = FlagKind::ALL
+        .into_iter()
+        .filter(|k| entity.is_none() || k.is_entity_scoped())
+        .map(|k| k.code().to_owned())
+        .collect();
+    sqlx::query!(
+        "UPDATE flags SET current = false
+         WHERE cycle_id = $1 AND current AND kind = ANY($2) AND ($3::bigint IS NULL OR entity_id = $3) AND refreshed_at <> now()",
+        y,
+        &kinds,
+        entity
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Flag rows, column by column.
+#[derive(Default)]
+struct FlagColumns {
+    kinds: Vec<String>,
+    keys: Vec<String>,
+    subjects: Vec<serde_json::Value>,
+    severities: Vec<String>,
+    units: Vec<Option<i64>>,
+    entities: Vec<Option<i64>>,
+    offices: Vec<Option<String>>,
+    provinces: Vec<Option<String>>,
+    evidence: Vec<serde_json::Value>,
+    context: Vec<serde_json::Value>,
+    fingerprints: Vec<String>,
+}
