@@ -359,3 +359,105 @@ fn the_two_scopes_and_the_identity_of_a_flag() {
         assert_eq!(FlagKind::from_code(kind.code()), Some(kind));
     }
 }
+
+#[test]
+fn identical_sheets_with_gaps_in_every_band_are_still_compared() {
+    let m = methodology();
+    let s = FlagSettings {
+        identical_min_indicators: 6,
+        ..FlagSettings::default()
+    };
+    // Twelve indicators in five bands; `a` leaves 0–2 unanswered, `b` 3–4: every band has a gap
+    // in one of them, and the seven indicators both answered agree.
+    let with_gaps = |id, gaps: &[usize]| {
+        let mut u = unit(&m, id, [2; 12]);
+        for g in gaps {
+            u.sheet
+                .set(&m, &format!("i{g}"), AnswerInput::NotApplicable)
+                .unwrap();
+        }
+        u
+    };
+    let (a, b) = (with_gaps(1, &[0, 1, 2]), with_gaps(2, &[3, 4]));
+    let flags = identical_sheets(&s, &[&a, &b]);
+    assert_eq!(flags.len(), 1);
+    assert_eq!(flags[0].evidence["compared"], 7);
+}
+
+/// The pairs the identical-sheets rule accepts, by comparing every pair (the rule's definition).
+fn identical_by_brute_force(
+    s: &FlagSettings,
+    group: &[&UnitFacts],
+    m: &Methodology,
+) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    for (i, a) in group.iter().enumerate() {
+        for b in &group[i + 1..] {
+            let (mut compared, mut agreeing) = (0usize, 0usize);
+            for id in m.indicator_ids() {
+                if let (Some(AnswerInput::Value(x)), Some(AnswerInput::Value(y))) =
+                    (a.sheet.answer(m, id), b.sheet.answer(m, id))
+                {
+                    compared += 1;
+                    agreeing += usize::from(x == y);
+                }
+            }
+            if compared >= s.identical_min_indicators
+                && Decimal::from(agreeing) >= s.identical_share * Decimal::from(compared)
+            {
+                out.push((a.unit.min(b.unit), a.unit.max(b.unit)));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+    /// The band index finds exactly the pairs a comparison of every pair finds, with gaps (not
+    /// applicable, up to six a sheet) and with lower thresholds, on groups made of near copies of a few sheets.
+    #[test]
+    fn the_band_index_finds_every_identical_pair(
+        bases in proptest::collection::vec(proptest::collection::vec(0u8..4, 12), 1..4),
+        copies in proptest::collection::vec((0usize..4, proptest::collection::vec((0usize..12, 0u8..5), 0..10)), 2..14),
+        share in 80u32..=100,
+        minimum in 4usize..=10,
+    ) {
+        let m = methodology();
+        let s = FlagSettings {
+            identical_share: Decimal::new(i64::from(share), 2),
+            identical_min_indicators: minimum,
+            ..FlagSettings::default()
+        };
+        let units: Vec<UnitFacts> = copies
+            .iter()
+            .enumerate()
+            .map(|(k, (base, edits))| {
+                let mut u = unit(&m, i64::try_from(k).unwrap(), [0; 12]);
+                let mut sheet = Sheet::new(&m);
+                let mut values: Vec<Option<u8>> = bases[base % bases.len()].iter().copied().map(Some).collect();
+                for (position, value) in edits {
+                    // 4 stands for "not applicable".
+                    values[*position] = (*value < 4).then_some(*value);
+                }
+                for (i, v) in values.iter().enumerate() {
+                    let answer = v.map_or(AnswerInput::NotApplicable, AnswerInput::Value);
+                    sheet.set(&m, &format!("i{i}"), answer).unwrap();
+                }
+                u.sheet = sheet;
+                u
+            })
+            .collect();
+        let group: Vec<&UnitFacts> = units.iter().collect();
+        let mut found: Vec<(i64, i64)> = identical_sheets(&s, &group)
+            .iter()
+            .map(|f| match f.subject {
+                Subject::UnitPair { unit, other } => (unit, other),
+                _ => unreachable!("identical sheets name unit pairs"),
+            })
+            .collect();
+        found.sort_unstable();
+        proptest::prop_assert_eq!(found, identical_by_brute_force(&s, &group, &m));
+    }
+}

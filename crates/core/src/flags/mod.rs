@@ -36,7 +36,8 @@ pub use rules::{
 pub enum FlagKind {
     /// A unit's or entity's score moved far more than the cycle's other changes.
     YearOnYearJump,
-    /// Two units of one entity or one assessor with the same values on almost every indicator.
+    /// Two units of one entity, or of one assessor in one province, with the same values on
+    /// almost every indicator.
     IdenticalSheets,
     /// Top marks on an indicator while the unit's service users report the matching
     /// maladministration.
@@ -364,7 +365,7 @@ pub fn entity_flags(
 }
 
 /// The flags about the whole cycle: jumps of units and entities, identical sheets within
-/// entities and assessors, assessor outliers, offices that never return, and bunching at the
+/// entities and within each assessor's units of a province, assessor outliers, offices that never return, and bunching at the
 /// methodology's grade boundaries in offices and provinces.
 pub fn cycle_flags(
     m: &Methodology,
@@ -375,11 +376,15 @@ pub fn cycle_flags(
 ) -> Vec<Flag> {
     let mut out = jumps(settings, units, entities);
     let mut by_entity: HashMap<i64, Vec<&UnitFacts>> = HashMap::new();
-    let mut by_assessor: HashMap<i64, Vec<&UnitFacts>> = HashMap::new();
+    // An assessor's units are compared within each province they assessed in.
+    let mut by_assessor: HashMap<(i64, Option<&str>), Vec<&UnitFacts>> = HashMap::new();
     for u in units {
         by_entity.entry(u.entity).or_default().push(u);
         if let Some(a) = u.assessor {
-            by_assessor.entry(a).or_default().push(u);
+            by_assessor
+                .entry((a, u.province.as_deref()))
+                .or_default()
+                .push(u);
         }
     }
     let mut seen = std::collections::HashSet::new();

@@ -1,8 +1,9 @@
 //! The flag rules, one function each. Every rule is pure and reads only what it is given.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 use serde_json::json;
 
 use super::stats::{median, robust_spread, text};
@@ -97,55 +98,103 @@ fn jump_rule(settings: &FlagSettings, items: Vec<Change>) -> Vec<Flag> {
     out
 }
 
-/// Pairs of units in `group` (one entity's, or one assessor's) that give the same value on at
-/// least `identical_share` of the indicators answered in both (and at least
+/// Unanswered (or not applicable) indicators a sheet may have and still be found through the
+/// band index of [`candidate_pairs`]; a sheet with more is compared with every other one.
+const INDEXED_GAPS: usize = 2;
+
+/// Pairs of units in `group` (one entity's, or one assessor's in one province) that give the
+/// same value on at least `identical_share` of the indicators answered in both (and at least
 /// `identical_min_indicators` of them). Exactly the same sheet is high severity.
 pub fn identical_sheets(settings: &FlagSettings, group: &[&UnitFacts]) -> Vec<Flag> {
     let mut out = Vec::new();
     let sheets: Vec<Vec<Option<u8>>> = group.iter().map(|u| levels(u).collect()).collect();
-    for i in 0..group.len() {
-        for j in i + 1..group.len() {
-            let (mut compared, mut agreeing) = (0usize, 0usize);
-            for (a, b) in sheets[i].iter().zip(&sheets[j]) {
-                if let (Some(a), Some(b)) = (a, b) {
-                    compared += 1;
-                    agreeing += usize::from(a == b);
-                }
+    for (i, j) in candidate_pairs(settings, &sheets) {
+        let (mut compared, mut agreeing) = (0usize, 0usize);
+        for (a, b) in sheets[i].iter().zip(&sheets[j]) {
+            if let (Some(a), Some(b)) = (a, b) {
+                compared += 1;
+                agreeing += usize::from(a == b);
             }
-            if compared < settings.identical_min_indicators
-                || Decimal::from(agreeing) < settings.identical_share * Decimal::from(compared)
-            {
-                continue;
-            }
-            let (a, b) = if group[i].unit <= group[j].unit {
-                (group[i], group[j])
-            } else {
-                (group[j], group[i])
-            };
-            out.push(Flag {
-                kind: FlagKind::IdenticalSheets,
-                subject: Subject::UnitPair {
-                    unit: a.unit,
-                    other: b.unit,
-                },
-                severity: if agreeing == compared {
-                    Severity::High
-                } else {
-                    Severity::Medium
-                },
-                unit: Some(a.unit),
-                entity: (a.entity == b.entity).then_some(a.entity),
-                evidence: json!({
-                    "agreeing": agreeing,
-                    "compared": compared,
-                    "same_entity": a.entity == b.entity,
-                    "same_assessor": a.assessor.is_some() && a.assessor == b.assessor,
-                }),
-                context: json!({ "share": text(Decimal::from(agreeing) / Decimal::from(compared), 4) }),
-            });
         }
+        if compared < settings.identical_min_indicators
+            || Decimal::from(agreeing) < settings.identical_share * Decimal::from(compared)
+        {
+            continue;
+        }
+        let (a, b) = if group[i].unit <= group[j].unit {
+            (group[i], group[j])
+        } else {
+            (group[j], group[i])
+        };
+        out.push(Flag {
+            kind: FlagKind::IdenticalSheets,
+            subject: Subject::UnitPair {
+                unit: a.unit,
+                other: b.unit,
+            },
+            severity: if agreeing == compared {
+                Severity::High
+            } else {
+                Severity::Medium
+            },
+            unit: Some(a.unit),
+            entity: (a.entity == b.entity).then_some(a.entity),
+            evidence: json!({
+                "agreeing": agreeing,
+                "compared": compared,
+                "same_entity": a.entity == b.entity,
+                "same_assessor": a.assessor.is_some() && a.assessor == b.assessor,
+            }),
+            context: json!({ "share": text(Decimal::from(agreeing) / Decimal::from(compared), 4) }),
+        });
     }
     out
+}
+
+/// Every pair of sheets that may satisfy the identical-sheets rule, without comparing every pair.
+///
+/// The indicators are dealt into `bands` (position modulo the band count) and each sheet is
+/// indexed under each band it answers in full. Two sheets satisfying the rule disagree on at
+/// most `d` = ⌊(1 − share) × indicators⌋ positions; when neither has more than
+/// [`INDEXED_GAPS`] unanswered ones, at most `d + 2 × INDEXED_GAPS` positions spoil a band, so
+/// with one band more than that they share at least one band exactly and meet in its bucket.
+/// Sheets with more gaps are paired with every other sheet. No qualifying pair is missed, and
+/// the cost grows with the buckets' sizes rather than the square of the group.
+fn candidate_pairs(
+    settings: &FlagSettings,
+    sheets: &[Vec<Option<u8>>],
+) -> BTreeSet<(usize, usize)> {
+    let n = sheets.first().map_or(0, Vec::len);
+    let disagreements = ((Decimal::ONE - settings.identical_share).max(Decimal::ZERO)
+        * Decimal::from(n))
+    .floor()
+    .to_usize()
+    .unwrap_or(n);
+    let bands = (disagreements + 2 * INDEXED_GAPS + 1).clamp(1, n.max(1));
+    let mut buckets: HashMap<(usize, Vec<u8>), Vec<usize>> = HashMap::new();
+    let mut pairs = BTreeSet::new();
+    for (s, sheet) in sheets.iter().enumerate() {
+        if sheet.iter().filter(|v| v.is_none()).count() > INDEXED_GAPS {
+            pairs.extend(
+                (0..sheets.len())
+                    .filter(|t| *t != s)
+                    .map(|t| (s.min(t), s.max(t))),
+            );
+            continue;
+        }
+        for band in 0..bands {
+            let key: Option<Vec<u8>> = sheet.iter().skip(band).step_by(bands).copied().collect();
+            if let Some(key) = key {
+                buckets.entry((band, key)).or_default().push(s);
+            }
+        }
+    }
+    for members in buckets.values() {
+        for (k, a) in members.iter().enumerate() {
+            pairs.extend(members[k + 1..].iter().map(|b| (*a, *b)));
+        }
+    }
+    pairs
 }
 
 /// Top marks on an indicator linked to yes/no survey questions while at least
