@@ -34,11 +34,25 @@ async fn hq_reviews_the_flags_a_recompute_raises(pool: PgPool) {
         .await;
     fast.assert_ok();
     assert_eq!(fast.body["total"], json!(verified), "{}", fast.text);
-    let flags = fast.body["flags"].as_array().unwrap().clone();
+    let flags = fast.body["items"].as_array().unwrap().clone();
     let first = &flags[0];
     assert_eq!(first["status"], "open");
     assert_eq!(first["subject"]["type"], "unit");
     assert!(first["evidence"]["seconds_to_verify"].as_i64().unwrap() < 300);
+    // Pages follow the API's cursors.
+    let one = app
+        .get("/api/v1/cycles/2025/flags?kind=fast_review&limit=1", admin)
+        .await;
+    assert_eq!(one.body["items"].as_array().unwrap().len(), 1);
+    let cursor = one.body["next_cursor"].as_str().unwrap().to_owned();
+    let next = app
+        .get(
+            &format!("/api/v1/cycles/2025/flags?kind=fast_review&limit=1&cursor={cursor}"),
+            admin,
+        )
+        .await;
+    next.assert_ok();
+    assert_ne!(next.body["items"][0]["id"], one.body["items"][0]["id"]);
     let open_before = queue.body["open"].as_i64().unwrap();
     assert!(open_before >= verified);
 
@@ -69,7 +83,7 @@ async fn hq_reviews_the_flags_a_recompute_raises(pool: PgPool) {
     .fetch_all(&pool)
     .await
     .unwrap();
-    for f in office.body["flags"].as_array().unwrap() {
+    for f in office.body["items"].as_array().unwrap() {
         assert!(
             f["province"]
                 .as_str()
@@ -176,7 +190,7 @@ async fn publication_records_the_flags_left_open(pool: PgPool) {
         .await;
     queue.assert_ok();
     assert!(
-        queue.body["flags"]
+        queue.body["items"]
             .as_array()
             .unwrap()
             .iter()

@@ -88,29 +88,22 @@ pub async fn refresh(
     .await?;
     let mut units = unit_facts(tx, m, cycle, &places).await?;
     let mut flags = Vec::new();
-    let mut by_entity: HashMap<i64, Vec<usize>> = HashMap::new();
-    for (i, u) in units.iter().enumerate() {
-        by_entity.entry(u.entity).or_default().push(i);
-    }
-    let reviews: Vec<ReviewFacts> = places
-        .iter()
-        .filter_map(|p| {
-            Some(ReviewFacts {
+    // Each entity's units (by position in `units`, which follows `places`) and its reviews.
+    let mut by_entity: HashMap<i64, (Vec<usize>, Vec<ReviewFacts>)> = HashMap::new();
+    for (i, p) in places.iter().enumerate() {
+        let (indexes, reviews) = by_entity.entry(p.entity_id).or_default();
+        indexes.push(i);
+        if let Some(seconds_to_verify) = p.seconds_to_verify {
+            reviews.push(ReviewFacts {
                 unit: p.unit_id,
                 entity: p.entity_id,
-                seconds_to_verify: p.seconds_to_verify?,
-            })
-        })
-        .collect();
-    for unit_indexes in by_entity.values() {
-        let group: Vec<&UnitFacts> = unit_indexes.iter().map(|i| &units[*i]).collect();
-        let entity_id = group[0].entity;
-        let own: Vec<ReviewFacts> = reviews
-            .iter()
-            .filter(|r| r.entity == entity_id)
-            .copied()
-            .collect();
-        flags.extend(entity_flags(m, settings, &group, &own));
+                seconds_to_verify,
+            });
+        }
+    }
+    for (indexes, reviews) in by_entity.values() {
+        let group: Vec<&UnitFacts> = indexes.iter().map(|i| &units[*i]).collect();
+        flags.extend(entity_flags(m, settings, &group, reviews));
     }
     if scope == Scope::Cycle {
         scores(tx, cycle, &mut units).await?;

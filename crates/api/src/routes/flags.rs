@@ -18,6 +18,7 @@ use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::pagination;
 use crate::problem::{FieldError, Problem, text_problem};
 use crate::routes::cycles;
 
@@ -80,7 +81,10 @@ pub struct FlagQueue {
     /// Flags matching the filter.
     pub total: i64,
     /// This page, high severity first.
-    pub flags: Vec<FlagView>,
+    pub items: Vec<FlagView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Filters of the queue.
@@ -100,10 +104,10 @@ pub struct FlagFilter {
     /// Also flags whose rule no longer fires (default false).
     #[serde(default)]
     pub include_resolved: bool,
-    /// Page size, 1–1000 (default 200).
+    /// Page size, 1–500 (default 50).
     pub limit: Option<i64>,
-    /// Flags to skip (default 0).
-    pub offset: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 impl FlagFilter {
@@ -131,12 +135,6 @@ impl FlagFilter {
                 format!("`{s}` is not open, dismissed or escalated"),
             ));
         }
-        if self.limit.is_some_and(|l| !(1..=1000).contains(&l)) {
-            errors.push(FieldError::new("limit", "must be from 1 to 1000"));
-        }
-        if self.offset.is_some_and(|o| o < 0) {
-            errors.push(FieldError::new("offset", "must not be negative"));
-        }
         errors
     }
 }
@@ -156,6 +154,8 @@ async fn list(
     if !errors.is_empty() {
         return Err(ApiError::fields(errors));
     }
+    let limit = pagination::limit(filter.limit)?;
+    let offset = pagination::offset(filter.cursor.as_deref())?;
     let cycle = cycles::load(&state, &actor, cycles::year(raw)?).await?;
     let provinces: Option<Vec<String>> = match &actor {
         Actor::Office { provinces, .. } => Some(provinces.clone()),
@@ -203,15 +203,17 @@ async fn list(
         filter.severity,
         filter.status,
         provinces.as_deref(),
-        filter.limit.unwrap_or(200),
-        filter.offset.unwrap_or(0)
+        limit + 1,
+        offset
     )
     .fetch_all(&state.pool)
     .await?;
+    let page = pagination::offset_page(flags, limit, offset);
     Ok(Json(FlagQueue {
         open: counts.open,
         total: counts.total,
-        flags,
+        items: page.items,
+        next_cursor: page.next_cursor,
     }))
 }
 
