@@ -167,6 +167,35 @@ async fn hq_reviews_the_flags_a_recompute_raises(pool: PgPool) {
         escalated.body["decision_note"],
         "Mohon periksa ulang waktu verifikasi"
     );
+
+    // A unit whose score last year (2024, imported) was far lower is a year-on-year jump.
+    let jumper: i64 = sqlx::query_scalar(
+        "SELECT p.unit_id FROM unit_results p JOIN unit_results r ON r.unit_id = p.unit_id
+         WHERE p.cycle_id = official_cycle(2024) AND r.cycle_id = official_cycle(2025)
+         ORDER BY p.unit_id LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE unit_results SET score = 5 WHERE cycle_id = official_cycle(2024) AND unit_id = $1",
+    )
+    .bind(jumper)
+    .execute(&pool)
+    .await
+    .unwrap();
+    recompute_cycle(&state, y2025.into()).await.unwrap();
+    let jumps = app
+        .get("/api/v1/cycles/2025/flags?kind=year_on_year_jump", admin)
+        .await;
+    jumps.assert_ok();
+    let jump = jumps.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["unit_id"] == json!(jumper))
+        .unwrap_or_else(|| panic!("no jump for unit {jumper}: {}", jumps.text));
+    assert_eq!(jump["evidence"]["previous"], "5");
 }
 
 #[sqlx::test(migrations = "../../migrations")]

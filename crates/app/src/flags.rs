@@ -106,8 +106,9 @@ pub async fn refresh(
         flags.extend(entity_flags(m, settings, &group, reviews));
     }
     if scope == Scope::Cycle {
-        scores(tx, cycle, &mut units).await?;
-        let entities = entity_scores(tx, cycle).await?;
+        let previous = previous_revision(tx, cycle).await?;
+        scores(tx, cycle, previous, &mut units).await?;
+        let entities = entity_scores(tx, cycle, previous).await?;
         let offices = office_reviews(tx, y).await?;
         flags.extend(cycle_flags(m, settings, &units, &entities, &offices));
     }
@@ -250,22 +251,38 @@ async fn survey_reports(
     Ok((reports, respondents))
 }
 
-/// Sets each unit's published score in the cycle's current revision and in the previous official
-/// cycle's published one.
+/// The previous year's official cycle and its current revision, when it is published.
+async fn previous_revision(
+    tx: &mut Transaction<'_, Postgres>,
+    cycle: &Cycle,
+) -> AppResult<Option<(i64, i32)>> {
+    Ok(sqlx::query!(
+        "SELECT id, results_revision FROM cycles WHERE kind = 'official' AND year = $1 - 1 AND state = 'published'",
+        i32::from(cycle.year.get())
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|r| (r.id, r.results_revision)))
+}
+
+/// Sets each unit's published score in the cycle's current revision and in `previous` (the
+/// previous official cycle's published revision). The previous rows are looked up by their key,
+/// one index probe a unit.
 async fn scores(
     tx: &mut Transaction<'_, Postgres>,
     cycle: &Cycle,
+    previous: Option<(i64, i32)>,
     units: &mut [UnitFacts],
 ) -> AppResult<()> {
     let rows = sqlx::query!(
         r#"SELECT r.unit_id, r.score, p.score AS "previous?"
            FROM unit_results r
-           LEFT JOIN cycles pc ON pc.kind = 'official' AND pc.year = $3 - 1 AND pc.state = 'published'
-           LEFT JOIN unit_results p ON p.cycle_id = pc.id AND p.revision = pc.results_revision AND p.unit_id = r.unit_id
+           LEFT JOIN unit_results p ON p.cycle_id = $3 AND p.revision = $4 AND p.unit_id = r.unit_id
            WHERE r.cycle_id = $1 AND r.revision = $2"#,
         cycle.id.get(),
         cycle.results_revision,
-        i32::from(cycle.year.get())
+        previous.map(|p| p.0),
+        previous.map(|p| p.1)
     )
     .fetch_all(&mut **tx)
     .await?;
@@ -282,20 +299,21 @@ async fn scores(
     Ok(())
 }
 
-/// Every scored entity's published score now and in the previous official cycle.
+/// Every scored entity's published score now and in `previous` (as for [`scores`]).
 async fn entity_scores(
     tx: &mut Transaction<'_, Postgres>,
     cycle: &Cycle,
+    previous: Option<(i64, i32)>,
 ) -> AppResult<Vec<EntityFacts>> {
     Ok(sqlx::query!(
         r#"SELECT r.entity_id, r.score, p.score AS "previous?"
            FROM entity_results r
-           LEFT JOIN cycles pc ON pc.kind = 'official' AND pc.year = $3 - 1 AND pc.state = 'published'
-           LEFT JOIN entity_results p ON p.cycle_id = pc.id AND p.revision = pc.results_revision AND p.entity_id = r.entity_id
+           LEFT JOIN entity_results p ON p.cycle_id = $3 AND p.revision = $4 AND p.entity_id = r.entity_id
            WHERE r.cycle_id = $1 AND r.revision = $2"#,
         cycle.id.get(),
         cycle.results_revision,
-        i32::from(cycle.year.get())
+        previous.map(|p| p.0),
+        previous.map(|p| p.1)
     )
     .fetch_all(&mut **tx)
     .await?
@@ -315,13 +333,12 @@ async fn office_reviews(
 ) -> AppResult<Vec<OfficeReviews>> {
     Ok(sqlx::query!(
         r#"SELECT op.office_code AS "office!",
-                  count(DISTINCT s.id) FILTER (WHERE s.state = 'verified') AS "verified!",
-                  (SELECT count(*) FROM audit_log a JOIN submissions s2 ON s2.id = a.submission_id
-                     JOIN units u2 ON u2.id = s2.unit_id JOIN entities e2 ON e2.id = u2.entity_id
-                     JOIN office_provinces op2 ON op2.province_code = e2.province_code
-                    WHERE s2.cycle_id = $1 AND a.action = 'return' AND op2.office_code = op.office_code) AS "returned!"
+                  count(*) FILTER (WHERE s.state = 'verified') AS "verified!",
+                  coalesce(sum(r.returns), 0)::bigint AS "returned!"
            FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
            JOIN office_provinces op ON op.province_code = e.province_code
+           LEFT JOIN (SELECT submission_id, count(*) AS returns FROM audit_log WHERE action = 'return' GROUP BY submission_id) r
+                  ON r.submission_id = s.id
            WHERE s.cycle_id = $1
            GROUP BY op.office_code"#,
         cycle_id
