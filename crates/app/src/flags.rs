@@ -24,6 +24,7 @@ use sqlx::{Postgres, Transaction};
 
 use crate::cycles::Cycle;
 use crate::error::AppResult;
+use crate::recompute::{VerifiedUnit, verified_units};
 
 /// What a refresh covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,17 +44,6 @@ pub struct FlagCounts {
     pub open: i64,
 }
 
-/// One verified unit's place: entity, province, office, assessor, review time.
-struct Place {
-    submission_id: i64,
-    unit_id: i64,
-    entity_id: i64,
-    province_code: Option<String>,
-    office_code: Option<String>,
-    assessor: i64,
-    seconds_to_verify: Option<i64>,
-}
-
 /// Refreshes the flags of `scope` in the caller's transaction (which holds the cycle's lock and
 /// has just written its results) and returns the cycle's counts.
 pub async fn refresh(
@@ -71,22 +61,18 @@ pub async fn refresh(
         Scope::Cycle => None,
         Scope::Entity(e) => Some(e),
     };
-    let places = sqlx::query_as!(
-        Place,
-        r#"SELECT s.id AS submission_id, s.unit_id, u.entity_id, e.province_code,
-                  (SELECT min(op.office_code) FROM office_provinces op WHERE op.province_code = e.province_code) AS office_code,
-                  s.created_by AS assessor,
-                  EXTRACT(EPOCH FROM (s.verified_at - s.submitted_at))::bigint AS seconds_to_verify
-           FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
-           JOIN cycle_units cu ON cu.cycle_id = s.cycle_id AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
-           WHERE s.cycle_id = $1 AND s.state = 'verified' AND ($2::bigint IS NULL OR u.entity_id = $2)
-           ORDER BY s.unit_id"#,
-        y,
-        entity
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut units = unit_facts(tx, m, cycle, &places).await?;
+    let started = std::time::Instant::now();
+    let places = verified_units(tx, y, entity, false).await?;
+    let mut units = unit_facts(tx, m, cycle, &places, entity.is_some()).await?;
+    // The whole cycle's rules also read scores (now and last year) and the offices' reviews.
+    let cycle_facts = match scope {
+        Scope::Cycle => Some((
+            scores(tx, cycle, &mut units).await?,
+            office_reviews(tx, y).await?,
+        )),
+        Scope::Entity(_) => None,
+    };
+    let facts = started.elapsed();
     let mut flags = Vec::new();
     // Each entity's units (by position in `units`, which follows `places`) and its reviews.
     let mut by_entity: HashMap<i64, (Vec<usize>, Vec<ReviewFacts>)> = HashMap::new();
@@ -105,15 +91,22 @@ pub async fn refresh(
         let group: Vec<&UnitFacts> = indexes.iter().map(|i| &units[*i]).collect();
         flags.extend(entity_flags(m, settings, &group, reviews));
     }
-    if scope == Scope::Cycle {
-        let previous = previous_revision(tx, cycle).await?;
-        scores(tx, cycle, previous, &mut units).await?;
-        let entities = entity_scores(tx, cycle, previous).await?;
-        let offices = office_reviews(tx, y).await?;
+    if let Some((entities, offices)) = cycle_facts {
         flags.extend(cycle_flags(m, settings, &units, &entities, &offices));
     }
-    let places_by_unit: HashMap<i64, &Place> = places.iter().map(|p| (p.unit_id, p)).collect();
+    let ruled = started.elapsed();
+    let places_by_unit: HashMap<i64, &VerifiedUnit> =
+        places.iter().map(|p| (p.unit_id, p)).collect();
     store(tx, y, entity, &flags, &places_by_unit).await?;
+    tracing::debug!(
+        cycle_id = y,
+        entity,
+        flags = flags.len(),
+        facts_ms = facts.as_millis(),
+        rules_ms = ruled.saturating_sub(facts).as_millis(),
+        store_ms = started.elapsed().saturating_sub(ruled).as_millis(),
+        "flags refreshed"
+    );
     counts(tx, y).await
 }
 
@@ -138,7 +131,8 @@ async fn unit_facts(
     tx: &mut Transaction<'_, Postgres>,
     m: &Methodology,
     cycle: &Cycle,
-    places: &[Place],
+    places: &[VerifiedUnit],
+    one_entity: bool,
 ) -> AppResult<Vec<UnitFacts>> {
     let submission_ids: Vec<i64> = places.iter().map(|p| p.submission_id).collect();
     let unit_ids: Vec<i64> = places.iter().map(|p| p.unit_id).collect();
@@ -166,7 +160,13 @@ async fn unit_facts(
         let _ = sheet.set_by_id(m, id, answer);
         evidence[id.index()] = r.has_evidence;
     }
-    let (reports, respondents) = survey_reports(tx, m, cycle.id.get(), &unit_ids).await?;
+    let (reports, respondents) = survey_reports(
+        tx,
+        m,
+        cycle.id.get(),
+        one_entity.then_some(unit_ids.as_slice()),
+    )
+    .await?;
     Ok(places
         .iter()
         .map(|p| {
@@ -178,7 +178,7 @@ async fn unit_facts(
                 entity: p.entity_id,
                 office: p.office_code.clone(),
                 province: p.province_code.clone(),
-                assessor: Some(p.assessor),
+                assessor: Some(p.created_by),
                 sheet,
                 evidence,
                 reports: reports.get(&p.unit_id).cloned().unwrap_or_default(),
@@ -191,17 +191,26 @@ async fn unit_facts(
 }
 
 /// Per unit: respondents reporting each linked yes/no question, and respondents of each such
-/// survey. Only counts leave the database.
+/// survey. The database groups the responses of each unit by their answers (a handful of
+/// patterns a unit), so only counts leave it. `units`: only these units (one entity's); `None`:
+/// the whole cycle, which needs no list of ids.
 type Reports = (
     HashMap<i64, HashMap<QuestionRef, u64>>,
     HashMap<i64, HashMap<String, u64>>,
 );
 
+/// How many of a unit's respondents gave the same answers.
+struct AnswerPattern {
+    unit_id: i64,
+    answers: serde_json::Value,
+    respondents: i64,
+}
+
 async fn survey_reports(
     tx: &mut Transaction<'_, Postgres>,
     m: &Methodology,
     cycle_id: i64,
-    units: &[i64],
+    units: Option<&[i64]>,
 ) -> AppResult<Reports> {
     let mut linked: HashMap<String, Vec<String>> = HashMap::new();
     for id in m.indicator_ids() {
@@ -220,32 +229,48 @@ async fn survey_reports(
         if !yes_no {
             continue;
         }
-        let rows = sqlx::query!(
-            r#"SELECT r.unit_id, q.code AS "question!", count(*) AS "respondents!",
-                      count(*) FILTER (WHERE r.answers -> q.code = 'true'::jsonb) AS "reported!"
-               FROM survey_responses r CROSS JOIN unnest($4::text[]) AS q(code)
-               WHERE r.cycle_id = $1 AND r.unit_id = ANY($2) AND r.survey_code = $3
-               GROUP BY r.unit_id, q.code"#,
-            cycle_id,
-            units,
-            survey,
-            &questions
-        )
-        .fetch_all(&mut **tx)
-        .await?;
-        for r in rows {
-            let count = |n: i64| u64::try_from(n).unwrap_or(0);
-            respondents
-                .entry(r.unit_id)
+        let patterns = match units {
+            None => {
+                sqlx::query_as!(
+                    AnswerPattern,
+                    r#"SELECT unit_id, answers, count(*) AS "respondents!" FROM survey_responses
+                       WHERE cycle_id = $1 AND survey_code = $2 GROUP BY unit_id, answers"#,
+                    cycle_id,
+                    survey
+                )
+                .fetch_all(&mut **tx)
+                .await?
+            }
+            Some(units) => {
+                sqlx::query_as!(
+                    AnswerPattern,
+                    r#"SELECT unit_id, answers, count(*) AS "respondents!" FROM survey_responses
+                       WHERE cycle_id = $1 AND survey_code = $2 AND unit_id = ANY($3) GROUP BY unit_id, answers"#,
+                    cycle_id,
+                    survey,
+                    units
+                )
+                .fetch_all(&mut **tx)
+                .await?
+            }
+        };
+        for p in patterns {
+            let n = u64::try_from(p.respondents).unwrap_or(0);
+            *respondents
+                .entry(p.unit_id)
                 .or_default()
-                .insert(survey.clone(), count(r.respondents));
-            reports.entry(r.unit_id).or_default().insert(
-                QuestionRef {
-                    survey: survey.clone(),
-                    question: r.question,
-                },
-                count(r.reported),
-            );
+                .entry(survey.clone())
+                .or_default() += n;
+            let unit_reports = reports.entry(p.unit_id).or_default();
+            for q in &questions {
+                let reported = p.answers.get(q) == Some(&serde_json::Value::Bool(true));
+                *unit_reports
+                    .entry(QuestionRef {
+                        survey: survey.clone(),
+                        question: q.clone(),
+                    })
+                    .or_default() += if reported { n } else { 0 };
+            }
         }
     }
     Ok((reports, respondents))
@@ -265,65 +290,78 @@ async fn previous_revision(
     .map(|r| (r.id, r.results_revision)))
 }
 
-/// Sets each unit's published score in the cycle's current revision and in `previous` (the
-/// previous official cycle's published revision). The previous rows are looked up by their key,
-/// one index probe a unit.
-async fn scores(
+/// The unit scores of one revision of a cycle, by unit.
+async fn unit_scores(
     tx: &mut Transaction<'_, Postgres>,
-    cycle: &Cycle,
-    previous: Option<(i64, i32)>,
-    units: &mut [UnitFacts],
-) -> AppResult<()> {
-    let rows = sqlx::query!(
-        r#"SELECT r.unit_id, r.score, p.score AS "previous?"
-           FROM unit_results r
-           LEFT JOIN unit_results p ON p.cycle_id = $3 AND p.revision = $4 AND p.unit_id = r.unit_id
-           WHERE r.cycle_id = $1 AND r.revision = $2"#,
-        cycle.id.get(),
-        cycle.results_revision,
-        previous.map(|p| p.0),
-        previous.map(|p| p.1)
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let by_unit: HashMap<i64, (Decimal, Option<Decimal>)> = rows
-        .into_iter()
-        .map(|r| (r.unit_id, (r.score, r.previous)))
-        .collect();
-    for u in units {
-        if let Some((score, previous)) = by_unit.get(&u.unit) {
-            u.score = Some(*score);
-            u.previous = *previous;
-        }
-    }
-    Ok(())
-}
-
-/// Every scored entity's published score now and in `previous` (as for [`scores`]).
-async fn entity_scores(
-    tx: &mut Transaction<'_, Postgres>,
-    cycle: &Cycle,
-    previous: Option<(i64, i32)>,
-) -> AppResult<Vec<EntityFacts>> {
+    (cycle_id, revision): (i64, i32),
+) -> AppResult<HashMap<i64, Decimal>> {
     Ok(sqlx::query!(
-        r#"SELECT r.entity_id, r.score, p.score AS "previous?"
-           FROM entity_results r
-           LEFT JOIN entity_results p ON p.cycle_id = $3 AND p.revision = $4 AND p.entity_id = r.entity_id
-           WHERE r.cycle_id = $1 AND r.revision = $2"#,
-        cycle.id.get(),
-        cycle.results_revision,
-        previous.map(|p| p.0),
-        previous.map(|p| p.1)
+        "SELECT unit_id, score FROM unit_results WHERE cycle_id = $1 AND revision = $2",
+        cycle_id,
+        revision
     )
     .fetch_all(&mut **tx)
     .await?
     .into_iter()
-    .map(|r| EntityFacts {
-        entity: r.entity_id,
-        score: Some(r.score),
-        previous: r.previous,
-    })
+    .map(|r| (r.unit_id, r.score))
     .collect())
+}
+
+/// The entity scores of one revision of a cycle, by entity.
+async fn entity_scores(
+    tx: &mut Transaction<'_, Postgres>,
+    (cycle_id, revision): (i64, i32),
+) -> AppResult<HashMap<i64, Decimal>> {
+    Ok(sqlx::query!(
+        "SELECT entity_id, score FROM entity_results WHERE cycle_id = $1 AND revision = $2",
+        cycle_id,
+        revision
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.entity_id, r.score))
+    .collect())
+}
+
+/// Sets each unit's published score now and in the previous official cycle (each revision read
+/// on its own: a join of the two was planned as a scan a unit), and returns every scored
+/// entity's.
+async fn scores(
+    tx: &mut Transaction<'_, Postgres>,
+    cycle: &Cycle,
+    units: &mut [UnitFacts],
+) -> AppResult<Vec<EntityFacts>> {
+    let current = (cycle.id.get(), cycle.results_revision);
+    let previous = previous_revision(tx, cycle).await?;
+    let (now, before) = (
+        unit_scores(tx, current).await?,
+        match previous {
+            Some(p) => unit_scores(tx, p).await?,
+            None => HashMap::new(),
+        },
+    );
+    for u in units {
+        u.score = now.get(&u.unit).copied();
+        u.previous = before.get(&u.unit).copied();
+    }
+    let (now, before) = (
+        entity_scores(tx, current).await?,
+        match previous {
+            Some(p) => entity_scores(tx, p).await?,
+            None => HashMap::new(),
+        },
+    );
+    let mut entities: Vec<EntityFacts> = now
+        .into_iter()
+        .map(|(entity, score)| EntityFacts {
+            entity,
+            score: Some(score),
+            previous: before.get(&entity).copied(),
+        })
+        .collect();
+    entities.sort_by_key(|e| e.entity);
+    Ok(entities)
 }
 
 /// Per office: the cycle's submissions it verified, and the times it returned one.
@@ -362,7 +400,7 @@ async fn store(
     y: i64,
     entity: Option<i64>,
     flags: &[Flag],
-    places: &HashMap<i64, &Place>,
+    places: &HashMap<i64, &VerifiedUnit>,
 ) -> AppResult<()> {
     let mut cols = FlagColumns::default();
     for f in flags {

@@ -22,8 +22,9 @@ pub(super) struct UnitRow {
 /// in code order.
 ///
 /// An unofficial cycle (a self-assessment) has no review: every submission of it counts
-/// (`any_state`).
-async fn verified_units(
+/// (`any_state`). The integrity flags read the same units (with their office, assessor and
+/// review time).
+pub(crate) async fn verified_units(
     tx: &mut Transaction<'_, Postgres>,
     y: i64,
     entity: Option<i64>,
@@ -36,7 +37,9 @@ async fn verified_units(
         None => {
             sqlx::query_as!(
                 VerifiedUnit,
-                r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
+                r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code,
+                          (SELECT min(op.office_code) FROM office_provinces op WHERE op.province_code = e.province_code) AS office_code,
+                          s.created_by, EXTRACT(EPOCH FROM (s.verified_at - s.submitted_at))::bigint AS seconds_to_verify
                    FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
                    JOIN cycle_units cu ON cu.cycle_id = s.cycle_id AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
                    WHERE s.cycle_id = $1 AND (s.state = 'verified' OR $2)
@@ -50,7 +53,9 @@ async fn verified_units(
         Some(entity) => {
             sqlx::query_as!(
                 VerifiedUnit,
-                r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code
+                r#"SELECT s.id AS submission_id, u.id AS unit_id, e.id AS entity_id, e.code, e.kind, e.province_code,
+                          (SELECT min(op.office_code) FROM office_provinces op WHERE op.province_code = e.province_code) AS office_code,
+                          s.created_by, EXTRACT(EPOCH FROM (s.verified_at - s.submitted_at))::bigint AS seconds_to_verify
                    FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
                    JOIN cycle_units cu ON cu.cycle_id = s.cycle_id AND cu.unit_id = s.unit_id AND cu.excluded_at IS NULL
                    WHERE s.cycle_id = $1 AND s.unit_id = ANY(ARRAY(SELECT id FROM units WHERE entity_id = $2))
@@ -67,13 +72,19 @@ async fn verified_units(
 }
 
 /// A unit with a verified submission, and its entity.
-struct VerifiedUnit {
-    submission_id: i64,
-    unit_id: i64,
-    entity_id: i64,
+pub(crate) struct VerifiedUnit {
+    pub(crate) submission_id: i64,
+    pub(crate) unit_id: i64,
+    pub(crate) entity_id: i64,
     code: String,
     kind: String,
-    province_code: Option<String>,
+    pub(crate) province_code: Option<String>,
+    /// The regional office covering its province.
+    pub(crate) office_code: Option<String>,
+    /// Who created the submission (its assessor).
+    pub(crate) created_by: i64,
+    /// Seconds from its submission to its verification, once verified.
+    pub(crate) seconds_to_verify: Option<i64>,
 }
 
 /// Loads a cycle's verified values and survey responses as core inputs: entities (in code

@@ -19,6 +19,7 @@ use crate::App;
 use crate::cycles::{self, Cycle, CycleKey};
 use crate::error::{AppError, AppResult};
 use load::load_inputs;
+pub(crate) use load::{VerifiedUnit, verified_units};
 pub use write::{EntityRow, clear_results, write_entity_results};
 use write::{
     Scored, clear_entity_results, delete_units, entity_rows, mark_current, rerank, stored_digests,
