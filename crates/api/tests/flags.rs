@@ -226,3 +226,66 @@ async fn publication_records_the_flags_left_open(pool: PgPool) {
             .all(|f| f["severity"] == "high")
     );
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_entitys_refresh_touches_only_its_own_flags(pool: PgPool) {
+    // The api (which adds the job queue's schema) seeds the demo through its endpoints.
+    let _app = TestApp::spawn(pool.clone()).await;
+    let (state, _) = common::demo(&pool, false).await;
+    let y2025 = CycleYear::new(2025).unwrap();
+    recompute_cycle(&state, y2025.into()).await.unwrap();
+    let flags = |pool: PgPool| async move {
+        sqlx::query_as::<_, (i64, i64, bool, String)>(
+            "SELECT f.unit_id, f.entity_id, f.current, f.evidence::text FROM flags f
+             WHERE f.cycle_id = official_cycle(2025) AND f.kind = 'fast_review' ORDER BY f.unit_id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+    };
+    let before = flags(pool.clone()).await;
+    let (unit, entity) = (before[0].0, before[0].1);
+    assert!(
+        before.iter().any(|f| f.1 != entity),
+        "flags of other entities"
+    );
+    // The unit's verification now took an hour: refreshing its entity retires its flag and
+    // leaves every other entity's flags as they were, even those whose review time changed too.
+    sqlx::query(
+        "UPDATE submissions SET verified_at = submitted_at + interval '1 hour' WHERE cycle_id = official_cycle(2025) AND unit_id = $1",
+    )
+    .bind(unit)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let other = before.iter().find(|f| f.1 != entity).unwrap().0;
+    sqlx::query(
+        "UPDATE submissions SET verified_at = submitted_at + interval '2 hours' WHERE cycle_id = official_cycle(2025) AND unit_id = $1",
+    )
+    .bind(other)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    let cycle = kepatuhan_app::cycles::lock(&mut tx, y2025).await.unwrap();
+    let m = state.require_methodology(&cycle.methodology_code).unwrap();
+    let counts = kepatuhan_app::flags::refresh(
+        &mut tx,
+        m,
+        &state.flag_settings,
+        &cycle,
+        kepatuhan_app::flags::Scope::Entity(entity),
+    )
+    .await
+    .unwrap();
+    assert_eq!(counts, None, "an entity's refresh does not count the cycle");
+    tx.commit().await.unwrap();
+    let after = flags(pool.clone()).await;
+    for (b, a) in before.iter().zip(&after) {
+        if b.0 == unit {
+            assert!(!a.2, "the unit's flag no longer fires");
+        } else {
+            assert_eq!(a, b, "untouched");
+        }
+    }
+}

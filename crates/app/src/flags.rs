@@ -36,7 +36,7 @@ pub enum Scope {
 }
 
 /// The flags of a cycle after a refresh.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FlagCounts {
     /// Flags whose rule fires now.
     pub current: i64,
@@ -45,16 +45,22 @@ pub struct FlagCounts {
 }
 
 /// Refreshes the flags of `scope` in the caller's transaction (which holds the cycle's lock and
-/// has just written its results) and returns the cycle's counts.
+/// has just written its results). A refresh of the whole cycle returns the cycle's counts; one
+/// entity's returns none, so that a verification's job does no work in proportion to the cycle.
 pub async fn refresh(
     tx: &mut Transaction<'_, Postgres>,
     m: &Methodology,
     settings: &FlagSettings,
     cycle: &Cycle,
     scope: Scope,
-) -> AppResult<FlagCounts> {
+) -> AppResult<Option<FlagCounts>> {
+    let whole_cycle = scope == Scope::Cycle;
     if !cycle.kind.is_official() {
-        return counts(tx, cycle.id.get()).await;
+        return Ok(if whole_cycle {
+            Some(counts(tx, cycle.id.get()).await?)
+        } else {
+            None
+        });
     }
     let y = cycle.id.get();
     let entity = match scope {
@@ -107,7 +113,11 @@ pub async fn refresh(
         store_ms = started.elapsed().saturating_sub(ruled).as_millis(),
         "flags refreshed"
     );
-    counts(tx, y).await
+    Ok(if whole_cycle {
+        Some(counts(tx, y).await?)
+    } else {
+        None
+    })
 }
 
 /// The counts of a cycle's current and open flags.
@@ -455,20 +465,35 @@ async fn store(
     )
     .execute(&mut **tx)
     .await?;
-    let kinds: Vec<String> = FlagKind::ALL
-        .into_iter()
-        .filter(|k| entity.is_none() || k.is_entity_scoped())
-        .map(|k| k.code().to_owned())
-        .collect();
-    sqlx::query!(
-        "UPDATE flags SET current = false
-         WHERE cycle_id = $1 AND current AND kind = ANY($2) AND ($3::bigint IS NULL OR entity_id = $3) AND refreshed_at <> now()",
-        y,
-        &kinds,
-        entity
-    )
-    .execute(&mut **tx)
-    .await?;
+    // Flags of the scope that this refresh did not write no longer fire. One entity's are found
+    // through the (cycle, entity) index; a statement for both scopes would be planned for the
+    // whole cycle.
+    match entity {
+        None => {
+            sqlx::query!(
+                "UPDATE flags SET current = false WHERE cycle_id = $1 AND current AND refreshed_at <> now()",
+                y
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+        Some(entity) => {
+            let kinds: Vec<String> = FlagKind::ALL
+                .into_iter()
+                .filter(|k| k.is_entity_scoped())
+                .map(|k| k.code().to_owned())
+                .collect();
+            sqlx::query!(
+                "UPDATE flags SET current = false
+                 WHERE cycle_id = $1 AND entity_id = $2 AND current AND kind = ANY($3) AND refreshed_at <> now()",
+                y,
+                entity,
+                &kinds
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
     Ok(())
 }
 

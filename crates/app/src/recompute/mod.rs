@@ -283,8 +283,9 @@ pub async fn recompute_cycle_in(
     .await?;
     mark_current(tx, y, input_revision).await?;
     let written = started.elapsed();
-    let flags =
-        crate::flags::refresh(tx, m, &app.flag_settings, cycle, crate::flags::Scope::Cycle).await?;
+    let flags = crate::flags::refresh(tx, m, &app.flag_settings, cycle, crate::flags::Scope::Cycle)
+        .await?
+        .unwrap_or_default();
     tracing::info!(
         cycle_id = y,
         revision,

@@ -119,7 +119,8 @@ async fn transition(
                 &cycle,
                 kepatuhan_app::flags::Scope::Cycle,
             )
-            .await?;
+            .await?
+            .unwrap_or_default();
             sqlx::query!(
                 "UPDATE cycles SET open_flags_at_publication = $2 WHERE id = $1",
                 cycle.id.get(),
