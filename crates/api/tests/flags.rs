@@ -162,16 +162,25 @@ async fn hq_reviews_the_flags_a_recompute_raises(pool: PgPool) {
         )
         .await;
     escalated.assert_ok();
-    assert_eq!(escalated.body["status"], "escalated");
+    assert_eq!(escalated.body["flag"]["status"], "escalated");
     assert_eq!(
-        escalated.body["decision_note"],
+        escalated.body["flag"]["decision_note"],
         "Mohon periksa ulang waktu verifikasi"
     );
+    // The escalation sent the unit back to its office; the office verifies it again.
+    sqlx::query(
+        "UPDATE submissions SET state = 'verified' WHERE cycle_id = official_cycle(2025) AND unit_id = $1",
+    )
+    .bind(unit)
+    .execute(&pool)
+    .await
+    .unwrap();
 
     // A unit whose score last year (2024, imported) was far lower is a year-on-year jump.
     let jumper: i64 = sqlx::query_scalar(
         "SELECT p.unit_id FROM unit_results p JOIN unit_results r ON r.unit_id = p.unit_id
          WHERE p.cycle_id = official_cycle(2024) AND r.cycle_id = official_cycle(2025)
+           AND r.unit_id IN (SELECT unit_id FROM submissions WHERE cycle_id = official_cycle(2025) AND state = 'verified')
          ORDER BY p.unit_id LIMIT 1",
     )
     .fetch_one(&pool)
@@ -288,4 +297,263 @@ async fn an_entitys_refresh_touches_only_its_own_flags(pool: PgPool) {
             assert_eq!(a, b, "untouched");
         }
     }
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn escalation_returns_the_data_before_publication_and_awaits_a_correction_after(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool.clone()).await;
+    // 2023 is published through the API; 2025 is being verified.
+    let (state, tokens) = common::demo(&pool, true).await;
+    let y2025 = CycleYear::new(2025).unwrap();
+    recompute_cycle(&state, y2025.into()).await.unwrap();
+    let admin = Some(app.admin.as_str());
+    // The first open review-speed flag the office sees (of its provinces).
+    let first_flag = |year: u16| {
+        let (app, office) = (&app, tokens.office.clone());
+        async move {
+            let queue = app
+                .get(
+                    &format!("/api/v1/cycles/{year}/flags?kind=fast_review&status=open&limit=1"),
+                    Some(office.as_str()),
+                )
+                .await;
+            queue.assert_ok();
+            queue.body["items"][0].clone()
+        }
+    };
+
+    // Before publication: the flagged unit's verified submission goes back to its office.
+    let flag = first_flag(2025).await;
+    let (id, unit) = (
+        flag["id"].as_i64().unwrap(),
+        flag["unit_id"].as_i64().unwrap(),
+    );
+    let revision = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT input_revision FROM cycles WHERE id = official_cycle(2025)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let before = revision(pool.clone()).await;
+    let escalate = format!("/api/v1/flags/{id}/escalate");
+    app.post(&escalate, Some(&tokens.office), json!({ "note": "x" }))
+        .await
+        .assert_problem(403, "forbidden");
+    let escalated = app
+        .post(
+            &escalate,
+            admin,
+            json!({ "note": "Diverifikasi 1 menit setelah dikirim: periksa ulang" }),
+        )
+        .await;
+    escalated.assert_ok();
+    assert_eq!(escalated.body["outcome"], "returned", "{}", escalated.text);
+    assert_eq!(escalated.body["flag"]["status"], "escalated");
+    assert_eq!(escalated.body["flag"]["current"], false);
+    assert!(escalated.body["recompute_job"].is_string());
+    let returned = escalated.body["returned_submissions"].as_array().unwrap();
+    assert_eq!(returned.len(), 1);
+    let submission = returned[0].as_i64().unwrap();
+    let (state_now, unit_of, note): (String, i64, Option<String>) =
+        sqlx::query_as("SELECT state, unit_id, review_note FROM submissions WHERE id = $1")
+            .bind(submission)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((state_now.as_str(), unit_of), ("returned", unit));
+    assert!(note.unwrap().contains("periksa ulang"));
+    assert_eq!(
+        revision(pool.clone()).await,
+        before + 1,
+        "the inputs changed"
+    );
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE submission_id = $1 AND action = 'escalated'",
+    )
+    .bind(submission)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+    // The office sees it in its own list of the submission, as returned.
+    let seen = app
+        .get(
+            &format!("/api/v1/submissions/{submission}"),
+            Some(&tokens.office),
+        )
+        .await;
+    seen.assert_ok();
+    assert_eq!(seen.body["state"], "returned");
+    // Decided once; the results leave the unit out until it is verified again.
+    app.post(&escalate, admin, json!({ "note": "again" }))
+        .await
+        .assert_problem(409, "flag-decided");
+    recompute_cycle(&state, y2025.into()).await.unwrap();
+    let scored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM unit_results r JOIN cycles c ON c.id = r.cycle_id AND r.revision = c.results_revision
+         WHERE c.id = official_cycle(2025) AND r.unit_id = $1",
+    )
+    .bind(unit)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(scored, 0);
+    // Verified again as it was: the flag fires again and is open for HQ to decide again.
+    sqlx::query("UPDATE submissions SET state = 'verified' WHERE id = $1")
+        .bind(submission)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE cycles SET input_revision = input_revision + 1 WHERE id = official_cycle(2025)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    recompute_cycle(&state, y2025.into()).await.unwrap();
+    let (status, current): (String, bool) =
+        sqlx::query_as("SELECT status, current FROM flags WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), current), ("open", true));
+
+    // After publication: the flag waits for a correction that names it.
+    let flag = first_flag(2023).await;
+    let (id, unit) = (
+        flag["id"].as_i64().unwrap(),
+        flag["unit_id"].as_i64().unwrap(),
+    );
+    let escalated = app
+        .post(
+            &format!("/api/v1/flags/{id}/escalate"),
+            admin,
+            json!({ "note": "Periksa ulang setelah publikasi" }),
+        )
+        .await;
+    escalated.assert_ok();
+    assert_eq!(escalated.body["outcome"], "correction");
+    assert_eq!(escalated.body["returned_submissions"], json!([]));
+    assert_eq!(escalated.body["flag"]["current"], true);
+    let (code, value): (String, Option<i16>) = sqlx::query_as(
+        "SELECT v.indicator_code, v.value FROM submission_values v JOIN submissions s ON s.id = v.submission_id
+         WHERE s.cycle_id = official_cycle(2023) AND s.unit_id = $1 AND v.value > 0 ORDER BY v.indicator_code LIMIT 1",
+    )
+    .bind(unit)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let correction = |unit: i64| {
+        json!({
+            "unit_id": unit, "reason": "Pemeriksaan ulang atas temuan HQ", "flag_id": id,
+            "values": [{ "indicator": code, "value": value.unwrap() - 1, "evidence_note": "Diperiksa ulang" }],
+        })
+    };
+    let other_unit: i64 = sqlx::query_scalar(
+        "SELECT unit_id FROM submissions WHERE cycle_id = official_cycle(2023) AND state = 'verified' AND unit_id <> $1 LIMIT 1",
+    )
+    .bind(unit)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let wrong = app
+        .post(
+            "/api/v1/cycles/2023/corrections",
+            admin,
+            correction(other_unit),
+        )
+        .await;
+    wrong.assert_problem(422, "validation-error");
+    assert_eq!(wrong.fields(), ["flag_id"]);
+    let corrected = app
+        .post("/api/v1/cycles/2023/corrections", admin, correction(unit))
+        .await;
+    corrected.assert_ok();
+    let status: String = sqlx::query_scalar("SELECT status FROM flags WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "corrected");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE object_type = 'flag' AND object_id = $1 AND action IN ('escalated', 'corrected')",
+    )
+    .bind(id.to_string())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 2);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_office_that_never_returns_is_flagged_when_others_do(pool: PgPool) {
+    let _app = TestApp::spawn(pool.clone()).await;
+    let (state, _) = common::demo(&pool, false).await;
+    let y2025 = CycleYear::new(2025).unwrap();
+    recompute_cycle(&state, y2025.into()).await.unwrap();
+    // The demo's office of Bangka Belitung reviewed every 2025 submission. A verified unit that
+    // was never returned moves to a regency of Nusa Tenggara Barat: its office has verified one
+    // and returned none.
+    let (moved, unit): (i64, i64) = sqlx::query_as(
+        "SELECT s.id, s.unit_id FROM submissions s
+         WHERE s.cycle_id = official_cycle(2025) AND s.state = 'verified'
+           AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.submission_id = s.id AND a.action = 'returned')
+         ORDER BY 1 LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let returned: i64 = sqlx::query_scalar(
+        "SELECT id FROM submissions WHERE cycle_id = official_cycle(2025) AND state = 'verified' AND id <> $1 LIMIT 1",
+    )
+    .bind(moved)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "WITH e AS (INSERT INTO entities (code, kind, name, province_code) VALUES ('52.99', 'regency', 'Kabupaten Uji', '52') RETURNING id)
+         UPDATE units SET entity_id = (SELECT id FROM e) WHERE id = $1",
+    )
+    .bind(unit)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Babel once returned a submission (as the review endpoint records it); NTB never did.
+    sqlx::query(
+        "INSERT INTO audit_log (actor_id, submission_id, action, field) VALUES (NULL, $1, 'returned', 'state')",
+    )
+    .bind(returned)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let settings = kepatuhan_core::flags::FlagSettings {
+        never_returned_min_verified: 1,
+        never_returned_others_share: rust_decimal::Decimal::new(1, 3),
+        ..Default::default()
+    };
+    let mut tx = pool.begin().await.unwrap();
+    let cycle = kepatuhan_app::cycles::lock(&mut tx, y2025).await.unwrap();
+    let m = state.require_methodology(&cycle.methodology_code).unwrap();
+    kepatuhan_app::flags::refresh(
+        &mut tx,
+        m,
+        &settings,
+        &cycle,
+        kepatuhan_app::flags::Scope::Cycle,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let flagged: Vec<String> = sqlx::query_scalar(
+        "SELECT office_code FROM flags WHERE cycle_id = official_cycle(2025) AND kind = 'never_returned' AND current ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(flagged, ["ntb"], "Babel returned one and is not flagged");
 }

@@ -16,15 +16,13 @@ use kepatuhan_core::flags::{
     EntityFacts, Flag, FlagKind, FlagSettings, OfficeReviews, ReviewFacts, Subject, UnitFacts,
     cycle_flags, entity_flags,
 };
-use kepatuhan_core::methodology::{QuestionRef, SurveyMethod};
-use kepatuhan_core::scoring::{AnswerInput, Sheet};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::{Postgres, Transaction};
 
 use crate::cycles::Cycle;
 use crate::error::AppResult;
-use crate::recompute::{VerifiedUnit, verified_units};
+use crate::recompute::{Loaded, VerifiedUnit, load_inputs};
 
 /// What a refresh covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +43,10 @@ pub struct FlagCounts {
 }
 
 /// Refreshes the flags of `scope` in the caller's transaction (which holds the cycle's lock and
-/// has just written its results). A refresh of the whole cycle returns the cycle's counts; one
-/// entity's returns none, so that a verification's job does no work in proportion to the cycle.
+/// has just written its results), reading the verified inputs and the stored scores itself. A
+/// refresh of the whole cycle returns the cycle's counts; one entity's returns none, so that a
+/// verification's job does no work in proportion to the cycle. A recompute, which has just
+/// loaded the same inputs and computed the scores, calls [`refresh_loaded`] instead.
 pub async fn refresh(
     tx: &mut Transaction<'_, Postgres>,
     m: &Methodology,
@@ -54,26 +54,73 @@ pub async fn refresh(
     cycle: &Cycle,
     scope: Scope,
 ) -> AppResult<Option<FlagCounts>> {
-    let whole_cycle = scope == Scope::Cycle;
     if !cycle.kind.is_official() {
+        return refresh_loaded(tx, m, settings, cycle, scope, None, None).await;
+    }
+    let entity = match scope {
+        Scope::Cycle => None,
+        Scope::Entity(e) => Some(e),
+    };
+    let (.., loaded) = load_inputs(tx, m, cycle, entity).await?;
+    refresh_loaded(tx, m, settings, cycle, scope, Some(loaded), None).await
+}
+
+/// This revision's published scores, of units and of entities, by id.
+pub(crate) type Scores = (HashMap<i64, Decimal>, HashMap<i64, Decimal>);
+
+/// [`refresh`] from the inputs a recompute loaded (of the scope: the whole cycle, or the
+/// entity) and, for the whole cycle, the scores it computed (`None`: read the stored ones).
+pub(crate) async fn refresh_loaded(
+    tx: &mut Transaction<'_, Postgres>,
+    m: &Methodology,
+    settings: &FlagSettings,
+    cycle: &Cycle,
+    scope: Scope,
+    loaded: Option<Loaded>,
+    scores: Option<Scores>,
+) -> AppResult<Option<FlagCounts>> {
+    let whole_cycle = scope == Scope::Cycle;
+    let (true, Some(loaded)) = (cycle.kind.is_official(), loaded) else {
         return Ok(if whole_cycle {
             Some(counts(tx, cycle.id.get()).await?)
         } else {
             None
         });
-    }
+    };
     let y = cycle.id.get();
     let entity = match scope {
         Scope::Cycle => None,
         Scope::Entity(e) => Some(e),
     };
     let started = std::time::Instant::now();
-    let places = verified_units(tx, y, entity, false).await?;
-    let mut units = unit_facts(tx, m, cycle, &places, entity.is_some()).await?;
+    let Loaded {
+        places,
+        sheets,
+        evidence,
+        mut reports,
+        mut respondents,
+    } = loaded;
+    let mut units: Vec<UnitFacts> = places
+        .iter()
+        .zip(sheets.into_iter().zip(evidence))
+        .map(|(p, (sheet, evidence))| UnitFacts {
+            unit: p.unit_id,
+            entity: p.entity_id,
+            office: p.office_code.clone(),
+            province: p.province_code.clone(),
+            assessor: Some(p.created_by),
+            sheet,
+            evidence,
+            reports: reports.remove(&p.unit_id).unwrap_or_default(),
+            respondents: respondents.remove(&p.unit_id).unwrap_or_default(),
+            score: None,
+            previous: None,
+        })
+        .collect();
     // The whole cycle's rules also read scores (now and last year) and the offices' reviews.
     let cycle_facts = match scope {
         Scope::Cycle => Some((
-            scores(tx, cycle, &mut units).await?,
+            with_scores(tx, cycle, &mut units, scores).await?,
             office_reviews(tx, y).await?,
         )),
         Scope::Entity(_) => None,
@@ -103,11 +150,12 @@ pub async fn refresh(
     let ruled = started.elapsed();
     let places_by_unit: HashMap<i64, &VerifiedUnit> =
         places.iter().map(|p| (p.unit_id, p)).collect();
-    store(tx, y, entity, &flags, &places_by_unit).await?;
+    let written = store(tx, y, entity, &flags, &places_by_unit).await?;
     tracing::debug!(
         cycle_id = y,
         entity,
         flags = flags.len(),
+        written,
         facts_ms = facts.as_millis(),
         rules_ms = ruled.saturating_sub(facts).as_millis(),
         store_ms = started.elapsed().saturating_sub(ruled).as_millis(),
@@ -133,157 +181,6 @@ pub async fn counts(tx: &mut Transaction<'_, Postgres>, cycle_id: i64) -> AppRes
         current: r.current,
         open: r.open,
     })
-}
-
-/// The facts of each verified unit: values with their evidence, and survey reports on the
-/// questions the methodology links to indicators.
-async fn unit_facts(
-    tx: &mut Transaction<'_, Postgres>,
-    m: &Methodology,
-    cycle: &Cycle,
-    places: &[VerifiedUnit],
-    one_entity: bool,
-) -> AppResult<Vec<UnitFacts>> {
-    let submission_ids: Vec<i64> = places.iter().map(|p| p.submission_id).collect();
-    let unit_ids: Vec<i64> = places.iter().map(|p| p.unit_id).collect();
-    let rows = sqlx::query!(
-        r#"SELECT submission_id, indicator_code, value, not_applicable,
-                  (evidence_note <> '' OR attachments <> '[]'::jsonb) AS "has_evidence!"
-           FROM submission_values WHERE submission_id = ANY($1)"#,
-        &submission_ids
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut sheets: HashMap<i64, (Sheet, Vec<bool>)> = HashMap::new();
-    for r in rows {
-        let Some(id) = m.indicator_id(&r.indicator_code) else {
-            continue;
-        };
-        let (sheet, evidence) = sheets
-            .entry(r.submission_id)
-            .or_insert_with(|| (Sheet::new(m), vec![false; m.indicator_count()]));
-        let answer = match (r.not_applicable, r.value) {
-            (false, Some(v)) => AnswerInput::Value(u8::try_from(v).unwrap_or(u8::MAX)),
-            _ => AnswerInput::NotApplicable,
-        };
-        // Stored values were checked on entry; one the methodology refuses now is left out.
-        let _ = sheet.set_by_id(m, id, answer);
-        evidence[id.index()] = r.has_evidence;
-    }
-    let (reports, respondents) = survey_reports(
-        tx,
-        m,
-        cycle.id.get(),
-        one_entity.then_some(unit_ids.as_slice()),
-    )
-    .await?;
-    Ok(places
-        .iter()
-        .map(|p| {
-            let (sheet, evidence) = sheets
-                .remove(&p.submission_id)
-                .unwrap_or_else(|| (Sheet::new(m), vec![false; m.indicator_count()]));
-            UnitFacts {
-                unit: p.unit_id,
-                entity: p.entity_id,
-                office: p.office_code.clone(),
-                province: p.province_code.clone(),
-                assessor: Some(p.created_by),
-                sheet,
-                evidence,
-                reports: reports.get(&p.unit_id).cloned().unwrap_or_default(),
-                respondents: respondents.get(&p.unit_id).cloned().unwrap_or_default(),
-                score: None,
-                previous: None,
-            }
-        })
-        .collect())
-}
-
-/// Per unit: respondents reporting each linked yes/no question, and respondents of each such
-/// survey. The database groups the responses of each unit by their answers (a handful of
-/// patterns a unit), so only counts leave it. `units`: only these units (one entity's); `None`:
-/// the whole cycle, which needs no list of ids.
-type Reports = (
-    HashMap<i64, HashMap<QuestionRef, u64>>,
-    HashMap<i64, HashMap<String, u64>>,
-);
-
-/// How many of a unit's respondents gave the same answers.
-struct AnswerPattern {
-    unit_id: i64,
-    answers: serde_json::Value,
-    respondents: i64,
-}
-
-async fn survey_reports(
-    tx: &mut Transaction<'_, Postgres>,
-    m: &Methodology,
-    cycle_id: i64,
-    units: Option<&[i64]>,
-) -> AppResult<Reports> {
-    let mut linked: HashMap<String, Vec<String>> = HashMap::new();
-    for id in m.indicator_ids() {
-        for q in &m.indicator(id).survey_questions {
-            let questions = linked.entry(q.survey.clone()).or_default();
-            if !questions.contains(&q.question) {
-                questions.push(q.question.clone());
-            }
-        }
-    }
-    let (mut reports, mut respondents): Reports = (HashMap::new(), HashMap::new());
-    for (survey, questions) in linked {
-        let yes_no = m
-            .survey_id(&survey)
-            .is_some_and(|s| matches!(m.survey(s).method, SurveyMethod::NoMaladministrationShare));
-        if !yes_no {
-            continue;
-        }
-        let patterns = match units {
-            None => {
-                sqlx::query_as!(
-                    AnswerPattern,
-                    r#"SELECT unit_id, answers, count(*) AS "respondents!" FROM survey_responses
-                       WHERE cycle_id = $1 AND survey_code = $2 GROUP BY unit_id, answers"#,
-                    cycle_id,
-                    survey
-                )
-                .fetch_all(&mut **tx)
-                .await?
-            }
-            Some(units) => {
-                sqlx::query_as!(
-                    AnswerPattern,
-                    r#"SELECT unit_id, answers, count(*) AS "respondents!" FROM survey_responses
-                       WHERE cycle_id = $1 AND survey_code = $2 AND unit_id = ANY($3) GROUP BY unit_id, answers"#,
-                    cycle_id,
-                    survey,
-                    units
-                )
-                .fetch_all(&mut **tx)
-                .await?
-            }
-        };
-        for p in patterns {
-            let n = u64::try_from(p.respondents).unwrap_or(0);
-            *respondents
-                .entry(p.unit_id)
-                .or_default()
-                .entry(survey.clone())
-                .or_default() += n;
-            let unit_reports = reports.entry(p.unit_id).or_default();
-            for q in &questions {
-                let reported = p.answers.get(q) == Some(&serde_json::Value::Bool(true));
-                *unit_reports
-                    .entry(QuestionRef {
-                        survey: survey.clone(),
-                        question: q.clone(),
-                    })
-                    .or_default() += if reported { n } else { 0 };
-            }
-        }
-    }
-    Ok((reports, respondents))
 }
 
 /// The previous year's official cycle and its current revision, when it is published.
@@ -334,35 +231,37 @@ async fn entity_scores(
     .collect())
 }
 
-/// Sets each unit's published score now and in the previous official cycle (each revision read
-/// on its own: a join of the two was planned as a scan a unit), and returns every scored
-/// entity's.
-async fn scores(
+/// Sets each unit's published score now (`scores`, or the stored ones) and in the previous
+/// official cycle (each revision read on its own: a join of the two was planned as a scan a
+/// unit), and returns every scored entity's.
+async fn with_scores(
     tx: &mut Transaction<'_, Postgres>,
     cycle: &Cycle,
     units: &mut [UnitFacts],
+    scores: Option<Scores>,
 ) -> AppResult<Vec<EntityFacts>> {
     let current = (cycle.id.get(), cycle.results_revision);
     let previous = previous_revision(tx, cycle).await?;
-    let (now, before) = (
-        unit_scores(tx, current).await?,
-        match previous {
-            Some(p) => unit_scores(tx, p).await?,
-            None => HashMap::new(),
-        },
-    );
+    let (now_units, now_entities) = match scores {
+        Some(scores) => scores,
+        None => (
+            unit_scores(tx, current).await?,
+            entity_scores(tx, current).await?,
+        ),
+    };
+    let before = match previous {
+        Some(p) => unit_scores(tx, p).await?,
+        None => HashMap::new(),
+    };
     for u in units {
-        u.score = now.get(&u.unit).copied();
+        u.score = now_units.get(&u.unit).copied();
         u.previous = before.get(&u.unit).copied();
     }
-    let (now, before) = (
-        entity_scores(tx, current).await?,
-        match previous {
-            Some(p) => entity_scores(tx, p).await?,
-            None => HashMap::new(),
-        },
-    );
-    let mut entities: Vec<EntityFacts> = now
+    let before = match previous {
+        Some(p) => entity_scores(tx, p).await?,
+        None => HashMap::new(),
+    };
+    let mut entities: Vec<EntityFacts> = now_entities
         .into_iter()
         .map(|(entity, score)| EntityFacts {
             entity,
@@ -385,7 +284,7 @@ async fn office_reviews(
                   coalesce(sum(r.returns), 0)::bigint AS "returned!"
            FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
            JOIN office_provinces op ON op.province_code = e.province_code
-           LEFT JOIN (SELECT submission_id, count(*) AS returns FROM audit_log WHERE action = 'return' GROUP BY submission_id) r
+           LEFT JOIN (SELECT submission_id, count(*) AS returns FROM audit_log WHERE action = 'returned' GROUP BY submission_id) r
                   ON r.submission_id = s.id
            WHERE s.cycle_id = $1
            GROUP BY op.office_code"#,
@@ -402,18 +301,33 @@ async fn office_reviews(
     .collect())
 }
 
-/// Stores the flags of a refresh: new ones inserted, known ones updated (their review kept when
-/// the fingerprint is the same, reopened otherwise), and those of the scope that no longer fire
-/// marked not current.
+/// Stores the flags of a refresh and returns how many rows it wrote. A flag stored with the
+/// same fingerprint, severity and context, and still current, is left alone (a recompute that changes nothing writes
+/// nothing); a new one is inserted; a known one with new evidence, or one that fires again, is
+/// updated: its review kept when the fingerprint is the same, reopened otherwise. An escalated
+/// flag whose submissions went back to their office is not current; when its rule fires again
+/// (they were verified again), it is open again, whatever its evidence: HQ asked for a second
+/// look and decides again. The scope's stored flags that no longer fire are marked not current.
 async fn store(
     tx: &mut Transaction<'_, Postgres>,
     y: i64,
     entity: Option<i64>,
     flags: &[Flag],
     places: &HashMap<i64, &VerifiedUnit>,
-) -> AppResult<()> {
+) -> AppResult<usize> {
+    let mut stored = stored_flags(tx, y, entity).await?;
     let mut cols = FlagColumns::default();
     for f in flags {
+        let (kind, key) = (f.kind.code().to_owned(), f.subject.key());
+        let fingerprint = f.fingerprint();
+        if let Some(known) = stored.remove(&(kind.clone(), key.clone()))
+            && known.current
+            && known.fingerprint == fingerprint
+            && known.severity == f.severity.code()
+            && known.context == f.context
+        {
+            continue;
+        }
         let place = f.unit.and_then(|u| places.get(&u));
         let (office, province) = match &f.subject {
             Subject::Office { office } => (Some(office.clone()), None),
@@ -425,8 +339,8 @@ async fn store(
                 place.and_then(|p| p.province_code.clone()),
             ),
         };
-        cols.kinds.push(f.kind.code().to_owned());
-        cols.keys.push(f.subject.key());
+        cols.kinds.push(kind);
+        cols.keys.push(key);
         cols.subjects
             .push(serde_json::to_value(&f.subject).unwrap_or_default());
         cols.severities.push(f.severity.code().to_owned());
@@ -436,65 +350,105 @@ async fn store(
         cols.provinces.push(province);
         cols.evidence.push(f.evidence.clone());
         cols.context.push(f.context.clone());
-        cols.fingerprints.push(f.fingerprint());
+        cols.fingerprints.push(fingerprint);
     }
-    sqlx::query!(
-        "INSERT INTO flags (cycle_id, kind, subject_key, subject, severity, unit_id, entity_id, office_code, province_code, evidence, context, fingerprint)
-         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::jsonb[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::jsonb[], $11::jsonb[], $12::text[])
-         ON CONFLICT (cycle_id, kind, subject_key) DO UPDATE SET
-             subject = excluded.subject, severity = excluded.severity, unit_id = excluded.unit_id,
-             entity_id = excluded.entity_id, office_code = excluded.office_code, province_code = excluded.province_code,
-             evidence = excluded.evidence, context = excluded.context, current = true, refreshed_at = now(),
-             status = CASE WHEN flags.fingerprint = excluded.fingerprint THEN flags.status ELSE 'open' END,
-             decision_note = CASE WHEN flags.fingerprint = excluded.fingerprint THEN flags.decision_note END,
-             decided_by = CASE WHEN flags.fingerprint = excluded.fingerprint THEN flags.decided_by END,
-             decided_at = CASE WHEN flags.fingerprint = excluded.fingerprint THEN flags.decided_at END,
-             fingerprint = excluded.fingerprint",
-        y,
-        &cols.kinds,
-        &cols.keys,
-        &cols.subjects,
-        &cols.severities,
-        &cols.units as &[Option<i64>],
-        &cols.entities as &[Option<i64>],
-        &cols.offices as &[Option<String>],
-        &cols.provinces as &[Option<String>],
-        &cols.evidence,
-        &cols.context,
-        &cols.fingerprints
-    )
-    .execute(&mut **tx)
-    .await?;
-    // Flags of the scope that this refresh did not write no longer fire. One entity's are found
-    // through the (cycle, entity) index; a statement for both scopes would be planned for the
-    // whole cycle.
-    match entity {
+    let written = cols.kinds.len();
+    if written > 0 {
+        // The review holds when the evidence is the same, unless the flag was escalated and
+        // its data sent back (not current): then it fires again and is open again.
+        sqlx::query!(
+            "INSERT INTO flags (cycle_id, kind, subject_key, subject, severity, unit_id, entity_id, office_code, province_code, evidence, context, fingerprint)
+             SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::jsonb[], $5::text[], $6::bigint[], $7::bigint[], $8::text[], $9::text[], $10::jsonb[], $11::jsonb[], $12::text[])
+             ON CONFLICT (cycle_id, kind, subject_key) DO UPDATE SET
+                 subject = excluded.subject, severity = excluded.severity, unit_id = excluded.unit_id,
+                 entity_id = excluded.entity_id, office_code = excluded.office_code, province_code = excluded.province_code,
+                 evidence = excluded.evidence, context = excluded.context, current = true, refreshed_at = now(),
+                 status = CASE WHEN flags.fingerprint = excluded.fingerprint AND (flags.current OR flags.status <> 'escalated') THEN flags.status ELSE 'open' END,
+                 decision_note = CASE WHEN flags.fingerprint = excluded.fingerprint AND (flags.current OR flags.status <> 'escalated') THEN flags.decision_note END,
+                 decided_by = CASE WHEN flags.fingerprint = excluded.fingerprint AND (flags.current OR flags.status <> 'escalated') THEN flags.decided_by END,
+                 decided_at = CASE WHEN flags.fingerprint = excluded.fingerprint AND (flags.current OR flags.status <> 'escalated') THEN flags.decided_at END,
+                 fingerprint = excluded.fingerprint",
+            y,
+            &cols.kinds,
+            &cols.keys,
+            &cols.subjects,
+            &cols.severities,
+            &cols.units as &[Option<i64>],
+            &cols.entities as &[Option<i64>],
+            &cols.offices as &[Option<String>],
+            &cols.provinces as &[Option<String>],
+            &cols.evidence,
+            &cols.context,
+            &cols.fingerprints
+        )
+            .execute(&mut **tx)
+            .await?;
+    }
+    // What is left of the stored flags did not fire in this refresh.
+    let gone: Vec<i64> = stored
+        .into_values()
+        .filter(|f| f.current)
+        .map(|f| f.id)
+        .collect();
+    if !gone.is_empty() {
+        sqlx::query!("UPDATE flags SET current = false WHERE id = ANY($1)", &gone)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(written + gone.len())
+}
+
+/// The stored flags of a refresh's scope, by (kind, subject key).
+async fn stored_flags(
+    tx: &mut Transaction<'_, Postgres>,
+    y: i64,
+    entity: Option<i64>,
+) -> AppResult<HashMap<(String, String), StoredFlag>> {
+    let entity_kinds: Vec<String> = FlagKind::ALL
+        .into_iter()
+        .filter(|k| k.is_entity_scoped())
+        .map(|k| k.code().to_owned())
+        .collect();
+    // The scope's stored flags: one entity's through the (cycle, entity) index; one statement
+    // for both scopes would be planned for the whole cycle.
+    let stored: Vec<StoredFlag> = match entity {
         None => {
-            sqlx::query!(
-                "UPDATE flags SET current = false WHERE cycle_id = $1 AND current AND refreshed_at <> now()",
+            sqlx::query_as!(
+                StoredFlag,
+                "SELECT id, kind, subject_key, fingerprint, severity, context, current FROM flags WHERE cycle_id = $1",
                 y
             )
-            .execute(&mut **tx)
-            .await?;
+            .fetch_all(&mut **tx)
+            .await?
         }
         Some(entity) => {
-            let kinds: Vec<String> = FlagKind::ALL
-                .into_iter()
-                .filter(|k| k.is_entity_scoped())
-                .map(|k| k.code().to_owned())
-                .collect();
-            sqlx::query!(
-                "UPDATE flags SET current = false
-                 WHERE cycle_id = $1 AND entity_id = $2 AND current AND kind = ANY($3) AND refreshed_at <> now()",
+            sqlx::query_as!(
+                StoredFlag,
+                "SELECT id, kind, subject_key, fingerprint, severity, context, current FROM flags
+                 WHERE cycle_id = $1 AND entity_id = $2 AND kind = ANY($3)",
                 y,
                 entity,
-                &kinds
+                &entity_kinds
             )
-            .execute(&mut **tx)
-            .await?;
+            .fetch_all(&mut **tx)
+            .await?
         }
-    }
-    Ok(())
+    };
+    Ok(stored
+        .into_iter()
+        .map(|f| ((f.kind.clone(), f.subject_key.clone()), f))
+        .collect())
+}
+
+/// A stored flag's identity and state, as a refresh compares it.
+struct StoredFlag {
+    id: i64,
+    kind: String,
+    subject_key: String,
+    fingerprint: String,
+    severity: String,
+    context: serde_json::Value,
+    current: bool,
 }
 
 /// Flag rows, column by column.

@@ -30,6 +30,9 @@ pub enum SubmissionAction {
     Verify,
     /// Change a verified submission's values after publication, with a reason.
     Correct,
+    /// Send a verified submission back to its office before publication: HQ escalated an
+    /// integrity flag about it.
+    Escalate,
 }
 
 /// A move the submission state machine refuses.
@@ -57,7 +60,7 @@ impl SubmissionState {
     ];
 
     /// The transition table: every allowed move, `(from, action, to)`.
-    pub const TRANSITIONS: [(SubmissionState, SubmissionAction, SubmissionState); 7] = [
+    pub const TRANSITIONS: [(SubmissionState, SubmissionAction, SubmissionState); 8] = [
         (
             SubmissionState::Draft,
             SubmissionAction::Edit,
@@ -93,6 +96,11 @@ impl SubmissionState {
             SubmissionAction::Correct,
             SubmissionState::Verified,
         ),
+        (
+            SubmissionState::Verified,
+            SubmissionAction::Escalate,
+            SubmissionState::Returned,
+        ),
     ];
 
     /// The spelling stored and shown.
@@ -125,15 +133,16 @@ impl SubmissionState {
 
 impl SubmissionAction {
     /// Every action.
-    pub const ALL: [SubmissionAction; 5] = [
+    pub const ALL: [SubmissionAction; 6] = [
         SubmissionAction::Edit,
         SubmissionAction::Submit,
         SubmissionAction::Return,
         SubmissionAction::Verify,
         SubmissionAction::Correct,
+        SubmissionAction::Escalate,
     ];
 
-    /// The action as a verb (`edit`, `submit`, `return`, `verify`, `correct`).
+    /// The action as a verb (`edit`, `submit`, `return`, `verify`, `correct`, `escalate`).
     pub fn verb(self) -> &'static str {
         match self {
             SubmissionAction::Edit => "edit",
@@ -141,6 +150,7 @@ impl SubmissionAction {
             SubmissionAction::Return => "return",
             SubmissionAction::Verify => "verify",
             SubmissionAction::Correct => "correct",
+            SubmissionAction::Escalate => "escalate",
         }
     }
 
@@ -207,6 +217,9 @@ mod tests {
             (S::Verified, A::Submit),
             (S::Verified, A::Return),
             (S::Verified, A::Verify),
+            (S::Draft, A::Escalate),
+            (S::Submitted, A::Escalate),
+            (S::Returned, A::Escalate),
         ] {
             assert!(from.apply(action).is_err(), "{from}: {}", action.verb());
         }
@@ -214,6 +227,8 @@ mod tests {
             S::Verified.apply(A::Return).unwrap_err().to_string(),
             "cannot return a verified submission"
         );
+        // Only HQ's escalation of a flag sends a verified submission back.
+        assert_eq!(S::Verified.apply(A::Escalate), Ok(S::Returned));
     }
 
     #[test]

@@ -8,11 +8,17 @@
 //! | `POST /flags/{id}/escalate` | admin |
 //!
 //! A dismissal holds while the flag's evidence stays the same; new evidence reopens the flag.
-//! Both decisions are audited.
+//! An escalation before publication sends the flag's verified submissions back to their office
+//! (the flag opens again if the same evidence comes back once they are verified again); after
+//! publication it waits for a correction that names it. Every decision is audited.
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
+
+use kepatuhan_app::cycles::{self as app_cycles, InputChange};
+use kepatuhan_core::flags::Subject;
+use kepatuhan_core::{SubmissionAction, SubmissionState};
 
 use crate::AppState;
 use crate::auth::Actor;
@@ -63,7 +69,8 @@ pub struct FlagView {
     pub context: serde_json::Value,
     /// Whether its rule fires on the latest recompute.
     pub current: bool,
-    /// `open`, `dismissed` or `escalated`.
+    /// `open`, `dismissed`, `escalated` or `corrected` (escalated after publication, then
+    /// corrected).
     pub status: String,
     /// The reason of a dismissal or the comment of an escalation.
     pub decision_note: Option<String>,
@@ -99,7 +106,7 @@ pub struct FlagFilter {
     pub office: Option<String>,
     /// Only this severity (`low`, `medium`, `high`).
     pub severity: Option<String>,
-    /// Only this status (`open`, `dismissed`, `escalated`).
+    /// Only this status (`open`, `dismissed`, `escalated`, `corrected`).
     pub status: Option<String>,
     /// Also flags whose rule no longer fires (default false).
     #[serde(default)]
@@ -128,11 +135,11 @@ impl FlagFilter {
             ));
         }
         if let Some(s) = &self.status
-            && !["open", "dismissed", "escalated"].contains(&s.as_str())
+            && !["open", "dismissed", "escalated", "corrected"].contains(&s.as_str())
         {
             errors.push(FieldError::new(
                 "status",
-                format!("`{s}` is not open, dismissed or escalated"),
+                format!("`{s}` is not open, dismissed, escalated or corrected"),
             ));
         }
         errors
@@ -239,40 +246,130 @@ async fn dismiss(
     decide(&state, &actor, id, &body, "dismissed").await
 }
 
-/// Escalate a current, open flag with a comment for the office: HQ's decision that the unit's
-/// data must be looked at again (before publication, by returning the submission; after, by a
-/// correction).
+/// What an escalation did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Escalation {
+    /// The flag, now escalated.
+    pub flag: FlagView,
+    /// `returned`: the cycle is not published, so the flag's verified submissions went back to
+    /// their office with the flag as the comment (listed in `returned_submissions`; none for a
+    /// flag about an office or a province), and the recompute that takes them out of the results
+    /// until they are verified again is scheduled. `correction`: the cycle is published, so the
+    /// flag waits for a correction of the unit's verified inputs (`POST /cycles/{year}/corrections`
+    /// with its `flag_id`), which marks it `corrected`.
+    pub outcome: String,
+    /// The submissions sent back to their office (before publication).
+    pub returned_submissions: Vec<i64>,
+    /// The recompute job scheduled for them, if any were sent back.
+    pub recompute_job: Option<String>,
+}
+
+/// Escalate a current, open flag with a comment for the office: HQ's decision that the data
+/// must be looked at again. Before publication, each verified submission the flag is about
+/// (its unit, both units of a pair, an entity's units, an assessor's units in the province) goes
+/// back to its office as `returned`, with the flag and the comment as the review note and a
+/// comment on each indicator the flag names; the results drop them until they are verified
+/// again, and the flag opens again if the same evidence comes back. After publication the flag
+/// becomes a pending correction (`POST /cycles/{year}/corrections` with its `flag_id`). Audited
+/// on the flag and on each submission.
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/flags/{id}/escalate", operation_id = "escalate_flag", tag = "flags", params(("id" = i64, Path, description = "Flag id")), request_body(content = Decision, content_type = "application/json"), responses((status = 200, description = "Success", body = FlagView), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/flags/{id}/escalate", operation_id = "escalate_flag", tag = "flags", params(("id" = i64, Path, description = "Flag id")), request_body(content = Decision, content_type = "application/json"), responses((status = 200, description = "Success", body = Escalation), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn escalate(
     State(state): State<AppState>,
     actor: Actor,
     Path(id): Path<i64>,
     Json(body): Json<Decision>,
-) -> ApiResult<Json<FlagView>> {
-    decide(&state, &actor, id, &body, "escalated").await
+) -> ApiResult<Json<Escalation>> {
+    let (actor_id, note) = check_decision(&actor, &body)?;
+    let mut tx = state.pool.begin().await?;
+    let cycle_id = sqlx::query_scalar!("SELECT cycle_id FROM flags WHERE id = $1", id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no flag {id}")))?;
+    // The cycle's lock first, as every writer of its inputs takes it: returning a verified
+    // submission changes them.
+    let mut cycle = app_cycles::lock(&mut tx, app_cycles::CycleId(cycle_id)).await?;
+    let flag = lock_open(&mut tx, id, "escalated").await?;
+    let published = cycle.state.is_published();
+    let (returned, recompute_job) = if published {
+        (Vec::new(), None)
+    } else {
+        let sent_back = send_back(&mut tx, actor_id, id, &flag, note).await?;
+        let job = match sent_back.as_slice() {
+            [] => None,
+            [(_, unit)] => Some(
+                app_cycles::inputs_changed(&mut tx, &mut cycle, InputChange::Unit(*unit)).await?,
+            ),
+            _ => Some(app_cycles::inputs_changed(&mut tx, &mut cycle, InputChange::Cycle).await?),
+        };
+        (sent_back.into_iter().map(|(s, _)| s).collect(), job)
+    };
+    sqlx::query!(
+        "UPDATE flags SET status = 'escalated', decision_note = $2, decided_by = $3, decided_at = now(),
+                current = current AND $4
+         WHERE id = $1",
+        id,
+        note,
+        actor_id,
+        returned.is_empty()
+    )
+    .execute(&mut *tx)
+    .await?;
+    let outcome = if published { "correction" } else { "returned" };
+    crate::routes::audit::write(
+        &mut tx,
+        Some(actor_id),
+        ("flag", id.to_string()),
+        flag.province_code.as_deref(),
+        "escalated",
+        serde_json::json!({
+            "kind": flag.kind, "note": note, "fingerprint": flag.fingerprint,
+            "outcome": outcome, "returned_submissions": returned,
+        }),
+    )
+    .await?;
+    let view = read_flag(&mut tx, id).await?;
+    crate::error::commit(tx).await?;
+    Ok(Json(Escalation {
+        flag: view,
+        outcome: outcome.to_owned(),
+        returned_submissions: returned,
+        recompute_job,
+    }))
 }
 
-/// Records HQ's decision on a flag, audited in the same transaction.
-async fn decide(
-    state: &AppState,
-    actor: &Actor,
-    id: i64,
-    body: &Decision,
-    status: &'static str,
-) -> ApiResult<Json<FlagView>> {
+/// Checks the caller (admin) and the note of a decision; returns the caller's id and the note.
+fn check_decision<'a>(actor: &Actor, body: &'a Decision) -> ApiResult<(i64, &'a str)> {
     let actor_id = actor.require_admin()?;
     let note = body.note.trim();
     if let Some(problem) = text_problem("note".to_owned(), note, TEXT_MAX) {
         return Err(ApiError::fields(vec![problem]));
     }
-    let mut tx = state.pool.begin().await?;
+    Ok((actor_id, note))
+}
+
+/// A flag locked for a decision.
+struct LockedFlag {
+    kind: String,
+    subject: serde_json::Value,
+    province_code: Option<String>,
+    fingerprint: String,
+    evidence: serde_json::Value,
+    cycle_id: i64,
+}
+
+/// Locks a flag that is current and open, or explains why it cannot be `status` (409).
+async fn lock_open(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    id: i64,
+    status: &str,
+) -> ApiResult<LockedFlag> {
     let row = sqlx::query!(
-        "SELECT f.current, f.status, f.kind, f.province_code, f.fingerprint FROM flags f WHERE f.id = $1 FOR UPDATE",
+        "SELECT current, status, kind, subject, province_code, fingerprint, evidence, cycle_id FROM flags WHERE id = $1 FOR UPDATE",
         id
     )
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut **tx)
     .await?
     .ok_or_else(|| ApiError::NotFound(format!("no flag {id}")))?;
     if !row.current || row.status != "open" {
@@ -289,6 +386,152 @@ async fn decide(
             ),
         ));
     }
+    Ok(LockedFlag {
+        kind: row.kind,
+        subject: row.subject,
+        province_code: row.province_code,
+        fingerprint: row.fingerprint,
+        evidence: row.evidence,
+        cycle_id: row.cycle_id,
+    })
+}
+
+/// The verified submissions a flag is about, locked, as (submission, unit): its unit, both units
+/// of a pair, an entity's units, or an assessor's units in the province; none for an office or a
+/// province.
+pub(crate) async fn flagged_submissions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    cycle_id: i64,
+    subject: &serde_json::Value,
+) -> ApiResult<Vec<(i64, i64)>> {
+    let (mut units, mut entity, mut assessor) = (Vec::new(), None, None);
+    match serde_json::from_value::<Subject>(subject.clone()) {
+        Ok(Subject::Unit { unit }) => units.push(unit),
+        Ok(Subject::UnitPair { unit, other }) => units.extend([unit, other]),
+        Ok(Subject::Entity { entity: e }) => entity = Some(e),
+        Ok(Subject::Assessor {
+            assessor: a,
+            province,
+        }) => assessor = Some((a, province)),
+        Ok(Subject::Office { .. } | Subject::Province { .. }) | Err(_) => return Ok(Vec::new()),
+    }
+    let (assessor_id, province) = assessor.unzip();
+    Ok(sqlx::query!(
+        "SELECT s.id, s.unit_id FROM submissions s JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
+         WHERE s.cycle_id = $1 AND s.state = 'verified'
+           AND (s.unit_id = ANY($2) OR u.entity_id = $3 OR (s.created_by = $4 AND e.province_code = $5))
+         ORDER BY s.id FOR UPDATE OF s",
+        cycle_id,
+        &units,
+        entity,
+        assessor_id,
+        province
+    )
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.unit_id))
+    .collect())
+}
+
+/// Sends the verified submissions a flag is about back to their office (core's `escalate`
+/// transition: verified → returned), with the flag and HQ's note as the review note and a comment
+/// on each indicator the flag's evidence names. Audited on each submission as `escalated` (not
+/// as an office's return). Returns (submission, unit) of each.
+async fn send_back(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    actor_id: i64,
+    id: i64,
+    flag: &LockedFlag,
+    note: &str,
+) -> ApiResult<Vec<(i64, i64)>> {
+    let to = SubmissionState::Verified
+        .apply(SubmissionAction::Escalate)
+        .map_err(|e| ApiError::conflict("invalid-transition", e.to_string()))?;
+    let submissions = flagged_submissions(tx, flag.cycle_id, &flag.subject).await?;
+    let review_note = format!(
+        "Integrity flag {id} ({}) escalated by HQ: {note}",
+        flag.kind
+    );
+    let indicators = flagged_indicators(&flag.evidence);
+    let comment = format!("HQ: {note}");
+    for (submission, _) in &submissions {
+        sqlx::query!(
+            "UPDATE submissions SET state = $2, version = version + 1, updated_at = now(), review_note = $3 WHERE id = $1",
+            submission,
+            to.as_str(),
+            review_note
+        )
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE submission_values SET review_comment = CASE WHEN indicator_code = ANY($2) THEN $3 END
+             WHERE submission_id = $1",
+            submission,
+            &indicators,
+            comment
+        )
+        .execute(&mut **tx)
+        .await?;
+        crate::routes::submissions::audit::audit(
+            tx,
+            actor_id,
+            *submission,
+            "escalated",
+            Some("state"),
+            Some(serde_json::json!(SubmissionState::Verified.as_str())),
+            Some(serde_json::json!({ "state": to.as_str(), "flag": id, "kind": flag.kind, "note": note, "indicators": indicators })),
+        )
+        .await?;
+    }
+    Ok(submissions)
+}
+
+/// The indicator codes a flag's evidence names (top marks without evidence, contradictions).
+fn flagged_indicators(evidence: &serde_json::Value) -> Vec<String> {
+    let mut codes: Vec<String> = evidence["indicators"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_owned))
+        .chain(
+            evidence["contradictions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["indicator"].as_str().map(str::to_owned)),
+        )
+        .collect();
+    codes.sort();
+    codes.dedup();
+    codes
+}
+
+/// One flag as the queue shows it.
+async fn read_flag(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, id: i64) -> ApiResult<FlagView> {
+    Ok(sqlx::query_as!(
+        FlagView,
+        r#"SELECT f.id, f.kind, f.subject, f.severity, f.unit_id, e.code AS "entity_code?", f.office_code AS office,
+                  f.province_code AS province, f.evidence, f.context, f.current, f.status, f.decision_note,
+                  f.decided_at, f.first_seen_at
+           FROM flags f LEFT JOIN entities e ON e.id = f.entity_id WHERE f.id = $1"#,
+        id
+    )
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
+/// Records HQ's dismissal of a flag, audited in the same transaction.
+async fn decide(
+    state: &AppState,
+    actor: &Actor,
+    id: i64,
+    body: &Decision,
+    status: &'static str,
+) -> ApiResult<Json<FlagView>> {
+    let (actor_id, note) = check_decision(actor, body)?;
+    let mut tx = state.pool.begin().await?;
+    let flag = lock_open(&mut tx, id, status).await?;
     sqlx::query!(
         "UPDATE flags SET status = $2, decision_note = $3, decided_by = $4, decided_at = now() WHERE id = $1",
         id,
@@ -302,21 +545,12 @@ async fn decide(
         &mut tx,
         Some(actor_id),
         ("flag", id.to_string()),
-        row.province_code.as_deref(),
+        flag.province_code.as_deref(),
         status,
-        serde_json::json!({ "kind": row.kind, "note": note, "fingerprint": row.fingerprint }),
+        serde_json::json!({ "kind": flag.kind, "note": note, "fingerprint": flag.fingerprint }),
     )
     .await?;
-    let view = sqlx::query_as!(
-        FlagView,
-        r#"SELECT f.id, f.kind, f.subject, f.severity, f.unit_id, e.code AS "entity_code?", f.office_code AS office,
-                  f.province_code AS province, f.evidence, f.context, f.current, f.status, f.decision_note,
-                  f.decided_at, f.first_seen_at
-           FROM flags f LEFT JOIN entities e ON e.id = f.entity_id WHERE f.id = $1"#,
-        id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let view = read_flag(&mut tx, id).await?;
     crate::error::commit(tx).await?;
     Ok(Json(view))
 }

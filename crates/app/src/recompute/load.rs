@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use kepatuhan_core::methodology::SurveyMethod;
+use kepatuhan_core::methodology::{QuestionRef, SurveyMethod};
 use kepatuhan_core::scoring::{
     AnswerInput, CycleInput, EntityInput, FollowUpStatus, Sheet, SurveyTally, UnitInput,
 };
@@ -13,9 +13,9 @@ use crate::cycles::Cycle;
 use crate::error::AppResult;
 
 /// Where a loaded unit sits: its id and its entity's position in the cycle input.
-pub(super) struct UnitRow {
-    pub(super) unit_id: i64,
-    pub(super) entity_index: usize,
+pub(crate) struct UnitRow {
+    pub(crate) unit_id: i64,
+    pub(crate) entity_index: usize,
 }
 
 /// The units with a verified submission in the cycle `y` (of one entity, or all), grouped by entity
@@ -87,14 +87,35 @@ pub(crate) struct VerifiedUnit {
     pub(crate) seconds_to_verify: Option<i64>,
 }
 
+/// What a recompute loaded that the integrity flags read too, so that they need not read it
+/// again: the verified units, and per unit (in the same order) its sheet, which of its values
+/// have evidence, and its respondents' reports on the survey questions linked to indicators.
+pub(crate) struct Loaded {
+    /// The verified units, in the order of the cycle input's units.
+    pub(crate) places: Vec<VerifiedUnit>,
+    /// Each unit's sheet (its first, for product-scored methodologies).
+    pub(crate) sheets: Vec<Sheet>,
+    /// Each unit's values with an evidence note or attachment, by indicator index.
+    pub(crate) evidence: Vec<Vec<bool>>,
+    /// Per unit: respondents reporting each linked yes/no question.
+    pub(crate) reports: HashMap<i64, HashMap<QuestionRef, u64>>,
+    /// Per unit: respondents of each yes/no survey.
+    pub(crate) respondents: HashMap<i64, HashMap<String, u64>>,
+}
+
+/// A loaded cycle: the core input (entities in code order with their units), the entities'
+/// ids, where each unit sits, and what the flags read besides.
+pub(crate) type Inputs = (CycleInput, Vec<i64>, Vec<UnitRow>, Loaded);
+
 /// Loads a cycle's verified values and survey responses as core inputs: entities (in code
-/// order) with their units, the entities' ids, and where each unit sits.
-pub(super) async fn load_inputs(
+/// order) with their units, the entities' ids, where each unit sits, and what the integrity
+/// flags read besides.
+pub(crate) async fn load_inputs(
     tx: &mut Transaction<'_, Postgres>,
     m: &Methodology,
     cycle: &Cycle,
     entity: Option<i64>,
-) -> AppResult<(CycleInput, Vec<i64>, Vec<UnitRow>)> {
+) -> AppResult<Inputs> {
     let year = cycle.year;
     let y = cycle.id.get();
     let follow_ups: HashMap<i64, FollowUpStatus> = sqlx::query!(
@@ -121,29 +142,17 @@ pub(super) async fn load_inputs(
     // read: one plan serves the whole cycle and one entity alike.
     let submission_ids: Vec<i64> = units.iter().map(|u| u.submission_id).collect();
     let unit_ids: Vec<i64> = units.iter().map(|u| u.unit_id).collect();
-    let values = sqlx::query!(
-        r#"SELECT submission_id, indicator_code, value, not_applicable
-           FROM submission_values WHERE submission_id = ANY($1)"#,
-        &submission_ids
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut answers: HashMap<i64, Vec<(String, AnswerInput)>> = HashMap::new();
-    for v in values {
-        let a = match (v.not_applicable, v.value) {
-            (true, _) | (false, None) => AnswerInput::NotApplicable,
-            (false, Some(x)) => AnswerInput::Value(u8::try_from(x).unwrap_or(u8::MAX)),
-        };
-        answers
-            .entry(v.submission_id)
-            .or_default()
-            .push((v.indicator_code, a));
-    }
-    let tallies = survey_tallies(tx, m, y, &unit_ids).await?;
+    let mut values = unit_values(tx, m, &submission_ids).await?;
+    let Surveys {
+        tallies,
+        reports,
+        respondents,
+    } = surveys(tx, m, y, &unit_ids).await?;
 
     let mut entities: Vec<EntityInput> = Vec::new();
     let mut entity_ids: Vec<i64> = Vec::new();
     let mut unit_rows: Vec<UnitRow> = Vec::new();
+    let (mut sheets, mut evidence) = (Vec::new(), Vec::new());
     for u in &units {
         if entity_ids.last() != Some(&u.entity_id) {
             entity_ids.push(u.entity_id);
@@ -155,15 +164,13 @@ pub(super) async fn load_inputs(
                 units: Vec::new(),
             });
         }
-        let sheet = Sheet::from_answers(
-            m,
-            answers
-                .get(&u.submission_id)
-                .into_iter()
-                .flatten()
-                .map(|(c, a)| (c.as_str(), *a)),
-        )
-        .unwrap_or_else(|_| Sheet::new(m));
+        let unit = values
+            .remove(&u.submission_id)
+            .unwrap_or_else(|| UnitValues::new(m));
+        let sheet = Sheet::from_answers(m, unit.answers.iter().map(|(c, a)| (c.as_str(), *a)))
+            .unwrap_or_else(|_| Sheet::new(m));
+        sheets.push(sheet.clone());
+        evidence.push(unit.evidence);
         let mut input = UnitInput::new(m, sheet);
         for id in m.survey_ids() {
             if let Some(t) = tallies.get(&(u.unit_id, m.survey(id).code.clone())) {
@@ -177,21 +184,91 @@ pub(super) async fn load_inputs(
             entity_index,
         });
     }
-    Ok((CycleInput { year, entities }, entity_ids, unit_rows))
+    Ok((
+        CycleInput { year, entities },
+        entity_ids,
+        unit_rows,
+        Loaded {
+            places: units,
+            sheets,
+            evidence,
+            reports,
+            respondents,
+        },
+    ))
 }
 
-/// Tallies the stored survey responses of `units`, per (unit, survey code), in the database:
-/// for a yes/no (maladministration) survey, the respondents who reported none and those who
-/// reported some; for a Likert survey, the answers at each level. Only counts leave the
-/// database, not the ≈ 100,000 responses of a national cycle. Responses were checked against
-/// the cycle's methodology when they were stored (`surveys::upload`), so counting is all that is
-/// left; answers that are not a level of the scale are not counted.
-async fn survey_tallies(
+/// One verified submission's values: the answers by indicator code, and which have evidence
+/// (by indicator index).
+struct UnitValues {
+    answers: Vec<(String, AnswerInput)>,
+    evidence: Vec<bool>,
+}
+
+impl UnitValues {
+    fn new(m: &Methodology) -> Self {
+        Self {
+            answers: Vec::new(),
+            evidence: vec![false; m.indicator_count()],
+        }
+    }
+}
+
+/// The values of the verified submissions `submission_ids`, by submission.
+async fn unit_values(
+    tx: &mut Transaction<'_, Postgres>,
+    m: &Methodology,
+    submission_ids: &[i64],
+) -> AppResult<HashMap<i64, UnitValues>> {
+    let rows = sqlx::query!(
+        r#"SELECT submission_id, indicator_code, value, not_applicable,
+                  (evidence_note <> '' OR attachments <> '[]'::jsonb) AS "has_evidence!"
+           FROM submission_values WHERE submission_id = ANY($1)"#,
+        submission_ids
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut values: HashMap<i64, UnitValues> = HashMap::new();
+    for v in rows {
+        let a = match (v.not_applicable, v.value) {
+            (true, _) | (false, None) => AnswerInput::NotApplicable,
+            (false, Some(x)) => AnswerInput::Value(u8::try_from(x).unwrap_or(u8::MAX)),
+        };
+        let unit = values
+            .entry(v.submission_id)
+            .or_insert_with(|| UnitValues::new(m));
+        if v.has_evidence
+            && let Some(id) = m.indicator_id(&v.indicator_code)
+        {
+            unit.evidence[id.index()] = true;
+        }
+        unit.answers.push((v.indicator_code, a));
+    }
+    Ok(values)
+}
+
+/// The survey responses of a cycle's units, counted: the tallies the scores need, and the
+/// reports on linked questions the flags need.
+struct Surveys {
+    tallies: HashMap<(i64, String), SurveyTally>,
+    reports: HashMap<i64, HashMap<QuestionRef, u64>>,
+    respondents: HashMap<i64, HashMap<String, u64>>,
+}
+
+/// Counts the stored survey responses of `units` in the database, per (unit, survey code): for a
+/// yes/no (maladministration) survey, the respondents who reported none and those who reported
+/// some, grouped by the questions each reported (a handful of patterns a unit), which also gives
+/// the reports on the questions linked to indicators; for a Likert survey, the answers at each
+/// level. Only counts leave the database, not the ≈ 100,000 responses of a national cycle.
+/// Responses were checked against the cycle's methodology when they were stored
+/// (`surveys::upload`), so counting is all that is left; answers that are not a level of the
+/// scale are not counted.
+async fn surveys(
     tx: &mut Transaction<'_, Postgres>,
     m: &Methodology,
     cycle_id: i64,
     units: &[i64],
-) -> AppResult<HashMap<(i64, String), SurveyTally>> {
+) -> AppResult<Surveys> {
     let (mut yes_no, mut likert) = (Vec::new(), Vec::new());
     for id in m.survey_ids() {
         let survey = m.survey(id);
@@ -200,30 +277,23 @@ async fn survey_tallies(
             SurveyMethod::Likert { .. } => likert.push(survey.code.clone()),
         }
     }
-    let mut out = HashMap::new();
-    if !yes_no.is_empty() {
-        let rows = sqlx::query!(
-            r#"SELECT unit_id, survey_code,
-                      count(*) FILTER (WHERE NOT answers @? '$.* ? (@ == true)') AS "clean!",
-                      count(*) FILTER (WHERE answers @? '$.* ? (@ == true)') AS "reported!"
-               FROM survey_responses
-               WHERE cycle_id = $1 AND unit_id = ANY($2) AND survey_code = ANY($3)
-               GROUP BY unit_id, survey_code"#,
-            cycle_id,
-            units,
-            &yes_no
-        )
-        .fetch_all(&mut **tx)
-        .await?;
-        for r in rows {
-            let Some(id) = m.survey_id(&r.survey_code) else {
-                continue;
-            };
-            let counts = [r.clean, r.reported].map(|n| u64::try_from(n).unwrap_or(0));
-            if let Ok(t) = SurveyTally::from_counts(m.survey(id), counts.to_vec()) {
-                out.insert((r.unit_id, r.survey_code), t);
+    // The questions of each survey that indicators link to.
+    let mut linked: HashMap<&str, Vec<&QuestionRef>> = HashMap::new();
+    for id in m.indicator_ids() {
+        for q in &m.indicator(id).survey_questions {
+            let questions = linked.entry(q.survey.as_str()).or_default();
+            if !questions.contains(&q) {
+                questions.push(q);
             }
         }
+    }
+    let mut out = Surveys {
+        tallies: HashMap::new(),
+        reports: HashMap::new(),
+        respondents: HashMap::new(),
+    };
+    if !yes_no.is_empty() {
+        yes_no_counts(tx, m, (cycle_id, units), &yes_no, &linked, &mut out).await?;
     }
     if !likert.is_empty() {
         let rows = sqlx::query!(
@@ -262,9 +332,71 @@ async fn survey_tallies(
             if let Some(id) = m.survey_id(&code)
                 && let Ok(t) = SurveyTally::from_counts(m.survey(id), tally)
             {
-                out.insert((unit, code), t);
+                out.tallies.insert((unit, code), t);
             }
         }
     }
     Ok(out)
+}
+
+/// Counts the responses to the yes/no surveys `yes_no`, grouped by the questions each
+/// respondent reported, into `out`: the tallies, and the reports on the `linked` questions.
+async fn yes_no_counts(
+    tx: &mut Transaction<'_, Postgres>,
+    m: &Methodology,
+    (cycle_id, units): (i64, &[i64]),
+    yes_no: &[String],
+    linked: &HashMap<&str, Vec<&QuestionRef>>,
+    out: &mut Surveys,
+) -> AppResult<()> {
+    let rows = sqlx::query!(
+        r#"SELECT unit_id, survey_code,
+                  jsonb_path_query_array(answers, '$.keyvalue() ? (@.value == true).key') AS "reported!",
+                  count(*) AS "respondents!"
+           FROM survey_responses
+           WHERE cycle_id = $1 AND unit_id = ANY($2) AND survey_code = ANY($3)
+           GROUP BY 1, 2, 3"#,
+        cycle_id,
+        units,
+        yes_no
+    )
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut counts: HashMap<(i64, String), [u64; 2]> = HashMap::new();
+    for r in rows {
+        let n = u64::try_from(r.respondents).unwrap_or(0);
+        let reported: Vec<&str> = r
+            .reported
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        if let Some(questions) = linked.get(r.survey_code.as_str()) {
+            *out.respondents
+                .entry(r.unit_id)
+                .or_default()
+                .entry(r.survey_code.clone())
+                .or_default() += n;
+            let unit_reports = out.reports.entry(r.unit_id).or_default();
+            for q in questions {
+                *unit_reports.entry((*q).clone()).or_default() +=
+                    if reported.contains(&q.question.as_str()) {
+                        n
+                    } else {
+                        0
+                    };
+            }
+        }
+        counts.entry((r.unit_id, r.survey_code)).or_default()[usize::from(!reported.is_empty())] +=
+            n;
+    }
+    for ((unit, code), clean_reported) in counts {
+        if let Some(id) = m.survey_id(&code)
+            && let Ok(t) = SurveyTally::from_counts(m.survey(id), clean_reported.to_vec())
+        {
+            out.tallies.insert((unit, code), t);
+        }
+    }
+    Ok(())
 }

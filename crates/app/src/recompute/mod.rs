@@ -18,8 +18,7 @@ use sqlx::{Postgres, Transaction};
 use crate::App;
 use crate::cycles::{self, Cycle, CycleKey};
 use crate::error::{AppError, AppResult};
-use load::load_inputs;
-pub(crate) use load::{VerifiedUnit, verified_units};
+pub(crate) use load::{Loaded, VerifiedUnit, load_inputs};
 pub use write::{EntityRow, clear_results, write_entity_results};
 use write::{
     Scored, clear_entity_results, delete_units, entity_rows, mark_current, rerank, stored_digests,
@@ -206,7 +205,7 @@ pub async fn entity_inputs(
     cycle: &Cycle,
     entity_id: i64,
 ) -> AppResult<Option<(kepatuhan_core::scoring::EntityInput, Vec<i64>)>> {
-    let (input, _, unit_rows) = load_inputs(tx, m, cycle, Some(entity_id)).await?;
+    let (input, _, unit_rows, _) = load_inputs(tx, m, cycle, Some(entity_id)).await?;
     Ok(input.entities.into_iter().next().map(|entity| {
         let ids = unit_rows.iter().map(|u| u.unit_id).collect();
         (entity, ids)
@@ -245,6 +244,9 @@ pub async fn current_results_in(
         }))
 }
 
+/// The working memory of a whole cycle's recompute, for its transaction only.
+const RECOMPUTE_WORK_MEM: &str = "SET LOCAL work_mem = '64MB'";
+
 /// Recomputes inside the caller's transaction (the caller holds the cycle's row lock).
 pub async fn recompute_cycle_in(
     tx: &mut Transaction<'_, Postgres>,
@@ -255,7 +257,11 @@ pub async fn recompute_cycle_in(
     let m = methodology(app, cycle)?;
     let (revision, input_revision) = (cycle.results_revision, cycle.input_revision);
     let started = std::time::Instant::now();
-    let (input, entity_ids, unit_rows) = load_inputs(tx, m, cycle, None).await?;
+    // The whole cycle's sorts and aggregates (units in code order, survey answers grouped by
+    // unit) outgrow Postgres's default 4 MB of working memory from about 10,000 units and
+    // would spill to disk; this transaction gets enough to keep them in memory.
+    sqlx::query(RECOMPUTE_WORK_MEM).execute(&mut **tx).await?;
+    let (input, entity_ids, unit_rows, facts) = load_inputs(tx, m, cycle, None).await?;
     let loaded = started.elapsed();
     let result = score_cycle(m, &input);
     let scored = started.elapsed();
@@ -273,19 +279,29 @@ pub async fn recompute_cycle_in(
     let gone: Vec<i64> = digests.into_keys().collect();
     delete_units(tx, y, revision, &gone).await?;
     clear_entity_results(tx, y, revision).await?;
-    let entities_scored = write_entity_results(
-        tx,
-        y,
-        revision,
-        input_revision,
-        &entity_rows(&entity_ids, &result),
-    )
-    .await?;
+    let entities = entity_rows(&entity_ids, &result);
+    let entities_scored = write_entity_results(tx, y, revision, input_revision, &entities).await?;
     mark_current(tx, y, input_revision).await?;
     let written = started.elapsed();
-    let flags = crate::flags::refresh(tx, m, &app.flag_settings, cycle, crate::flags::Scope::Cycle)
-        .await?
-        .unwrap_or_default();
+    // The flags read what was just loaded and scored.
+    let computed = (
+        unit_scores(&result, &unit_rows),
+        entities
+            .iter()
+            .map(|e| (e.entity_id, e.score.value()))
+            .collect(),
+    );
+    let flags = crate::flags::refresh_loaded(
+        tx,
+        m,
+        &app.flag_settings,
+        cycle,
+        crate::flags::Scope::Cycle,
+        Some(facts),
+        Some(computed),
+    )
+    .await?
+    .unwrap_or_default();
     tracing::info!(
         cycle_id = y,
         revision,
@@ -331,7 +347,7 @@ pub async fn recompute_entity_in(
         return Ok(None);
     };
     let started = std::time::Instant::now();
-    let (input, entity_ids, unit_rows) = load_inputs(tx, m, cycle, Some(entity_id)).await?;
+    let (input, entity_ids, unit_rows, facts) = load_inputs(tx, m, cycle, Some(entity_id)).await?;
     let loaded = started.elapsed();
     let result = score_cycle(m, &input);
     let score_done = started.elapsed();
@@ -381,12 +397,14 @@ pub async fn recompute_entity_in(
     };
     let moved = update_moved_ranks(tx, y, revision, &stored, &ranks).await?;
     mark_current(tx, y, input_revision).await?;
-    crate::flags::refresh(
+    crate::flags::refresh_loaded(
         tx,
         m,
         &app.flag_settings,
         cycle,
         crate::flags::Scope::Entity(entity_id),
+        Some(facts),
+        None,
     )
     .await?;
     tracing::info!(
@@ -409,6 +427,23 @@ pub async fn recompute_entity_in(
         units_scored,
         entities_scored,
     }))
+}
+
+/// The published score of each scored unit of a result, by unit id.
+fn unit_scores(
+    result: &kepatuhan_core::scoring::CycleResult,
+    unit_rows: &[load::UnitRow],
+) -> HashMap<i64, rust_decimal::Decimal> {
+    let mut position_in_entity: HashMap<usize, usize> = HashMap::new();
+    unit_rows
+        .iter()
+        .filter_map(|row| {
+            let k = position_in_entity.entry(row.entity_index).or_insert(0);
+            let unit = &result.entities[row.entity_index].units[*k];
+            *k += 1;
+            Some((row.unit_id, unit.score.as_ref()?.published.value()))
+        })
+        .collect()
 }
 
 /// Milliseconds from one point of a timed run to a later one (for phase logs).

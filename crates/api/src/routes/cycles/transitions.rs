@@ -107,20 +107,27 @@ async fn transition(
         // ones when they reflect every input (the usual case, after the recompute that closing
         // the collection enqueued), else freshly recomputed ones.
         kepatuhan_core::CycleState::Published => {
-            let summary = match recompute::current_results_in(&mut tx, &cycle).await? {
-                Some(current) => current,
-                None => recompute::recompute_cycle_in(&mut tx, &state, &cycle).await?,
+            // Either way the flags of the whole cycle are refreshed first (a recompute does it).
+            let (summary, flags) = match recompute::current_results_in(&mut tx, &cycle).await? {
+                Some(current) => {
+                    let m = state.require_methodology(&cycle.methodology_code)?;
+                    let flags = kepatuhan_app::flags::refresh(
+                        &mut tx,
+                        m,
+                        &state.flag_settings,
+                        &cycle,
+                        kepatuhan_app::flags::Scope::Cycle,
+                    )
+                    .await?
+                    .unwrap_or_default();
+                    (current, flags)
+                }
+                None => {
+                    let summary = recompute::recompute_cycle_in(&mut tx, &state, &cycle).await?;
+                    let flags = kepatuhan_app::flags::counts(&mut tx, cycle.id.get()).await?;
+                    (summary, flags)
+                }
             };
-            let m = state.require_methodology(&cycle.methodology_code)?;
-            let flags = kepatuhan_app::flags::refresh(
-                &mut tx,
-                m,
-                &state.flag_settings,
-                &cycle,
-                kepatuhan_app::flags::Scope::Cycle,
-            )
-            .await?
-            .unwrap_or_default();
             sqlx::query!(
                 "UPDATE cycles SET open_flags_at_publication = $2 WHERE id = $1",
                 cycle.id.get(),

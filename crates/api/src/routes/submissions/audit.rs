@@ -17,7 +17,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(audit_trail))
 }
 
-pub(super) async fn audit(
+pub(crate) async fn audit(
     tx: &mut Transaction<'_, Postgres>,
     actor_id: i64,
     submission: i64,

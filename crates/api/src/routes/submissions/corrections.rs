@@ -45,6 +45,9 @@ pub struct Correction {
     /// Responses struck from the unit's surveys (a duplicate or an invalid interview).
     #[serde(default)]
     pub removed_respondents: Vec<RespondentRef>,
+    /// The escalated integrity flag about this unit that the correction answers: it becomes
+    /// `corrected`.
+    pub flag_id: Option<i64>,
 }
 
 /// One respondent of one survey.
@@ -109,6 +112,9 @@ async fn correct(
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| ApiError::field("unit_id", format!("unit {} has no verified submission in {year}", body.unit_id)))?;
+    if let Some(flag) = body.flag_id {
+        answer_flag(&mut tx, actor_id, y, flag, submission, &body.reason).await?;
+    }
     let responses_changed = write_responses(&mut tx, actor_id, &cycle, &body, &rows).await?;
     audit(
         &mut tx,
@@ -134,6 +140,59 @@ async fn correct(
     let answer = record(&mut tx, &state, &mut cycle, body.unit_id, responses_changed).await?;
     crate::error::commit(tx).await?;
     Ok(Json(answer))
+}
+
+/// Marks the escalated flag a correction answers as `corrected`, audited with the reason. The
+/// flag must be of this cycle, escalated, and about the corrected unit's submission.
+async fn answer_flag(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    actor_id: i64,
+    cycle_id: i64,
+    flag: i64,
+    submission: i64,
+    reason: &str,
+) -> ApiResult<()> {
+    let row = sqlx::query!(
+        "SELECT status, kind, subject, province_code FROM flags WHERE id = $1 AND cycle_id = $2 FOR UPDATE",
+        flag,
+        cycle_id
+    )
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| ApiError::field("flag_id", format!("no flag {flag} in this cycle")))?;
+    if row.status != "escalated" {
+        return Err(ApiError::field(
+            "flag_id",
+            format!(
+                "flag {flag} is {}: only an escalated flag is answered by a correction",
+                row.status
+            ),
+        ));
+    }
+    let covered = crate::routes::flags::flagged_submissions(tx, cycle_id, &row.subject).await?;
+    if !covered.iter().any(|(s, _)| *s == submission) {
+        return Err(ApiError::field(
+            "flag_id",
+            format!("flag {flag} ({}) is not about this unit", row.kind),
+        ));
+    }
+    sqlx::query!(
+        "UPDATE flags SET status = 'corrected', decided_by = $2, decided_at = now() WHERE id = $1",
+        flag,
+        actor_id
+    )
+    .execute(&mut **tx)
+    .await?;
+    crate::routes::audit::write(
+        tx,
+        Some(actor_id),
+        ("flag", flag.to_string()),
+        row.province_code.as_deref(),
+        "corrected",
+        serde_json::json!({ "kind": row.kind, "reason": reason, "submission": submission }),
+    )
+    .await?;
+    Ok(())
 }
 
 /// Checks everything a correction carries before anything is written; returns its survey rows.
