@@ -611,7 +611,7 @@ async fn upload_until(
     units: Vec<i64>,
     template: (String, Value),
     task: usize,
-    stop: tokio::time::Instant,
+    stop: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
 ) -> Vec<Upload> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -619,7 +619,11 @@ async fn upload_until(
         .unwrap();
     let mut uploads = Vec::new();
     let mut n = 0;
-    while tokio::time::Instant::now() < stop {
+    // Until the deadline, set once the database is back (however long its restart took).
+    while stop
+        .borrow()
+        .is_none_or(|deadline| tokio::time::Instant::now() < deadline)
+    {
         n += 1;
         let unit = units[n % units.len()];
         let respondents: Vec<String> = (0..5).map(|k| format!("F{task}-{n}-{k}")).collect();
@@ -709,7 +713,9 @@ async fn a_postgres_restart_during_uploads_keeps_every_answered_upload_and_nothi
     // the outage are refused whatever the timing (a shorter outage is bridged by the pool's
     // retries, and then nothing meets it); the uploads go on for a while after it.
     let outage = kepatuhan_app::db::ACQUIRE_TIMEOUT + Duration::from_secs(1);
-    let stop = tokio::time::Instant::now() + outage + Duration::from_secs(5);
+    // The uploads go on for 5 s after Postgres is back, however long its restart takes on a
+    // busy machine.
+    let (set_stop, stop) = tokio::sync::watch::channel(None);
     let tasks: Vec<_> = (0..4)
         .map(|task| {
             tokio::spawn(upload_until(
@@ -718,7 +724,7 @@ async fn a_postgres_restart_during_uploads_keeps_every_answered_upload_and_nothi
                 units.clone(),
                 template.clone(),
                 task,
-                stop,
+                stop.clone(),
             ))
         })
         .collect();
@@ -726,6 +732,9 @@ async fn a_postgres_restart_during_uploads_keeps_every_answered_upload_and_nothi
     cluster.crash();
     tokio::time::sleep(outage).await;
     cluster.start();
+    set_stop
+        .send(Some(tokio::time::Instant::now() + Duration::from_secs(5)))
+        .unwrap();
     let mut uploads = Vec::new();
     for task in tasks {
         uploads.extend(task.await.unwrap());
