@@ -28,10 +28,9 @@ const SQL_BASELINE: &str = r"
             WHERE NOT v.not_applicable AND v.value IS NOT NULL
             GROUP BY sub.unit_id, ind.var),
         respondents AS (
-            SELECT r.unit_id, r.survey_code, bool_or(a.value = 'true'::jsonb) AS reported
-            FROM survey_responses r CROSS JOIN LATERAL jsonb_each(r.answers) a
-            WHERE r.cycle_id = (SELECT id FROM cycles WHERE kind = 'official' AND year = $1)
-            GROUP BY r.unit_id, r.survey_code, r.respondent),
+            SELECT r.unit_id, r.survey_code, r.reported <> '[]'::jsonb AS reported
+            FROM survey_responses r
+            WHERE r.cycle_id = (SELECT id FROM cycles WHERE kind = 'official' AND year = $1)),
         survey_vars AS (
             SELECT sub.unit_id, var.code AS var, 100.0 * count(*) FILTER (WHERE NOT p.reported) / count(*) AS score
             FROM sub JOIN respondents p ON p.unit_id = sub.unit_id JOIN var ON var.survey = p.survey_code

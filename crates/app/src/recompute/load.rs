@@ -257,7 +257,8 @@ struct Surveys {
 
 /// Counts the stored survey responses of `units` in the database, per (unit, survey code): for a
 /// yes/no (maladministration) survey, the respondents who reported none and those who reported
-/// some, grouped by the questions each reported (a handful of patterns a unit), which also gives
+/// some, grouped by the questions each reported (`survey_responses.reported`, computed when the
+/// response was stored; a handful of patterns a unit), which also gives
 /// the reports on the questions linked to indicators; for a Likert survey, the answers at each
 /// level. Only counts leave the database, not the ≈ 100,000 responses of a national cycle.
 /// Responses were checked against the cycle's methodology when they were stored
@@ -350,9 +351,7 @@ async fn yes_no_counts(
     out: &mut Surveys,
 ) -> AppResult<()> {
     let rows = sqlx::query!(
-        r#"SELECT unit_id, survey_code,
-                  jsonb_path_query_array(answers, '$.keyvalue() ? (@.value == true).key') AS "reported!",
-                  count(*) AS "respondents!"
+        r#"SELECT unit_id, survey_code, reported, count(*) AS "respondents!"
            FROM survey_responses
            WHERE cycle_id = $1 AND unit_id = ANY($2) AND survey_code = ANY($3)
            GROUP BY 1, 2, 3"#,
