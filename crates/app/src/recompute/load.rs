@@ -147,7 +147,7 @@ pub(crate) async fn load_inputs(
         tallies,
         reports,
         respondents,
-    } = surveys(tx, m, y, &unit_ids).await?;
+    } = surveys(tx, m, (y, entity.is_none()), &unit_ids).await?;
 
     let mut entities: Vec<EntityInput> = Vec::new();
     let mut entity_ids: Vec<i64> = Vec::new();
@@ -257,17 +257,17 @@ struct Surveys {
 
 /// Counts the stored survey responses of `units` in the database, per (unit, survey code): for a
 /// yes/no (maladministration) survey, the respondents who reported none and those who reported
-/// some, grouped by the questions each reported (`survey_responses.reported`, computed when the
-/// response was stored; a handful of patterns a unit), which also gives
-/// the reports on the questions linked to indicators; for a Likert survey, the answers at each
-/// level. Only counts leave the database, not the ≈ 100,000 responses of a national cycle.
-/// Responses were checked against the cycle's methodology when they were stored
-/// (`surveys::upload`), so counting is all that is left; answers that are not a level of the
-/// scale are not counted.
+/// some, with the questions each of those reported (`survey_responses.reported`, computed when
+/// the response was stored), which give the reports on the questions linked to indicators; for
+/// a Likert survey, the answers at each level. Only counts leave the database, not the ≈ 100,000
+/// responses of a national cycle. `whole_cycle`: every response of the cycle is read in key
+/// order (no sort; only `units` are counted), else only those of `units`. Responses were checked
+/// against the cycle's methodology when they were stored (`surveys::upload`), so counting is all
+/// that is left; answers that are not a level of the scale are not counted.
 async fn surveys(
     tx: &mut Transaction<'_, Postgres>,
     m: &Methodology,
-    cycle_id: i64,
+    (cycle_id, whole_cycle): (i64, bool),
     units: &[i64],
 ) -> AppResult<Surveys> {
     let (mut yes_no, mut likert) = (Vec::new(), Vec::new());
@@ -294,7 +294,15 @@ async fn surveys(
         respondents: HashMap::new(),
     };
     if !yes_no.is_empty() {
-        yes_no_counts(tx, m, (cycle_id, units), &yes_no, &linked, &mut out).await?;
+        yes_no_counts(
+            tx,
+            m,
+            (cycle_id, units, whole_cycle),
+            &yes_no,
+            &linked,
+            &mut out,
+        )
+        .await?;
     }
     if !likert.is_empty() {
         let rows = sqlx::query!(
@@ -340,61 +348,85 @@ async fn surveys(
     Ok(out)
 }
 
-/// Counts the responses to the yes/no surveys `yes_no`, grouped by the questions each
-/// respondent reported, into `out`: the tallies, and the reports on the `linked` questions.
+/// One unit's responses to one yes/no survey: how many, how many reported something, and
+/// what each of those reported.
+struct YesNoCounts {
+    unit_id: i64,
+    respondents: i64,
+    reporting: i64,
+    reported: Option<serde_json::Value>,
+}
+
+/// Counts the responses to the yes/no surveys `yes_no` into `out`: the tallies, and the reports
+/// on the `linked` questions. Each survey is read in its primary key's order and grouped by unit
+/// without a sort: the whole cycle's (only the `units` counted), or one entity's `units`.
 async fn yes_no_counts(
     tx: &mut Transaction<'_, Postgres>,
     m: &Methodology,
-    (cycle_id, units): (i64, &[i64]),
+    (cycle_id, units, whole_cycle): (i64, &[i64], bool),
     yes_no: &[String],
     linked: &HashMap<&str, Vec<&QuestionRef>>,
     out: &mut Surveys,
 ) -> AppResult<()> {
-    let rows = sqlx::query!(
-        r#"SELECT unit_id, survey_code, reported, count(*) AS "respondents!"
-           FROM survey_responses
-           WHERE cycle_id = $1 AND unit_id = ANY($2) AND survey_code = ANY($3)
-           GROUP BY 1, 2, 3"#,
-        cycle_id,
-        units,
-        yes_no
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut counts: HashMap<(i64, String), [u64; 2]> = HashMap::new();
-    for r in rows {
-        let n = u64::try_from(r.respondents).unwrap_or(0);
-        let reported: Vec<&str> = r
-            .reported
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(serde_json::Value::as_str)
-            .collect();
-        if let Some(questions) = linked.get(r.survey_code.as_str()) {
-            *out.respondents
-                .entry(r.unit_id)
-                .or_default()
-                .entry(r.survey_code.clone())
-                .or_default() += n;
-            let unit_reports = out.reports.entry(r.unit_id).or_default();
-            for q in questions {
-                *unit_reports.entry((*q).clone()).or_default() +=
-                    if reported.contains(&q.question.as_str()) {
-                        n
-                    } else {
-                        0
-                    };
+    let wanted: std::collections::HashSet<i64> = units.iter().copied().collect();
+    for code in yes_no {
+        let rows = if whole_cycle {
+            sqlx::query_as!(
+                YesNoCounts,
+                r#"SELECT unit_id, count(*) AS "respondents!", count(*) FILTER (WHERE reported <> '[]') AS "reporting!",
+                          jsonb_agg(reported) FILTER (WHERE reported <> '[]') AS reported
+                   FROM survey_responses WHERE cycle_id = $1 AND survey_code = $2 GROUP BY unit_id"#,
+                cycle_id,
+                code
+            )
+            .fetch_all(&mut **tx)
+            .await?
+        } else {
+            sqlx::query_as!(
+                YesNoCounts,
+                r#"SELECT unit_id, count(*) AS "respondents!", count(*) FILTER (WHERE reported <> '[]') AS "reporting!",
+                          jsonb_agg(reported) FILTER (WHERE reported <> '[]') AS reported
+                   FROM survey_responses WHERE cycle_id = $1 AND survey_code = $2 AND unit_id = ANY($3) GROUP BY unit_id"#,
+                cycle_id,
+                code,
+                units
+            )
+            .fetch_all(&mut **tx)
+            .await?
+        };
+        let Some(id) = m.survey_id(code) else {
+            continue;
+        };
+        let questions = linked.get(code.as_str());
+        for r in rows.into_iter().filter(|r| wanted.contains(&r.unit_id)) {
+            let count = |n: i64| u64::try_from(n).unwrap_or(0);
+            let (respondents, reporting) = (count(r.respondents), count(r.reporting));
+            if let Some(questions) = questions {
+                out.respondents
+                    .entry(r.unit_id)
+                    .or_default()
+                    .insert(code.clone(), respondents);
+                let unit_reports = out.reports.entry(r.unit_id).or_default();
+                for q in questions {
+                    let reported = r
+                        .reported
+                        .iter()
+                        .flat_map(|all| all.as_array().into_iter().flatten())
+                        .filter(|one| {
+                            one.as_array().is_some_and(|keys| {
+                                keys.iter().any(|k| k.as_str() == Some(&q.question))
+                            })
+                        })
+                        .count();
+                    unit_reports.insert((*q).clone(), u64::try_from(reported).unwrap_or(0));
+                }
             }
-        }
-        counts.entry((r.unit_id, r.survey_code)).or_default()[usize::from(!reported.is_empty())] +=
-            n;
-    }
-    for ((unit, code), clean_reported) in counts {
-        if let Some(id) = m.survey_id(&code)
-            && let Ok(t) = SurveyTally::from_counts(m.survey(id), clean_reported.to_vec())
-        {
-            out.tallies.insert((unit, code), t);
+            if let Ok(t) = SurveyTally::from_counts(
+                m.survey(id),
+                vec![respondents.saturating_sub(reporting), reporting],
+            ) {
+                out.tallies.insert((r.unit_id, code.clone()), t);
+            }
         }
     }
     Ok(())

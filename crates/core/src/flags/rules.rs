@@ -1,6 +1,6 @@
 //! The flag rules, one function each. Every rule is pure and reads only what it is given.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -160,10 +160,7 @@ pub fn identical_sheets(settings: &FlagSettings, group: &[&UnitFacts]) -> Vec<Fl
 /// with one band more than that they share at least one band exactly and meet in its bucket.
 /// Sheets with more gaps are paired with every other sheet. No qualifying pair is missed, and
 /// the cost grows with the buckets' sizes rather than the square of the group.
-fn candidate_pairs(
-    settings: &FlagSettings,
-    sheets: &[Vec<Option<u8>>],
-) -> BTreeSet<(usize, usize)> {
+fn candidate_pairs(settings: &FlagSettings, sheets: &[Vec<Option<u8>>]) -> Vec<(usize, usize)> {
     let n = sheets.first().map_or(0, Vec::len);
     let disagreements = ((Decimal::ONE - settings.identical_share).max(Decimal::ZERO)
         * Decimal::from(n))
@@ -172,7 +169,8 @@ fn candidate_pairs(
     .unwrap_or(n);
     let bands = (disagreements + 2 * INDEXED_GAPS + 1).clamp(1, n.max(1));
     let mut buckets: HashMap<(usize, Vec<u8>), Vec<usize>> = HashMap::new();
-    let mut pairs = BTreeSet::new();
+    // Collected, then sorted and deduplicated once (a pair meets in every band it shares).
+    let mut pairs = Vec::new();
     for (s, sheet) in sheets.iter().enumerate() {
         if sheet.iter().filter(|v| v.is_none()).count() > INDEXED_GAPS {
             pairs.extend(
@@ -194,6 +192,8 @@ fn candidate_pairs(
             pairs.extend(members[k + 1..].iter().map(|b| (*a, *b)));
         }
     }
+    pairs.sort_unstable();
+    pairs.dedup();
     pairs
 }
 
