@@ -153,13 +153,15 @@ pub fn identical_sheets(settings: &FlagSettings, group: &[&UnitFacts]) -> Vec<Fl
 
 /// Every pair of sheets that may satisfy the identical-sheets rule, without comparing every pair.
 ///
-/// The indicators are dealt into `bands` (position modulo the band count) and each sheet is
-/// indexed under each band it answers in full. Two sheets satisfying the rule disagree on at
-/// most `d` = ⌊(1 − share) × indicators⌋ positions; when neither has more than
-/// [`INDEXED_GAPS`] unanswered ones, at most `d + 2 × INDEXED_GAPS` positions spoil a band, so
-/// with one band more than that they share at least one band exactly and meet in its bucket.
-/// Sheets with more gaps are paired with every other sheet. No qualifying pair is missed, and
-/// the cost grows with the buckets' sizes rather than the square of the group.
+/// Two sheets satisfying the rule disagree on at most `d` = ⌊(1 − share) × indicators⌋
+/// positions. For sheets with `ga` and `gb` unanswered indicators (at most [`INDEXED_GAPS`]
+/// each), at most `d + ga + gb` positions spoil a band (the indicators dealt into bands by
+/// position modulo the band count), so with one band more than that the two share at least one
+/// band answered in full and equal, and meet in its bucket. Each pair of gap counts gets its own
+/// index with just that many bands: two sheets without gaps need only `d + 1` wide bands, which
+/// similar sheets rarely share by chance. Sheets with more gaps, or too few indicators for the
+/// bands, are paired with every candidate. No qualifying pair is missed, and the cost grows with
+/// the buckets' sizes rather than the square of the group.
 fn candidate_pairs(settings: &FlagSettings, sheets: &[Vec<Option<u8>>]) -> Vec<(usize, usize)> {
     let n = sheets.first().map_or(0, Vec::len);
     let disagreements = ((Decimal::ONE - settings.identical_share).max(Decimal::ZERO)
@@ -167,29 +169,63 @@ fn candidate_pairs(settings: &FlagSettings, sheets: &[Vec<Option<u8>>]) -> Vec<(
     .floor()
     .to_usize()
     .unwrap_or(n);
-    let bands = (disagreements + 2 * INDEXED_GAPS + 1).clamp(1, n.max(1));
-    let mut buckets: HashMap<(usize, Vec<u8>), Vec<usize>> = HashMap::new();
+    let gaps: Vec<usize> = sheets
+        .iter()
+        .map(|s| s.iter().filter(|v| v.is_none()).count())
+        .collect();
     // Collected, then sorted and deduplicated once (a pair meets in every band it shares).
     let mut pairs = Vec::new();
-    for (s, sheet) in sheets.iter().enumerate() {
-        if sheet.iter().filter(|v| v.is_none()).count() > INDEXED_GAPS {
+    for (s, g) in gaps.iter().enumerate() {
+        if *g > INDEXED_GAPS {
             pairs.extend(
                 (0..sheets.len())
                     .filter(|t| *t != s)
                     .map(|t| (s.min(t), s.max(t))),
             );
-            continue;
-        }
-        for band in 0..bands {
-            let key: Option<Vec<u8>> = sheet.iter().skip(band).step_by(bands).copied().collect();
-            if let Some(key) = key {
-                buckets.entry((band, key)).or_default().push(s);
-            }
         }
     }
-    for members in buckets.values() {
-        for (k, a) in members.iter().enumerate() {
-            pairs.extend(members[k + 1..].iter().map(|b| (*a, *b)));
+    for ga in 0..=INDEXED_GAPS {
+        for gb in ga..=INDEXED_GAPS {
+            let class = |s: &usize| gaps[*s] == ga || gaps[*s] == gb;
+            let members: Vec<usize> = (0..sheets.len()).filter(class).collect();
+            let bands = disagreements + ga + gb + 1;
+            let mut buckets: HashMap<(usize, Vec<u8>), (Vec<usize>, Vec<usize>)> = HashMap::new();
+            for s in &members {
+                // Too few indicators for the bands: every pair of the class is a candidate.
+                let band_count = if bands > n { 1 } else { bands };
+                for band in 0..band_count {
+                    let key: Option<Vec<u8>> = if bands > n {
+                        Some(Vec::new())
+                    } else {
+                        sheets[*s]
+                            .iter()
+                            .skip(band)
+                            .step_by(bands)
+                            .copied()
+                            .collect()
+                    };
+                    if let Some(key) = key {
+                        let (a_side, b_side) = buckets.entry((band, key)).or_default();
+                        if gaps[*s] == ga {
+                            a_side.push(*s);
+                        }
+                        if gaps[*s] == gb && ga != gb {
+                            b_side.push(*s);
+                        }
+                    }
+                }
+            }
+            for (a_side, b_side) in buckets.values() {
+                if ga == gb {
+                    for (k, a) in a_side.iter().enumerate() {
+                        pairs.extend(a_side[k + 1..].iter().map(|b| (*a, *b)));
+                    }
+                } else {
+                    for a in a_side {
+                        pairs.extend(b_side.iter().map(|b| (*a.min(b), *a.max(b))));
+                    }
+                }
+            }
         }
     }
     pairs.sort_unstable();
