@@ -205,24 +205,24 @@ fn candidate_pairs(settings: &FlagSettings, sheets: &[Vec<Option<u8>>]) -> Vec<(
                             .collect()
                     };
                     if let Some(key) = key {
-                        let (a_side, b_side) = buckets.entry((band, key)).or_default();
+                        let (fewer_gaps, more_gaps) = buckets.entry((band, key)).or_default();
                         if gaps[*s] == ga {
-                            a_side.push(*s);
+                            fewer_gaps.push(*s);
                         }
                         if gaps[*s] == gb && ga != gb {
-                            b_side.push(*s);
+                            more_gaps.push(*s);
                         }
                     }
                 }
             }
-            for (a_side, b_side) in buckets.values() {
+            for (fewer_gaps, more_gaps) in buckets.values() {
                 if ga == gb {
-                    for (k, a) in a_side.iter().enumerate() {
-                        pairs.extend(a_side[k + 1..].iter().map(|b| (*a, *b)));
+                    for (k, a) in fewer_gaps.iter().enumerate() {
+                        pairs.extend(fewer_gaps[k + 1..].iter().map(|b| (*a, *b)));
                     }
                 } else {
-                    for a in a_side {
-                        pairs.extend(b_side.iter().map(|b| (*a.min(b), *a.max(b))));
+                    for a in fewer_gaps {
+                        pairs.extend(more_gaps.iter().map(|b| (*a.min(b), *a.max(b))));
                     }
                 }
             }
