@@ -151,6 +151,10 @@ pub fn identical_sheets(settings: &FlagSettings, group: &[&UnitFacts]) -> Vec<Fl
     out
 }
 
+/// A band index: (band, the band's values) → the sheets with the fewer gaps, and those with the
+/// more (empty when both sides have the same count).
+type Buckets = HashMap<(usize, Vec<u8>), (Vec<usize>, Vec<usize>)>;
+
 /// Every pair of sheets that may satisfy the identical-sheets rule, without comparing every pair.
 ///
 /// Two sheets satisfying the rule disagree on at most `d` = ⌊(1 − share) × indicators⌋
@@ -189,7 +193,7 @@ fn candidate_pairs(settings: &FlagSettings, sheets: &[Vec<Option<u8>>]) -> Vec<(
             let class = |s: &usize| gaps[*s] == ga || gaps[*s] == gb;
             let members: Vec<usize> = (0..sheets.len()).filter(class).collect();
             let bands = disagreements + ga + gb + 1;
-            let mut buckets: HashMap<(usize, Vec<u8>), (Vec<usize>, Vec<usize>)> = HashMap::new();
+            let mut buckets: Buckets = HashMap::new();
             for s in &members {
                 // Too few indicators for the bands: every pair of the class is a candidate.
                 let band_count = if bands > n { 1 } else { bands };
