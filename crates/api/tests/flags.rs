@@ -557,3 +557,35 @@ async fn an_office_that_never_returns_is_flagged_when_others_do(pool: PgPool) {
     .unwrap();
     assert_eq!(flagged, ["ntb"], "Babel returned one and is not flagged");
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_flag_follows_its_entity_to_another_province(pool: PgPool) {
+    let _app = TestApp::spawn(pool.clone()).await;
+    let (state, _) = common::demo(&pool, false).await;
+    let y2025 = CycleYear::new(2025).unwrap();
+    recompute_cycle(&state, y2025.into()).await.unwrap();
+    let entity: i64 = sqlx::query_scalar(
+        "SELECT entity_id FROM flags WHERE cycle_id = official_cycle(2025) AND kind = 'fast_review' ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    // Same evidence, another province: the office that sees the flag changes with it.
+    sqlx::query("UPDATE entities SET province_code = '52' WHERE id = $1")
+        .bind(entity)
+        .execute(&pool)
+        .await
+        .unwrap();
+    recompute_cycle(&state, y2025.into()).await.unwrap();
+    let places: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT province_code, office_code FROM flags WHERE cycle_id = official_cycle(2025) AND kind = 'fast_review' AND entity_id = $1",
+    )
+    .bind(entity)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(!places.is_empty());
+    for place in places {
+        assert_eq!(place, (Some("52".to_owned()), Some("ntb".to_owned())));
+    }
+}

@@ -33,6 +33,16 @@ pub enum Scope {
     Entity(i64),
 }
 
+impl Scope {
+    /// The entity of an entity's refresh.
+    fn entity(self) -> Option<i64> {
+        match self {
+            Scope::Cycle => None,
+            Scope::Entity(e) => Some(e),
+        }
+    }
+}
+
 /// The flags of a cycle after a refresh.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FlagCounts {
@@ -57,11 +67,7 @@ pub async fn refresh(
     if !cycle.kind.is_official() {
         return refresh_loaded(tx, m, settings, cycle, scope, None, None).await;
     }
-    let entity = match scope {
-        Scope::Cycle => None,
-        Scope::Entity(e) => Some(e),
-    };
-    let (.., loaded) = load_inputs(tx, m, cycle, entity).await?;
+    let (.., loaded) = load_inputs(tx, m, cycle, scope.entity()).await?;
     refresh_loaded(tx, m, settings, cycle, scope, Some(loaded), None).await
 }
 
@@ -88,10 +94,7 @@ pub(crate) async fn refresh_loaded(
         });
     };
     let y = cycle.id.get();
-    let entity = match scope {
-        Scope::Cycle => None,
-        Scope::Entity(e) => Some(e),
-    };
+    let entity = scope.entity();
     let started = std::time::Instant::now();
     let Loaded {
         places,
@@ -302,7 +305,8 @@ async fn office_reviews(
 }
 
 /// Stores the flags of a refresh and returns how many rows it wrote. A flag stored with the
-/// same fingerprint, severity and context, and still current, is left alone (a recompute that changes nothing writes
+/// same fingerprint, severity, context and place (unit, entity, office, province), and still
+/// current, is left alone (a recompute that changes nothing writes
 /// nothing); a new one is inserted; a known one with new evidence, or one that fires again, is
 /// updated: its review kept when the fingerprint is the same, reopened otherwise. An escalated
 /// flag whose submissions went back to their office is not current; when its rule fires again
@@ -320,14 +324,6 @@ async fn store(
     for f in flags {
         let (kind, key) = (f.kind.code().to_owned(), f.subject.key());
         let fingerprint = f.fingerprint();
-        if let Some(known) = stored.remove(&(kind.clone(), key.clone()))
-            && known.current
-            && known.fingerprint == fingerprint
-            && known.severity == f.severity.code()
-            && known.context == f.context
-        {
-            continue;
-        }
         let place = f.unit.and_then(|u| places.get(&u));
         let (office, province) = match &f.subject {
             Subject::Office { office } => (Some(office.clone()), None),
@@ -339,6 +335,18 @@ async fn store(
                 place.and_then(|p| p.province_code.clone()),
             ),
         };
+        // Where a flag belongs decides which office sees it: a unit whose entity moved to
+        // another province is written again.
+        if let Some(known) = stored.remove(&(kind.clone(), key.clone()))
+            && known.current
+            && known.fingerprint == fingerprint
+            && known.severity == f.severity.code()
+            && known.context == f.context
+            && (known.unit_id, known.entity_id) == (f.unit, f.entity)
+            && (&known.office_code, &known.province_code) == (&office, &province)
+        {
+            continue;
+        }
         cols.kinds.push(kind);
         cols.keys.push(key);
         cols.subjects
@@ -415,7 +423,8 @@ async fn stored_flags(
         None => {
             sqlx::query_as!(
                 StoredFlag,
-                "SELECT id, kind, subject_key, fingerprint, severity, context, current FROM flags WHERE cycle_id = $1",
+                "SELECT id, kind, subject_key, fingerprint, severity, context, current, unit_id, entity_id, office_code, province_code
+                 FROM flags WHERE cycle_id = $1",
                 y
             )
             .fetch_all(&mut **tx)
@@ -424,8 +433,8 @@ async fn stored_flags(
         Some(entity) => {
             sqlx::query_as!(
                 StoredFlag,
-                "SELECT id, kind, subject_key, fingerprint, severity, context, current FROM flags
-                 WHERE cycle_id = $1 AND entity_id = $2 AND kind = ANY($3)",
+                "SELECT id, kind, subject_key, fingerprint, severity, context, current, unit_id, entity_id, office_code, province_code
+                 FROM flags WHERE cycle_id = $1 AND entity_id = $2 AND kind = ANY($3)",
                 y,
                 entity,
                 &entity_kinds
@@ -449,6 +458,10 @@ struct StoredFlag {
     severity: String,
     context: serde_json::Value,
     current: bool,
+    unit_id: Option<i64>,
+    entity_id: Option<i64>,
+    office_code: Option<String>,
+    province_code: Option<String>,
 }
 
 /// Flag rows, column by column.
