@@ -1,8 +1,9 @@
 //! `kepatuhan-bench`: the national-scale data generator and the benchmark suite.
 //!
 //! ```text
-//! kepatuhan-bench generate [--smoke] [--seed N] [--out DIR]
+//! kepatuhan-bench generate [--smoke] [--scale N] [--seed N] [--out DIR]
 //! kepatuhan-bench run [--smoke] [--scale N] [--seed N] [--bin-dir DIR] [--results FILE] [--docs FILE]
+//! kepatuhan-bench flags [--scale N] [--seed N]
 //! kepatuhan-bench check-sql --database-url URL
 //! kepatuhan-bench render [--count N]
 //! ```
@@ -16,10 +17,17 @@
 //! entity (self-assessment of every unit is about ten times the official sample) and records
 //! its figures as `scaleN_…` beside the 1× ones already in `--results`. `render` times the certificate renderer alone,
 //! in process on one thread (for profiling: no database, no queue).
+//!
+//! The generated cycle carries planted integrity anomalies ([`planted`]), written beside the
+//! data as `planted.json`; `run` scores the worker's flags against them. Without `--seed`, the
+//! seed is drawn at run time (a `--scale` run takes the 1× run's from `--results`) and recorded.
+//! `flags` runs the flag rules in memory on the generated cycle and prints each planted kind's
+//! precision and recall and each rule's time: for tuning, in seconds, without a database.
 
 mod baselines;
 mod client;
 mod national;
+mod planted;
 mod procs;
 mod suite;
 
@@ -31,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use kepatuhan_core::Methodology;
+use kepatuhan_core::synthetic::Rng;
 use sqlx::PgPool;
 
 use crate::national::{Dataset, Shape};
@@ -50,7 +59,8 @@ pub(crate) struct Options {
     smoke: bool,
     /// How many times the units per entity of the national (or smoke) shape.
     scale: u64,
-    seed: u64,
+    /// `None`: drawn at run time (or the 1× run's, for a scaled run).
+    seed: Option<u64>,
     bin_dir: PathBuf,
     out: PathBuf,
     results: Option<PathBuf>,
@@ -64,7 +74,7 @@ fn parse(args: &[String]) -> BenchResult<(String, Options)> {
     let mut o = Options {
         smoke: false,
         scale: 1,
-        seed: 2024,
+        seed: None,
         bin_dir: std::env::current_exe()?
             .parent()
             .map(Path::to_path_buf)
@@ -91,7 +101,7 @@ fn parse(args: &[String]) -> BenchResult<(String, Options)> {
                     return Err("--scale takes a whole number from 1 to 20".into());
                 }
             }
-            "--seed" => o.seed = value()?.parse()?,
+            "--seed" => o.seed = Some(value()?.parse()?),
             "--bin-dir" => o.bin_dir = value()?.into(),
             "--out" => o.out = value()?.into(),
             "--results" => o.results = Some(value()?.into()),
@@ -108,12 +118,13 @@ fn parse(args: &[String]) -> BenchResult<(String, Options)> {
 async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match parse(&args) {
-        Ok((c, o)) if c == "generate" => generate(&o).map(|_| ()),
+        Ok((c, mut o)) if c == "generate" => generate(&mut o).map(|_| ()),
+        Ok((c, mut o)) if c == "flags" => flags(&mut o),
         Ok((c, o)) if c == "run" => suite::run(o).await,
         // Re-checks the SQL baseline against the results of an earlier run's database.
         Ok((c, o)) if c == "check-sql" => check_sql(&o).await,
         Ok((c, o)) if c == "render" => render(&o),
-        Ok(_) => Err("usage: kepatuhan-bench generate|run|check-sql|render [--smoke] [--scale N] [--seed N] [--bin-dir DIR] [--out DIR] [--results FILE] [--docs FILE] [--count N]".into()),
+        Ok(_) => Err("usage: kepatuhan-bench generate|run|flags|check-sql|render [--smoke] [--scale N] [--seed N] [--bin-dir DIR] [--out DIR] [--results FILE] [--docs FILE] [--count N]".into()),
         Err(e) => Err(e),
     };
     match outcome {
@@ -130,18 +141,53 @@ fn methodology() -> BenchResult<Methodology> {
         .ok_or_else(|| "the ori-2022 methodology is not shipped".into())
 }
 
-/// Generates the dataset and writes its files.
-fn generate(o: &Options) -> BenchResult<Dataset> {
+/// The run's seed: `--seed`, else the 1× run's recorded in `--results` (for a scaled run), else
+/// drawn now. Set in `o`, so the report records it.
+fn seed(o: &mut Options) -> BenchResult<u64> {
+    if let Some(seed) = o.seed {
+        return Ok(seed);
+    }
+    let recorded = match (&o.results, o.scale > 1) {
+        (Some(path), true) if path.exists() => {
+            let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+            report["seed"].as_u64()
+        }
+        _ => None,
+    };
+    let seed = recorded.unwrap_or_else(rand::random);
+    o.seed = Some(seed);
+    Ok(seed)
+}
+
+/// The dataset with its planted anomalies.
+fn dataset(o: &mut Options) -> BenchResult<(Methodology, Dataset, Vec<planted::Planted>, u64)> {
     let m = methodology()?;
+    let seed = seed(o)?;
     let shape = if o.smoke {
         Shape::SMOKE
     } else {
         Shape::NATIONAL
     }
     .scaled(o.scale);
+    let mut data = national::generate(&m, shape, seed);
+    let truth = planted::plant(
+        &m,
+        &mut data,
+        &mut Rng::new(seed ^ 0x706c_616e_7465_64),
+        o.scale,
+    );
+    Ok((m, data, truth, seed))
+}
+
+/// Generates the dataset and writes its files, `planted.json` included.
+fn generate(o: &mut Options) -> BenchResult<(Dataset, Vec<planted::Planted>)> {
     let started = Instant::now();
-    let data = national::generate(&m, shape, o.seed);
-    data.write_files(&o.out, o.seed, YEARS)?;
+    let (m, data, truth, seed) = dataset(o)?;
+    data.write_files(&m, &o.out, seed, YEARS)?;
+    std::fs::write(
+        o.out.join("planted.json"),
+        serde_json::to_vec_pretty(&truth)?,
+    )?;
     eprintln!(
         "generated {} entities, {} units in {} ({:.1} s)",
         data.entities.len(),
@@ -149,7 +195,63 @@ fn generate(o: &Options) -> BenchResult<Dataset> {
         o.out.display(),
         started.elapsed().as_secs_f64()
     );
-    Ok(data)
+    Ok((data, truth))
+}
+
+/// `flags`: the flag rules in memory on the generated cycle, scored against the planted truth.
+fn flags(o: &mut Options) -> BenchResult<()> {
+    let (m, data, truth, seed) = dataset(o)?;
+    let settings = kepatuhan_core::flags::FlagSettings::default();
+    let (found, timings) = planted::in_memory(&m, &data, seed, &settings);
+    println!(
+        "seed {seed}: {} units, {} assessors",
+        data.unit_count(),
+        data.assessors.len()
+    );
+    for k in planted::evaluate(&truth, &found) {
+        println!(
+            "{:<28} planted {:>3}  flags {:>4}  true {:>3}  found {:>3}  precision {:>5}  recall {:>5}",
+            k.kind.code(),
+            k.planted,
+            k.flags,
+            k.true_flags,
+            k.found,
+            k.precision().map_or("-".into(), |p| format!("{p:.2}")),
+            k.recall().map_or("-".into(), |r| format!("{r:.2}")),
+        );
+    }
+    if std::env::var_os("KEPATUHAN_BENCH_SHOW_BUNCHING").is_some() {
+        let mut hist = std::collections::BTreeMap::new();
+        for e in &data.entities {
+            for u in &e.units {
+                if let Some(s) = planted::unit_score(&m, u) {
+                    let bin = (s.value() * rust_decimal::Decimal::TWO).floor();
+                    *hist.entry(bin).or_insert(0) += 1;
+                }
+            }
+        }
+        println!("{hist:?}");
+        for f in found
+            .iter()
+            .filter(|f| f.kind == kepatuhan_core::flags::FlagKind::CutoffBunching)
+        {
+            println!("  bunching {:?} {}", f.province, f.detail);
+        }
+    }
+    let (false_flags, missed) = planted::misses(&truth, &found);
+    for f in false_flags {
+        println!(
+            "  false {}: {:?} {:?} {:?} {:?} {}",
+            f.kind, f.units, f.entity, f.assessor, f.province, f.detail
+        );
+    }
+    for p in missed {
+        println!("  missed {}", serde_json::to_string(p)?);
+    }
+    for (rule, ms) in timings {
+        println!("{rule:<24} {ms:>9.1} ms");
+    }
+    Ok(())
 }
 
 /// Checks the SQL baseline against the stored results of an earlier run's database.
@@ -165,7 +267,7 @@ async fn check_sql(o: &Options) -> BenchResult<()> {
 /// writes the first certificate to `--out` for a look.
 fn render(o: &Options) -> BenchResult<()> {
     use kepatuhan_worker::render::{CertificateData, Renderer};
-    let data = national::generate(&methodology()?, Shape::NATIONAL, o.seed);
+    let data = national::generate(&methodology()?, Shape::NATIONAL, o.seed.unwrap_or(2024));
     let rss = |key: &str| -> BenchResult<String> {
         let status = std::fs::read_to_string("/proc/self/status")?;
         Ok(status

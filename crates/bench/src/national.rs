@@ -1,15 +1,27 @@
 //! The national dataset: 38 provinces with their regional offices, ministries, agencies,
 //! provincial governments, cities and regencies with 5–8 units each, a full sheet of indicator
-//! values per unit under the 2022–2024 methodology, about 25 survey responses per unit, and two
-//! earlier cycles of published unit scores. Seeded: the same seed gives the same files.
+//! values per unit under the 2022–2024 methodology, about 25 survey responses per unit, two
+//! earlier cycles of published unit scores, and the assessors who enter the values (about
+//! [`ASSESSOR_UNITS`] units each, within one province). Seeded: the same seed gives the same
+//! files. [`crate::planted`] plants integrity anomalies into it.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use kepatuhan_core::Methodology;
+use kepatuhan_core::methodology::{IndicatorId, SurveyMethod};
 use kepatuhan_core::scoring::AnswerInput;
 use kepatuhan_core::synthetic::{Quality, Rng};
 use serde_json::{Value, json};
+
+/// Units an assessor enters, about: each province's units (in entity order, so an assessor
+/// visits whole local governments) are dealt to assessors this many at a time, and so are the
+/// ministries' and agencies' units to assessors of HQ. The count of assessors grows with the
+/// units, as it does when every government assesses all its units.
+pub const ASSESSOR_UNITS: usize = 25;
+
+/// The evidence note of a value, where the assessor wrote one.
+const EVIDENCE_NOTE: &str = "Observasi lapangan, wawancara petugas dan dokumen";
 
 /// The 38 provinces with their Kemendagri codes.
 const PROVINCES: [(&str, &str); 38] = [
@@ -218,6 +230,12 @@ impl Shape {
     };
 }
 
+/// An assessor: a name (unique) and the province whose office they work for (`None`: HQ).
+pub struct Assessor {
+    pub name: String,
+    pub province: Option<String>,
+}
+
 /// An entity with its sampled units.
 pub struct Entity {
     pub code: String,
@@ -231,17 +249,60 @@ pub struct Entity {
 pub struct Unit {
     pub name: String,
     pub kind: String,
+    /// What its values, survey answers and earlier scores are drawn around.
     pub quality: Quality,
-    /// `{ "indicator", "value" | "not_applicable", "evidence_note" }` objects.
-    pub values: Vec<Value>,
+    /// Who enters its values (an index into [`Dataset::assessors`]).
+    pub assessor: usize,
+    /// Per indicator (in the methodology's order): the value entered.
+    pub answers: Vec<AnswerInput>,
+    /// Per indicator: whether the value comes with an evidence note.
+    pub evidence: Vec<bool>,
     /// `(survey code, responses)`.
     pub surveys: Vec<(String, Vec<Value>)>,
+    /// Points taken off its score of the previous cycle (the planted year-on-year jump), in
+    /// hundredths.
+    pub previous_drop: u64,
+}
+
+impl Unit {
+    /// `{ "indicator", "value" | "not_applicable", "evidence_note" }` objects, as uploaded.
+    pub fn values(&self, m: &Methodology) -> Vec<Value> {
+        m.indicator_ids()
+            .zip(self.answers.iter().zip(&self.evidence))
+            .map(|(id, (answer, evidence))| {
+                let code = &m.indicator(id).code;
+                match answer {
+                    AnswerInput::Value(value) if *evidence => {
+                        json!({ "indicator": code, "value": value, "evidence_note": EVIDENCE_NOTE })
+                    }
+                    AnswerInput::Value(value) => json!({ "indicator": code, "value": value }),
+                    AnswerInput::NotApplicable => {
+                        json!({ "indicator": code, "not_applicable": true, "evidence_note": "Layanan tidak tersedia di unit ini" })
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Whether the value of indicator `id` is the top level of its scale.
+    pub fn at_top(&self, m: &Methodology, id: IndicatorId) -> bool {
+        let top = m.indicator(id).scale.levels.last().map(|l| l.value);
+        matches!(self.answers[id.index()], AnswerInput::Value(v) if Some(v) == top)
+    }
+
+    /// Draws its survey responses again (after its values or quality changed).
+    pub fn redraw_surveys(&mut self, m: &Methodology, rng: &mut Rng, range: (u64, u64)) {
+        self.surveys = surveys(m, rng, self, range);
+    }
 }
 
 /// The whole dataset.
 pub struct Dataset {
     pub provinces: Vec<(String, String)>,
     pub entities: Vec<Entity>,
+    pub assessors: Vec<Assessor>,
+    /// How many respondents each unit's surveys have (a range).
+    pub respondents: (u64, u64),
 }
 
 fn place(i: usize) -> String {
@@ -352,15 +413,22 @@ pub fn generate(m: &Methodology, shape: Shape, seed: u64) -> Dataset {
                             .saturating_sub(60)
                             .clamp(150, 1000),
                     );
-                    let values = sheet(m, &mut rng, quality);
-                    let surveys = surveys(m, &mut rng, quality, shape.respondents);
-                    Unit {
+                    let answers: Vec<AnswerInput> = m
+                        .indicator_ids()
+                        .map(|id| kepatuhan_core::synthetic::answer(m, id, &mut rng, quality))
+                        .collect();
+                    let mut unit = Unit {
                         name: unit_name,
                         kind: unit_kind,
                         quality,
-                        values,
-                        surveys,
-                    }
+                        assessor: 0,
+                        evidence: vec![true; answers.len()],
+                        answers,
+                        surveys: Vec::new(),
+                        previous_drop: 0,
+                    };
+                    unit.redraw_surveys(m, &mut rng, shape.respondents);
+                    unit
                 })
                 .collect();
             Entity {
@@ -372,37 +440,46 @@ pub fn generate(m: &Methodology, shape: Shape, seed: u64) -> Dataset {
             }
         })
         .collect();
-    Dataset {
+    let mut dataset = Dataset {
         provinces,
         entities,
-    }
+        assessors: Vec::new(),
+        respondents: shape.respondents,
+    };
+    dataset.deal_to_assessors();
+    dataset
 }
 
-/// One value per indicator around `quality`, about 3 % not applicable.
-fn sheet(m: &Methodology, rng: &mut Rng, quality: Quality) -> Vec<Value> {
-    m.indicator_ids()
-        .map(|id| {
-            let code = &m.indicator(id).code;
-            match kepatuhan_core::synthetic::answer(m, id, rng, quality) {
-                AnswerInput::Value(value) => json!({ "indicator": code, "value": value, "evidence_note": "Observasi lapangan, wawancara petugas dan dokumen" }),
-                AnswerInput::NotApplicable => json!({ "indicator": code, "not_applicable": true, "evidence_note": "Layanan tidak tersedia di unit ini" }),
-            }
-        })
-        .collect()
-}
-
-/// Survey responses around `quality`: the share of respondents reporting no maladministration
-/// tracks the unit's quality.
+/// Survey responses around the unit's quality: the share of respondents reporting no
+/// maladministration tracks it. A respondent who reports some reports the first question whose
+/// linked indicator is not at the top of its scale, and each other such question one time in
+/// three; a question whose linked indicator the assessor observed at the top (the fees are
+/// published, say) is reported one time in twenty, so observation and survey mostly agree.
 fn surveys(
     m: &Methodology,
     rng: &mut Rng,
-    quality: Quality,
+    unit: &Unit,
     range: (u64, u64),
 ) -> Vec<(String, Vec<Value>)> {
+    let quality = unit.quality;
     m.survey_ids()
         .map(|id| {
             let s = m.survey(id);
             let n = rng.between(range.0, range.1);
+            let observed_top: Vec<bool> = s
+                .questions
+                .iter()
+                .map(|q| {
+                    m.indicator_ids().any(|i| {
+                        unit.at_top(m, i)
+                            && m.indicator(i)
+                                .survey_questions
+                                .iter()
+                                .any(|r| r.survey == s.code && r.question == q.code)
+                    })
+                })
+                .collect();
+            let lead = observed_top.iter().position(|top| !top).unwrap_or(0);
             let responses = (0..n)
                 .map(|r| {
                     let clean = rng.below(1000) < quality.0;
@@ -412,12 +489,22 @@ fn surveys(
                         .enumerate()
                         .map(|(i, q)| {
                             let answer = match &s.method {
-                                kepatuhan_core::methodology::SurveyMethod::NoMaladministrationShare => {
-                                    json!(!clean && (i == 0 || rng.below(3) == 0))
+                                SurveyMethod::NoMaladministrationShare => {
+                                    json!(
+                                        !clean
+                                            && if observed_top[i] {
+                                                rng.below(20) == 0
+                                            } else {
+                                                i == lead || rng.below(3) == 0
+                                            }
+                                    )
                                 }
-                                kepatuhan_core::methodology::SurveyMethod::Likert { levels } => {
+                                SurveyMethod::Likert { levels } => {
                                     let top = levels.len() as u64;
-                                    json!(1 + (quality.0 * (top - 1) / 1000 + rng.below(2)).min(top - 1))
+                                    json!(
+                                        1 + (quality.0 * (top - 1) / 1000 + rng.below(2))
+                                            .min(top - 1)
+                                    )
                                 }
                             };
                             (q.code.clone(), answer)
@@ -432,23 +519,74 @@ fn surveys(
 }
 
 impl Dataset {
+    /// Deals each province's units (and HQ's: the ministries' and agencies') to assessors,
+    /// [`ASSESSOR_UNITS`] at a time in entity order; the last assessor of a province takes the
+    /// remainder when it is small.
+    fn deal_to_assessors(&mut self) {
+        let mut groups: Vec<(Option<String>, Vec<(usize, usize)>)> = Vec::new();
+        for (e, entity) in self.entities.iter().enumerate() {
+            let at = match groups.iter().position(|(p, _)| *p == entity.province) {
+                Some(at) => at,
+                None => {
+                    groups.push((entity.province.clone(), Vec::new()));
+                    groups.len() - 1
+                }
+            };
+            groups[at].1.extend((0..entity.units.len()).map(|u| (e, u)));
+        }
+        for (province, units) in groups {
+            let count = (units.len() / ASSESSOR_UNITS).max(1);
+            let first = self.assessors.len();
+            for k in 0..count {
+                self.assessors.push(Assessor {
+                    name: format!(
+                        "Asesor {} {}",
+                        province.as_deref().unwrap_or("Pusat"),
+                        k + 1
+                    ),
+                    province: province.clone(),
+                });
+            }
+            for (i, (e, u)) in units.into_iter().enumerate() {
+                self.entities[e].units[u].assessor = first + (i / ASSESSOR_UNITS).min(count - 1);
+            }
+        }
+    }
+
     /// Units in the dataset.
     pub fn unit_count(&self) -> usize {
         self.entities.iter().map(|e| e.units.len()).sum()
     }
 
-    /// Published unit scores of an earlier cycle as the import CSV (`entity_code,entity_kind,
-    /// entity_name,province_code,unit_name,score`), a little worse the further back, with a
-    /// decimal comma on every third row as offices write them.
-    pub fn import_csv(&self, years_back: u64, seed: u64) -> String {
+    /// Each unit's published score (in hundredths) of the cycle `years_back` years before the
+    /// live one: a little worse the further back, and lowered by the planted drop the year
+    /// before.
+    pub fn earlier_scores(&self, years_back: u64, seed: u64) -> Vec<Vec<u64>> {
         let mut rng = Rng::new(seed ^ years_back);
+        self.entities
+            .iter()
+            .map(|e| {
+                e.units
+                    .iter()
+                    .map(|u| {
+                        let drop = if years_back == 1 { u.previous_drop } else { 0 };
+                        (u.quality.0 * 10).saturating_sub(years_back * 300 + rng.below(600) + drop)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Published unit scores of an earlier cycle as the import CSV (`entity_code,entity_kind,
+    /// entity_name,province_code,unit_name,score`), with a decimal comma on every third row as
+    /// offices write them.
+    pub fn import_csv(&self, years_back: u64, seed: u64) -> String {
+        let scores = self.earlier_scores(years_back, seed);
         let mut out =
             String::from("entity_code,entity_kind,entity_name,province_code,unit_name,score\n");
         let mut row = 0;
-        for e in &self.entities {
-            for u in &e.units {
-                let hundredths =
-                    (u.quality.0 * 10).saturating_sub(years_back * 300 + rng.below(600));
+        for (e, scores) in self.entities.iter().zip(scores) {
+            for (u, hundredths) in e.units.iter().zip(scores) {
                 let score = format!("{}.{:02}", hundredths / 100, hundredths % 100);
                 let score = if row % 3 == 0 {
                     format!("\"{}\"", score.replace('.', ","))
@@ -471,7 +609,13 @@ impl Dataset {
     }
 
     /// Writes every file the loader sends to the bulk endpoints.
-    pub fn write_files(&self, dir: &Path, seed: u64, years: [u16; 3]) -> std::io::Result<()> {
+    pub fn write_files(
+        &self,
+        m: &Methodology,
+        dir: &Path,
+        seed: u64,
+        years: [u16; 3],
+    ) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let provinces: Vec<Value> = self
             .provinces
@@ -514,6 +658,12 @@ impl Dataset {
         write_json("entities.json", &entities)?;
         write_json("units.json", &units)?;
         write_json("sample.json", &sample)?;
+        let assessors: Vec<Value> = self
+            .assessors
+            .iter()
+            .map(|a| json!({ "name": a.name, "office": a.province.as_deref().map(office_code) }))
+            .collect();
+        write_json("assessors.json", &assessors)?;
         std::fs::write(
             dir.join(format!("import-{}.csv", years[0])),
             self.import_csv(2, seed),
@@ -529,7 +679,7 @@ impl Dataset {
                 let _ = writeln!(
                     submissions,
                     "{}",
-                    json!({ "entity_code": e.code, "unit_name": u.name, "values": u.values })
+                    json!({ "entity_code": e.code, "unit_name": u.name, "assessor": self.assessors[u.assessor].name, "values": u.values(m) })
                 );
                 for (survey, rs) in &u.surveys {
                     let _ = writeln!(

@@ -53,10 +53,12 @@ pub struct Env {
 
 impl Env {
     /// Processes over `database_url` storing certificates in `store`; their logs (JSON lines,
-    /// `warn` and above unless `KEPATUHAN_BENCH_LOG` names another filter, e.g. `info`) are
-    /// written to `api.log` and `worker.log` in `logs`.
+    /// `warn` and above and the recompute's summaries unless `KEPATUHAN_BENCH_LOG` names
+    /// another filter, e.g. `info`) are written to `api.log` and `worker.log` in `logs`.
     pub fn new(database_url: &str, store: &Path, logs: &Path) -> Self {
-        let filter = std::env::var("KEPATUHAN_BENCH_LOG").unwrap_or_else(|_| "warn".to_owned());
+        // The recompute's summary lines (info) give the flags' share of a full recompute.
+        let filter = std::env::var("KEPATUHAN_BENCH_LOG")
+            .unwrap_or_else(|_| "warn,kepatuhan_app::recompute=info".to_owned());
         Self {
             vars: vec![
                 ("KEPATUHAN_DATABASE_URL", database_url.to_owned()),
@@ -115,10 +117,24 @@ pub fn migrate(bin: &Path, env: &Env) -> BenchResult<()> {
 
 /// `kepatuhan-api token create --role admin --name NAME`: an HQ token of its own.
 pub fn admin_token(bin: &Path, env: &Env, name: &str) -> BenchResult<String> {
-    let out = env
-        .command(binary(bin, "kepatuhan-api")?)
-        .args(["token", "create", "--role", "admin", "--name", name])
-        .output()?;
+    token(bin, env, "admin", name, None)
+}
+
+/// `kepatuhan-api token create --role ROLE --name NAME [--office OFFICE]`, as an operator
+/// creates one.
+pub fn token(
+    bin: &Path,
+    env: &Env,
+    role: &str,
+    name: &str,
+    office: Option<&str>,
+) -> BenchResult<String> {
+    let mut command = env.command(binary(bin, "kepatuhan-api")?);
+    command.args(["token", "create", "--role", role, "--name", name]);
+    if let Some(office) = office {
+        command.args(["--office", office]);
+    }
+    let out = command.output()?;
     let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     if !out.status.success() || token.is_empty() {
         return Err(format!(

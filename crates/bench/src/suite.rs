@@ -13,14 +13,14 @@ use crate::client::{
 use crate::procs::Service;
 use crate::{
     BenchResult, INCREMENTAL, INGEST_BATCH, LOAD_CONCURRENCY, Options, YEARS, baselines, generate,
-    methodology, procs,
+    methodology, planted, procs,
 };
 
 #[allow(clippy::too_many_lines)]
-pub(crate) async fn run(o: Options) -> BenchResult<()> {
+pub(crate) async fn run(mut o: Options) -> BenchResult<()> {
     let total = Instant::now();
     let m = methodology()?;
-    let data = generate(&o)?;
+    let (data, truth) = generate(&mut o)?;
     let year = YEARS[2];
     let mut results = serde_json::Map::new();
 
@@ -113,23 +113,60 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
             .ok_or_else(|| format!("unit {key:?} is not in the sample").into())
     };
 
-    // 1. Ingest: every unit's indicator values through the bulk API (validation and audit
-    // included), in uploads of INGEST_BATCH units as an office sends them.
+    // The assessors (each an actor with a token, made as an operator makes them) and their
+    // assignments.
+    let assessors = assessor_tokens(&o, &env, &dir.join("assessors.json"), &pool).await?;
     let submissions = read_jsonl(&dir.join(format!("submissions-{year}.jsonl")))?;
-    let mut bodies = Vec::with_capacity(submissions.len());
+    let mut assignments = Vec::with_capacity(submissions.len());
+    for s in &submissions {
+        let name = s["assessor"].as_str().unwrap_or_default();
+        let (id, _) = assessors
+            .get(name)
+            .ok_or_else(|| format!("no assessor `{name}`"))?;
+        assignments.push(json!({ "unit_id": unit_of(s)?, "assessor_id": id }));
+    }
+    let a = api.clone();
+    in_parallel(
+        assignments
+            .chunks(500)
+            .map(|c| Value::Array(c.to_vec()))
+            .collect(),
+        move |chunk| {
+            let a = a.clone();
+            async move {
+                Ok(
+                    a.post_json(&format!("/api/v1/cycles/{year}/assignments/bulk"), &chunk)
+                        .await?
+                        .0,
+                )
+            }
+        },
+    )
+    .await?;
+
+    // 1. Ingest: every unit's indicator values through the bulk API (validation and audit
+    // included), each assessor uploading their units with their own token, INGEST_BATCH units
+    // at most at a time.
+    let mut by_assessor: HashMap<&str, Vec<Value>> = HashMap::new();
     let mut values = 0usize;
     for s in &submissions {
         values += s["values"].as_array().map_or(0, Vec::len);
-        bodies.push(json!({ "unit_id": unit_of(s)?, "values": s["values"] }));
+        by_assessor
+            .entry(s["assessor"].as_str().unwrap_or_default())
+            .or_default()
+            .push(json!({ "unit_id": unit_of(s)?, "values": s["values"] }));
     }
-    let batches: Vec<Value> = bodies
-        .chunks(INGEST_BATCH)
-        .map(|c| Value::Array(c.to_vec()))
-        .collect();
+    let mut batches = Vec::new();
+    for (name, bodies) in by_assessor {
+        let token = assessors[name].1.clone();
+        for chunk in bodies.chunks(INGEST_BATCH) {
+            batches.push((token.clone(), Value::Array(chunk.to_vec())));
+        }
+    }
     let started = Instant::now();
     let a = api.clone();
-    let uploaded = in_parallel(batches, move |batch| {
-        let a = a.clone();
+    let uploaded = in_parallel(batches, move |(token, batch)| {
+        let a = Api { token, ..a.clone() };
         async move {
             let (v, _) = a
                 .post_json(&format!("/api/v1/cycles/{year}/submissions/bulk"), &batch)
@@ -254,6 +291,16 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
     }
     let recompute_full = median(full);
     eprintln!("full recompute: {recompute_full:.3} s");
+    // What the flags add to each: the worker's own account of the three.
+    let flags_ms = recompute_flags_ms(&dir.join("worker.log"))?;
+    if flags_ms.len() >= 3 {
+        let overhead = median(flags_ms[flags_ms.len() - 3..].to_vec()) / 1000.0;
+        eprintln!("flags: {overhead:.3} s of each full recompute");
+        results.insert("flags_overhead_s".into(), round(overhead, 3));
+    }
+    // The flags of the last one against the planted anomalies.
+    let found = current_flags(&pool, year, &unit_ids, &assessors).await?;
+    flag_figures(&truth, &found, &mut results);
 
     // 3. The same unit and entity scores by one hand-written SQL statement (median of 3).
     let (sql_s, mismatches) = baselines::sql_recompute(&pool, &m, year).await?;
@@ -429,6 +476,7 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
         "date": chrono::Utc::now().format("%Y-%m-%d").to_string(),
         "mode": if o.smoke { "smoke" } else { "national" },
         "seed": o.seed,
+        "planted": truth.len(),
         "machine": machine,
         "dataset": {
             "entities": data.entities.len(),
@@ -455,6 +503,167 @@ pub(crate) async fn run(o: Options) -> BenchResult<()> {
     }
     println!("{text}");
     Ok(())
+}
+
+/// Creates each assessor of `assessors.json` with `kepatuhan-api token create` (eight at a
+/// time); their actor ids and tokens by name.
+async fn assessor_tokens(
+    o: &Options,
+    env: &procs::Env,
+    file: &Path,
+    pool: &PgPool,
+) -> BenchResult<HashMap<String, (i64, String)>> {
+    let listed: Vec<Value> = serde_json::from_slice(&std::fs::read(file)?)?;
+    let mut tokens = HashMap::new();
+    for chunk in listed.chunks(LOAD_CONCURRENCY) {
+        let made: Vec<BenchResult<(String, String)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|a| {
+                    scope.spawn(move || {
+                        let name = a["name"].as_str().unwrap_or_default().to_owned();
+                        let token =
+                            procs::token(&o.bin_dir, env, "assessor", &name, a["office"].as_str())?;
+                        Ok((name, token))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("a token thread panicked".into()))
+                })
+                .collect()
+        });
+        for m in made {
+            let (name, token) = m?;
+            tokens.insert(name, token);
+        }
+    }
+    let ids: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, name FROM actors WHERE role = 'assessor'")
+            .fetch_all(pool)
+            .await?;
+    ids.into_iter()
+        .map(|(id, name)| {
+            let token = tokens
+                .remove(&name)
+                .ok_or_else(|| format!("assessor `{name}` has no token"))?;
+            Ok((name, (id, token)))
+        })
+        .collect()
+}
+
+/// The `flags_ms` of each full recompute the worker logged ("cycle recomputed"), in order.
+fn recompute_flags_ms(log: &Path) -> BenchResult<Vec<f64>> {
+    let text = std::fs::read_to_string(log)?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "cycle recomputed")
+        .filter_map(|v| v["fields"]["flags_ms"].as_f64())
+        .collect())
+}
+
+/// The cycle's current flags, named as the dataset names things.
+async fn current_flags(
+    pool: &PgPool,
+    year: u16,
+    unit_ids: &HashMap<(String, String), i64>,
+    assessors: &HashMap<String, (i64, String)>,
+) -> BenchResult<Vec<planted::Found>> {
+    let units: HashMap<i64, (String, String)> =
+        unit_ids.iter().map(|(k, v)| (*v, k.clone())).collect();
+    let names: HashMap<i64, String> = assessors
+        .iter()
+        .map(|(name, (id, _))| (*id, name.clone()))
+        .collect();
+    let entities: HashMap<i64, String> =
+        sqlx::query_as::<_, (i64, String)>("SELECT id, code FROM entities")
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
+    let offices: HashMap<String, String> = sqlx::query_as::<_, (String, String)>(
+        "SELECT office_code, province_code FROM office_provinces",
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
+    let rows: Vec<(String, Value, Value, Value)> = sqlx::query_as(
+        "SELECT f.kind, f.subject, f.evidence, f.context FROM flags f JOIN cycles c ON c.id = f.cycle_id
+         WHERE c.kind = 'official' AND c.year = $1 AND f.current",
+    )
+    .bind(i32::from(year))
+    .fetch_all(pool)
+    .await?;
+    let unit = |v: &Value| v.as_i64().and_then(|id| units.get(&id).cloned());
+    Ok(rows
+        .into_iter()
+        .filter_map(|(kind, subject, evidence, context)| {
+            let kind = kepatuhan_core::flags::FlagKind::from_code(&kind)?;
+            let text = |key: &str| subject[key].as_str().map(str::to_owned);
+            Some(planted::Found {
+                kind,
+                units: [unit(&subject["unit"]), unit(&subject["other"])]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                entity: subject["entity"]
+                    .as_i64()
+                    .and_then(|e| entities.get(&e).cloned()),
+                assessor: subject["assessor"]
+                    .as_i64()
+                    .and_then(|a| names.get(&a).cloned()),
+                province: text("province")
+                    .or_else(|| text("office").and_then(|o| offices.get(&o).cloned())),
+                detail: json!({ "evidence": evidence, "context": context }),
+            })
+        })
+        .collect())
+}
+
+/// Each planted kind's precision and recall (`flags_<kind>_precision`, `…_recall`) and the
+/// lowest of each (`flags_precision_min`, `flags_recall_min`).
+fn flag_figures(
+    truth: &[planted::Planted],
+    found: &[planted::Found],
+    results: &mut serde_json::Map<String, Value>,
+) {
+    let figures = planted::evaluate(truth, found);
+    let mut lowest = (f64::INFINITY, f64::INFINITY);
+    for k in &figures {
+        let (p, r) = (k.precision(), k.recall());
+        eprintln!(
+            "flags {}: {} planted, {} raised, {} true, {} found",
+            k.kind, k.planted, k.flags, k.true_flags, k.found
+        );
+        lowest.0 = lowest.0.min(p.unwrap_or(f64::INFINITY));
+        lowest.1 = lowest.1.min(r.unwrap_or(f64::INFINITY));
+        results.insert(
+            format!("flags_{}_precision", k.kind),
+            p.map_or(Value::Null, |p| round(p, 2)),
+        );
+        results.insert(
+            format!("flags_{}_recall", k.kind),
+            r.map_or(Value::Null, |r| round(r, 2)),
+        );
+    }
+    for (key, value) in [
+        ("flags_precision_min", lowest.0),
+        ("flags_recall_min", lowest.1),
+    ] {
+        results.insert(
+            key.into(),
+            if value.is_finite() {
+                round(value, 2)
+            } else {
+                Value::Null
+            },
+        );
+    }
 }
 
 /// The report of a run at `scale` × the units merged into the 1× report in `results` (when there

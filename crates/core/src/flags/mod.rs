@@ -248,10 +248,11 @@ pub struct FlagSettings {
     pub never_returned_min_verified: u64,
     /// …while the other offices returned at least this share of theirs.
     pub never_returned_others_share: Decimal,
-    /// An assessor is an outlier when the mean level of their units is this many standard errors
-    /// from the median of the other assessors' units in the province…
+    /// An assessor is an outlier when their units' share of top marks is this many standard
+    /// errors above the median of the other assessors' units in the province (averaged per
+    /// entity)…
     pub outlier_spread_factor: Decimal,
-    /// …and at least this far from it on the 0–1 scale of levels…
+    /// …and at least this far above it (a share, 0–1)…
     pub outlier_min_gap: Decimal,
     /// …with at least this many units of their own.
     pub outlier_min_units: usize,
@@ -259,7 +260,8 @@ pub struct FlagSettings {
     pub bunching_width: Decimal,
     /// Bunching needs at least this many units just above the boundary…
     pub bunching_min_units: usize,
-    /// …and this many times the units just below it (plus one).
+    /// …and this many times the units expected there (plus one): the mean of the two windows
+    /// below the boundary and the two after the one above.
     pub bunching_ratio: Decimal,
 }
 
@@ -275,11 +277,11 @@ impl Default for FlagSettings {
             fast_review_minutes: 5,
             never_returned_min_verified: 20,
             never_returned_others_share: Decimal::new(5, 2),
-            outlier_spread_factor: Decimal::new(4, 0),
-            outlier_min_gap: Decimal::new(15, 2),
+            outlier_spread_factor: Decimal::new(5, 0),
+            outlier_min_gap: Decimal::new(20, 2),
             outlier_min_units: 5,
             bunching_width: Decimal::new(50, 2),
-            bunching_min_units: 4,
+            bunching_min_units: 6,
             bunching_ratio: Decimal::new(2, 0),
         }
     }

@@ -391,57 +391,85 @@ fn unit_level(m: &Methodology, u: &UnitFacts) -> Option<(Decimal, Decimal)> {
     })
 }
 
-/// Each assessor's units' (mean level, top share).
-type LevelsByAssessor = BTreeMap<i64, Vec<(Decimal, Decimal)>>;
+/// Each assessor's units: (entity, mean level, top share) of each.
+type LevelsByAssessor = BTreeMap<i64, Vec<(i64, Decimal, Decimal)>>;
 
-/// Assessors whose units' mean level sits far from the other assessors' units in the same
-/// province: at least `outlier_min_gap` from their median, and `outlier_spread_factor` standard
-/// errors (robust spread / √units) away. Twice the gap is high severity.
+/// Per entity: (sum of its units' top shares, units).
+type EntityTotals = BTreeMap<i64, (Decimal, usize)>;
+
+fn entity_totals<'a>(units: impl IntoIterator<Item = &'a (i64, Decimal, Decimal)>) -> EntityTotals {
+    let mut totals = EntityTotals::new();
+    for (entity, _, top) in units {
+        let t = totals.entry(*entity).or_default();
+        t.0 += *top;
+        t.1 += 1;
+    }
+    totals
+}
+
+/// Assessors whose units carry the top level far more often than the other assessors' units in
+/// the same province: the generous assessor, whose marks inflate scores. (An assessor far
+/// *below* the others is not flagged: a few weak governments on one assessor's round explain
+/// that as a rule, and on the national bench it was most of the false alarms; nor does it
+/// inflate a score.) Units of one government share its quality, so the
+/// comparison is between governments, not units: the others' units are averaged per entity,
+/// and an assessor is an outlier when their units' mean share of top marks is at least
+/// `outlier_min_gap` above the median of those entity means and `outlier_spread_factor`
+/// standard errors above it (the entity means' robust spread over the square root of the number of
+/// entities the assessor's units belong to). At least `outlier_min_units` units on each side.
+/// Twice the gap is high severity.
 pub fn assessor_outliers(
     m: &Methodology,
     settings: &FlagSettings,
     units: &[UnitFacts],
 ) -> Vec<Flag> {
-    // province → assessor → (level, top share) of each unit
+    // province → assessor → (entity, level, top share) of each unit
     let mut provinces: BTreeMap<&str, LevelsByAssessor> = BTreeMap::new();
     for u in units {
         let (Some(province), Some(assessor)) = (u.province.as_deref(), u.assessor) else {
             continue;
         };
-        if let Some(level) = unit_level(m, u) {
+        if let Some((level, top)) = unit_level(m, u) {
             provinces
                 .entry(province)
                 .or_default()
                 .entry(assessor)
                 .or_default()
-                .push(level);
+                .push((u.entity, level, top));
         }
     }
     let mut out = Vec::new();
     for (province, assessors) in &provinces {
+        let totals = entity_totals(assessors.values().flatten());
+        let all_units: usize = totals.values().map(|t| t.1).sum();
         for (assessor, own) in assessors {
-            if own.len() < settings.outlier_min_units {
+            if own.len() < settings.outlier_min_units
+                || all_units - own.len() < settings.outlier_min_units
+            {
                 continue;
             }
-            let others: Vec<Decimal> = assessors
+            let mine = entity_totals(own);
+            // The others' units, averaged per entity.
+            let others: Vec<Decimal> = totals
                 .iter()
-                .filter(|(a, _)| *a != assessor)
-                .flat_map(|(_, levels)| levels.iter().map(|l| l.0))
+                .filter_map(|(entity, (sum, count))| {
+                    let (own_sum, own_count) = mine.get(entity).copied().unwrap_or_default();
+                    (*count > own_count)
+                        .then(|| (*sum - own_sum) / Decimal::from(*count - own_count))
+                })
                 .collect();
-            if others.len() < settings.outlier_min_units {
-                continue;
-            }
             let Some(centre) = median(&others) else {
                 continue;
             };
             let spread = robust_spread(&others, centre);
             let n = Decimal::from(own.len());
-            let mean = own.iter().map(|l| l.0).sum::<Decimal>() / n;
-            let top_share = own.iter().map(|l| l.1).sum::<Decimal>() / n;
-            let gap = mean - centre;
+            let samples = Decimal::from(mine.len());
+            let mean_level = own.iter().map(|l| l.1).sum::<Decimal>() / n;
+            let top_share = own.iter().map(|l| l.2).sum::<Decimal>() / n;
+            let gap = top_share - centre;
             let factor = settings.outlier_spread_factor;
-            if gap.abs() < settings.outlier_min_gap
-                || gap * gap * n < factor * factor * spread * spread
+            if gap < settings.outlier_min_gap
+                || gap * gap * samples < factor * factor * spread * spread
             {
                 continue;
             }
@@ -451,7 +479,7 @@ pub fn assessor_outliers(
                     assessor: *assessor,
                     province: (*province).to_owned(),
                 },
-                severity: if gap.abs() >= settings.outlier_min_gap * Decimal::TWO {
+                severity: if gap >= settings.outlier_min_gap * Decimal::TWO {
                     Severity::High
                 } else {
                     Severity::Medium
@@ -460,12 +488,14 @@ pub fn assessor_outliers(
                 entity: None,
                 evidence: json!({
                     "units": own.len(),
-                    "mean_level": text(mean, 4),
+                    "entities": mine.len(),
+                    "mean_level": text(mean_level, 4),
                     "top_share": text(top_share, 4),
                 }),
                 context: json!({
-                    "others_units": others.len(),
-                    "others_median_level": text(centre, 4),
+                    "others_units": all_units - own.len(),
+                    "others_entities": others.len(),
+                    "others_median_top_share": text(centre, 4),
                     "others_spread": text(spread, 4),
                 }),
             });
@@ -474,10 +504,17 @@ pub fn assessor_outliers(
     out
 }
 
+/// Windows on each side of the one just above a boundary whose mean count is what bunching
+/// compares with.
+const NEIGHBOUR_WINDOWS: u32 = 2;
+
 /// Offices and provinces with at least `bunching_min_units` units scored within
 /// `bunching_width` points above a grade boundary of the methodology, and at least
-/// `bunching_ratio` × (the units just below it + 1). One flag per office or province, listing
-/// every boundary.
+/// `bunching_ratio` × (the units expected there + 1). The units expected are the mean count of
+/// the windows of the same width around it: two just below the boundary and two after the
+/// window above. Scores thin out or thicken across a boundary, so the windows on both sides
+/// follow the slope where the one window below would not. One flag per office or province,
+/// listing every boundary.
 pub fn bunching(m: &Methodology, settings: &FlagSettings, units: &[UnitFacts]) -> Vec<Flag> {
     let boundaries: Vec<Decimal> = m
         .bands()
@@ -513,12 +550,23 @@ pub fn bunching(m: &Methodology, settings: &FlagSettings, units: &[UnitFacts]) -
         for b in &boundaries {
             let above = scores.iter().filter(|s| **s >= *b && **s < *b + w).count();
             let below = scores.iter().filter(|s| **s < *b && **s >= *b - w).count();
+            let reach = w * Decimal::from(NEIGHBOUR_WINDOWS);
+            let around = scores
+                .iter()
+                .filter(|s| {
+                    (**s < *b && **s >= *b - reach) || (**s >= *b + w && **s < *b + w + reach)
+                })
+                .count();
+            let expected = Decimal::from(around) / Decimal::from(2 * NEIGHBOUR_WINDOWS);
             if above >= settings.bunching_min_units
-                && Decimal::from(above) >= settings.bunching_ratio * Decimal::from(below + 1)
+                && Decimal::from(above) >= settings.bunching_ratio * (expected + Decimal::ONE)
             {
-                found.push(
-                    json!({ "boundary": text(*b, 2), "just_above": above, "just_below": below }),
-                );
+                found.push(json!({
+                    "boundary": text(*b, 2),
+                    "just_above": above,
+                    "just_below": below,
+                    "expected": text(expected, 2),
+                }));
             }
         }
         if found.is_empty() {
