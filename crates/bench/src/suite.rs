@@ -562,7 +562,11 @@ fn recompute_flags_ms(log: &Path) -> BenchResult<Vec<f64>> {
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["fields"]["message"] == "cycle recomputed")
-        .filter_map(|v| v["fields"]["flags_ms"].as_f64())
+        .filter_map(|v| {
+            // Milliseconds are logged as text (they are u128).
+            let ms = &v["fields"]["flags_ms"];
+            ms.as_f64().or_else(|| ms.as_str()?.parse().ok())
+        })
         .collect())
 }
 

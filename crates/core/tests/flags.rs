@@ -327,7 +327,7 @@ fn units_bunched_just_above_a_boundary_are_flagged() {
     );
     assert_eq!(
         flags[0].evidence["boundaries"][0],
-        serde_json::json!({ "boundary": "88", "just_above": 6, "just_below": 0 })
+        serde_json::json!({ "boundary": "88", "just_above": 6, "just_below": 0, "expected": "0.5" })
     );
 }
 
