@@ -332,7 +332,7 @@ type Target = (
     Option<(bool, f64)>,
 );
 
-const TARGETS: [Target; 13] = [
+const TARGETS: [Target; 28] = [
     (
         "ingest_values_per_s",
         "indicator values loaded per second through the API (validation and audit included)",
@@ -410,6 +410,96 @@ const TARGETS: [Target; 13] = [
         "peak resident memory of the worker (MiB)",
         "≤ 250",
         Some((false, 250.0)),
+    ),
+    (
+        "flags_overhead_s",
+        "what flagging adds to a full recompute: the worker's `flags_ms`, median of the three (s)",
+        "≤ 0.5",
+        Some((false, 0.5)),
+    ),
+    (
+        "flags_precision_min",
+        "integrity flags against the planted anomalies: the lowest precision of the six kinds",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_recall_min",
+        "the lowest recall of the six kinds",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_year_on_year_jump_precision",
+        "`year_on_year_jump`: flags matching a planted anomaly ÷ flags",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_year_on_year_jump_recall",
+        "`year_on_year_jump`: planted anomalies found ÷ planted",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_identical_sheets_precision",
+        "`identical_sheets`: flags matching a planted anomaly ÷ flags",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_identical_sheets_recall",
+        "`identical_sheets`: planted anomalies found ÷ planted",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_survey_contradiction_precision",
+        "`survey_contradiction`: flags matching a planted anomaly ÷ flags",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_survey_contradiction_recall",
+        "`survey_contradiction`: planted anomalies found ÷ planted",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_top_marks_without_evidence_precision",
+        "`top_marks_without_evidence`: flags matching a planted anomaly ÷ flags",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_top_marks_without_evidence_recall",
+        "`top_marks_without_evidence`: planted anomalies found ÷ planted",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_assessor_outlier_precision",
+        "`assessor_outlier`: flags matching a planted anomaly ÷ flags",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_assessor_outlier_recall",
+        "`assessor_outlier`: planted anomalies found ÷ planted",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_cutoff_bunching_precision",
+        "`cutoff_bunching`: flags matching a planted anomaly ÷ flags",
+        "≥ 0.9",
+        Some((true, 0.9)),
+    ),
+    (
+        "flags_cutoff_bunching_recall",
+        "`cutoff_bunching`: planted anomalies found ÷ planted",
+        "≥ 0.9",
+        Some((true, 0.9)),
     ),
 ];
 

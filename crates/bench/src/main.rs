@@ -173,7 +173,7 @@ fn dataset(o: &mut Options) -> BenchResult<(Methodology, Dataset, Vec<planted::P
     let truth = planted::plant(
         &m,
         &mut data,
-        &mut Rng::new(seed ^ 0x706c_616e_7465_64),
+        &mut Rng::new(seed ^ 0x0070_6c61_6e74_6564),
         o.scale,
     );
     Ok((m, data, truth, seed))
@@ -201,7 +201,12 @@ fn generate(o: &mut Options) -> BenchResult<(Dataset, Vec<planted::Planted>)> {
 /// `flags`: the flag rules in memory on the generated cycle, scored against the planted truth.
 fn flags(o: &mut Options) -> BenchResult<()> {
     let (m, data, truth, seed) = dataset(o)?;
-    let settings = kepatuhan_core::flags::FlagSettings::default();
+    // Thresholds to try, as the worker takes them (`KEPATUHAN_FLAG_SETTINGS`).
+    let settings: kepatuhan_core::flags::FlagSettings =
+        match std::env::var("KEPATUHAN_FLAG_SETTINGS") {
+            Ok(json) => serde_json::from_str(&json)?,
+            Err(_) => kepatuhan_core::flags::FlagSettings::default(),
+        };
     let (found, timings) = planted::in_memory(&m, &data, seed, &settings);
     println!(
         "seed {seed}: {} units, {} assessors",
@@ -231,11 +236,14 @@ fn flags(o: &mut Options) -> BenchResult<()> {
             }
         }
         println!("{hist:?}");
-        for f in found
-            .iter()
-            .filter(|f| f.kind == kepatuhan_core::flags::FlagKind::CutoffBunching)
-        {
-            println!("  bunching {:?} {}", f.province, f.detail);
+        for f in found.iter().filter(|f| {
+            f.kind == kepatuhan_core::flags::FlagKind::CutoffBunching
+                || f.kind == kepatuhan_core::flags::FlagKind::AssessorOutlier
+        }) {
+            println!(
+                "  {} {:?} {:?} {}",
+                f.kind, f.assessor, f.province, f.detail
+            );
         }
     }
     let (false_flags, missed) = planted::misses(&truth, &found);

@@ -518,12 +518,16 @@ fn surveys(
         .collect()
 }
 
+/// Where a unit is: (entity index, unit index).
+type Place = (usize, usize);
+
 impl Dataset {
     /// Deals each province's units (and HQ's: the ministries' and agencies') to assessors,
     /// [`ASSESSOR_UNITS`] at a time in entity order; the last assessor of a province takes the
     /// remainder when it is small.
     fn deal_to_assessors(&mut self) {
-        let mut groups: Vec<(Option<String>, Vec<(usize, usize)>)> = Vec::new();
+        // (province, its units as (entity index, unit index)), in order of first appearance.
+        let mut groups: Vec<(Option<String>, Vec<Place>)> = Vec::new();
         for (e, entity) in self.entities.iter().enumerate() {
             let at = match groups.iter().position(|(p, _)| *p == entity.province) {
                 Some(at) => at,

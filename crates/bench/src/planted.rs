@@ -190,15 +190,15 @@ fn top_value(m: &Methodology, id: IndicatorId) -> u8 {
 fn assessor_outliers(m: &Methodology, p: &mut Picker<'_>, truth: &mut Vec<Planted>) -> Vec<String> {
     let provinces: Vec<String> = p.provinces(2, &[]).into_iter().take(5).collect();
     for province in &provinces {
-        let n = p.between(8, 12);
-        let units = p.pick(n, |d, at| in_province(d, at, province));
-        let k = p
+        let count = p.between(8, 12);
+        let units = p.pick(count, |d, at| in_province(d, at, province));
+        let taken = p
             .data
             .assessors
             .iter()
             .filter(|a| a.province.as_deref() == Some(province))
             .count();
-        let name = format!("Asesor {province} {}", k + 1);
+        let name = format!("Asesor {province} {}", taken + 1);
         p.data.assessors.push(Assessor {
             name: name.clone(),
             province: Some(province.clone()),
@@ -207,9 +207,9 @@ fn assessor_outliers(m: &Methodology, p: &mut Picker<'_>, truth: &mut Vec<Plante
         for at in units {
             let below: Vec<bool> = m.indicator_ids().map(|_| p.rng.below(100) < 12).collect();
             let quality = Quality(p.rng.between(930, 980));
-            let u = p.unit(at);
-            u.assessor = assessor;
-            let answered = u
+            let unit = p.unit(at);
+            unit.assessor = assessor;
+            let answered = unit
                 .answers
                 .iter()
                 .filter(|a| matches!(a, AnswerInput::Value(_)))
@@ -217,7 +217,7 @@ fn assessor_outliers(m: &Methodology, p: &mut Picker<'_>, truth: &mut Vec<Plante
             let mut kept = 0;
             for (id, below) in m.indicator_ids().zip(below) {
                 let levels = &m.indicator(id).scale.levels;
-                if let AnswerInput::Value(v) = &mut u.answers[id.index()] {
+                if let AnswerInput::Value(v) = &mut unit.answers[id.index()] {
                     // About one in eight a level below the top (never more than a fifth), each
                     // unit its own: the assessor is generous, not copying.
                     *v = if below && (kept + 1) * 5 <= answered && levels.len() > 1 {
@@ -228,7 +228,7 @@ fn assessor_outliers(m: &Methodology, p: &mut Picker<'_>, truth: &mut Vec<Plante
                     };
                 }
             }
-            u.quality = quality;
+            unit.quality = quality;
             redraw(m, p, at);
         }
         truth.push(Planted {
@@ -364,16 +364,16 @@ fn identical_sheets(
     let mut entities: Vec<usize> = (0..p.data.entities.len()).collect();
     let mut pairs = 0;
     while pairs < 20 && !entities.is_empty() {
-        let i = p.index(entities.len());
-        let e = entities.swap_remove(i);
-        let two = p.pick(2, |_, at| at.0 == e);
+        let drawn = p.index(entities.len());
+        let entity_index = entities.swap_remove(drawn);
+        let two = p.pick(2, |_, at| at.0 == entity_index);
         let [a, b] = two[..] else {
             for at in two {
                 p.used.remove(&at);
             }
             continue;
         };
-        let source = &p.data.entities[e].units[a.1];
+        let source = &p.data.entities[entity_index].units[a.1];
         let (answers, evidence, quality) = (
             source.answers.clone(),
             source.evidence.clone(),
@@ -403,7 +403,7 @@ fn identical_sheets(
         }
         let _ = respondents;
         redraw(m, p, b);
-        let entity = &p.data.entities[e];
+        let entity = &p.data.entities[entity_index];
         truth.push(Planted {
             kind: FlagKind::IdenticalSheets,
             entity: Some(entity.code.clone()),
@@ -454,25 +454,29 @@ fn contradictions(m: &Methodology, p: &mut Picker<'_>, truth: &mut Vec<Planted>)
         };
         tried.insert(at);
         let questions = contradictable(m, p.unit(at));
-        let q = questions[p.index(questions.len())].clone();
+        let question = questions[p.index(questions.len())].clone();
         let share = p.rng.between(25, 40);
         let mut order: Vec<u64> = (0..1000).map(|_| p.rng.next_u64()).collect();
-        let u = p.unit(at);
-        let Some((_, responses)) = u.surveys.iter_mut().find(|(code, _)| *code == q.survey) else {
+        let unit = p.unit(at);
+        let Some((_, responses)) = unit
+            .surveys
+            .iter_mut()
+            .find(|(code, _)| *code == question.survey)
+        else {
             p.used.remove(&at);
             continue;
         };
-        let n = responses.len();
-        let wanted = (n * usize::try_from(share).unwrap_or(25)).div_ceil(100);
-        let mut unclean: Vec<usize> = (0..n).filter(|i| reported(&responses[*i])).collect();
-        if unclean.len() < wanted || n < 10 {
+        let asked = responses.len();
+        let wanted = (asked * usize::try_from(share).unwrap_or(25)).div_ceil(100);
+        let mut unclean: Vec<usize> = (0..asked).filter(|i| reported(&responses[*i])).collect();
+        if unclean.len() < wanted || asked < 10 {
             p.used.remove(&at);
             continue;
         }
         unclean.sort_by_key(|i| order.get(*i).copied().unwrap_or(0));
         order.clear();
         for (k, i) in unclean.iter().enumerate() {
-            responses[*i]["answers"][&q.question] = Value::Bool(k < wanted);
+            responses[*i]["answers"][&question.question] = Value::Bool(k < wanted);
         }
         // Whoever reported only this question still reports something: their first answer.
         for i in unclean.iter().skip(wanted) {
@@ -709,6 +713,12 @@ pub fn in_memory(
     let whole = flags::cycle_flags(m, settings, &units, &entities, &[]);
     timed("cycle_flags_ms", started);
     drop(whole);
+    (named(data, &names, flags), timings)
+}
+
+/// The flags of [`in_memory`] named as the dataset names things (`names`: each unit id's
+/// entity code and unit name).
+fn named(data: &Dataset, names: &[(String, String)], flags: Vec<flags::Flag>) -> Vec<Found> {
     let entity_code = |e: i64| {
         usize::try_from(e)
             .ok()
@@ -716,7 +726,7 @@ pub fn in_memory(
             .map(|e| e.code.clone())
     };
     let unit_name = |u: i64| usize::try_from(u).ok().and_then(|u| names.get(u).cloned());
-    let found = flags
+    flags
         .into_iter()
         .map(|f| {
             let (units, assessor, province) = match &f.subject {
@@ -760,8 +770,7 @@ pub fn in_memory(
                 province,
             }
         })
-        .collect();
-    (found, timings)
+        .collect()
 }
 
 /// Identical sheets within each entity and within each assessor's units of a province, as the

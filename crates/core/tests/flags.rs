@@ -262,23 +262,46 @@ fn an_office_that_never_returns_is_flagged_only_when_others_do() {
     assert!(never_returned(&s, &[office("a", 40, 0), office("b", 40, 0)]).is_empty());
 }
 
+/// Assessor `assessor`'s unit `id` of entity `entity`.
+fn assessed(m: &Methodology, id: i64, entity: i64, assessor: i64, values: [u8; 12]) -> UnitFacts {
+    let mut u = unit(m, id, values);
+    u.entity = entity;
+    u.assessor = Some(assessor);
+    u
+}
+
+/// Three assessors with middling, varied sheets: ten entities of three units each, a whole
+/// entity to one assessor.
+fn middling_province(m: &Methodology) -> Vec<UnitFacts> {
+    (0..30)
+        .map(|i| {
+            let v = u8::try_from(i % 3).unwrap();
+            assessed(
+                m,
+                i,
+                i / 3,
+                1 + (i / 3) % 3,
+                [1, 2, v, 1, 2, v, 1, 3, 1, 2, 3, 2],
+            )
+        })
+        .collect()
+}
+
 #[test]
-fn an_assessor_far_from_the_province_is_flagged() {
+fn an_assessor_at_the_top_almost_everywhere_is_flagged() {
     let m = methodology();
     let s = FlagSettings::default();
-    let mut units = Vec::new();
-    // Three assessors with middling, varied sheets; assessor 9 gives the top level everywhere.
-    for i in 0..30 {
-        let v = u8::try_from(i % 3).unwrap();
-        let mut u = unit(&m, i, [1, 2, v, 1, 2, v, 1, 2, 1, 2, 1, 2]);
-        u.assessor = Some(1 + i % 3);
-        units.push(u);
-    }
+    let mut units = middling_province(&m);
     assert!(assessor_outliers(&m, &s, &units).is_empty());
+    // Assessor 9 gives the top level on 11 of 12 indicators to six units of six governments.
     for i in 30..36 {
-        let mut u = unit(&m, i, [3; 12]);
-        u.assessor = Some(9);
-        units.push(u);
+        units.push(assessed(
+            &m,
+            i,
+            20 + i,
+            9,
+            [3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2],
+        ));
     }
     let flags = assessor_outliers(&m, &s, &units);
     assert_eq!(flags.len(), 1);
@@ -289,7 +312,30 @@ fn an_assessor_far_from_the_province_is_flagged() {
             province: "19".into()
         }
     );
-    assert_eq!(flags[0].evidence["top_share"], "1");
+    // All of theirs against none of the others': twice the gap.
+    assert_eq!(flags[0].severity, Severity::High);
+    assert_eq!(flags[0].evidence["units_near_top"], "6");
+    assert_eq!(flags[0].evidence["entities"], 6);
+    assert_eq!(flags[0].context["others_median_share_near_top"], "0");
+}
+
+#[test]
+fn a_harsh_assessor_and_a_round_of_excellent_governments_are_not_flagged() {
+    let m = methodology();
+    let s = FlagSettings::default();
+    // Assessor 9 gives the lowest level everywhere: a harsh round inflates no score.
+    let mut units = middling_province(&m);
+    for i in 30..36 {
+        units.push(assessed(&m, i, 20 + i, 9, [0; 12]));
+    }
+    assert!(assessor_outliers(&m, &s, &units).is_empty());
+    // In a province where most governments are excellent, at the top almost everywhere
+    // whoever of the three assesses them, assessor 9's round of six more is not an outlier.
+    let excellent = [3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 2];
+    let mut units = middling_province(&m);
+    units.extend((30..42).map(|i| assessed(&m, i, 10 + i, 1 + i % 3, excellent)));
+    units.extend((42..48).map(|i| assessed(&m, i, 10 + i, 9, excellent)));
+    assert!(assessor_outliers(&m, &s, &units).is_empty());
 }
 
 #[test]
@@ -306,13 +352,16 @@ fn units_bunched_just_above_a_boundary_are_flagged() {
         .map(|i| scored(i, dec!(60) + Decimal::from(i)))
         .collect();
     assert!(bunching(&m, &s, &even).is_empty());
-    // Five units in 88,00–88,49 and none in 87,50–87,99, in one office of one province.
+    // Six units in 88,00–88,49 (seven with the 88 of the even spread) and none in 87,50–87,99,
+    // in one office of one province; two points either side hold four units, half a unit per
+    // window.
     let mut bunched = even;
     for (i, sc) in [
         dec!(88.00),
         dec!(88.10),
         dec!(88.20),
         dec!(88.30),
+        dec!(88.40),
         dec!(88.49),
     ]
     .into_iter()
@@ -327,7 +376,7 @@ fn units_bunched_just_above_a_boundary_are_flagged() {
     );
     assert_eq!(
         flags[0].evidence["boundaries"][0],
-        serde_json::json!({ "boundary": "88", "just_above": 6, "just_below": 0, "expected": "0.5" })
+        serde_json::json!({ "boundary": "88", "just_above": 7, "just_below": 0, "expected": "0.5" })
     );
 }
 

@@ -248,9 +248,11 @@ pub struct FlagSettings {
     pub never_returned_min_verified: u64,
     /// …while the other offices returned at least this share of theirs.
     pub never_returned_others_share: Decimal,
-    /// An assessor is an outlier when their units' share of top marks is this many standard
-    /// errors above the median of the other assessors' units in the province (averaged per
-    /// entity)…
+    /// A unit is "at the top almost everywhere" when this share of its answered indicators is
+    /// at the top level…
+    pub outlier_top_share: Decimal,
+    /// …and an assessor is an outlier when the share of their units that are is this many
+    /// standard errors above the other assessors' units in the province (averaged per entity)…
     pub outlier_spread_factor: Decimal,
     /// …and at least this far above it (a share, 0–1)…
     pub outlier_min_gap: Decimal,
@@ -277,11 +279,12 @@ impl Default for FlagSettings {
             fast_review_minutes: 5,
             never_returned_min_verified: 20,
             never_returned_others_share: Decimal::new(5, 2),
-            outlier_spread_factor: Decimal::new(5, 0),
-            outlier_min_gap: Decimal::new(20, 2),
+            outlier_top_share: Decimal::new(80, 2),
+            outlier_spread_factor: Decimal::new(4, 0),
+            outlier_min_gap: Decimal::new(50, 2),
             outlier_min_units: 5,
             bunching_width: Decimal::new(50, 2),
-            bunching_min_units: 6,
+            bunching_min_units: 7,
             bunching_ratio: Decimal::new(2, 0),
         }
     }

@@ -391,51 +391,59 @@ fn unit_level(m: &Methodology, u: &UnitFacts) -> Option<(Decimal, Decimal)> {
     })
 }
 
-/// Each assessor's units: (entity, mean level, top share) of each.
-type LevelsByAssessor = BTreeMap<i64, Vec<(i64, Decimal, Decimal)>>;
+/// One unit of an assessor: its entity, mean level, share of top marks, and 1 when that share
+/// reaches `outlier_top_share` (0 otherwise).
+type AssessedUnit = (i64, Decimal, Decimal, Decimal);
 
-/// Per entity: (sum of its units' top shares, units).
+/// Per entity: (how many of its units are at the top almost everywhere, units).
 type EntityTotals = BTreeMap<i64, (Decimal, usize)>;
 
-fn entity_totals<'a>(units: impl IntoIterator<Item = &'a (i64, Decimal, Decimal)>) -> EntityTotals {
+fn entity_totals<'a>(units: impl IntoIterator<Item = &'a AssessedUnit>) -> EntityTotals {
     let mut totals = EntityTotals::new();
-    for (entity, _, top) in units {
+    for (entity, _, _, near_top) in units {
         let t = totals.entry(*entity).or_default();
-        t.0 += *top;
+        t.0 += *near_top;
         t.1 += 1;
     }
     totals
 }
 
-/// Assessors whose units carry the top level far more often than the other assessors' units in
-/// the same province: the generous assessor, whose marks inflate scores. (An assessor far
-/// *below* the others is not flagged: a few weak governments on one assessor's round explain
-/// that as a rule, and on the national bench it was most of the false alarms; nor does it
-/// inflate a score.) Units of one government share its quality, so the
-/// comparison is between governments, not units: the others' units are averaged per entity,
-/// and an assessor is an outlier when their units' mean share of top marks is at least
-/// `outlier_min_gap` above the median of those entity means and `outlier_spread_factor`
-/// standard errors above it (the entity means' robust spread over the square root of the number of
-/// entities the assessor's units belong to). At least `outlier_min_units` units on each side.
-/// Twice the gap is high severity.
+/// Assessors who give the top level almost everywhere when the other assessors of the province
+/// do not: the share of their units at the top on at least `outlier_top_share` of the
+/// indicators is at least `outlier_min_gap` above the others', and `outlier_spread_factor`
+/// standard errors above it.
+///
+/// Units of one government share its quality, so the comparison is between governments, not
+/// units: the others' units are averaged per entity (the median of those entity shares is the
+/// yardstick), and the standard error is the entity shares' robust spread over the square root
+/// of the number of entities the assessor's units belong to. Only the generous side is
+/// flagged: a harsh assessor inflates no score, and a round of weak governments explains one as
+/// a rule (on the national bench, comparing mean levels both ways flagged 15–20 natural
+/// assessors per cycle). At least `outlier_min_units` units on each side. Twice the gap is high
+/// severity.
 pub fn assessor_outliers(
     m: &Methodology,
     settings: &FlagSettings,
     units: &[UnitFacts],
 ) -> Vec<Flag> {
-    // province → assessor → (entity, level, top share) of each unit
-    let mut provinces: BTreeMap<&str, LevelsByAssessor> = BTreeMap::new();
+    // province → assessor → their units
+    let mut provinces: BTreeMap<&str, BTreeMap<i64, Vec<AssessedUnit>>> = BTreeMap::new();
     for u in units {
         let (Some(province), Some(assessor)) = (u.province.as_deref(), u.assessor) else {
             continue;
         };
         if let Some((level, top)) = unit_level(m, u) {
+            let near_top = if top >= settings.outlier_top_share {
+                Decimal::ONE
+            } else {
+                Decimal::ZERO
+            };
             provinces
                 .entry(province)
                 .or_default()
                 .entry(assessor)
                 .or_default()
-                .push((u.entity, level, top));
+                .push((u.entity, level, top, near_top));
         }
     }
     let mut out = Vec::new();
@@ -464,9 +472,9 @@ pub fn assessor_outliers(
             let spread = robust_spread(&others, centre);
             let n = Decimal::from(own.len());
             let samples = Decimal::from(mine.len());
-            let mean_level = own.iter().map(|l| l.1).sum::<Decimal>() / n;
-            let top_share = own.iter().map(|l| l.2).sum::<Decimal>() / n;
-            let gap = top_share - centre;
+            let near_top: Decimal = own.iter().map(|l| l.3).sum();
+            let share = near_top / n;
+            let gap = share - centre;
             let factor = settings.outlier_spread_factor;
             if gap < settings.outlier_min_gap
                 || gap * gap * samples < factor * factor * spread * spread
@@ -489,13 +497,16 @@ pub fn assessor_outliers(
                 evidence: json!({
                     "units": own.len(),
                     "entities": mine.len(),
-                    "mean_level": text(mean_level, 4),
-                    "top_share": text(top_share, 4),
+                    "units_near_top": near_top.normalize().to_string(),
+                    "share_near_top": text(share, 4),
+                    "mean_level": text(own.iter().map(|l| l.1).sum::<Decimal>() / n, 4),
+                    "top_share": text(own.iter().map(|l| l.2).sum::<Decimal>() / n, 4),
                 }),
                 context: json!({
+                    "near_top_means": text(settings.outlier_top_share, 2),
                     "others_units": all_units - own.len(),
                     "others_entities": others.len(),
-                    "others_median_top_share": text(centre, 4),
+                    "others_median_share_near_top": text(centre, 4),
                     "others_spread": text(spread, 4),
                 }),
             });
@@ -506,7 +517,7 @@ pub fn assessor_outliers(
 
 /// Windows on each side of the one just above a boundary whose mean count is what bunching
 /// compares with.
-const NEIGHBOUR_WINDOWS: u32 = 2;
+const NEIGHBOUR_WINDOWS: u32 = 4;
 
 /// Offices and provinces with at least `bunching_min_units` units scored within
 /// `bunching_width` points above a grade boundary of the methodology, and at least
