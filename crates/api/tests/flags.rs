@@ -4,6 +4,7 @@
 mod common;
 
 use common::TestApp;
+use kepatuhan_app::clock::ManualClock;
 use kepatuhan_app::recompute::recompute_cycle;
 use kepatuhan_core::CycleYear;
 use serde_json::json;
@@ -234,6 +235,65 @@ async fn publication_records_the_flags_left_open(pool: PgPool) {
             .iter()
             .all(|f| f["severity"] == "high")
     );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn review_speed_is_what_the_clock_said_at_submission_and_at_verification(pool: PgPool) {
+    // One clock for the api and the demo's loaders; it moves only when the test moves it.
+    let clock = std::sync::Arc::new(ManualClock::new(chrono::Utc::now()));
+    let app = TestApp::spawn_with_clock(pool.clone(), clock.clone()).await;
+    let (state, tokens) = common::demo_with_clock(&pool, false, clock.clone()).await;
+    // Two of the demo's submissions await review, submitted at the clock's time.
+    let waiting: Vec<(i64, i64, i32)> = sqlx::query_as(
+        "SELECT id, unit_id, version FROM submissions
+         WHERE cycle_id = official_cycle(2025) AND state = 'submitted' ORDER BY id LIMIT 2",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(waiting.len(), 2, "the demo leaves submissions awaiting review");
+    let verify = |(id, _, version): (i64, i64, i32)| {
+        let (app, office) = (&app, tokens.office.clone());
+        async move {
+            app.send(
+                reqwest::Method::POST,
+                &format!("/api/v1/submissions/{id}/verify"),
+                Some(&office),
+                None,
+                &[("if-match", &format!("\"v{version}\""))],
+            )
+            .await
+            .assert_ok();
+        }
+    };
+    // Three minutes after submission: quick. Two hours after: not.
+    clock.advance(chrono::Duration::minutes(3));
+    verify(waiting[0]).await;
+    clock.advance(chrono::Duration::hours(2));
+    verify(waiting[1]).await;
+    recompute_cycle(&state, CycleYear::new(2025).unwrap().into())
+        .await
+        .unwrap();
+    let fast: Vec<(i64, String, serde_json::Value)> = sqlx::query_as(
+        "SELECT unit_id, severity, evidence FROM flags
+         WHERE cycle_id = official_cycle(2025) AND kind = 'fast_review' AND current ORDER BY unit_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let of = |unit: i64| fast.iter().find(|f| f.0 == unit);
+    let quick = of(waiting[0].1).expect("the three-minute review is flagged");
+    assert_eq!(quick.1, "medium");
+    assert_eq!(quick.2, json!({ "seconds_to_verify": 180 }));
+    assert!(of(waiting[1].1).is_none(), "a two-hour review is not flagged");
+    // The demo verified the others the moment they were submitted (the clock stood still).
+    assert!(
+        fast.iter()
+            .filter(|f| f.0 != waiting[0].1)
+            .all(|f| f.1 == "high" && f.2 == json!({ "seconds_to_verify": 0 })),
+        "{fast:?}"
+    );
+    assert!(fast.len() > 1);
 }
 
 #[sqlx::test(migrations = "../../migrations")]

@@ -19,6 +19,7 @@
 //! to problem+json, the worker to a failed job.
 
 pub mod audit;
+pub mod clock;
 pub mod config;
 pub mod cycles;
 pub mod db;
@@ -57,6 +58,8 @@ pub struct App {
     pub egress: Arc<egress::EgressPolicy>,
     /// The thresholds of the integrity flags.
     pub flag_settings: Arc<kepatuhan_core::flags::FlagSettings>,
+    /// The time stamped on submissions and reviews (the system clock, but for tests).
+    pub clock: Arc<dyn clock::Clock>,
 }
 
 impl std::fmt::Debug for App {
@@ -81,6 +84,7 @@ impl App {
             public_base_url: Arc::from("http://127.0.0.1:8080"),
             egress: Arc::new(egress::EgressPolicy::default()),
             flag_settings: Arc::default(),
+            clock: Arc::new(clock::SystemClock),
         })
     }
 

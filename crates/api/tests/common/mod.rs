@@ -90,6 +90,14 @@ impl Reply {
 impl TestApp {
     /// Starts the app over `pool` (fresh and migrated by `#[sqlx::test]`), with an admin token.
     pub async fn spawn(pool: PgPool) -> Self {
+        Self::spawn_with_clock(pool, std::sync::Arc::new(kepatuhan_app::clock::SystemClock)).await
+    }
+
+    /// [`TestApp::spawn`] with the clock the app stamps submissions and reviews with.
+    pub async fn spawn_with_clock(
+        pool: PgPool,
+        clock: std::sync::Arc<dyn kepatuhan_app::clock::Clock>,
+    ) -> Self {
         let settings = Settings {
             http_addr: "127.0.0.1:0".parse().unwrap(),
             max_body_bytes: 1024 * 1024,
@@ -104,7 +112,10 @@ impl TestApp {
         };
         // Ours are applied by #[sqlx::test]; this adds the job queue's schema.
         kepatuhan_app::db::migrate(&pool).await.unwrap();
-        let app = App::new(pool.clone()).unwrap();
+        let app = App {
+            clock,
+            ..App::new(pool.clone()).unwrap()
+        };
         let listener = tokio::net::TcpListener::bind(settings.http_addr)
             .await
             .unwrap();
@@ -269,7 +280,24 @@ async fn read(response: reqwest::Response) -> Reply {
 /// `published` is set, loaded through the real routes with the public cache off. Returns the
 /// application state the loaders used and the demo's tokens.
 pub async fn demo(pool: &PgPool, published: bool) -> (App, kepatuhan_api::demo::DemoTokens) {
-    let state = App::new(pool.clone()).unwrap();
+    demo_with_clock(
+        pool,
+        published,
+        std::sync::Arc::new(kepatuhan_app::clock::SystemClock),
+    )
+    .await
+}
+
+/// [`demo`] loaded with `clock` stamping its submissions and reviews.
+pub async fn demo_with_clock(
+    pool: &PgPool,
+    published: bool,
+    clock: std::sync::Arc<dyn kepatuhan_app::clock::Clock>,
+) -> (App, kepatuhan_api::demo::DemoTokens) {
+    let state = App {
+        clock,
+        ..App::new(pool.clone()).unwrap()
+    };
     let settings =
         Settings::from_lookup(|k| (k == "KEPATUHAN_PUBLIC_CACHE_MS").then(|| "0".to_owned()))
             .unwrap();

@@ -75,11 +75,13 @@ async fn begin_change(
     Ok((tx, loaded, cycle))
 }
 
-/// Moves a locked submission to the state `action` leads to (its version moves on).
+/// Moves a locked submission to the state `action` leads to (its version moves on); a
+/// submission is stamped `submitted_at` with the application's clock (`now`).
 async fn bump(
     tx: &mut Transaction<'_, Postgres>,
     loaded: &Loaded,
     action: SubmissionAction,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> ApiResult<SubmissionState> {
     let new_state = loaded
         .state
@@ -87,10 +89,11 @@ async fn bump(
         .map_err(|e| ApiError::conflict("invalid-transition", e.to_string()))?;
     sqlx::query!(
         "UPDATE submissions SET state = $2, version = version + 1, updated_at = now(),
-                submitted_at = CASE WHEN $2 = 'submitted' THEN now() ELSE submitted_at END
+                submitted_at = CASE WHEN $2 = 'submitted' THEN $3 ELSE submitted_at END
          WHERE id = $1",
         loaded.id,
-        new_state.as_str()
+        new_state.as_str(),
+        now
     )
     .execute(&mut **tx)
     .await?;
@@ -118,7 +121,7 @@ async fn update(
         "values",
     )?;
     write_values(&mut tx, actor_id, loaded.id, &body.values).await?;
-    bump(&mut tx, &loaded, SubmissionAction::Edit).await?;
+    bump(&mut tx, &loaded, SubmissionAction::Edit, state.clock.now()).await?;
     crate::error::commit(tx).await?;
     Ok(with_etag(StatusCode::OK, read(&state, &actor, id).await?))
 }
@@ -160,7 +163,7 @@ async fn submit(
     if !missing.is_empty() {
         return Err(ApiError::fields(missing));
     }
-    let now = bump(&mut tx, &loaded, SubmissionAction::Submit).await?;
+    let now = bump(&mut tx, &loaded, SubmissionAction::Submit, state.clock.now()).await?;
     audit(
         &mut tx,
         actor_id,
@@ -228,7 +231,7 @@ async fn return_(
     )
     .execute(&mut *tx)
     .await?;
-    bump(&mut tx, &loaded, SubmissionAction::Return).await?;
+    bump(&mut tx, &loaded, SubmissionAction::Return, state.clock.now()).await?;
     let comments: Vec<serde_json::Value> = body
         .comments
         .iter()
@@ -324,13 +327,14 @@ async fn verify(
         begin_change(&state, &actor, id, &headers, SubmissionAction::Verify).await?;
     let own_reason = separation_of_duties(&mut tx, &actor, loaded.id, request.reason).await?;
     sqlx::query!(
-        "UPDATE submissions SET verified_at = now(), verified_by = $2 WHERE id = $1",
+        "UPDATE submissions SET verified_at = $3, verified_by = $2 WHERE id = $1",
         loaded.id,
-        actor_id
+        actor_id,
+        state.clock.now()
     )
     .execute(&mut *tx)
     .await?;
-    bump(&mut tx, &loaded, SubmissionAction::Verify).await?;
+    bump(&mut tx, &loaded, SubmissionAction::Verify, state.clock.now()).await?;
     audit(
         &mut tx,
         actor_id,
