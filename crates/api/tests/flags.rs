@@ -251,7 +251,11 @@ async fn review_speed_is_what_the_clock_said_at_submission_and_at_verification(p
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(waiting.len(), 2, "the demo leaves submissions awaiting review");
+    assert_eq!(
+        waiting.len(),
+        2,
+        "the demo leaves submissions awaiting review"
+    );
     let verify = |(id, _, version): (i64, i64, i32)| {
         let (app, office) = (&app, tokens.office.clone());
         async move {
@@ -285,7 +289,10 @@ async fn review_speed_is_what_the_clock_said_at_submission_and_at_verification(p
     let quick = of(waiting[0].1).expect("the three-minute review is flagged");
     assert_eq!(quick.1, "medium");
     assert_eq!(quick.2, json!({ "seconds_to_verify": 180 }));
-    assert!(of(waiting[1].1).is_none(), "a two-hour review is not flagged");
+    assert!(
+        of(waiting[1].1).is_none(),
+        "a two-hour review is not flagged"
+    );
     // The demo verified the others the moment they were submitted (the clock stood still).
     assert!(
         fast.iter()

@@ -163,7 +163,13 @@ async fn submit(
     if !missing.is_empty() {
         return Err(ApiError::fields(missing));
     }
-    let now = bump(&mut tx, &loaded, SubmissionAction::Submit, state.clock.now()).await?;
+    let now = bump(
+        &mut tx,
+        &loaded,
+        SubmissionAction::Submit,
+        state.clock.now(),
+    )
+    .await?;
     audit(
         &mut tx,
         actor_id,
@@ -231,7 +237,13 @@ async fn return_(
     )
     .execute(&mut *tx)
     .await?;
-    bump(&mut tx, &loaded, SubmissionAction::Return, state.clock.now()).await?;
+    bump(
+        &mut tx,
+        &loaded,
+        SubmissionAction::Return,
+        state.clock.now(),
+    )
+    .await?;
     let comments: Vec<serde_json::Value> = body
         .comments
         .iter()
@@ -334,7 +346,13 @@ async fn verify(
     )
     .execute(&mut *tx)
     .await?;
-    bump(&mut tx, &loaded, SubmissionAction::Verify, state.clock.now()).await?;
+    bump(
+        &mut tx,
+        &loaded,
+        SubmissionAction::Verify,
+        state.clock.now(),
+    )
+    .await?;
     audit(
         &mut tx,
         actor_id,
