@@ -2,6 +2,10 @@
 //!
 //! Field errors name the record: `[3].province_code` for the fourth JSON element, and
 //! `line 5: province_code` for a CSV line, so a clerk can find the row in the spreadsheet.
+//!
+//! CSV is read as spreadsheets write it ([`csv_reader`]): comma- or semicolon-separated (an
+//! Indonesian-locale Excel writes `;`), detected from the header row; with or without a UTF-8
+//! byte-order mark; and a number with a decimal comma (`88,50`) reads as `88.50`.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -72,39 +76,99 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Bulk<T> {
     }
 }
 
+/// The text of a CSV body as the reader takes it: without a leading UTF-8 byte-order mark, and
+/// with Windows line ends (`\r\n`, as Excel writes them) made `\n`, so that line numbers in
+/// errors count right (the CSV reader's own count falls behind on `\r\n`).
+pub(crate) fn csv_text(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+    if raw.contains(&b'\r') {
+        let mut text = Vec::with_capacity(raw.len());
+        let mut bytes = raw.iter().peekable();
+        while let Some(b) = bytes.next() {
+            if *b == b'\r' && bytes.peek() == Some(&&b'\n') {
+                continue;
+            }
+            text.push(*b);
+        }
+        std::borrow::Cow::Owned(text)
+    } else {
+        std::borrow::Cow::Borrowed(raw)
+    }
+}
+
+/// A CSV reader over `text` (from [`csv_text`]) as spreadsheets write it: fields trimmed, and
+/// the delimiter detected from the header row: `;` when it holds more semicolons than commas
+/// outside quotes (Excel in an Indonesian locale), `,` otherwise.
+pub(crate) fn csv_reader(text: &[u8]) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .delimiter(delimiter(text))
+        .from_reader(text)
+}
+
+/// `;` or `,`: whichever occurs more often outside quotes in the first line.
+fn delimiter(raw: &[u8]) -> u8 {
+    let (mut quoted, mut commas, mut semicolons) = (false, 0usize, 0usize);
+    for b in raw.iter().take_while(|b| **b != b'\n') {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => commas += 1,
+            b';' if !quoted => semicolons += 1,
+            _ => {}
+        }
+    }
+    if semicolons > commas { b';' } else { b',' }
+}
+
+/// The record with every field that is a number written with a decimal comma (`88,50`,
+/// `-1,5`) rewritten with a point; other fields as they are.
+pub(crate) fn decimal_points(record: &csv::StringRecord) -> csv::StringRecord {
+    record
+        .iter()
+        .map(|field| {
+            let digits = field.strip_prefix(['-', '+']).unwrap_or(field);
+            match digits.split_once(',') {
+                Some((whole, fraction))
+                    if !whole.is_empty()
+                        && !fraction.is_empty()
+                        && whole.bytes().all(|b| b.is_ascii_digit())
+                        && fraction.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    std::borrow::Cow::Owned(field.replacen(',', ".", 1))
+                }
+                _ => std::borrow::Cow::Borrowed(field),
+            }
+        })
+        .collect()
+}
+
 fn parse_csv<T: DeserializeOwned>(raw: &[u8]) -> Result<Vec<T>, ApiError> {
     crate::extract::refuse_nul(raw)?;
-    // Strip a UTF-8 byte-order mark: spreadsheets add one.
-    let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(raw);
+    let text = csv_text(raw);
+    let mut reader = csv_reader(&text);
+    let headers = reader
+        .headers()
+        .map_err(|e| ApiError::field("line 1", csv_message(&e, &csv::StringRecord::new())))?
+        .clone();
     let mut rows = Vec::new();
     let mut errors = Vec::new();
-    for result in reader.deserialize::<T>() {
-        match result {
+    let mut record = csv::StringRecord::new();
+    loop {
+        let (line, outcome) = match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => (
+                record.position().map_or(0, csv::Position::line),
+                decimal_points(&record).deserialize::<T>(Some(&headers)),
+            ),
+            Err(e) => (e.position().map_or(0, csv::Position::line), Err(e)),
+        };
+        match outcome {
             Ok(row) => rows.push(row),
             Err(e) => {
-                let line = e.position().map_or(0, csv::Position::line);
-                let message = match e.kind() {
-                    csv::ErrorKind::Deserialize { err, .. } => {
-                        let field = err.field().and_then(|i| reader_header(raw, i));
-                        match field {
-                            Some(f) => format!("{f}: {}", err.kind()),
-                            None => err.kind().to_string(),
-                        }
-                    }
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => {
-                        format!("expected {expected_len} columns, found {len}")
-                    }
-                    csv::ErrorKind::Utf8 { .. } => {
-                        "the file is not UTF-8 text (save it as CSV UTF-8)".to_owned()
-                    }
-                    _ => e.to_string(),
-                };
-                errors.push(FieldError::new(format!("line {line}"), message));
+                errors.push(FieldError::new(
+                    format!("line {line}"),
+                    csv_message(&e, &headers),
+                ));
                 if errors.len() >= 100 {
                     break;
                 }
@@ -118,15 +182,26 @@ fn parse_csv<T: DeserializeOwned>(raw: &[u8]) -> Result<Vec<T>, ApiError> {
     }
 }
 
-fn reader_header(raw: &[u8], index: u64) -> Option<String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(raw);
-    reader
-        .headers()
-        .ok()?
-        .get(usize::try_from(index).ok()?)
-        .map(str::to_owned)
+/// What is wrong with a CSV line, naming the column where there is one.
+fn csv_message(e: &csv::Error, headers: &csv::StringRecord) -> String {
+    match e.kind() {
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let field = err
+                .field()
+                .and_then(|i| headers.get(usize::try_from(i).ok()?));
+            match field {
+                Some(f) => format!("{f}: {}", err.kind()),
+                None => err.kind().to_string(),
+            }
+        }
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("expected {expected_len} columns, found {len}"),
+        csv::ErrorKind::Utf8 { .. } => {
+            "the file is not UTF-8 text (save it as CSV UTF-8)".to_owned()
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// Result of a bulk upsert.
@@ -138,4 +213,74 @@ pub struct BulkOutcome {
     pub updated: usize,
     /// Records that existed with the same values (a re-upload changes nothing).
     pub unchanged: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delimiter_is_read_from_the_header() {
+        assert_eq!(delimiter(b"a,b,c\n1;2;3"), b',');
+        assert_eq!(delimiter(b"a;b;c\r\n1,5;2;3"), b';');
+        // A comma inside quotes is not a delimiter.
+        assert_eq!(delimiter(b"\"name, full\";code;score\n"), b';');
+        assert_eq!(delimiter(b""), b',');
+    }
+
+    #[test]
+    fn decimal_commas_become_points_and_nothing_else_changes() {
+        let record = csv::StringRecord::from(vec![
+            "88,50",
+            "-1,5",
+            "19.04",
+            "Dinas Sosial, Kota",
+            "1,2,3",
+            ",5",
+            "7,",
+            "70",
+        ]);
+        let fixed = decimal_points(&record);
+        assert_eq!(
+            fixed.iter().collect::<Vec<_>>(),
+            [
+                "88.50",
+                "-1.5",
+                "19.04",
+                "Dinas Sosial, Kota",
+                "1,2,3",
+                ",5",
+                "7,",
+                "70"
+            ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Row {
+        a: String,
+        b: String,
+        c: u8,
+    }
+
+    #[test]
+    fn errors_name_the_line_whatever_the_line_ends() {
+        for raw in [
+            &b"a;b;c\n1;2;3\n1;2\n4;5;x\n"[..],
+            b"\xEF\xBB\xBFa;b;c\r\n1;2;3\r\n1;2\r\n4;5;x\r\n",
+            b"a,b,c\r\n1,2,3\r\n1,2\r\n4,5,x",
+        ] {
+            let Err(crate::error::ApiError::Validation { errors, .. }) =
+                super::parse_csv::<Row>(raw)
+            else {
+                panic!("refused");
+            };
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields, ["line 3", "line 4"]);
+        }
+    }
 }

@@ -18,6 +18,15 @@ const Y2022: &str = "entity_code,entity_kind,entity_name,province_code,unit_name
 19.02,regency,Pemerintah Kabupaten Belitung,19,Dinas Kependudukan dan Pencatatan Sipil,91.66\n\
 KEMENKES,ministry,Kementerian Kesehatan,,Direktorat Jenderal Pelayanan Kesehatan,70\n";
 
+/// `Y2022` as Excel in an Indonesian locale saves it: a byte-order mark, `;` between fields,
+/// decimal commas, CRLF line ends.
+const Y2022_EXCEL: &str = "\u{feff}entity_code;entity_kind;entity_name;province_code;unit_name;score\r\n\
+19.01;regency;Pemerintah Kabupaten Bangka;19;Dinas Kependudukan dan Pencatatan Sipil;95,32\r\n\
+19.01;regency;Pemerintah Kabupaten Bangka;19;Puskesmas Sungailiat;88,00\r\n\
+19.71;city;Pemerintah Kota Pangkalpinang;19;Dinas Kependudukan dan Pencatatan Sipil;77,99\r\n\
+19.02;regency;Pemerintah Kabupaten Belitung;19;Dinas Kependudukan dan Pencatatan Sipil;91,66\r\n\
+KEMENKES;ministry;Kementerian Kesehatan;;Direktorat Jenderal Pelayanan Kesehatan;70\r\n";
+
 #[sqlx::test(migrations = "../../migrations")]
 async fn past_scores_are_imported_graded_ranked_and_compared(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
@@ -120,6 +129,29 @@ async fn past_scores_are_imported_graded_ranked_and_compared(pool: PgPool) {
             again.body["revision"].as_i64()
         ),
         (Some(false), Some(1))
+    );
+    // The same file saved by an Indonesian-locale Excel reads the same: nothing changes.
+    let excel = app
+        .post_raw("/api/v1/cycles/2022/import", admin, "text/csv", Y2022_EXCEL)
+        .await;
+    excel.assert_ok();
+    assert_eq!(
+        (
+            excel.body["changed"].as_bool(),
+            excel.body["revision"].as_i64()
+        ),
+        (Some(false), Some(1))
+    );
+    // A short line of such a file is named by its line.
+    let short = Y2022_EXCEL.replace(";Puskesmas Sungailiat;88,00", ";88,00");
+    let r = app
+        .post_raw("/api/v1/cycles/2022/import", admin, "text/csv", short)
+        .await;
+    r.assert_problem(422, "validation-error");
+    assert_eq!(r.fields(), ["line 3"], "{}", r.text);
+    assert_eq!(
+        r.body["errors"][0]["message"],
+        "expected 6 columns, found 5"
     );
     let corrected = Y2022.replace("77.99", "78.00");
     let r = app

@@ -114,10 +114,8 @@ pub(crate) type Row = (String, String, BTreeMap<String, SurveyAnswer>);
 
 fn parse_csv(raw: &[u8]) -> Result<Vec<Row>, ApiError> {
     crate::extract::refuse_nul(raw)?;
-    let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(raw);
+    let text = crate::bulk::csv_text(raw);
+    let mut reader = crate::bulk::csv_reader(&text);
     let headers = reader
         .headers()
         .map_err(|e| ApiError::field("line 1", e.to_string()))?
