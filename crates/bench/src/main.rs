@@ -3,7 +3,7 @@
 //! ```text
 //! kepatuhan-bench generate [--smoke] [--scale N] [--seed N] [--out DIR]
 //! kepatuhan-bench run [--smoke] [--scale N] [--seed N] [--bin-dir DIR] [--results FILE] [--docs FILE]
-//! kepatuhan-bench flags [--scale N] [--seed N]
+//! kepatuhan-bench flags [--scale N] [--seed N] [--verbose]
 //! kepatuhan-bench check-sql --database-url URL
 //! kepatuhan-bench render [--count N]
 //! ```
@@ -67,6 +67,8 @@ pub(crate) struct Options {
     docs: Option<PathBuf>,
     database_url: String,
     count: usize,
+    /// `flags`: list every cycle-wide flag, not only the false ones.
+    verbose: bool,
 }
 
 fn parse(args: &[String]) -> BenchResult<(String, Options)> {
@@ -85,6 +87,7 @@ fn parse(args: &[String]) -> BenchResult<(String, Options)> {
         database_url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned()),
         count: 400,
+        verbose: false,
     };
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
@@ -95,6 +98,7 @@ fn parse(args: &[String]) -> BenchResult<(String, Options)> {
         };
         match a.as_str() {
             "--smoke" => o.smoke = true,
+            "--verbose" => o.verbose = true,
             "--scale" => {
                 o.scale = value()?.parse()?;
                 if !(1..=20).contains(&o.scale) {
@@ -225,24 +229,12 @@ fn flags(o: &mut Options) -> BenchResult<()> {
             k.recall().map_or("-".into(), |r| format!("{r:.2}")),
         );
     }
-    if std::env::var_os("KEPATUHAN_BENCH_SHOW_BUNCHING").is_some() {
-        let mut hist = std::collections::BTreeMap::new();
-        for e in &data.entities {
-            for u in &e.units {
-                if let Some(s) = planted::unit_score(&m, u) {
-                    let bin = (s.value() * rust_decimal::Decimal::TWO).floor();
-                    *hist.entry(bin).or_insert(0) += 1;
-                }
-            }
-        }
-        println!("{hist:?}");
-        for f in found.iter().filter(|f| {
-            f.kind == kepatuhan_core::flags::FlagKind::CutoffBunching
-                || f.kind == kepatuhan_core::flags::FlagKind::AssessorOutlier
-        }) {
+    // With `--verbose`: every flag of a cycle-wide kind, true or false, with its numbers.
+    if o.verbose {
+        for f in found.iter().filter(|f| !f.kind.is_entity_scoped()) {
             println!(
-                "  {} {:?} {:?} {}",
-                f.kind, f.assessor, f.province, f.detail
+                "  {} {:?} {:?} {:?} {}",
+                f.kind, f.units, f.assessor, f.province, f.detail
             );
         }
     }

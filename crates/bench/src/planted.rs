@@ -291,9 +291,6 @@ fn bunching(
                 done += 1;
             }
         }
-        if std::env::var_os("KEPATUHAN_BENCH_SHOW_BUNCHING").is_some() {
-            eprintln!("bunching {province}: {done} of {wanted} moved");
-        }
         truth.push(Planted {
             kind: FlagKind::CutoffBunching,
             entity: None,
