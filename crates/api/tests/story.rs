@@ -1206,3 +1206,79 @@ async fn a_verified_units_survey_responses_change_only_through_a_correction(pool
     .unwrap();
     assert!(queued >= 1);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn hq_follows_collection_office_by_office(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let (_, tokens) = common::demo(&pool, false).await;
+    let progress = app
+        .get("/api/v1/cycles/2025/progress", Some(&tokens.admin))
+        .await;
+    progress.assert_ok();
+    assert!(!progress.text.contains("\"value\""), "{}", progress.text);
+    assert_eq!(progress.body["state"], "collecting");
+    let closes_on: chrono::NaiveDate =
+        serde_json::from_value(progress.body["closes_on"].clone()).unwrap();
+    assert_eq!(
+        progress.body["days_left"],
+        (closes_on - chrono::Utc::now().date_naive()).num_days()
+    );
+    // Every office is listed, HQ's own units (ministries, agencies) last; together they are
+    // the whole sample.
+    let offices = progress.body["offices"].as_array().unwrap();
+    let listed: Vec<Value> = offices.iter().map(|o| o["office"].clone()).collect();
+    let known: Vec<String> = sqlx::query_scalar("SELECT code FROM offices ORDER BY code")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let mut expected: Vec<Value> = known.iter().map(|c| json!(c)).collect();
+    expected.push(Value::Null);
+    assert_eq!(listed, expected);
+    let sample = app
+        .get("/api/v1/cycles/2025/sample", Some(&tokens.admin))
+        .await;
+    let sampled: u64 = offices.iter().map(|o| o["sampled"].as_u64().unwrap()).sum();
+    assert_eq!(sampled, sample.body.as_array().unwrap().len() as u64);
+    // Each office's counts are its provinces' submissions by state, read here independently.
+    for o in offices {
+        let counts = &o["counts"];
+        let total: u64 = counts
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_u64().unwrap())
+            .sum();
+        assert_eq!(total, o["sampled"].as_u64().unwrap(), "{o}");
+        let Some(code) = o["office"].as_str() else {
+            continue;
+        };
+        for state in ["draft", "submitted", "returned", "verified"] {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM submissions s JOIN cycle_units cu ON cu.cycle_id = s.cycle_id AND cu.unit_id = s.unit_id
+                 JOIN units u ON u.id = s.unit_id JOIN entities e ON e.id = u.entity_id
+                 JOIN office_provinces op ON op.province_code = e.province_code
+                 WHERE s.cycle_id = official_cycle(2025) AND op.office_code = $1 AND s.state = $2
+                   AND cu.exclusion_reason IS NULL",
+            )
+            .bind(code)
+            .bind(state)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            assert_eq!(counts[state].as_i64().unwrap(), n, "{code} {state}");
+        }
+    }
+    let babel = offices.iter().find(|o| o["office"] == "babel").unwrap();
+    assert!(babel["counts"]["verified"].as_u64().unwrap() > 0);
+    assert!(babel["counts"]["not_started"].as_u64().unwrap() > 0);
+
+    // An office sees its own line only; an assessor is refused.
+    let own = app
+        .get("/api/v1/cycles/2025/progress", Some(&tokens.office))
+        .await;
+    own.assert_ok();
+    assert_eq!(own.body["offices"], json!([babel]));
+    app.get("/api/v1/cycles/2025/progress", Some(&tokens.assessor))
+        .await
+        .assert_problem(403, "forbidden");
+}
