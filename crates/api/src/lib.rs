@@ -16,6 +16,7 @@ pub mod auth;
 pub mod bulk;
 pub mod demo;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod idempotency;
 pub mod metrics;

@@ -102,14 +102,23 @@ impl axum::response::IntoResponse for Buffered {
 /// same question asked with its parameters in another order shares one entry. (Unknown
 /// parameters are refused by the handlers, and refusals are never kept, so they cannot crowd the
 /// cache out.)
-fn cache_key(uri: &axum::http::Uri) -> String {
-    match uri.query().filter(|q| !q.is_empty()) {
+///
+/// The format an `Accept` header chooses (CSV or a workbook, [`crate::export::Format`]) is part
+/// of the key too: one address answers JSON, CSV or XLSX, and a caller never gets another
+/// format than the one they asked for.
+fn cache_key(uri: &axum::http::Uri, headers: &axum::http::HeaderMap) -> String {
+    let key = match uri.query().filter(|q| !q.is_empty()) {
         None => uri.path().to_owned(),
         Some(query) => {
             let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
             pairs.sort_unstable();
             format!("{}?{}", uri.path(), pairs.join("&"))
         }
+    };
+    match crate::export::Format::from_accept(headers) {
+        crate::export::Format::Json => key,
+        crate::export::Format::Csv => format!("{key} accept:csv"),
+        crate::export::Format::Xlsx => format!("{key} accept:xlsx"),
     }
 }
 
@@ -135,7 +144,7 @@ pub async fn public_cache(
     let Some(cache) = state.public_cache.as_ref().filter(|_| cacheable) else {
         return next.run(req).await;
     };
-    let key = cache_key(req.uri());
+    let key = cache_key(req.uri(), req.headers());
     if let Some(kept) = cache.answers.get(&key).await {
         if kept.at.elapsed() >= cache.refresh_after && !kept.refreshing.swap(true, Ordering::AcqRel)
         {
@@ -176,7 +185,8 @@ mod tests {
 
     #[test]
     fn one_question_one_key() {
-        let key = |uri: &str| cache_key(&uri.parse().unwrap());
+        let none = axum::http::HeaderMap::new();
+        let key = |uri: &str| cache_key(&uri.parse().unwrap(), &none);
         assert_eq!(
             key("/api/v1/cycles/2024/results/entities?sort=score&province=19"),
             key("/api/v1/cycles/2024/results/entities?province=19&sort=score")
@@ -189,5 +199,20 @@ mod tests {
             key("/api/v1/cycles/2024/results/entities?province=19"),
             key("/api/v1/cycles/2024/results/entities?province=52")
         );
+        // One address, three formats: each its own entry.
+        let uri: axum::http::Uri = "/api/v1/cycles/2024/results/entities".parse().unwrap();
+        let accept = |value: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(axum::http::header::ACCEPT, value.parse().unwrap());
+            cache_key(&uri, &h)
+        };
+        let json = accept("application/json");
+        let csv = accept("text/csv");
+        let xlsx = accept(crate::export::XLSX);
+        assert_eq!(json, key("/api/v1/cycles/2024/results/entities"));
+        assert_ne!(json, csv);
+        assert_ne!(csv, xlsx);
+        assert_ne!(json, xlsx);
+        assert_eq!(accept("text/csv;q=0.9, application/json;q=0.5"), csv);
     }
 }

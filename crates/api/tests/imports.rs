@@ -215,3 +215,143 @@ async fn bad_import_files_are_refused_whole(pool: PgPool) {
         .await
         .assert_problem(409, "cycle-not-imported");
 }
+
+/// Reads a workbook with openpyxl, as a spreadsheet user's tool would: per sheet, its name,
+/// frozen cell, autofilter range, header and rows (each cell's value, number format and fill).
+const READ_WORKBOOK: &str = r#"
+import json, sys, openpyxl
+book = openpyxl.load_workbook(sys.argv[1])
+out = []
+for ws in book.worksheets:
+    rows = []
+    for row in ws.iter_rows(min_row=2):
+        rows.append([{"value": c.value, "type": type(c.value).__name__, "format": c.number_format,
+                      "fill": c.fill.fgColor.rgb if c.fill and c.fill.fill_type == "solid" else None}
+                     for c in row])
+    out.append({"name": ws.title, "freeze": ws.freeze_panes, "filter": ws.auto_filter.ref,
+                "header": [c.value for c in ws[1]], "rows": rows})
+print(json.dumps(out))
+"#;
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn published_rankings_export_as_csv_and_as_a_workbook(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.seed_reference().await;
+    let admin = Some(app.admin.as_str());
+    app.post_raw("/api/v1/cycles/2022/import", admin, "text/csv", Y2022)
+        .await
+        .assert_ok();
+    let json = app
+        .get("/api/v1/cycles/2022/results/entities?limit=500", None)
+        .await;
+    json.assert_ok();
+    assert_eq!(json.headers["vary"], "Accept");
+    let items = json.body["items"].as_array().unwrap().clone();
+    let fetch = |path: &str, accept: Option<&str>| {
+        let mut req = app.client.get(app.url(path));
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        async move { req.send().await.unwrap() }
+    };
+
+    // The workbook, read by openpyxl: one sheet per kind (ministries first), a frozen header
+    // row, an autofilter, scores as numbers formatted 0.00, grades filled with their zone.
+    let xlsx = fetch("/api/v1/cycles/2022/results/entities?format=xlsx", None).await;
+    assert_eq!(xlsx.status(), 200);
+    assert_eq!(xlsx.headers()["content-type"], kepatuhan_api::export::XLSX);
+    assert_eq!(
+        xlsx.headers()["content-disposition"],
+        "attachment; filename=\"hasil-2022.xlsx\""
+    );
+    let bytes = xlsx.bytes().await.unwrap();
+    let file = std::env::temp_dir().join(format!("kepatuhan-export-{}.xlsx", std::process::id()));
+    std::fs::write(&file, &bytes).unwrap();
+    let out = std::process::Command::new("/var/tmp/kepatuhan-venv/bin/python")
+        .args(["-c", READ_WORKBOOK])
+        .arg(&file)
+        .output()
+        .expect("the test command installs openpyxl (`just tools`)");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sheets: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = sheets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Kementerian", "Kabupaten", "Kota"]);
+    let mut seen = 0;
+    for sheet in sheets.as_array().unwrap() {
+        let rows = sheet["rows"].as_array().unwrap();
+        assert_eq!(sheet["freeze"], "A2");
+        assert_eq!(sheet["filter"], format!("A1:J{}", rows.len() + 1));
+        assert_eq!(sheet["header"][5], "Nilai");
+        for row in rows {
+            let code = row[1]["value"].as_str().unwrap();
+            let item = items.iter().find(|i| i["code"] == code).unwrap();
+            let score: f64 = item["score"].as_str().unwrap().parse().unwrap();
+            // A number, not text (70 is written as an integer).
+            assert!(
+                matches!(row[5]["type"].as_str(), Some("float" | "int")),
+                "{row:?}"
+            );
+            assert_eq!(row[5]["format"], "0.00");
+            assert!((row[5]["value"].as_f64().unwrap() - score).abs() < 1e-9);
+            assert_eq!(row[0]["value"], item["national_rank"]["rank"]);
+            assert_eq!(row[6]["value"], item["grade"]["code"]);
+            let fill = match item["grade"]["zone"].as_str() {
+                Some("green") => "FFC6EFCE",
+                Some("yellow") => "FFFFEB9C",
+                Some("red") => "FFFFC7CE",
+                _ => panic!("every 2022 grade has a zone"),
+            };
+            assert_eq!(row[6]["fill"], fill, "{code}");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, items.len());
+
+    // CSV through `Accept`, the same rows and figures.
+    let csv = fetch("/api/v1/cycles/2022/results/entities", Some("text/csv")).await;
+    assert_eq!(csv.status(), 200);
+    assert_eq!(csv.headers()["vary"], "Accept");
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let text = csv.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), items.len());
+    for (row, item) in rows.iter().zip(&items) {
+        assert_eq!(&row[1], item["code"].as_str().unwrap());
+        assert_eq!(&row[5], item["score"].as_str().unwrap());
+    }
+    // Filters apply to exports as to pages; an unknown format is a field error; unit results
+    // are JSON only.
+    let cities = fetch(
+        "/api/v1/cycles/2022/results/entities?format=csv&kind=city",
+        None,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(cities.lines().count(), 2, "{cities}");
+    let bad = app
+        .get("/api/v1/cycles/2022/results/entities?format=ods", None)
+        .await;
+    bad.assert_problem(422, "validation-error");
+    assert_eq!(bad.fields(), ["format"]);
+    app.get("/api/v1/cycles/2022/results/units?format=xlsx", None)
+        .await
+        .assert_problem(422, "validation-error");
+}

@@ -76,6 +76,25 @@ async fn published_results_are_answered_from_memory_for_anonymous_callers(pool: 
         "the refreshed answer arrived only after expiry"
     );
 
+    // One address, three formats: the JSON kept in memory is never the answer to a caller who
+    // asks for CSV or a workbook by `Accept`, nor the other way round.
+    for (accept, content_type) in [
+        ("text/csv", "text/csv; charset=utf-8"),
+        (kepatuhan_api::export::XLSX, kepatuhan_api::export::XLSX),
+        ("application/json", "application/json"),
+        ("text/csv", "text/csv; charset=utf-8"),
+    ] {
+        let res = client
+            .get(format!("{base}{path}"))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["content-type"], content_type, "{accept}");
+        assert_eq!(res.headers()["vary"], "Accept");
+    }
+
     // Unpublished results are not public, cached or not.
     for _ in 0..2 {
         let (status, problem) = get("/api/v1/cycles/2025/results/entities", None).await;

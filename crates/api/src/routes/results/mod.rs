@@ -13,6 +13,7 @@ mod plans;
 use std::collections::HashMap;
 
 use axum::extract::State;
+use axum::response::IntoResponse;
 use kepatuhan_core::scoring::{BandMovement, year_on_year};
 use kepatuhan_core::{CycleYear, PublishedScore};
 use rust_decimal::Decimal;
@@ -176,6 +177,24 @@ pub struct ResultFilter {
     pub limit: Option<i64>,
     /// Cursor from the previous page.
     pub cursor: Option<String>,
+    /// `json` (a page, the default), or every matching row as `csv` or `xlsx` (a workbook with
+    /// one sheet per kind; entity results only). Without it, the `Accept` header chooses
+    /// (`text/csv`, or the XLSX media type).
+    #[param(value_type = Option<FormatParam>, inline)]
+    pub format: Option<String>,
+}
+
+/// The formats of a result list.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // documents the parameter; the handler checks the text itself
+pub enum FormatParam {
+    /// A page of JSON.
+    Json,
+    /// Every matching row, comma-separated.
+    Csv,
+    /// Every matching row, an XLSX workbook.
+    Xlsx,
 }
 
 /// The kinds of entity, as the `kind` filter takes them.
@@ -248,16 +267,19 @@ fn sort_key(sort: Option<&str>) -> ApiResult<&'static str> {
     }
 }
 
-/// Entity results with grades, ranks and year-on-year.
+/// Entity results with grades, ranks and year-on-year: a page of JSON, or every matching row as
+/// CSV or an XLSX workbook (`format`, or `Accept`).
 ///
 /// Who may call: anyone once published; before: admin, office (its provinces).
-#[utoipa::path(get, path = "/cycles/{year}/results/entities", operation_id = "list_entity_results", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ResultFilter), responses((status = 200, description = "Success", body = Page<EntityResultView>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}/results/entities", operation_id = "list_entity_results", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ResultFilter), responses((status = 200, description = "A page of results; with `format=csv` or `format=xlsx` (or `Accept`), every matching row as a file", content((Page<EntityResultView> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn entities(
     State(state): State<AppState>,
     actor: Actor,
     Path(raw): Path<i64>,
+    headers: axum::http::HeaderMap,
     Query(f): Query<ResultFilter>,
-) -> ApiResult<Json<Page<EntityResultView>>> {
+) -> ApiResult<axum::response::Response> {
+    let format = crate::export::Format::negotiate(f.format.as_deref(), &headers)?;
     let Visible {
         id,
         year,
@@ -265,8 +287,15 @@ async fn entities(
         provinces,
         methodology,
     } = visible(&state, &actor, raw).await?;
-    let limit = pagination::limit(f.limit)?;
-    let offset = pagination::offset(f.cursor.as_deref())?;
+    // An export is every matching row, in the asked order; a page is a page.
+    let (limit, offset) = if format.is_export() {
+        (crate::export::MAX_EXPORT_ROWS, 0)
+    } else {
+        (
+            pagination::limit(f.limit)?,
+            pagination::offset(f.cursor.as_deref())?,
+        )
+    };
     let sort = sort_key(f.sort.as_deref())?;
     let rows = sqlx::query!(
         r#"SELECT e.code, e.name, e.kind, e.province_code, r.score, r.grade_code, r.grade_label, r.zone, r.award_eligible,
@@ -326,7 +355,16 @@ async fn entities(
             }
         })
         .collect();
-    Ok(Json(pagination::offset_page(items, limit, offset)))
+    if format.is_export() {
+        return crate::export::entity_results(format, year.get(), &items);
+    }
+    let mut response = Json(pagination::offset_page(items, limit, offset)).into_response();
+    // The same address answers CSV or a workbook to another `Accept`.
+    response.headers_mut().insert(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("Accept"),
+    );
+    Ok(response)
 }
 
 type PreviousFn = std::sync::Arc<dyn Fn(Decimal) -> PreviousView + Send + Sync>;
@@ -428,6 +466,12 @@ async fn units(
     Path(raw): Path<i64>,
     Query(f): Query<ResultFilter>,
 ) -> ApiResult<Json<Page<UnitResultView>>> {
+    if f.format.as_deref().is_some_and(|format| format != "json") {
+        return Err(ApiError::field(
+            "format",
+            "unit results are answered as JSON only; entity results export as csv or xlsx",
+        ));
+    }
     let Visible {
         id,
         revision,
