@@ -57,19 +57,25 @@ test: postgres tools
     rm -f "$log"
 
 # Install the tools the tests drive that this project did not write: Schemathesis, the OpenAPI
-# validator and client generator (pinned in tools/requirements.txt, into a venv outside the clone,
-# kept between runs), and Debian's Chromium for the browser tests (apt, when it is missing).
+# validator and client generator, openpyxl (pinned in tools/requirements.txt, into a venv outside
+# the clone, kept between runs), Debian's Chromium for the browser tests and LibreOffice Calc for
+# the exported workbooks (apt, when they are missing).
 tools:
     #!/usr/bin/env bash
     set -euo pipefail
     venv=/var/tmp/kepatuhan-venv
     [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check -r tools/requirements.txt
-    if ! [ -x /usr/bin/chromium ]; then
-        echo "installing Debian's chromium for the browser tests (apt-get)"
+    # Debian's chromium (browser tests) and LibreOffice Calc (reads exported workbooks in the
+    # id-ID locale), with apt when missing.
+    missing=()
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
+    dpkg -s libreoffice-calc-nogui >/dev/null 2>&1 || dpkg -s libreoffice-calc >/dev/null 2>&1 || missing+=(libreoffice-calc-nogui)
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]} for the browser and spreadsheet tests (apt-get)"
         sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
         $sudo apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}" >/dev/null
     fi
 
 # Fuzz the api with Schemathesis for longer than CI does (SECONDS per caller, a random seed).

@@ -265,14 +265,15 @@ async fn published_rankings_export_as_csv_and_as_a_workbook(pool: PgPool) {
         "attachment; filename=\"hasil-2022.xlsx\""
     );
     let bytes = xlsx.bytes().await.unwrap();
-    let file = std::env::temp_dir().join(format!("kepatuhan-export-{}.xlsx", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("kepatuhan-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hasil-2022.xlsx");
     std::fs::write(&file, &bytes).unwrap();
     let out = std::process::Command::new("/var/tmp/kepatuhan-venv/bin/python")
         .args(["-c", READ_WORKBOOK])
         .arg(&file)
         .output()
         .expect("the test command installs openpyxl (`just tools`)");
-    let _ = std::fs::remove_file(&file);
     assert!(
         out.status.success(),
         "{}",
@@ -316,6 +317,45 @@ async fn published_rankings_export_as_csv_and_as_a_workbook(pool: PgPool) {
         }
     }
     assert_eq!(seen, items.len());
+
+    // LibreOffice in the Indonesian locale shows every score as the published figure with a
+    // decimal comma (95,32; 70,00): the cells are numbers with a two-decimal format, not text.
+    // Each sheet is saved as shown, `;`-separated.
+    let out = std::process::Command::new("soffice")
+        // LibreOffice takes its locale from the environment.
+        .env("LC_ALL", "id_ID.UTF-8")
+        .env("LANG", "id_ID.UTF-8")
+        .args([
+            "--headless",
+            "--norestore",
+            &format!("-env:UserInstallation=file://{}/profile", dir.display()),
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):59,34,76,1,,1057,false,true,true,false,false,-1",
+            "--outdir",
+        ])
+        .arg(&dir)
+        .arg(&file)
+        .output()
+        .expect("the test command installs LibreOffice Calc (`just tools`)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut shown = 0;
+    for sheet in ["Kementerian", "Kabupaten", "Kota"] {
+        let text = std::fs::read_to_string(dir.join(format!("hasil-2022-{sheet}.csv")))
+            .unwrap_or_else(|e| panic!("LibreOffice wrote no {sheet} sheet: {e}"));
+        for line in text.lines().skip(1) {
+            let cells: Vec<&str> = line.split(';').collect();
+            let item = items.iter().find(|i| i["code"] == cells[1]).unwrap();
+            let published = item["score"].as_str().unwrap().replace('.', ",");
+            assert_eq!(cells[5], published, "{sheet}: {line}");
+            shown += 1;
+        }
+    }
+    assert_eq!(shown, items.len());
+    let _ = std::fs::remove_dir_all(&dir);
 
     // CSV through `Accept`, the same rows and figures.
     let csv = fetch("/api/v1/cycles/2022/results/entities", Some("text/csv")).await;
