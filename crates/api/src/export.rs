@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use crate::error::{ApiError, ApiResult, InternalError};
-use crate::routes::results::EntityResultView;
+use crate::routes::results::{EntityResultView, ProvinceSummary};
 
 /// The media type of an XLSX workbook.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -75,6 +75,137 @@ impl Format {
     }
 }
 
+/// One cell of an exported table.
+#[derive(Debug, Clone)]
+pub enum Cell {
+    /// Text.
+    Text(String),
+    /// A whole number.
+    Int(i64),
+    /// A published score: a number formatted `0.00` (empty when `None`).
+    Score(Option<Decimal>),
+    /// A grade code, filled with its zone's colour (`green`, `yellow`, `red`).
+    Grade {
+        /// The grade's code.
+        code: String,
+        /// Its zone, where the methodology has zones.
+        zone: Option<String>,
+    },
+}
+
+impl Cell {
+    /// The cell as CSV text (decimal point).
+    fn text(&self) -> String {
+        match self {
+            Cell::Text(t) | Cell::Grade { code: t, .. } => t.clone(),
+            Cell::Int(n) => n.to_string(),
+            Cell::Score(s) => s.map(|s| s.round_dp(2).to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+/// A table to export: a sheet of a workbook (a CSV file takes every sheet's rows under the
+/// first one's header).
+#[derive(Debug, Clone)]
+pub struct Sheet {
+    /// The sheet's name (at most 31 characters).
+    pub name: String,
+    /// Column titles, in Bahasa Indonesia.
+    pub columns: Vec<String>,
+    /// The rows, one cell per column.
+    pub rows: Vec<Vec<Cell>>,
+    /// Column widths in characters.
+    pub widths: Vec<f64>,
+}
+
+/// `sheets` as an answer in `format` (CSV or XLSX), downloaded as `{file}.csv` or `{file}.xlsx`.
+pub fn answer(format: Format, file: &str, sheets: &[Sheet]) -> ApiResult<Response> {
+    let (body, content_type, extension) = match format {
+        Format::Csv => (csv(sheets)?, "text/csv; charset=utf-8", "csv"),
+        Format::Xlsx => (xlsx(sheets)?, XLSX, "xlsx"),
+        Format::Json => {
+            return Err(internal("a JSON page is not an export".to_owned()));
+        }
+    };
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}.{extension}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    Ok(response)
+}
+
+fn csv(sheets: &[Sheet]) -> ApiResult<Vec<u8>> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let failed = |e: csv::Error| internal(format!("writing CSV: {e}"));
+    if let Some(first) = sheets.first() {
+        out.write_record(&first.columns).map_err(failed)?;
+    }
+    for row in sheets.iter().flat_map(|s| &s.rows) {
+        out.write_record(row.iter().map(Cell::text))
+            .map_err(failed)?;
+    }
+    out.into_inner()
+        .map_err(|e| internal(format!("writing CSV: {e}")))
+}
+
+fn xlsx(sheets: &[Sheet]) -> ApiResult<Vec<u8>> {
+    use rust_xlsxwriter::{Color, Format as Style, FormatBorder, Workbook};
+    let failed = |e: rust_xlsxwriter::XlsxError| internal(format!("writing XLSX: {e}"));
+    let mut book = Workbook::new();
+    let header = Style::new()
+        .set_bold()
+        .set_background_color(Color::RGB(0x00D9_E1F2))
+        .set_border_bottom(FormatBorder::Thin);
+    let score = Style::new().set_num_format("0.00");
+    let zone_fill = |zone: Option<&str>| {
+        let rgb = match zone {
+            Some("green") => 0x00C6_EFCE,
+            Some("yellow") => 0x00FF_EB9C,
+            Some("red") => 0x00FF_C7CE,
+            _ => return None,
+        };
+        Some(Style::new().set_background_color(Color::RGB(rgb)))
+    };
+    for s in sheets {
+        let sheet = book.add_worksheet();
+        sheet.set_name(&s.name).map_err(failed)?;
+        for (c, title) in (0u16..).zip(&s.columns) {
+            sheet
+                .write_string_with_format(0, c, title, &header)
+                .map_err(failed)?;
+        }
+        for (r, row) in (1u32..).zip(&s.rows) {
+            for (c, cell) in (0u16..).zip(row) {
+                match cell {
+                    Cell::Text(t) => sheet.write_string(r, c, t),
+                    #[allow(clippy::cast_precision_loss)] // ranks and counts: far below 2^52
+                    Cell::Int(n) => sheet.write_number(r, c, *n as f64),
+                    Cell::Score(Some(v)) => {
+                        sheet.write_number_with_format(r, c, number(*v), &score)
+                    }
+                    Cell::Score(None) => continue,
+                    Cell::Grade { code, zone } => match zone_fill(zone.as_deref()) {
+                        Some(fill) => sheet.write_string_with_format(r, c, code, &fill),
+                        None => sheet.write_string(r, c, code),
+                    },
+                }
+                .map_err(failed)?;
+            }
+        }
+        let last_row = u32::try_from(s.rows.len()).unwrap_or(u32::MAX);
+        let last_col = u16::try_from(s.columns.len().saturating_sub(1)).unwrap_or(0);
+        sheet.set_freeze_panes(1, 0).map_err(failed)?;
+        sheet.autofilter(0, 0, last_row, last_col).map_err(failed)?;
+        for (c, width) in (0u16..).zip(&s.widths) {
+            sheet.set_column_width(c, *width).map_err(failed)?;
+        }
+    }
+    book.save_to_buffer().map_err(failed)
+}
+
 /// The entity kinds in the order of the workbook's sheets, with their sheet names.
 const KINDS: [(&str, &str); 5] = [
     ("ministry", "Kementerian"),
@@ -107,125 +238,108 @@ fn zone_name(zone: Option<&str>) -> &'static str {
     }
 }
 
-fn provincial(r: &EntityResultView) -> String {
-    r.provincial_rank
-        .map(|p| format!("{} dari {}", p.rank, p.of))
-        .unwrap_or_default()
-}
-
-/// Entity results as an answer in `format` (CSV or XLSX), named after `year`.
+/// Entity results as an answer in `format`, named after `year`: a workbook has one sheet per
+/// kind (ministries first), a CSV file one table in the order asked for.
 pub fn entity_results(format: Format, year: u16, rows: &[EntityResultView]) -> ApiResult<Response> {
-    let (body, content_type, extension) = match format {
-        Format::Csv => (csv(rows)?, "text/csv; charset=utf-8", "csv"),
-        Format::Xlsx => (xlsx(year, rows)?, XLSX, "xlsx"),
-        Format::Json => {
-            return Err(internal("a JSON page is not an export".to_owned()));
-        }
+    let row = |r: &EntityResultView| {
+        vec![
+            Cell::Int(i64::from(r.national_rank.rank)),
+            Cell::Text(r.code.clone()),
+            Cell::Text(r.name.clone()),
+            Cell::Text(r.kind.clone()),
+            Cell::Text(r.province_code.clone().unwrap_or_default()),
+            Cell::Score(Some(r.score)),
+            Cell::Grade {
+                code: r.grade.code.clone(),
+                zone: r.grade.zone.clone(),
+            },
+            Cell::Text(r.grade.label.clone()),
+            Cell::Text(zone_name(r.grade.zone.as_deref()).to_owned()),
+            Cell::Text(
+                r.provincial_rank
+                    .map(|p| format!("{} dari {}", p.rank, p.of))
+                    .unwrap_or_default(),
+            ),
+        ]
     };
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"hasil-{year}.{extension}\""
-    )) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
+    let columns: Vec<String> = COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+    let widths = vec![10.0, 10.0, 48.0, 10.0, 9.0, 8.0, 9.0, 28.0, 8.0, 20.0];
+    if format == Format::Csv {
+        // One table, in the order asked for (`sort`), kind in its own column.
+        let all = Sheet {
+            name: format!("Hasil {year}"),
+            columns,
+            rows: rows.iter().map(row).collect(),
+            widths,
+        };
+        return answer(format, &format!("hasil-{year}"), &[all]);
     }
-    headers.insert(header::VARY, HeaderValue::from_static("Accept"));
-    Ok(response)
-}
-
-fn csv(rows: &[EntityResultView]) -> ApiResult<Vec<u8>> {
-    let mut out = csv::Writer::from_writer(Vec::new());
-    let failed = |e: csv::Error| internal(format!("writing CSV: {e}"));
-    out.write_record(COLUMNS).map_err(failed)?;
-    for r in rows {
-        out.write_record([
-            r.national_rank.rank.to_string(),
-            r.code.clone(),
-            r.name.clone(),
-            r.kind.clone(),
-            r.province_code.clone().unwrap_or_default(),
-            r.score.round_dp(2).to_string(),
-            r.grade.code.clone(),
-            r.grade.label.clone(),
-            zone_name(r.grade.zone.as_deref()).to_owned(),
-            provincial(r),
-        ])
-        .map_err(failed)?;
-    }
-    out.into_inner()
-        .map_err(|e| internal(format!("writing CSV: {e}")))
-}
-
-fn xlsx(year: u16, rows: &[EntityResultView]) -> ApiResult<Vec<u8>> {
-    use rust_xlsxwriter::{Color, Format as Style, FormatBorder, Workbook};
-    let failed = |e: rust_xlsxwriter::XlsxError| internal(format!("writing XLSX: {e}"));
-    let mut book = Workbook::new();
-    let header = Style::new()
-        .set_bold()
-        .set_background_color(Color::RGB(0x00D9_E1F2))
-        .set_border_bottom(FormatBorder::Thin);
-    let score = Style::new().set_num_format("0.00");
-    let zone_fill = |zone: Option<&str>| match zone {
-        Some("green") => Some(Style::new().set_background_color(Color::RGB(0x00C6_EFCE))),
-        Some("yellow") => Some(Style::new().set_background_color(Color::RGB(0x00FF_EB9C))),
-        Some("red") => Some(Style::new().set_background_color(Color::RGB(0x00FF_C7CE))),
-        _ => None,
-    };
-    for (kind, sheet_name) in KINDS {
-        let of_kind: Vec<&EntityResultView> = rows.iter().filter(|r| r.kind == kind).collect();
-        if of_kind.is_empty() {
-            continue;
-        }
-        let sheet = book.add_worksheet();
-        sheet.set_name(sheet_name).map_err(failed)?;
-        for (c, title) in (0u16..).zip(COLUMNS) {
-            sheet
-                .write_string_with_format(0, c, title, &header)
-                .map_err(failed)?;
-        }
-        for (row, r) in (1u32..).zip(&of_kind) {
-            sheet
-                .write_number(row, 0, f64::from(r.national_rank.rank))
-                .map_err(failed)?;
-            sheet.write_string(row, 1, &r.code).map_err(failed)?;
-            sheet.write_string(row, 2, &r.name).map_err(failed)?;
-            sheet.write_string(row, 3, &r.kind).map_err(failed)?;
-            sheet
-                .write_string(row, 4, r.province_code.as_deref().unwrap_or_default())
-                .map_err(failed)?;
-            sheet
-                .write_number_with_format(row, 5, number(r.score), &score)
-                .map_err(failed)?;
-            match zone_fill(r.grade.zone.as_deref()) {
-                Some(fill) => sheet.write_string_with_format(row, 6, &r.grade.code, &fill),
-                None => sheet.write_string(row, 6, &r.grade.code),
-            }
-            .map_err(failed)?;
-            sheet.write_string(row, 7, &r.grade.label).map_err(failed)?;
-            sheet
-                .write_string(row, 8, zone_name(r.grade.zone.as_deref()))
-                .map_err(failed)?;
-            sheet.write_string(row, 9, provincial(r)).map_err(failed)?;
-        }
-        let last = u32::try_from(of_kind.len()).unwrap_or(u32::MAX);
-        sheet.set_freeze_panes(1, 0).map_err(failed)?;
-        sheet.autofilter(0, 0, last, 9).map_err(failed)?;
-        for (c, width) in (0u16..).zip([10.0, 10.0, 48.0, 10.0, 9.0, 8.0, 9.0, 28.0, 8.0, 20.0]) {
-            sheet.set_column_width(c, width).map_err(failed)?;
-        }
-    }
-    if rows.is_empty() {
+    let mut sheets: Vec<Sheet> = KINDS
+        .iter()
+        .map(|(kind, name)| Sheet {
+            name: (*name).to_owned(),
+            columns: columns.clone(),
+            rows: rows.iter().filter(|r| r.kind == *kind).map(row).collect(),
+            widths: widths.clone(),
+        })
+        .filter(|s| !s.rows.is_empty())
+        .collect();
+    if sheets.is_empty() {
         // A workbook needs a sheet: an empty ranking still opens.
-        let sheet = book.add_worksheet();
-        sheet.set_name(format!("Hasil {year}")).map_err(failed)?;
-        for (c, title) in (0u16..).zip(COLUMNS) {
-            sheet
-                .write_string_with_format(0, c, title, &header)
-                .map_err(failed)?;
-        }
+        sheets.push(Sheet {
+            name: format!("Hasil {year}"),
+            columns,
+            rows: Vec::new(),
+            widths,
+        });
     }
-    book.save_to_buffer().map_err(failed)
+    answer(format, &format!("hasil-{year}"), &sheets)
+}
+
+/// The province summary as an answer in `format`, named after `year`: code, name, entities
+/// scored, mean score, and the entities of each grade (one column per grade code).
+pub fn province_summaries(
+    format: Format,
+    year: u16,
+    rows: &[ProvinceSummary],
+) -> ApiResult<Response> {
+    let mut grades: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.grades.as_object())
+        .flat_map(|g| g.keys().cloned())
+        .collect();
+    grades.sort_unstable();
+    grades.dedup();
+    let mut columns: Vec<String> = ["Kode", "Provinsi", "Entitas dinilai", "Rata-rata"]
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect();
+    columns.extend(grades.iter().map(|g| format!("Predikat {g}")));
+    let mut widths = vec![8.0, 30.0, 15.0, 11.0];
+    widths.extend(grades.iter().map(|_| 11.0));
+    let sheet = Sheet {
+        name: "Provinsi".to_owned(),
+        columns,
+        rows: rows
+            .iter()
+            .map(|r| {
+                let mut row = vec![
+                    Cell::Text(r.code.clone()),
+                    Cell::Text(r.name.clone()),
+                    Cell::Int(r.entities),
+                    Cell::Score(r.mean_score),
+                ];
+                row.extend(
+                    grades
+                        .iter()
+                        .map(|g| Cell::Int(r.grades[g.as_str()].as_i64().unwrap_or(0))),
+                );
+                row
+            })
+            .collect(),
+        widths,
+    };
+    answer(format, &format!("provinsi-{year}"), &[sheet])
 }
 
 fn internal(message: String) -> ApiError {

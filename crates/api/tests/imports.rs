@@ -355,7 +355,6 @@ async fn published_rankings_export_as_csv_and_as_a_workbook(pool: PgPool) {
         }
     }
     assert_eq!(shown, items.len());
-    let _ = std::fs::remove_dir_all(&dir);
 
     // CSV through `Accept`, the same rows and figures.
     let csv = fetch("/api/v1/cycles/2022/results/entities", Some("text/csv")).await;
@@ -386,6 +385,70 @@ async fn published_rankings_export_as_csv_and_as_a_workbook(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(cities.lines().count(), 2, "{cities}");
+    // The province summary, as a workbook read by openpyxl and as CSV, equals its JSON.
+    let summary = app.get("/api/v1/cycles/2022/results/provinces", None).await;
+    summary.assert_ok();
+    let bangka_belitung = &summary.body[0];
+    assert_eq!(bangka_belitung["code"], "19");
+    let book = fetch("/api/v1/cycles/2022/results/provinces?format=xlsx", None)
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    std::fs::write(&file, &book).unwrap();
+    let out = std::process::Command::new("/var/tmp/kepatuhan-venv/bin/python")
+        .args(["-c", READ_WORKBOOK])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sheets: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(sheets[0]["name"], "Provinsi");
+    assert_eq!(
+        sheets[0]["header"],
+        json!([
+            "Kode",
+            "Provinsi",
+            "Entitas dinilai",
+            "Rata-rata",
+            "Predikat A",
+            "Predikat C"
+        ])
+    );
+    let row = &sheets[0]["rows"][0];
+    assert_eq!(row[0]["value"], "19");
+    assert_eq!(row[2]["value"], bangka_belitung["entities"]);
+    let mean: f64 = bangka_belitung["mean_score"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((row[3]["value"].as_f64().unwrap() - mean).abs() < 1e-9);
+    assert_eq!(row[3]["format"], "0.00");
+    assert_eq!(row[4]["value"], bangka_belitung["grades"]["A"]);
+    assert_eq!(row[5]["value"], bangka_belitung["grades"]["C"]);
+    let csv_summary = fetch("/api/v1/cycles/2022/results/provinces", Some("text/csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        csv_summary.lines().nth(1).unwrap(),
+        format!(
+            "19,{},{},{},{},{}",
+            bangka_belitung["name"].as_str().unwrap(),
+            bangka_belitung["entities"],
+            bangka_belitung["mean_score"].as_str().unwrap(),
+            bangka_belitung["grades"]["A"],
+            bangka_belitung["grades"]["C"]
+        )
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
     let bad = app
         .get("/api/v1/cycles/2022/results/entities?format=ods", None)
         .await;

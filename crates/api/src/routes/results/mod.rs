@@ -562,17 +562,30 @@ pub struct ProvinceSummary {
     pub grades: serde_json::Value,
 }
 
-/// Per-province summary.
+/// The format of a list that has no other parameter.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct FormatQuery {
+    /// `json` (the default), `csv` or `xlsx`; without it, the `Accept` header chooses.
+    #[param(value_type = Option<FormatParam>, inline)]
+    pub format: Option<String>,
+}
+
+/// Per-province summary: as JSON, or as CSV or an XLSX workbook (`format`, or `Accept`).
 ///
 /// Who may call: anyone once published; before: admin, office (its provinces).
-#[utoipa::path(get, path = "/cycles/{year}/results/provinces", operation_id = "list_province_results", tag = "results", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = Vec<ProvinceSummary>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}/results/provinces", operation_id = "list_province_results", tag = "results", params(("year" = i64, Path, description = "Cycle year"), FormatQuery), responses((status = 200, description = "The provinces; with `format=csv` or `format=xlsx` (or `Accept`), as a file", content((Vec<ProvinceSummary> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn provinces(
     State(state): State<AppState>,
     actor: Actor,
     Path(raw): Path<i64>,
-) -> ApiResult<Json<Vec<ProvinceSummary>>> {
+    headers: axum::http::HeaderMap,
+    Query(q): Query<FormatQuery>,
+) -> ApiResult<axum::response::Response> {
+    let format = crate::export::Format::negotiate(q.format.as_deref(), &headers)?;
     let Visible {
         id,
+        year,
         revision,
         provinces,
         ..
@@ -594,18 +607,26 @@ async fn provinces(
     )
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(
-        rows.into_iter()
-            .filter(|r| r.entities > 0)
-            .map(|r| ProvinceSummary {
-                code: r.code,
-                name: r.name,
-                entities: r.entities,
-                mean_score: r.mean.map(kepatuhan_core::score::round_published),
-                grades: r.grades,
-            })
-            .collect(),
-    ))
+    let summaries: Vec<ProvinceSummary> = rows
+        .into_iter()
+        .filter(|r| r.entities > 0)
+        .map(|r| ProvinceSummary {
+            code: r.code,
+            name: r.name,
+            entities: r.entities,
+            mean_score: r.mean.map(kepatuhan_core::score::round_published),
+            grades: r.grades,
+        })
+        .collect();
+    if format.is_export() {
+        return crate::export::province_summaries(format, year.get(), &summaries);
+    }
+    let mut response = Json(summaries).into_response();
+    response.headers_mut().insert(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("Accept"),
+    );
+    Ok(response)
 }
 
 /// One cycle of an entity's history.
