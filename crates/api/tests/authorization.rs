@@ -505,6 +505,13 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
             Some(json!({})),
             [401, 404, 404, 404, 403, 403, 404],
         ),
+        // The import template: staff.
+        (
+            Method::GET,
+            "/api/v1/cycles/2025/import/template".into(),
+            None,
+            [401, 200, 200, 200, 403, 403, 403],
+        ),
         // Progress per office: HQ sees every office, an office its own.
         (
             Method::GET,

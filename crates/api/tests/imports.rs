@@ -458,3 +458,95 @@ async fn published_rankings_export_as_csv_and_as_a_workbook(pool: PgPool) {
         .await
         .assert_problem(422, "validation-error");
 }
+
+/// Fills the import template's first sheet as a clerk would (typing a row per unit, the score
+/// with a decimal comma as text, as Indonesian Excel users type it) and saves the workbook.
+const FILL_TEMPLATE: &str = r#"
+import sys, openpyxl
+book = openpyxl.load_workbook(sys.argv[1])
+assert book.sheetnames[1] == "Petunjuk", book.sheetnames
+ws = book.worksheets[0]
+ws.append(["19.01", "regency", "Pemerintah Kabupaten Bangka", "19", "Dinas Sosial", 81.25])
+ws.append(["19.71", "city", "Pemerintah Kota Pangkalpinang", "19", "Dinas Sosial", 64.5])
+book.save(sys.argv[1])
+"#;
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_import_template_is_filled_in_a_spreadsheet_and_imported(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.seed_reference().await;
+    let admin = Some(app.admin.as_str());
+    // The CSV template is the header row the import reads.
+    let csv = app
+        .get("/api/v1/cycles/2021/import/template?format=csv", admin)
+        .await;
+    csv.assert_ok();
+    assert_eq!(
+        csv.text.trim_end(),
+        "entity_code,entity_kind,entity_name,province_code,unit_name,score"
+    );
+    // The workbook: filled with openpyxl, saved as CSV by LibreOffice, imported.
+    let res = app
+        .client
+        .get(app.url("/api/v1/cycles/2021/import/template"))
+        .bearer_auth(&app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], kepatuhan_api::export::XLSX);
+    let dir = std::env::temp_dir().join(format!("kepatuhan-template-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("impor-nilai-2021.xlsx");
+    std::fs::write(&file, res.bytes().await.unwrap()).unwrap();
+    let out = std::process::Command::new("/var/tmp/kepatuhan-venv/bin/python")
+        .args(["-c", FILL_TEMPLATE])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Saved as an Indonesian-locale office saves it: `;`, decimal comma.
+    let out = std::process::Command::new("soffice")
+        .env("LC_ALL", "id_ID.UTF-8")
+        .env("LANG", "id_ID.UTF-8")
+        .args([
+            "--headless",
+            "--norestore",
+            &format!("-env:UserInstallation=file://{}/profile", dir.display()),
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):59,34,76,1,,1057,false,true,true",
+            "--outdir",
+        ])
+        .arg(&dir)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = std::fs::read_to_string(dir.join("impor-nilai-2021.csv")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(saved.contains(";81,25"), "{saved}");
+    let r = app
+        .post_raw("/api/v1/cycles/2021/import", admin, "text/csv", saved)
+        .await;
+    r.assert_ok();
+    assert_eq!(r.body["units"], 2, "{}", r.text);
+    let units = app
+        .get("/api/v1/cycles/2021/results/units?entity=19.01", None)
+        .await;
+    assert_eq!(units.body["items"][0]["score"], "81.25", "{}", units.text);
+    // Staff only; an unknown format is a field error.
+    app.get("/api/v1/cycles/2021/import/template", None)
+        .await
+        .assert_problem(401, "unauthenticated");
+    app.get("/api/v1/cycles/2021/import/template?format=ods", admin)
+        .await
+        .assert_problem(422, "validation-error");
+}

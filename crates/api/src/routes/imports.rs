@@ -6,6 +6,7 @@
 //! | endpoint | who may call |
 //! |---|---|
 //! | `POST /cycles/{year}/import` | admin |
+//! | `GET /cycles/{year}/import/template` | admin, office |
 //!
 //! Body: CSV with header `entity_code,entity_kind,entity_name,province_code,unit_name,score`
 //! (score with a decimal point or comma: `93.71` or `93,71`), or the same records as a JSON
@@ -25,7 +26,7 @@ use crate::AppState;
 use crate::auth::Actor;
 use crate::bulk::Bulk;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path};
+use crate::extract::{Json, Path, Query};
 use crate::problem::{CODE_MAX, FieldError, NAME_MAX, Problem, text_problem, too_long};
 use crate::routes::cycles;
 use crate::routes::reference::{Entity, kemendagri_problem};
@@ -34,7 +35,103 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(import))
+    OpenApiRouter::new()
+        .routes(routes!(import))
+        .routes(routes!(template))
+}
+
+/// The columns of an import file, in order.
+pub const IMPORT_COLUMNS: [&str; 6] = [
+    "entity_code",
+    "entity_kind",
+    "entity_name",
+    "province_code",
+    "unit_name",
+    "score",
+];
+
+/// What each column holds, in Bahasa Indonesia, for the template's instructions sheet.
+const IMPORT_HELP: [(&str, &str); 6] = [
+    (
+        "entity_code",
+        "Kode instansi: kode wilayah Kemendagri (19, 19.04, 19.71) atau kode kementerian/lembaga",
+    ),
+    (
+        "entity_kind",
+        "Jenis instansi: ministry, agency, province, regency atau city",
+    ),
+    (
+        "entity_name",
+        "Nama instansi (dipakai bila instansi belum terdaftar)",
+    ),
+    (
+        "province_code",
+        "Kode provinsi; kosongkan untuk kementerian dan lembaga",
+    ),
+    ("unit_name", "Nama unit layanan (OPD/lokus) yang dinilai"),
+    (
+        "score",
+        "Nilai yang telah diumumkan, 0–100, dua desimal: 93,71 atau 93.71",
+    ),
+];
+
+/// Query of the import template.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateQuery {
+    /// `xlsx` (the default: a sheet to fill and a sheet of instructions) or `csv` (the header
+    /// row).
+    #[param(value_type = Option<String>, example = "xlsx")]
+    pub format: Option<String>,
+}
+
+/// The file to fill with a past cycle's published unit scores, for `POST /cycles/{year}/import`:
+/// an XLSX workbook (a sheet with the header row to fill, and one of instructions in Bahasa
+/// Indonesia), or the CSV header row. Until workbooks can be imported, save the filled sheet as
+/// CSV (`;` or `,`, decimal comma or point) and upload that.
+///
+/// Who may call: admin, office.
+#[utoipa::path(get, path = "/cycles/{year}/import/template", operation_id = "get_import_template", tag = "imports", params(("year" = i64, Path, description = "Cycle year"), TemplateQuery), responses((status = 200, description = "The template", content((Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (String = "text/csv"))), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+async fn template(
+    actor: Actor,
+    Path(raw): Path<i64>,
+    Query(q): Query<TemplateQuery>,
+) -> ApiResult<axum::response::Response> {
+    use crate::export::{Cell, Format, Sheet, answer};
+    actor.require_staff()?;
+    let year = cycles::year(raw)?.get();
+    let format = match q.format.as_deref() {
+        None | Some("xlsx") => Format::Xlsx,
+        Some("csv") => Format::Csv,
+        Some(other) => {
+            return Err(ApiError::field(
+                "format",
+                format!("unknown format `{other}` (xlsx, csv)"),
+            ));
+        }
+    };
+    let columns: Vec<String> = IMPORT_COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+    let fill = Sheet {
+        name: format!("Impor {year}"),
+        columns,
+        rows: Vec::new(),
+        widths: vec![13.0, 12.0, 40.0, 13.0, 48.0, 8.0],
+    };
+    let help = Sheet {
+        name: "Petunjuk".to_owned(),
+        columns: vec!["Kolom".to_owned(), "Isi".to_owned()],
+        rows: IMPORT_HELP
+            .iter()
+            .map(|(c, h)| vec![Cell::Text((*c).to_owned()), Cell::Text((*h).to_owned())])
+            .collect(),
+        widths: vec![15.0, 90.0],
+    };
+    let sheets = if format == Format::Csv {
+        vec![fill]
+    } else {
+        vec![fill, help]
+    };
+    answer(format, &format!("impor-nilai-{year}"), &sheets)
 }
 
 /// One imported unit score.
