@@ -118,6 +118,16 @@ pub struct Sheet {
     pub widths: Vec<f64>,
 }
 
+/// The JSON answer of an address that answers CSV and XLSX too: `Vary: Accept`, as the files
+/// carry it.
+pub fn json<T: serde::Serialize>(body: T) -> Response {
+    let mut response = crate::extract::Json(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    response
+}
+
 /// `sheets` as an answer in `format` (CSV or XLSX), downloaded as `{file}.csv` or `{file}.xlsx`.
 pub fn answer(format: Format, file: &str, sheets: &[Sheet]) -> ApiResult<Response> {
     let (body, content_type, extension) = match format {

@@ -164,7 +164,6 @@ fn in_province(data: &Dataset, at: At, province: &str) -> bool {
 /// Plants every kind into `data` (`scale`: the dataset's units per entity over the national
 /// shape's) and returns the truth.
 pub fn plant(m: &Methodology, data: &mut Dataset, rng: &mut Rng, scale: u64) -> Vec<Planted> {
-    let respondents = data.respondents;
     let mut p = Picker {
         data,
         rng,
@@ -173,7 +172,7 @@ pub fn plant(m: &Methodology, data: &mut Dataset, rng: &mut Rng, scale: u64) -> 
     let mut truth = Vec::new();
     let outlier_provinces = assessor_outliers(m, &mut p, &mut truth);
     bunching(m, &mut p, &mut truth, scale, &outlier_provinces);
-    identical_sheets(m, &mut p, &mut truth, respondents);
+    identical_sheets(m, &mut p, &mut truth);
     contradictions(m, &mut p, &mut truth);
     top_marks_without_evidence(m, &mut p, &mut truth);
     jumps(&mut p, &mut truth);
@@ -352,12 +351,7 @@ fn move_into_window(m: &Methodology, u: &mut Unit) -> Option<PublishedScore> {
 
 /// 20 pairs, each in one entity: the second unit's sheet copied from the first, with 0 or 1 of
 /// its values moved a level.
-fn identical_sheets(
-    m: &Methodology,
-    p: &mut Picker<'_>,
-    truth: &mut Vec<Planted>,
-    respondents: (u64, u64),
-) {
+fn identical_sheets(m: &Methodology, p: &mut Picker<'_>, truth: &mut Vec<Planted>) {
     let mut entities: Vec<usize> = (0..p.data.entities.len()).collect();
     let mut pairs = 0;
     while pairs < 20 && !entities.is_empty() {
@@ -398,7 +392,6 @@ fn identical_sheets(
                 }
             }
         }
-        let _ = respondents;
         redraw(m, p, b);
         let entity = &p.data.entities[entity_index];
         truth.push(Planted {
@@ -684,33 +677,34 @@ pub fn in_memory(
             previous: mean_published(&before).ok().map(PublishedScore::value),
         });
     }
+    // Each cycle-wide rule timed on its own (for the profile; its flags are those of
+    // `cycle_flags` below), then the whole as the worker runs it, and the unit rules.
     let mut timings = BTreeMap::new();
     let mut timed = |name: &'static str, started: Instant| {
         timings.insert(name, started.elapsed().as_secs_f64() * 1000.0);
     };
     let started = Instant::now();
-    let mut flags = flags::jumps(settings, &units, &entities);
+    flags::jumps(settings, &units, &entities);
     timed("jumps_ms", started);
     let started = Instant::now();
-    flags.extend(identical(settings, &units));
+    flags::cycle_identical_sheets(settings, &units);
     timed("identical_sheets_ms", started);
     let started = Instant::now();
-    flags.extend(flags::assessor_outliers(m, settings, &units));
+    flags::assessor_outliers(m, settings, &units);
     timed("assessor_outliers_ms", started);
     let started = Instant::now();
-    flags.extend(flags::bunching(m, settings, &units));
+    flags::bunching(m, settings, &units);
     timed("bunching_ms", started);
     let started = Instant::now();
+    let mut found = flags::cycle_flags(m, settings, &units, &entities, &[]);
+    timed("cycle_flags_ms", started);
+    let started = Instant::now();
     for u in &units {
-        flags.extend(flags::contradictions(m, settings, u));
-        flags.extend(flags::top_marks_without_evidence(m, u));
+        found.extend(flags::contradictions(m, settings, u));
+        found.extend(flags::top_marks_without_evidence(m, u));
     }
     timed("unit_rules_ms", started);
-    let started = Instant::now();
-    let whole = flags::cycle_flags(m, settings, &units, &entities, &[]);
-    timed("cycle_flags_ms", started);
-    drop(whole);
-    (named(data, &names, flags), timings)
+    (named(data, &names, found), timings)
 }
 
 /// The flags of [`in_memory`] named as the dataset names things (`names`: each unit id's
@@ -767,27 +761,6 @@ fn named(data: &Dataset, names: &[(String, String)], flags: Vec<flags::Flag>) ->
                 province,
             }
         })
-        .collect()
-}
-
-/// Identical sheets within each entity and within each assessor's units of a province, as the
-/// cycle's flags compute them.
-fn identical(settings: &FlagSettings, units: &[UnitFacts]) -> Vec<flags::Flag> {
-    let mut groups: BTreeMap<(i64, i64, Option<&str>), Vec<&UnitFacts>> = BTreeMap::new();
-    for u in units {
-        groups.entry((0, u.entity, None)).or_default().push(u);
-        if let Some(a) = u.assessor {
-            groups
-                .entry((1, a, u.province.as_deref()))
-                .or_default()
-                .push(u);
-        }
-    }
-    let mut seen = HashSet::new();
-    groups
-        .values()
-        .flat_map(|g| flags::identical_sheets(settings, g))
-        .filter(|f| seen.insert(f.subject.clone()))
         .collect()
 }
 

@@ -380,8 +380,18 @@ pub fn cycle_flags(
     offices: &[OfficeReviews],
 ) -> Vec<Flag> {
     let mut out = jumps(settings, units, entities);
+    out.extend(cycle_identical_sheets(settings, units));
+    out.extend(assessor_outliers(m, settings, units));
+    out.extend(never_returned(settings, offices));
+    out.extend(bunching(m, settings, units));
+    sort(&mut out);
+    out
+}
+
+/// Identical sheets across the cycle: among each entity's units, and among each assessor's units
+/// in each province they assessed in; a pair found in both groups is flagged once.
+pub fn cycle_identical_sheets(settings: &FlagSettings, units: &[UnitFacts]) -> Vec<Flag> {
     let mut by_entity: HashMap<i64, Vec<&UnitFacts>> = HashMap::new();
-    // An assessor's units are compared within each province they assessed in.
     let mut by_assessor: HashMap<(i64, Option<&str>), Vec<&UnitFacts>> = HashMap::new();
     for u in units {
         by_entity.entry(u.entity).or_default().push(u);
@@ -393,18 +403,12 @@ pub fn cycle_flags(
         }
     }
     let mut seen = std::collections::HashSet::new();
-    for group in by_entity.values().chain(by_assessor.values()) {
-        for f in identical_sheets(settings, group) {
-            if seen.insert(f.subject.clone()) {
-                out.push(f);
-            }
-        }
-    }
-    out.extend(assessor_outliers(m, settings, units));
-    out.extend(never_returned(settings, offices));
-    out.extend(bunching(m, settings, units));
-    sort(&mut out);
-    out
+    by_entity
+        .values()
+        .chain(by_assessor.values())
+        .flat_map(|group| identical_sheets(settings, group))
+        .filter(|f| seen.insert(f.subject.clone()))
+        .collect()
 }
 
 /// Flags in a stable order: by kind, then subject.

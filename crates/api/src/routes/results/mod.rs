@@ -13,7 +13,6 @@ mod plans;
 use std::collections::HashMap;
 
 use axum::extract::State;
-use axum::response::IntoResponse;
 use kepatuhan_core::scoring::{BandMovement, year_on_year};
 use kepatuhan_core::{CycleYear, PublishedScore};
 use rust_decimal::Decimal;
@@ -358,13 +357,10 @@ async fn entities(
     if format.is_export() {
         return crate::export::entity_results(format, year.get(), &items);
     }
-    let mut response = Json(pagination::offset_page(items, limit, offset)).into_response();
     // The same address answers CSV or a workbook to another `Accept`.
-    response.headers_mut().insert(
-        axum::http::header::VARY,
-        axum::http::HeaderValue::from_static("Accept"),
-    );
-    Ok(response)
+    Ok(crate::export::json(pagination::offset_page(
+        items, limit, offset,
+    )))
 }
 
 type PreviousFn = std::sync::Arc<dyn Fn(Decimal) -> PreviousView + Send + Sync>;
@@ -621,12 +617,7 @@ async fn provinces(
     if format.is_export() {
         return crate::export::province_summaries(format, year.get(), &summaries);
     }
-    let mut response = Json(summaries).into_response();
-    response.headers_mut().insert(
-        axum::http::header::VARY,
-        axum::http::HeaderValue::from_static("Accept"),
-    );
-    Ok(response)
+    Ok(crate::export::json(summaries))
 }
 
 /// One cycle of an entity's history.
