@@ -143,6 +143,15 @@ pub(crate) fn decimal_points(record: &csv::StringRecord) -> csv::StringRecord {
 }
 
 fn parse_csv<T: DeserializeOwned>(raw: &[u8]) -> Result<Vec<T>, ApiError> {
+    Ok(parse_csv_lines(raw)?
+        .into_iter()
+        .map(|(_, row)| row)
+        .collect())
+}
+
+/// The records of a CSV body with the line each starts on (the header is line 1), or a problem
+/// naming every bad line (at most 100).
+pub(crate) fn parse_csv_lines<T: DeserializeOwned>(raw: &[u8]) -> Result<Vec<(u64, T)>, ApiError> {
     crate::extract::refuse_nul(raw)?;
     let text = csv_text(raw);
     let mut reader = csv_reader(&text);
@@ -163,7 +172,7 @@ fn parse_csv<T: DeserializeOwned>(raw: &[u8]) -> Result<Vec<T>, ApiError> {
             Err(e) => (e.position().map_or(0, csv::Position::line), Err(e)),
         };
         match outcome {
-            Ok(row) => rows.push(row),
+            Ok(row) => rows.push((line, row)),
             Err(e) => {
                 errors.push(FieldError::new(
                     format!("line {line}"),

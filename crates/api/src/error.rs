@@ -39,6 +39,14 @@ pub enum ApiError {
         /// What is wrong.
         detail: String,
     },
+    /// The request body is larger than this endpoint accepts (`413`).
+    #[error("{detail}")]
+    TooLarge {
+        /// Stable slug of the problem type.
+        slug: &'static str,
+        /// What the limit is.
+        detail: String,
+    },
     /// The request conflicts with the current state (e.g. a forbidden state transition).
     #[error("{detail}")]
     Conflict {
@@ -84,6 +92,13 @@ impl From<sqlx::Error> for ApiError {
             };
         }
         ApiError::Internal(InternalError(Box::new(e)))
+    }
+}
+
+impl From<rust_xlsxwriter::XlsxError> for ApiError {
+    /// A workbook that could not be written is our failure, never the caller's.
+    fn from(e: rust_xlsxwriter::XlsxError) -> Self {
+        ApiError::Internal(InternalError(format!("writing XLSX: {e}").into()))
     }
 }
 
@@ -175,6 +190,14 @@ impl ApiError {
         }
     }
 
+    /// A body larger than the endpoint accepts.
+    pub fn too_large(slug: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::TooLarge {
+            slug,
+            detail: detail.into(),
+        }
+    }
+
     /// A malformed request.
     pub fn bad_request(slug: &'static str, detail: impl Into<String>) -> Self {
         ApiError::BadRequest {
@@ -222,6 +245,12 @@ impl ApiError {
                 "precondition-failed",
                 "Precondition failed",
                 d,
+            ),
+            ApiError::TooLarge { slug, detail } => Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                slug,
+                "Payload too large",
+                detail,
             ),
             ApiError::PreconditionRequired => Problem::new(
                 StatusCode::PRECONDITION_REQUIRED,

@@ -27,6 +27,7 @@ pub mod public_cache;
 pub mod rate_limit;
 pub mod routes;
 pub mod startup;
+pub mod workbook;
 
 use kepatuhan_app::App;
 use kepatuhan_app::config::Settings;

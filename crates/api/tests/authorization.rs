@@ -505,6 +505,20 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
             Some(json!({})),
             [401, 404, 404, 404, 403, 403, 404],
         ),
+        // The assessment workbook: whoever enters data, each with their own units (an assessor
+        // without assignments has none to fill); its upload takes a workbook or CSV only.
+        (
+            Method::GET,
+            "/api/v1/cycles/2025/templates/assessment.xlsx".into(),
+            None,
+            [401, 200, 200, 200, 200, 404, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles/2025/submissions/import".into(),
+            Some(json!({})),
+            [401, 415, 415, 415, 415, 415, 403],
+        ),
         // The import template: staff.
         (
             Method::GET,

@@ -533,7 +533,9 @@ async fn put_values(
     .fetch_optional(&mut *tx)
     .await?;
     match existing {
-        Some(submission) => write_values(&mut tx, actor_id, submission, &values).await?,
+        Some(submission) => {
+            write_values(&mut tx, actor_id, submission, &values).await?;
+        }
         None => {
             insert_draft(&mut tx, actor_id, h.id.get(), unit_id, &values)
                 .await?

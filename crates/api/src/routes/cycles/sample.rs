@@ -204,6 +204,32 @@ pub async fn sampled_unit_in_scope(
     Ok(found.is_some())
 }
 
+/// Which of `unit_ids` are sampled (and not excluded) in `cycle` and visible to `scope`: the
+/// check of [`sampled_unit_in_scope`] for many units in one query.
+pub async fn sampled_units_in_scope(
+    state: &AppState,
+    scope: &Scope,
+    cycle: &Cycle,
+    unit_ids: &[i64],
+) -> ApiResult<std::collections::HashSet<i64>> {
+    if scope.assessor.is_some() && cycle.state != CycleState::Collecting {
+        return Ok(std::collections::HashSet::new());
+    }
+    let found = sqlx::query_scalar!(
+        r#"SELECT cu.unit_id FROM cycle_units cu JOIN units u ON u.id = cu.unit_id JOIN entities e ON e.id = u.entity_id
+           WHERE cu.cycle_id = $1 AND cu.unit_id = ANY($2) AND cu.excluded_at IS NULL
+             AND ($3::text[] IS NULL OR e.province_code = ANY($3))
+             AND ($4::bigint IS NULL OR EXISTS (SELECT 1 FROM assignments a WHERE a.cycle_id = $1 AND a.unit_id = cu.unit_id AND a.actor_id = $4))"#,
+        cycle.id,
+        unit_ids,
+        scope.provinces.as_deref(),
+        scope.assessor
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(found.into_iter().collect())
+}
+
 /// Sampled units visible to a scope.
 pub async fn sample_rows(
     state: &AppState,

@@ -11,9 +11,11 @@
 //! | `PATCH /submissions/{id}` (`If-Match`) | assessor (collecting), office, admin — while draft or returned |
 //! | `POST /submissions/{id}/submit` (`If-Match`) | assessor, office, admin |
 //! | `POST /submissions/{id}/return`, `POST /submissions/{id}/verify` (`If-Match`) | office (its provinces), admin |
+//! | `GET /cycles/{year}/templates/assessment.xlsx`, `POST /cycles/{year}/submissions/import` | admin, office (its provinces), assessor (assigned units, collecting) |
 //!
 //! Drafts are created in [`drafts`], reviewed in [`review`], corrected after publication in
-//! [`corrections`]; values are checked and written in [`values`], the trail kept in [`audit`].
+//! [`corrections`]; values are checked and written in [`values`], the trail kept in [`audit`];
+//! the assessment workbook is written and read back in [`workbook`].
 //!
 //! Updates need `If-Match` with the `ETag` of the version read (`428` without, `412` when stale).
 
@@ -22,6 +24,7 @@ pub mod corrections;
 pub mod drafts;
 pub mod review;
 pub mod values;
+pub mod workbook;
 
 use std::collections::HashSet;
 
@@ -49,6 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(review::router())
         .merge(audit::router())
         .merge(corrections::router())
+        .merge(workbook::router())
 }
 
 /// One indicator value as sent by an assessor.

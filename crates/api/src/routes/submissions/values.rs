@@ -10,16 +10,28 @@ use super::audit::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::problem::FieldError;
 
-/// Validates values against the methodology, naming each offending entry.
+/// Validates values against the methodology, naming each offending entry `{prefix}[i].field`.
 pub(crate) fn validate_values(
     m: &Methodology,
     values: &[ValueInput],
     prefix: &str,
 ) -> Result<(), ApiError> {
+    validate_values_at(m, values, |i, f| format!("{prefix}[{i}].{f}"))
+}
+
+/// Validates values against the methodology: known and unrepeated indicators, a level of the
+/// indicator's scale or `not_applicable` (where the methodology allows it), notes and
+/// attachment references within their limits. `path(i, field)` names where entry `i`'s field
+/// came from (a JSON path, a CSV line, a spreadsheet cell).
+pub(crate) fn validate_values_at(
+    m: &Methodology,
+    values: &[ValueInput],
+    path: impl Fn(usize, &str) -> String,
+) -> Result<(), ApiError> {
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     for (i, v) in values.iter().enumerate() {
-        let at = |f: &str| format!("{prefix}[{i}].{f}");
+        let at = |f: &str| path(i, f);
         let Some(id) = m.indicator_id(&v.indicator) else {
             errors.push(FieldError::new(
                 at("indicator"),
@@ -37,7 +49,18 @@ pub(crate) fn validate_values(
                 format!("`{}` appears more than once", v.indicator),
             ));
         }
-        let scale = &m.indicator(id).scale;
+        let indicator = m.indicator(id);
+        let scale = &indicator.scale;
+        if v.not_applicable && !indicator.not_applicable_allowed {
+            errors.push(FieldError::new(
+                at("not_applicable"),
+                format!(
+                    "`{}` applies to every unit in methodology {}: give a level",
+                    v.indicator,
+                    m.code()
+                ),
+            ));
+        }
         match (v.value, v.not_applicable) {
             (Some(_), true) => errors.push(FieldError::new(
                 at("value"),
@@ -67,6 +90,12 @@ pub(crate) fn validate_values(
                 "at most 4000 characters",
             ));
         }
+        if v.evidence_note.as_ref().is_some_and(|n| n.contains('\0')) {
+            errors.push(FieldError::new(
+                at("evidence_note"),
+                "must not contain NUL characters (U+0000)",
+            ));
+        }
         if let Some(a) = &v.attachments
             && (a.len() > 20 || a.iter().any(|x| x.trim().is_empty() || x.len() > 500))
         {
@@ -86,15 +115,15 @@ pub(crate) fn validate_values(
 /// Writes values and their audit entries: one read of the previous values, one upsert of the
 /// changed ones, one insert of their audit entries (three statements, however many values).
 /// Unchanged values are neither written nor audited. Indicator codes are unique per request
-/// (validated before).
+/// (validated before). Returns how many values changed.
 pub(crate) async fn write_values(
     tx: &mut Transaction<'_, Postgres>,
     actor_id: i64,
     submission: i64,
     values: &[ValueInput],
-) -> ApiResult<()> {
+) -> ApiResult<usize> {
     if values.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let codes: Vec<&str> = values.iter().map(|v| v.indicator.as_str()).collect();
     let previous: HashMap<String, serde_json::Value> = sqlx::query!(
@@ -147,7 +176,7 @@ pub(crate) async fn write_values(
         after.push(current);
     }
     if changed.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     sqlx::query!(
         "INSERT INTO submission_values (submission_id, indicator_code, value, not_applicable, evidence_note, attachments)
@@ -177,7 +206,7 @@ pub(crate) async fn write_values(
     )
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(changed.len())
 }
 
 /// Inserts a draft submission of `unit_id` in cycle `y` with its `created` audit entry and its

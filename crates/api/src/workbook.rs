@@ -1,0 +1,245 @@
+//! Reading an uploaded XLSX workbook (with `calamine`), refusing what cannot be read safely or
+//! truly: files that are not XLSX, encrypted or old `.xls` workbooks, workbooks larger than
+//! [`MAX_WORKBOOK_BYTES`] or that unpack to more than [`MAX_UNPACKED_BYTES`], formulas where a
+//! value belongs, and merged cells. Each problem names the sheet and cell, as a spreadsheet user
+//! writes it: `'Dinas Kesehatan'!E14`.
+//!
+//! Sheet protection (as the templates carry it) is not encryption: a protected sheet reads as
+//! any other.
+
+use std::io::Cursor;
+
+use calamine::{Data, Range, Reader, Xlsx};
+
+use crate::error::{ApiError, ApiResult};
+use crate::problem::FieldError;
+
+/// The largest workbook accepted, in bytes (a template of 250 units is about 1 MB).
+pub const MAX_WORKBOOK_BYTES: usize = 8 * 1024 * 1024;
+
+/// The most a workbook may unpack to (its XML parts), so a small file cannot expand without
+/// bound while being read.
+pub const MAX_UNPACKED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The most rows a sheet of an uploaded workbook may use.
+pub const MAX_SHEET_ROWS: u32 = 2_000;
+
+/// One worksheet as read: its cells and, where a cell holds a formula, the formula.
+#[derive(Debug)]
+pub struct Sheet {
+    /// The sheet's name as the workbook shows it.
+    pub name: String,
+    cells: Range<Data>,
+    formulas: Range<String>,
+    merged: Vec<calamine::Dimensions>,
+}
+
+/// A cell's address as a spreadsheet shows it: `'Sheet name'!E14` (row and column from 0).
+pub fn cell_ref(sheet: &str, row: u32, col: u32) -> String {
+    format!("'{}'!{}", sheet.replace('\'', "''"), cell_name(row, col))
+}
+
+/// `E14` for row 13, column 4 (from 0).
+pub fn cell_name(row: u32, col: u32) -> String {
+    let mut letters = Vec::new();
+    let mut c = col + 1;
+    while c > 0 {
+        let rem = (c - 1) % 26;
+        letters.push(char::from(b'A' + u8::try_from(rem).unwrap_or(0)));
+        c = (c - 1) / 26;
+    }
+    letters.iter().rev().collect::<String>() + &(row + 1).to_string()
+}
+
+impl Sheet {
+    /// The cell at `(row, col)` (from 0); `Empty` outside the used range.
+    pub fn get(&self, row: u32, col: u32) -> &Data {
+        self.cells.get_value((row, col)).unwrap_or(&Data::Empty)
+    }
+
+    /// The cell's text, trimmed: text as written, numbers as a spreadsheet shows them
+    /// (`3` for 3.0), `None` when empty.
+    pub fn text(&self, row: u32, col: u32) -> Option<String> {
+        let t = match self.get(row, col) {
+            Data::Empty => return None,
+            Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.trim().to_owned(),
+            Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+            other => other.to_string().trim().to_owned(),
+        };
+        (!t.is_empty()).then_some(t)
+    }
+
+    /// The last used row (from 0), if any cell is used.
+    pub fn last_row(&self) -> Option<u32> {
+        self.cells.end().map(|(r, _)| r)
+    }
+
+    /// The formula in a cell, if it holds one.
+    pub fn formula(&self, row: u32, col: u32) -> Option<&str> {
+        self.formulas
+            .get_value((row, col))
+            .map(String::as_str)
+            .filter(|f| !f.is_empty())
+    }
+
+    /// A problem at a cell of this sheet.
+    pub fn error(&self, row: u32, col: u32, message: impl Into<String>) -> FieldError {
+        FieldError::new(cell_ref(&self.name, row, col), message)
+    }
+
+    /// Problems with how the sheet is built, whatever it holds: merged cells and formulas in
+    /// the columns `cols` (values must be typed, not computed).
+    pub fn structure_errors(&self, cols: &[u32]) -> Vec<FieldError> {
+        let mut errors: Vec<FieldError> = self
+            .merged
+            .iter()
+            .map(|d| {
+                FieldError::new(
+                    cell_ref(&self.name, d.start.0, d.start.1),
+                    format!(
+                        "cells {}:{} are merged; unmerge them so each value has its own cell",
+                        cell_name(d.start.0, d.start.1),
+                        cell_name(d.end.0, d.end.1)
+                    ),
+                )
+            })
+            .collect();
+        for cell in self.formulas.used_cells() {
+            let (r, c) = (
+                u32::try_from(cell.0).unwrap_or(u32::MAX),
+                u32::try_from(cell.1).unwrap_or(u32::MAX),
+            );
+            let (row, col) = self
+                .formulas
+                .start()
+                .map_or((r, c), |(r0, c0)| (r0 + r, c0 + c));
+            if cols.contains(&col) && !cell.2.is_empty() {
+                errors.push(self.error(
+                    row,
+                    col,
+                    format!(
+                        "holds a formula (={}); type the value itself",
+                        cell.2.trim_start_matches('=')
+                    ),
+                ));
+            }
+        }
+        errors
+    }
+}
+
+/// The problem for a file that cannot be read as a workbook.
+fn unreadable(detail: impl Into<String>) -> ApiError {
+    ApiError::bad_request("unreadable-workbook", detail)
+}
+
+/// Reads every worksheet of an XLSX workbook. Blocking (it parses XML): call it from
+/// `spawn_blocking`.
+pub fn read(bytes: &[u8]) -> ApiResult<Vec<Sheet>> {
+    if bytes.len() > MAX_WORKBOOK_BYTES {
+        return Err(ApiError::too_large(
+            "workbook-too-large",
+            format!(
+                "the workbook is {} bytes; the largest accepted is {MAX_WORKBOOK_BYTES} bytes \
+                 ({} MiB): split it by office or entity",
+                bytes.len(),
+                MAX_WORKBOOK_BYTES / (1024 * 1024)
+            ),
+        ));
+    }
+    if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+        return Err(unreadable(
+            "this file is encrypted (saved with a password to open it) or an old .xls \
+             workbook: save it as an .xlsx workbook without a password (sheet protection may stay)",
+        ));
+    }
+    if !bytes.starts_with(b"PK\x03\x04") {
+        return Err(unreadable(
+            "this file is not an XLSX workbook; upload the .xlsx file as Excel or LibreOffice \
+             saves it",
+        ));
+    }
+    check_unpacked_size(bytes)?;
+    let mut book = Xlsx::new(Cursor::new(bytes))
+        .map_err(|e| unreadable(format!("this workbook cannot be read: {e}")))?;
+    let mut sheets = Vec::new();
+    for name in book.sheet_names() {
+        let failed = |e: calamine::XlsxError| {
+            unreadable(format!(
+                "sheet '{name}' of this workbook cannot be read: {e}"
+            ))
+        };
+        let cells = book.worksheet_range(&name).map_err(failed)?;
+        if cells.end().is_some_and(|(r, _)| r >= MAX_SHEET_ROWS) {
+            return Err(ApiError::too_large(
+                "workbook-too-large",
+                format!("sheet '{name}' uses more than {MAX_SHEET_ROWS} rows"),
+            ));
+        }
+        let formulas = book.worksheet_formula(&name).map_err(failed)?;
+        let merged = book.merge_cells_by_sheet_name(&name).map_err(failed)?;
+        sheets.push(Sheet {
+            name,
+            cells,
+            formulas,
+            merged,
+        });
+    }
+    Ok(sheets)
+}
+
+/// Refuses a workbook whose parts unpack to more than [`MAX_UNPACKED_BYTES`] (as their
+/// headers state it; the reader stops at the stated size).
+fn check_unpacked_size(bytes: &[u8]) -> ApiResult<()> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| unreadable(format!("this file is not an XLSX workbook: {e}")))?;
+    let mut total: u64 = 0;
+    for i in 0..archive.len() {
+        let part = archive
+            .by_index_raw(i)
+            .map_err(|e| unreadable(format!("this workbook is damaged: {e}")))?;
+        total = total.saturating_add(part.size());
+    }
+    if total > MAX_UNPACKED_BYTES {
+        return Err(ApiError::too_large(
+            "workbook-too-large",
+            format!(
+                "the workbook unpacks to {total} bytes; the most accepted is {MAX_UNPACKED_BYTES}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cell_names_count_columns_as_spreadsheets_do() {
+        assert_eq!(cell_name(0, 0), "A1");
+        assert_eq!(cell_name(13, 4), "E14");
+        assert_eq!(cell_name(0, 25), "Z1");
+        assert_eq!(cell_name(0, 26), "AA1");
+        assert_eq!(cell_name(9, 701), "ZZ10");
+        assert_eq!(cell_ref("Bu'Ani", 0, 0), "'Bu''Ani'!A1");
+    }
+
+    #[test]
+    fn files_that_are_not_workbooks_are_refused_with_their_reason() {
+        let text = read(b"unit_id,indicator\n1,x\n").unwrap_err();
+        assert!(text.to_string().contains("not an XLSX"), "{text}");
+        let mut cfb = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+        cfb.extend([0; 512]);
+        assert!(read(&cfb).unwrap_err().to_string().contains("encrypted"));
+        let big = vec![b'x'; MAX_WORKBOOK_BYTES + 1];
+        assert!(
+            read(&big)
+                .unwrap_err()
+                .to_string()
+                .contains("largest accepted")
+        );
+        let broken = b"PK\x03\x04 and then nothing a zip reader wants";
+        assert!(read(broken).is_err());
+    }
+}
