@@ -14,6 +14,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use crate::error::{ApiError, ApiResult, InternalError};
+use crate::routes::cycles::progress::ProgressByOffice;
 use crate::routes::results::{EntityResultView, ProvinceSummary};
 
 /// The media type of an XLSX workbook.
@@ -350,6 +351,57 @@ pub fn province_summaries(
         widths,
     };
     answer(format, &format!("provinsi-{year}"), &[sheet])
+}
+
+/// Collection progress per office as an answer in `format`, named after the cycle: one row per
+/// office (HQ's own units last), the sampled units and where they stand, and the days left.
+pub fn progress(format: Format, p: &ProgressByOffice) -> ApiResult<Response> {
+    let columns: Vec<String> = [
+        "Kode kantor",
+        "Kantor perwakilan",
+        "Unit sampel",
+        "Belum dimulai",
+        "Draf",
+        "Diajukan",
+        "Dikembalikan",
+        "Terverifikasi",
+        "Dikecualikan",
+        "Sisa hari",
+    ]
+    .iter()
+    .map(|c| (*c).to_owned())
+    .collect();
+    let count = |n: usize| Cell::Int(i64::try_from(n).unwrap_or(i64::MAX));
+    let rows = p
+        .offices
+        .iter()
+        .map(|o| {
+            let c = &o.counts;
+            vec![
+                Cell::Text(o.office.clone().unwrap_or_default()),
+                Cell::Text(
+                    o.name
+                        .clone()
+                        .unwrap_or_else(|| "Kantor pusat (kementerian dan lembaga)".to_owned()),
+                ),
+                count(o.sampled),
+                count(c.not_started),
+                count(c.draft),
+                count(c.submitted),
+                count(c.returned),
+                count(c.verified),
+                count(c.excluded),
+                p.days_left.map_or(Cell::Text(String::new()), Cell::Int),
+            ]
+        })
+        .collect();
+    let sheet = Sheet {
+        name: format!("Kemajuan {}", p.year),
+        columns,
+        rows,
+        widths: vec![12.0, 52.0, 11.0, 13.0, 8.0, 10.0, 13.0, 13.0, 13.0, 10.0],
+    };
+    answer(format, &format!("kemajuan-{}", p.year), &[sheet])
 }
 
 fn internal(message: String) -> ApiError {

@@ -431,3 +431,71 @@ async fn bad_workbooks_are_refused_whole_and_named_by_sheet_and_cell(pool: PgPoo
     assert_eq!(written(&pool).await, before);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Reads every sheet of a workbook with openpyxl: name, then rows of cell values.
+const READ: &str = r#"
+import json, sys, openpyxl
+book = openpyxl.load_workbook(sys.argv[1])
+print(json.dumps([{"name": ws.title, "rows": [list(r) for r in ws.iter_rows(values_only=True)]} for ws in book.worksheets], default=str))
+"#;
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn collection_progress_downloads_as_the_workbook_hq_asks_for(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let (_, tokens) = common::demo(&pool, false).await;
+    let json = app
+        .get("/api/v1/cycles/2025/progress", Some(&tokens.admin))
+        .await;
+    json.assert_ok();
+    let res = app
+        .client
+        .get(app.url("/api/v1/cycles/2025/progress?format=xlsx"))
+        .bearer_auth(&tokens.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["vary"], "Accept");
+    let dir = scratch("progress");
+    let file = dir.join("kemajuan-2025.xlsx");
+    std::fs::write(&file, res.bytes().await.unwrap()).unwrap();
+    let sheets: Value = serde_json::from_str(&python(READ, &[&file])).unwrap();
+    let rows = sheets[0]["rows"].as_array().unwrap();
+    assert_eq!(rows[0][0], "Kode kantor");
+    let offices = json.body["offices"].as_array().unwrap();
+    assert_eq!(rows.len(), offices.len() + 1);
+    for (row, office) in rows[1..].iter().zip(offices) {
+        // Counts are numbers a spreadsheet sums, the same as the JSON's.
+        assert_eq!(
+            row[0],
+            office["office"].as_str().map_or(Value::Null, Value::from)
+        );
+        assert_eq!(row[2], office["sampled"]);
+        for (col, key) in [
+            (3, "not_started"),
+            (4, "draft"),
+            (5, "submitted"),
+            (6, "returned"),
+            (7, "verified"),
+            (8, "excluded"),
+        ] {
+            assert_eq!(row[col], office["counts"][key], "{key}: {row:?}");
+        }
+    }
+    // An office's own list, as CSV by Accept.
+    let csv = app
+        .client
+        .get(app.url("/api/v1/cycles/2025/progress"))
+        .bearer_auth(&tokens.office)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].starts_with("babel,"), "{csv}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

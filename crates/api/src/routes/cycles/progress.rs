@@ -14,8 +14,11 @@ use super::{CycleState, load, year};
 use crate::AppState;
 use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Json, Path};
+use crate::export;
+use crate::extract::{Json, Path, Query};
 use crate::problem::Problem;
+use crate::routes::results::FormatQuery;
+use axum::response::Response;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -182,15 +185,20 @@ pub struct ProgressByOffice {
 /// submissions stand (not started, draft, submitted, returned, verified, excluded), and the days
 /// left in the collection window. Never the values.
 ///
+/// As JSON, or as the workbook (or CSV) HQ asks every office for (`format`, or `Accept`).
+///
 /// Who may call: admin (every office, and HQ's own units of ministries and agencies), office
 /// (its own).
-#[utoipa::path(get, path = "/cycles/{year}/progress", operation_id = "get_progress_by_office", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), responses((status = 200, description = "Success", body = ProgressByOffice), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}/progress", operation_id = "get_progress_by_office", tag = "cycles", params(("year" = i64, Path, description = "Cycle year"), FormatQuery), responses((status = 200, description = "The offices; with `format=csv` or `format=xlsx` (or `Accept`), as a file", content((ProgressByOffice = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn office_progress(
     State(state): State<AppState>,
     actor: Actor,
     Path(raw): Path<i64>,
-) -> ApiResult<Json<ProgressByOffice>> {
+    headers: axum::http::HeaderMap,
+    Query(q): Query<FormatQuery>,
+) -> ApiResult<Response> {
     actor.require_staff()?;
+    let format = export::Format::negotiate(q.format.as_deref(), &headers)?;
     let cycle = load(&state, &actor, year(raw)?).await?;
     let own = match &actor {
         Actor::Office { office, .. } => Some(office.clone()),
@@ -247,11 +255,16 @@ async fn office_progress(
         }
     }
     let today = state.clock.now().date_naive();
-    Ok(Json(ProgressByOffice {
+    let progress = ProgressByOffice {
         year: i32::from(cycle.year.get()),
         state: cycle.state,
         closes_on: cycle.closes_on,
         days_left: cycle.closes_on.map(|c| (c - today).num_days()),
         offices,
-    }))
+    };
+    if format.is_export() {
+        export::progress(format, &progress)
+    } else {
+        Ok(export::json(progress))
+    }
 }

@@ -368,15 +368,43 @@ fn write_template(m: &Methodology, year: u16, units: &[UnitSheet]) -> ApiResult<
             sheet.write_string_with_format(r, 2, *variable, &styles.wrap)?;
             sheet.write_string_with_format(r, 3, &ind.name, &styles.wrap)?;
             write_inputs(sheet, &styles, r, ind, unit)?;
+            let note = unit
+                .values
+                .get(&ind.code)
+                .map_or(0, |v| v.evidence_note.len());
+            let level_lines: usize = ind
+                .scale
+                .levels
+                .iter()
+                .map(|l| (l.description.chars().count() + 4).div_ceil(58))
+                .sum();
+            let height =
+                row_height(&[(level_lines, 1), (ind.name.chars().count(), 42), (note, 34)]);
+            sheet.set_row_height(r, height)?;
         }
         for (c, width) in (0u16..).zip(WIDTHS) {
             sheet.set_column_width(c, width)?;
         }
         sheet.set_column_hidden(CODE)?;
         sheet.set_freeze_panes(FIRST_ROW, 4)?;
+        sheet.set_landscape();
+        sheet.set_print_fit_to_pages(1, 0);
+        sheet.set_repeat_rows(HEADER_ROW, HEADER_ROW)?;
         sheet.protect();
     }
     Ok(wb.save_to_buffer()?)
+}
+
+/// The height (points) of a row of wrapped text: the most lines any of its cells needs, each
+/// given as (characters, characters per line), or (lines, 1).
+fn row_height(cells: &[(usize, usize)]) -> f64 {
+    let lines = cells
+        .iter()
+        .map(|(chars, per_line)| chars.div_ceil(*per_line))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    15.0 * f64::from(u32::try_from(lines).unwrap_or(1))
 }
 
 /// The cells of an indicator's row that a person fills (level from a list, "Ya" from a list
@@ -481,10 +509,12 @@ fn write_cover(
         format!("Batas: {MAX_UNITS} unit per berkas, {} MB per berkas.", book::MAX_WORKBOOK_BYTES / (1024 * 1024)),
     ];
     for (r, line) in (2u32..).zip(lines) {
-        sheet.write_string_with_format(r, 1, line, &wrap)?;
+        sheet.write_string_with_format(r, 1, &line, &wrap)?;
+        sheet.set_row_height(r, row_height(&[(line.chars().count(), 105)]))?;
     }
     sheet.set_column_hidden(0)?;
-    sheet.set_column_width(1, 110.0)?;
+    sheet.set_column_width(1, 100.0)?;
+    sheet.set_print_fit_to_pages(1, 0);
     sheet.set_active(true);
     sheet.protect();
     Ok(())
