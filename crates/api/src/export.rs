@@ -15,7 +15,9 @@ use rust_decimal::prelude::ToPrimitive;
 
 use crate::error::{ApiError, ApiResult, InternalError};
 use crate::routes::cycles::progress::ProgressByOffice;
-use crate::routes::results::{EntityResultView, ProvinceSummary};
+use crate::routes::results::{EntityResultView, ProvinceSummary, UnitResultView};
+use kepatuhan_core::Methodology;
+use kepatuhan_core::methodology::{Component, Zone};
 
 /// The media type of an XLSX workbook.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -402,6 +404,201 @@ pub fn progress(format: Format, p: &ProgressByOffice) -> ApiResult<Response> {
         widths: vec![12.0, 52.0, 11.0, 13.0, 8.0, 10.0, 13.0, 13.0, 13.0, 10.0],
     };
     answer(format, &format!("kemajuan-{}", p.year), &[sheet])
+}
+
+/// Which table of the unit results a CSV file holds (a workbook holds both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitTable {
+    /// One row per unit (and product), with its dimension scores.
+    Units,
+    /// One row per deficiency of each unit, largest loss first.
+    Deficiencies,
+}
+
+impl UnitTable {
+    /// The `table` parameter: `units` (the default) or `deficiencies`.
+    pub fn parse(param: Option<&str>) -> ApiResult<Self> {
+        match param {
+            None | Some("units") => Ok(UnitTable::Units),
+            Some("deficiencies") => Ok(UnitTable::Deficiencies),
+            Some(other) => Err(ApiError::field(
+                "table",
+                format!("unknown table `{other}` (units, deficiencies)"),
+            )),
+        }
+    }
+}
+
+/// A stored decimal (text in the results' JSON) as a published figure: rounded half-up to two
+/// decimals, as every published score is.
+fn published(value: &serde_json::Value) -> Option<Decimal> {
+    value
+        .as_str()
+        .and_then(|s| s.parse::<Decimal>().ok())
+        .map(kepatuhan_core::score::round_published)
+}
+
+/// The zone of a grade in a methodology, as the exports name zones.
+fn grade_cell(m: &Methodology, code: &str) -> Cell {
+    let zone = m
+        .bands()
+        .bands()
+        .iter()
+        .find(|b| b.code == code)
+        .and_then(|b| b.zone)
+        .map(|z| match z {
+            Zone::Green => "green",
+            Zone::Yellow => "yellow",
+            Zone::Red => "red",
+        });
+    Cell::Grade {
+        code: code.to_owned(),
+        zone: zone.map(str::to_owned),
+    }
+}
+
+/// Unit results as an answer in `format`, named after `year`: a workbook with a sheet of units
+/// (one row per unit and product: its score, grade and the score of each dimension of the
+/// methodology) and a sheet of their deficiencies (what lost the most points, in plain words);
+/// a CSV file holds the `table` asked for.
+pub fn unit_results(
+    format: Format,
+    table: UnitTable,
+    year: u16,
+    m: &Methodology,
+    rows: &[UnitResultView],
+) -> ApiResult<Response> {
+    let dimensions = m.dimensions();
+    let mut columns: Vec<String> = [
+        "Kode instansi",
+        "Instansi",
+        "Provinsi",
+        "ID unit",
+        "Unit layanan",
+        "Produk",
+        "Nilai",
+        "Predikat",
+    ]
+    .iter()
+    .map(|c| (*c).to_owned())
+    .collect();
+    columns.extend(dimensions.iter().map(|d| format!("Dimensi {}", d.name)));
+    let mut widths = vec![12.0, 40.0, 9.0, 9.0, 44.0, 16.0, 8.0, 9.0];
+    widths.extend(dimensions.iter().map(|_| 14.0));
+    let mut unit_rows = Vec::new();
+    let mut deficiency_rows = Vec::new();
+    for r in rows {
+        let products = r.breakdown.as_array().cloned().unwrap_or_default();
+        for product in products
+            .iter()
+            .chain(products.is_empty().then_some(&serde_json::Value::Null))
+        {
+            let mut row = vec![
+                Cell::Text(r.entity_code.clone()),
+                Cell::Text(r.entity_name.clone()),
+                Cell::Text(r.province_code.clone().unwrap_or_default()),
+                Cell::Int(r.unit_id),
+                Cell::Text(r.unit_name.clone()),
+                Cell::Text(product["label"].as_str().unwrap_or_default().to_owned()),
+                Cell::Score(Some(r.score)),
+                grade_cell(m, &r.grade),
+            ];
+            row.extend(dimensions.iter().map(|d| {
+                let scored = product["dimensions"]
+                    .as_array()
+                    .and_then(|ds| ds.iter().find(|x| x["code"] == d.code.as_str()));
+                Cell::Score(scored.and_then(|x| published(&x["score"])))
+            }));
+            unit_rows.push(row);
+        }
+        deficiency_rows.extend(deficiencies(m, r));
+    }
+    let units = Sheet {
+        name: "Unit".to_owned(),
+        columns,
+        rows: unit_rows,
+        widths,
+    };
+    let deficiencies = Sheet {
+        name: "Kekurangan".to_owned(),
+        columns: [
+            "Kode instansi",
+            "ID unit",
+            "Unit layanan",
+            "Urutan",
+            "Jenis",
+            "Kode",
+            "Uraian",
+            "Dimensi",
+            "Poin hilang",
+        ]
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect(),
+        rows: deficiency_rows,
+        widths: vec![12.0, 9.0, 44.0, 8.0, 10.0, 28.0, 60.0, 14.0, 11.0],
+    };
+    let file = format!("unit-{year}");
+    match (format, table) {
+        (Format::Csv, UnitTable::Units) => answer(format, &file, &[units]),
+        (Format::Csv, UnitTable::Deficiencies) => {
+            answer(format, &format!("kekurangan-{year}"), &[deficiencies])
+        }
+        _ => answer(format, &file, &[units, deficiencies]),
+    }
+}
+
+/// A unit's deficiencies as rows: what lost the most points, largest first, in plain words.
+fn deficiencies(m: &Methodology, r: &UnitResultView) -> Vec<Vec<Cell>> {
+    let mut rows = Vec::new();
+    for (n, d) in (1i64..).zip(r.deficiencies.as_array().into_iter().flatten()) {
+        let source = &d["source"];
+        let code = source["code"].as_str().unwrap_or_default();
+        let (kind, name) = if source["kind"] == "survey" {
+            ("Survei", survey_name(m, code))
+        } else {
+            (
+                "Indikator",
+                source["name"].as_str().unwrap_or(code).to_owned(),
+            )
+        };
+        let dimension = source["dimension"]
+            .as_str()
+            .and_then(|c| m.dimensions().iter().find(|x| x.code == c))
+            .map(|x| x.name.clone())
+            .unwrap_or_default();
+        rows.push(vec![
+            Cell::Text(r.entity_code.clone()),
+            Cell::Int(r.unit_id),
+            Cell::Text(r.unit_name.clone()),
+            Cell::Int(n),
+            Cell::Text(kind.to_owned()),
+            Cell::Text(code.to_owned()),
+            Cell::Text(name),
+            Cell::Text(dimension),
+            Cell::Score(published(&d["lost_points"])),
+        ]);
+    }
+    rows
+}
+
+/// The Indonesian name of a survey (a survey variable's or a survey component's name).
+fn survey_name(m: &Methodology, code: &str) -> String {
+    let variable = m
+        .dimensions()
+        .iter()
+        .flat_map(|d| &d.variables)
+        .find(|v| v.code == code)
+        .map(|v| v.name.clone());
+    let component = || {
+        m.composition().iter().find_map(|c| match c {
+            Component::Survey { name, survey, .. } if survey.code == code => Some(name.clone()),
+            _ => None,
+        })
+    };
+    variable
+        .or_else(component)
+        .unwrap_or_else(|| code.to_owned())
 }
 
 fn internal(message: String) -> ApiError {

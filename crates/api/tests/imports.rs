@@ -374,8 +374,7 @@ async fn published_rankings_export_as_csv_and_as_a_workbook(pool: PgPool) {
         assert_eq!(&row[1], item["code"].as_str().unwrap());
         assert_eq!(&row[5], item["score"].as_str().unwrap());
     }
-    // Filters apply to exports as to pages; an unknown format is a field error; unit results
-    // are JSON only.
+    // Filters apply to exports as to pages; an unknown format or table is a field error.
     let cities = fetch(
         "/api/v1/cycles/2022/results/entities?format=csv&kind=city",
         None,
@@ -454,9 +453,14 @@ async fn published_rankings_export_as_csv_and_as_a_workbook(pool: PgPool) {
         .await;
     bad.assert_problem(422, "validation-error");
     assert_eq!(bad.fields(), ["format"]);
-    app.get("/api/v1/cycles/2022/results/units?format=xlsx", None)
-        .await
-        .assert_problem(422, "validation-error");
+    let bad = app
+        .get(
+            "/api/v1/cycles/2022/results/units?format=csv&table=all",
+            None,
+        )
+        .await;
+    bad.assert_problem(422, "validation-error");
+    assert_eq!(bad.fields(), ["table"]);
 }
 
 /// Fills the import template's first sheet as a clerk would (typing a row per unit, the score

@@ -499,3 +499,77 @@ async fn collection_progress_downloads_as_the_workbook_hq_asks_for(pool: PgPool)
     assert!(lines[1].starts_with("babel,"), "{csv}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn unit_results_and_their_deficiencies_export_as_the_json_says(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    common::demo(&pool, true).await;
+    let page = app
+        .get("/api/v1/cycles/2023/results/units?limit=200", None)
+        .await;
+    page.assert_ok();
+    assert_eq!(page.headers["vary"], "Accept");
+    let units = page.body["items"].as_array().unwrap();
+    assert!(!units.is_empty());
+    let res = app
+        .client
+        .get(app.url("/api/v1/cycles/2023/results/units?format=xlsx"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let dir = scratch("unit-results");
+    let file = dir.join("unit-2023.xlsx");
+    std::fs::write(&file, res.bytes().await.unwrap()).unwrap();
+    let sheets: Value = serde_json::from_str(&python(READ, &[&file])).unwrap();
+    assert_eq!(sheets[0]["name"], "Unit");
+    assert_eq!(sheets[1]["name"], "Kekurangan");
+    let rows = &sheets[0]["rows"].as_array().unwrap()[1..];
+    let header = sheets[0]["rows"][0].as_array().unwrap();
+    assert!(header.iter().any(|h| h == "Dimensi Proses"), "{header:?}");
+    // Each unit's score and each dimension's score, rounded as published, are numbers.
+    let mut deficiencies = 0;
+    for unit in units {
+        let row = rows
+            .iter()
+            .find(|r| r[3].as_i64() == unit["unit_id"].as_i64())
+            .unwrap_or_else(|| panic!("unit {} missing", unit["unit_id"]));
+        let score: f64 = unit["score"].as_str().unwrap().parse().unwrap();
+        assert!((row[6].as_f64().unwrap() - score).abs() < 1e-9, "{row:?}");
+        assert_eq!(row[7], unit["grade"]);
+        let dims = unit["breakdown"][0]["dimensions"].as_array().unwrap();
+        for (i, d) in dims.iter().enumerate() {
+            let exact: rust_decimal::Decimal = d["score"].as_str().unwrap().parse().unwrap();
+            let published = kepatuhan_core::score::round_published(exact);
+            let cell = row[8 + i].as_f64().unwrap();
+            assert!((cell - published.to_string().parse::<f64>().unwrap()).abs() < 1e-9);
+        }
+        deficiencies += unit["deficiencies"].as_array().unwrap().len();
+    }
+    // The deficiencies: one row each, in plain words.
+    let lost = &sheets[1]["rows"].as_array().unwrap()[1..];
+    assert_eq!(lost.len(), deficiencies);
+    assert!(
+        lost.iter()
+            .all(|r| !r[6].as_str().unwrap_or_default().is_empty())
+    );
+    // As CSV, either table.
+    let csv = |table: &'static str| {
+        let app = &app;
+        async move {
+            app.client
+                .get(app.url(&format!(
+                    "/api/v1/cycles/2023/results/units?format=csv&table={table}"
+                )))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(csv("units").await.lines().count(), rows.len() + 1);
+    assert_eq!(csv("deficiencies").await.lines().count(), deficiencies + 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}

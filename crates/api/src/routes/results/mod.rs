@@ -176,11 +176,15 @@ pub struct ResultFilter {
     pub limit: Option<i64>,
     /// Cursor from the previous page.
     pub cursor: Option<String>,
-    /// `json` (a page, the default), or every matching row as `csv` or `xlsx` (a workbook with
-    /// one sheet per kind; entity results only). Without it, the `Accept` header chooses
+    /// `json` (a page, the default), or every matching row as `csv` or `xlsx`: entity results
+    /// as a workbook with one sheet per kind; unit results as a workbook with the units and
+    /// their dimension scores, and their deficiencies. Without it, the `Accept` header chooses
     /// (`text/csv`, or the XLSX media type).
     #[param(value_type = Option<FormatParam>, inline)]
     pub format: Option<String>,
+    /// Unit results as CSV only: `units` (the default: one row per unit and product, with its
+    /// dimension scores) or `deficiencies` (one row per deficiency, largest loss first).
+    pub table: Option<String>,
 }
 
 /// The formats of a result list.
@@ -279,6 +283,12 @@ async fn entities(
     Query(f): Query<ResultFilter>,
 ) -> ApiResult<axum::response::Response> {
     let format = crate::export::Format::negotiate(f.format.as_deref(), &headers)?;
+    if f.table.is_some() {
+        return Err(ApiError::field(
+            "table",
+            "only unit results have tables (units, deficiencies)",
+        ));
+    }
     let Visible {
         id,
         year,
@@ -452,30 +462,36 @@ pub struct UnitResultView {
     pub computed_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// Unit results with breakdown and deficiencies.
+/// Unit results with breakdown and deficiencies: a page of JSON, or every matching unit as CSV
+/// (`table=units` or `deficiencies`) or as a workbook with both (`format`, or `Accept`).
 ///
 /// Who may call: anyone once published; before: admin, office (its provinces).
-#[utoipa::path(get, path = "/cycles/{year}/results/units", operation_id = "list_unit_results", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ResultFilter), responses((status = 200, description = "Success", body = Page<UnitResultView>), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
+#[utoipa::path(get, path = "/cycles/{year}/results/units", operation_id = "list_unit_results", tag = "results", params(("year" = i64, Path, description = "Cycle year"), ResultFilter), responses((status = 200, description = "A page of results; with `format=csv` or `format=xlsx` (or `Accept`), every matching unit as a file", content((Page<UnitResultView> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security((), ("bearer" = [])))]
 async fn units(
     State(state): State<AppState>,
     actor: Actor,
     Path(raw): Path<i64>,
+    headers: axum::http::HeaderMap,
     Query(f): Query<ResultFilter>,
-) -> ApiResult<Json<Page<UnitResultView>>> {
-    if f.format.as_deref().is_some_and(|format| format != "json") {
-        return Err(ApiError::field(
-            "format",
-            "unit results are answered as JSON only; entity results export as csv or xlsx",
-        ));
-    }
+) -> ApiResult<axum::response::Response> {
+    let format = crate::export::Format::negotiate(f.format.as_deref(), &headers)?;
+    let table = crate::export::UnitTable::parse(f.table.as_deref())?;
     let Visible {
         id,
+        year,
         revision,
         provinces,
-        ..
+        methodology,
     } = visible(&state, &actor, raw).await?;
-    let limit = pagination::limit(f.limit)?;
-    let offset = pagination::offset(f.cursor.as_deref())?;
+    // An export is every matching row, in the asked order; a page is a page.
+    let (limit, offset) = if format.is_export() {
+        (crate::export::MAX_EXPORT_ROWS, 0)
+    } else {
+        (
+            pagination::limit(f.limit)?,
+            pagination::offset(f.cursor.as_deref())?,
+        )
+    };
     let sort = sort_key(f.sort.as_deref())?;
     let rows = sqlx::query_as!(
         UnitResultView,
@@ -504,7 +520,13 @@ async fn units(
     )
     .fetch_all(&state.pool)
     .await?;
-    Ok(Json(pagination::offset_page(rows, limit, offset)))
+    if format.is_export() {
+        let m = state.require_methodology(&methodology)?;
+        return crate::export::unit_results(format, table, year.get(), m, &rows);
+    }
+    Ok(crate::export::json(pagination::offset_page(
+        rows, limit, offset,
+    )))
 }
 
 /// One unit's result.
