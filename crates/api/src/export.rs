@@ -583,7 +583,7 @@ fn deficiencies(m: &Methodology, r: &UnitResultView) -> Vec<Vec<Cell>> {
 }
 
 /// The Indonesian name of a survey (a survey variable's or a survey component's name).
-fn survey_name(m: &Methodology, code: &str) -> String {
+pub(crate) fn survey_name(m: &Methodology, code: &str) -> String {
     let variable = m
         .dimensions()
         .iter()

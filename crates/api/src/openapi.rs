@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::AppState;
 use crate::routes::{
     audit, certificates, cycles, findings, flags, imports, jobs, methodologies, reference, results,
-    self_assessments, submissions, surveys, webhooks,
+    self_assessments, submissions, survey_workbook, surveys, webhooks,
 };
 
 /// Document metadata.
@@ -168,6 +168,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(cycles::router())
         .merge(submissions::router())
         .merge(surveys::router())
+        .merge(survey_workbook::router())
         .merge(results::router())
         .merge(imports::router())
         .merge(jobs::router())

@@ -1,4 +1,6 @@
-//! Reading an uploaded XLSX workbook (with `calamine`), refusing what cannot be read safely or
+//! Workbooks to fill in and upload again (the assessment and survey templates): the parts they
+//! share (the hidden keys of their sheets, which units they hold, their cell formats, sheet
+//! names), and reading an uploaded XLSX workbook (with `calamine`), refusing what cannot be read safely or
 //! truly: files that are not XLSX, encrypted or old `.xls` workbooks, workbooks larger than
 //! [`MAX_WORKBOOK_BYTES`] or that unpack to more than [`MAX_UNPACKED_BYTES`], formulas where a
 //! value belongs, and merged cells. Each problem names the sheet and cell, as a spreadsheet user
@@ -7,12 +9,205 @@
 //! Sheet protection (as the templates carry it) is not encryption: a protected sheet reads as
 //! any other.
 
+use std::collections::HashSet;
 use std::io::Cursor;
 
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use calamine::{Data, Range, Reader, Xlsx};
+use serde::Deserialize;
 
+use crate::AppState;
+use crate::auth::Actor;
 use crate::error::{ApiError, ApiResult};
 use crate::problem::FieldError;
+use crate::routes::cycles::{self, Cycle, sample};
+
+/// The most units one template holds (one sheet each).
+pub const MAX_UNITS: usize = 250;
+
+/// What a template's hidden key (cell `A1`, in a hidden column) says a sheet is:
+/// `kepatuhan:{form}:{year}:cover` or `kepatuhan:{form}:{year}:unit:{id}`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Key {
+    /// The instructions sheet of a year's template.
+    Cover(u16),
+    /// The sheet of a unit in a year's template.
+    Unit(u16, i64),
+}
+
+impl Key {
+    /// Reads a key of the form `form` (`assessment`, `surveys`); `None` when the text is not one.
+    pub fn parse(form: &str, text: &str) -> Option<Key> {
+        let rest = text.strip_prefix("kepatuhan:")?.strip_prefix(form)?;
+        let (year, rest) = rest.strip_prefix(':')?.split_once(':')?;
+        let year = year.parse().ok()?;
+        match rest.split_once(':') {
+            None if rest == "cover" => Some(Key::Cover(year)),
+            Some(("unit", id)) => id.parse().ok().map(|id| Key::Unit(year, id)),
+            _ => None,
+        }
+    }
+
+    /// The key as written in a template of the form `form`.
+    pub fn text(&self, form: &str) -> String {
+        match self {
+            Key::Cover(y) => format!("kepatuhan:{form}:{y}:cover"),
+            Key::Unit(y, id) => format!("kepatuhan:{form}:{y}:unit:{id}"),
+        }
+    }
+}
+
+/// Which sampled units a template holds.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateQuery {
+    /// Only the units of this regional office (its code).
+    pub office: Option<String>,
+    /// Only the units of this entity (its code).
+    pub entity: Option<String>,
+}
+
+/// The cycle and the sampled units (not excluded) a template for `actor` holds: an office's
+/// provinces, an assessor's assigned units, narrowed by `query`; at most [`MAX_UNITS`].
+pub async fn template_units(
+    state: &AppState,
+    actor: &Actor,
+    raw: i64,
+    query: &TemplateQuery,
+) -> ApiResult<(Cycle, Vec<sample::SampledUnit>)> {
+    let scope = actor.scope()?;
+    let cycle = cycles::load(state, actor, cycles::year(raw)?).await?;
+    let units: Vec<_> = sample::sample_rows(state, &scope, cycle.id)
+        .await?
+        .into_iter()
+        .filter(|u| u.excluded_reason.is_none())
+        .filter(|u| query.office.is_none() || u.office == query.office)
+        .filter(|u| query.entity.as_ref().is_none_or(|e| *e == u.entity_code))
+        .collect();
+    if units.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no sampled unit of {} matches for you",
+            cycle.year
+        )));
+    }
+    if units.len() > MAX_UNITS {
+        return Err(ApiError::field(
+            "office",
+            format!(
+                "{} units match; a workbook holds at most {MAX_UNITS}: choose an office or an entity",
+                units.len()
+            ),
+        ));
+    }
+    Ok((cycle, units))
+}
+
+/// A workbook as a download named `file`.
+pub fn download(bytes: Vec<u8>, file: &str) -> Response {
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::export::XLSX),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response
+}
+
+/// A sheet name for a unit: its entity's code and its name, within Excel's 31 characters and
+/// without the characters sheet names may not hold, unique (case-insensitively) in `taken`.
+/// `entity` is written `Name (code)`.
+pub fn sheet_name<S: std::hash::BuildHasher>(
+    unit_name: &str,
+    entity: &str,
+    taken: &mut HashSet<String, S>,
+) -> String {
+    let clean: String = unit_name
+        .chars()
+        .map(|c| if "[]:*?/\\".contains(c) { ' ' } else { c })
+        .collect();
+    let code = entity
+        .rsplit_once('(')
+        .map_or("", |(_, c)| c.trim_end_matches(')'));
+    let base: String = format!("{code} {}", clean.trim())
+        .chars()
+        .take(31)
+        .collect::<String>()
+        .trim()
+        .trim_matches('\'')
+        .to_owned();
+    let mut name = base.clone();
+    let mut n = 2;
+    while !taken.insert(name.to_lowercase()) {
+        let suffix = format!(" ({n})");
+        name = base.chars().take(31 - suffix.len()).collect::<String>() + &suffix;
+        n += 1;
+    }
+    name
+}
+
+/// The cell formats of a template's unit sheets.
+pub struct Styles {
+    /// Labels.
+    pub bold: rust_xlsxwriter::Format,
+    /// The column titles.
+    pub header: rust_xlsxwriter::Format,
+    /// Text that wraps, top-aligned.
+    pub wrap: rust_xlsxwriter::Format,
+    /// A cell to fill in (unlocked, tinted).
+    pub open: rust_xlsxwriter::Format,
+    /// A cell to fill in with text that wraps.
+    pub open_wrap: rust_xlsxwriter::Format,
+    /// A cell that may not be filled (locked, grey).
+    pub closed: rust_xlsxwriter::Format,
+}
+
+impl Default for Styles {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Styles {
+    /// The formats every template uses.
+    pub fn new() -> Self {
+        use rust_xlsxwriter::{Color, Format, FormatAlign, FormatBorder};
+        let open = Format::new()
+            .set_unlocked()
+            .set_background_color(Color::RGB(0x00FF_F2CC))
+            .set_border(FormatBorder::Thin)
+            .set_align(FormatAlign::Top);
+        Styles {
+            bold: Format::new().set_bold(),
+            header: Format::new()
+                .set_bold()
+                .set_text_wrap()
+                .set_background_color(Color::RGB(0x00D9_E1F2))
+                .set_border_bottom(FormatBorder::Thin),
+            wrap: Format::new().set_text_wrap().set_align(FormatAlign::Top),
+            open_wrap: open.clone().set_text_wrap(),
+            open,
+            closed: Format::new()
+                .set_background_color(Color::RGB(0x00F2_F2F2))
+                .set_align(FormatAlign::Top),
+        }
+    }
+}
+
+/// The height (points) of a row of wrapped text: the most lines any of its cells needs, each
+/// given as (characters, characters per line), or (lines, 1).
+pub fn row_height(cells: &[(usize, usize)]) -> f64 {
+    let lines = cells
+        .iter()
+        .map(|(chars, per_line)| chars.div_ceil(*per_line))
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    15.0 * f64::from(u32::try_from(lines).unwrap_or(1))
+}
 
 /// The largest workbook accepted, in bytes (a template of 250 units is about 1 MB).
 pub const MAX_WORKBOOK_BYTES: usize = 8 * 1024 * 1024;
@@ -214,6 +409,39 @@ fn check_unpacked_size(bytes: &[u8]) -> ApiResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_read_back_what_they_wrote() {
+        for key in [Key::Cover(2024), Key::Unit(2025, 42)] {
+            assert_eq!(Key::parse("assessment", &key.text("assessment")), Some(key));
+        }
+        assert_eq!(
+            Key::parse("surveys", &Key::Cover(2024).text("assessment")),
+            None
+        );
+        assert_eq!(
+            Key::parse("assessment", "kepatuhan:assessment:2024:unit:x"),
+            None
+        );
+        assert_eq!(Key::parse("assessment", "Kode indikator"), None);
+    }
+
+    #[test]
+    fn sheet_names_fit_excel_and_stay_unique() {
+        let mut taken = HashSet::new();
+        let long = "Dinas Kependudukan dan Pencatatan Sipil: Kantor [Pusat]";
+        let entity = "Kab. Bangka (19.01)";
+        let a = sheet_name(long, entity, &mut taken);
+        let b = sheet_name(long, entity, &mut taken);
+        assert!(
+            a.chars().count() <= 31 && b.chars().count() <= 31,
+            "{a} / {b}"
+        );
+        assert!(a.starts_with("19.01 Dinas Kependudukan"), "{a}");
+        assert!(!a.contains([':', '[', ']']), "{a}");
+        assert_ne!(a.to_lowercase(), b.to_lowercase());
+        assert!(b.ends_with(" (2)"), "{b}");
+    }
 
     #[test]
     fn cell_names_count_columns_as_spreadsheets_do() {

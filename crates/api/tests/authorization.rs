@@ -519,6 +519,19 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
             Some(json!({})),
             [401, 415, 415, 415, 415, 415, 403],
         ),
+        // The survey workbook: the same callers; its upload takes a workbook only.
+        (
+            Method::GET,
+            "/api/v1/cycles/2025/templates/surveys.xlsx".into(),
+            None,
+            [401, 200, 200, 200, 200, 404, 403],
+        ),
+        (
+            Method::POST,
+            "/api/v1/cycles/2025/survey-responses/import".into(),
+            Some(json!({})),
+            [401, 415, 415, 415, 415, 415, 403],
+        ),
         // The import template: staff.
         (
             Method::GET,

@@ -573,3 +573,140 @@ async fn unit_results_and_their_deficiencies_export_as_the_json_says(pool: PgPoo
     assert_eq!(csv("deficiencies").await.lines().count(), deficiencies + 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Fills the survey workbook as a field team would with openpyxl: on each open unit's sheet,
+/// three new respondents answering every question from its list (the second only the first
+/// survey); reports the sheets' keys and what was filled.
+const FILL_SURVEYS: &str = r#"
+import json, sys, openpyxl
+path = sys.argv[1]
+book = openpyxl.load_workbook(path)
+filled = {}
+for ws in book.worksheets[1:]:
+    if ws["C3"].value != "terbuka":
+        continue
+    unit = ws["A1"].value.rsplit(":", 1)[1]
+    lists = {}
+    for dv in ws.data_validations.dataValidation:
+        col = str(dv.sqref).split(":")[0].rstrip("0123456789")
+        lists[col] = dv.formula1.strip('"').split(",")
+    codes = [(c.column_letter, c.value) for c in ws[4][2:] if c.value]
+    row = 6
+    while ws.cell(row, 2).value:
+        row += 1
+    answers = {}
+    for n in range(3):
+        respondent = f"Q-{unit}-{n + 1}"
+        ws.cell(row + n, 2).value = respondent
+        first_survey = codes[0][1].split(".")[0]
+        for k, (letter, code) in enumerate(codes):
+            if n == 1 and not code.startswith(first_survey + "."):
+                continue
+            choices = lists[letter]
+            value = choices[(k + n) % len(choices)]
+            ws[f"{letter}{row + n}"] = int(value) if value.isdigit() else value
+            answers.setdefault(respondent, {})[code] = value
+    filled[unit] = answers
+book.save(path)
+print(json.dumps(filled))
+"#;
+
+/// Responses stored for a unit of 2025, over all its surveys.
+async fn respondents(app: &TestApp, token: &str, unit: &str) -> u64 {
+    let s = app
+        .get(
+            &format!("/api/v1/cycles/2025/units/{unit}/survey-responses"),
+            Some(token),
+        )
+        .await;
+    s.assert_ok();
+    s.body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["respondents"].as_u64().unwrap())
+        .sum()
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_survey_workbook_is_filled_in_a_spreadsheet_and_stores_the_responses(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let (_, tokens) = common::demo(&pool, false).await;
+    let dir = scratch("survey-workbook");
+    let file = dir.join("survei-2025.xlsx");
+    let res = app
+        .client
+        .get(app.url("/api/v1/cycles/2025/templates/surveys.xlsx"))
+        .bearer_auth(&tokens.office)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    std::fs::write(&file, res.bytes().await.unwrap()).unwrap();
+    let sample = app
+        .get("/api/v1/cycles/2025/sample", Some(&tokens.office))
+        .await;
+    let mut before = std::collections::HashMap::new();
+    for u in sample.body.as_array().unwrap() {
+        if u["excluded_reason"].is_null() {
+            let id = u["unit_id"].to_string();
+            before.insert(id.clone(), respondents(&app, &tokens.office, &id).await);
+        }
+    }
+    let filled: Value = serde_json::from_str(&python(FILL_SURVEYS, &[&file])).unwrap();
+    assert!(!filled.as_object().unwrap().is_empty());
+    let upload = |file: PathBuf| {
+        let app = &app;
+        let token = tokens.office.clone();
+        async move {
+            app.post_raw(
+                "/api/v1/cycles/2025/survey-responses/import",
+                Some(&token),
+                kepatuhan_api::export::XLSX,
+                std::fs::read(file).unwrap(),
+            )
+            .await
+        }
+    };
+    let r = upload(file.clone()).await;
+    r.assert_ok();
+    // Three respondents per open unit: two answered both surveys, one only the first.
+    let units = filled.as_object().unwrap().len();
+    assert_eq!(r.body["created"], units * 5, "{}", r.text);
+    for (unit, _) in filled.as_object().unwrap() {
+        assert_eq!(
+            respondents(&app, &tokens.office, unit).await,
+            before[unit] + 5,
+            "{unit}"
+        );
+    }
+    // The same file again stores nothing new.
+    let again = upload(file.clone()).await;
+    again.assert_ok();
+    assert_eq!(again.body["created"], 0, "{}", again.text);
+    assert_eq!(again.body["updated"], 0, "{}", again.text);
+
+    // A wrong answer is named by its cell, and nothing is stored.
+    let spoiled = dir.join("salah.xlsx");
+    std::fs::copy(&file, &spoiled).unwrap();
+    python(
+        "import sys, openpyxl\n\
+         b = openpyxl.load_workbook(sys.argv[1])\n\
+         ws = next(w for w in b.worksheets[1:] if w['C3'].value == 'terbuka')\n\
+         ws.title = 'Survei saya'\n\
+         ws['B200'] = 'Q-baru'\n\
+         ws['C200'] = 'Mungkin'\n\
+         b.save(sys.argv[1])",
+        &[&spoiled],
+    );
+    let bad = upload(spoiled).await;
+    bad.assert_problem(422, "validation-error");
+    assert!(
+        bad.fields().contains(&"'Survei saya'!C200".to_owned()),
+        "{}",
+        bad.text
+    );
+    let third = upload(file).await;
+    assert_eq!(third.body["created"], 0, "{}", third.text);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,5 +13,6 @@ pub mod reference;
 pub mod results;
 pub mod self_assessments;
 pub mod submissions;
+pub mod survey_workbook;
 pub mod surveys;
 pub mod webhooks;

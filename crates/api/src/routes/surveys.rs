@@ -101,7 +101,8 @@ impl<S: Send + Sync> FromRequest<S> for Batches {
     }
 }
 
-fn parse_answer(raw: &str) -> Option<SurveyAnswer> {
+/// An answer as typed: `ya`/`tidak` (or yes/no, true/false), or a Likert level.
+pub(crate) fn parse_answer(raw: &str) -> Option<SurveyAnswer> {
     match raw.trim().to_ascii_lowercase().as_str() {
         "ya" | "yes" | "true" | "y" => Some(SurveyAnswer::YesNo(true)),
         "tidak" | "no" | "false" | "t" | "n" => Some(SurveyAnswer::YesNo(false)),
@@ -338,6 +339,11 @@ async fn upload(
 }
 
 impl Batches {
+    /// Rows of one unit read elsewhere (a workbook), to check and store as an upload's.
+    pub(crate) fn from_rows(rows: Vec<Row>) -> Self {
+        Batches { rows, csv: true }
+    }
+
     /// Checks every row against the methodology, naming each problem by its line (CSV) or its
     /// place in the JSON body.
     pub(crate) fn check(&self, m: &Methodology) -> ApiResult<()> {

@@ -25,7 +25,6 @@ use std::collections::{HashMap, HashSet};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use kepatuhan_core::Methodology;
 use kepatuhan_core::methodology::{Indicator, VariableMeasure};
@@ -43,7 +42,7 @@ use crate::export::XLSX;
 use crate::extract::{BodyRejection, Json, Path, Query, bytes_problem, media_type};
 use crate::problem::{FieldError, Problem};
 use crate::routes::cycles::{self, Cycle, sample};
-use crate::workbook::{self as book, cell_ref};
+use crate::workbook::{self as book, Key, Styles, TemplateQuery, cell_ref, row_height};
 use kepatuhan_app::cycles as app_cycles;
 
 /// Routes of this module.
@@ -53,8 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(import))
 }
 
-/// The most units one workbook holds (one sheet each).
-pub const MAX_UNITS: usize = 250;
+use crate::workbook::MAX_UNITS;
 
 /// Row (from 0) of the column titles; indicators follow from the next row (row 6 as a
 /// spreadsheet counts).
@@ -86,46 +84,8 @@ const WIDTHS: [f64; 9] = [20.0, 14.0, 22.0, 44.0, 8.0, 12.0, 36.0, 60.0, 12.0];
 /// The word under *Tidak berlaku* that marks an indicator not applicable.
 const YES: &str = "Ya";
 
-const KEY_PREFIX: &str = "kepatuhan:assessment:";
-
-/// What a workbook's hidden key says a sheet is.
-#[derive(Debug, PartialEq, Eq)]
-enum Key {
-    /// The instructions sheet of a year's template.
-    Cover(u16),
-    /// The sheet of a unit in a year's template.
-    Unit(u16, i64),
-}
-
-impl Key {
-    fn parse(text: &str) -> Option<Key> {
-        let rest = text.strip_prefix(KEY_PREFIX)?;
-        let (year, rest) = rest.split_once(':')?;
-        let year = year.parse().ok()?;
-        match rest.split_once(':') {
-            None if rest == "cover" => Some(Key::Cover(year)),
-            Some(("unit", id)) => id.parse().ok().map(|id| Key::Unit(year, id)),
-            _ => None,
-        }
-    }
-
-    fn text(&self) -> String {
-        match self {
-            Key::Cover(y) => format!("{KEY_PREFIX}{y}:cover"),
-            Key::Unit(y, id) => format!("{KEY_PREFIX}{y}:unit:{id}"),
-        }
-    }
-}
-
-/// Which sampled units the workbook holds.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct TemplateQuery {
-    /// Only the units of this regional office (its code).
-    pub office: Option<String>,
-    /// Only the units of this entity (its code).
-    pub entity: Option<String>,
-}
+/// The form name in the sheets' keys.
+const FORM: &str = "assessment";
 
 /// A unit's sheet as the template writes it.
 struct UnitSheet {
@@ -158,31 +118,8 @@ async fn template(
     Path(raw): Path<i64>,
     Query(query): Query<TemplateQuery>,
 ) -> ApiResult<Response> {
-    let scope = actor.scope()?;
-    let cycle = cycles::load(&state, &actor, cycles::year(raw)?).await?;
+    let (cycle, units) = book::template_units(&state, &actor, raw, &query).await?;
     let m = state.require_methodology(&cycle.methodology)?.clone();
-    let units: Vec<_> = sample::sample_rows(&state, &scope, cycle.id)
-        .await?
-        .into_iter()
-        .filter(|u| u.excluded_reason.is_none())
-        .filter(|u| query.office.is_none() || u.office == query.office)
-        .filter(|u| query.entity.as_ref().is_none_or(|e| *e == u.entity_code))
-        .collect();
-    if units.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no sampled unit of {} matches for you",
-            cycle.year
-        )));
-    }
-    if units.len() > MAX_UNITS {
-        return Err(ApiError::field(
-            "office",
-            format!(
-                "{} units match; a workbook holds at most {MAX_UNITS}: choose an office or an entity",
-                units.len()
-            ),
-        ));
-    }
     let ids: Vec<i64> = units.iter().map(|u| u.unit_id).collect();
     let mut stored = stored_values(&state.pool, cycle.id, &ids).await?;
     let sheets: Vec<UnitSheet> = units
@@ -199,14 +136,7 @@ async fn template(
     let bytes = tokio::task::spawn_blocking(move || write_template(&m, year, &sheets))
         .await
         .map_err(|e| ApiError::Internal(InternalError(Box::new(e))))??;
-    let mut response = bytes.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(XLSX));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"penilaian-{year}.xlsx\""))
-    {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(response)
+    Ok(book::download(bytes, &format!("penilaian-{year}.xlsx")))
 }
 
 /// The stored values of the units' submissions in a cycle, per unit and indicator.
@@ -255,35 +185,6 @@ fn editable(state: Option<&str>) -> bool {
     matches!(state, None | Some("draft" | "returned"))
 }
 
-/// A sheet name for a unit: its name (and entity code) within Excel's 31 characters and
-/// without the characters sheet names may not hold, unique in the workbook.
-fn sheet_name(unit: &UnitSheet, taken: &mut HashSet<String>) -> String {
-    let clean: String = unit
-        .unit_name
-        .chars()
-        .map(|c| if "[]:*?/\\".contains(c) { ' ' } else { c })
-        .collect();
-    let code = unit
-        .entity
-        .rsplit_once('(')
-        .map_or("", |(_, c)| c.trim_end_matches(')'));
-    let base: String = format!("{code} {}", clean.trim())
-        .chars()
-        .take(31)
-        .collect::<String>()
-        .trim()
-        .trim_matches('\'')
-        .to_owned();
-    let mut name = base.clone();
-    let mut n = 2;
-    while !taken.insert(name.to_lowercase()) {
-        let suffix = format!(" ({n})");
-        name = base.chars().take(31 - suffix.len()).collect::<String>() + &suffix;
-        n += 1;
-    }
-    name
-}
-
 /// Every assessed indicator with its dimension and variable names, in the methodology's order.
 fn indicator_rows(m: &Methodology) -> Vec<(&str, &str, &Indicator)> {
     let mut rows = Vec::with_capacity(m.indicator_count());
@@ -301,43 +202,6 @@ fn indicator_rows(m: &Methodology) -> Vec<(&str, &str, &Indicator)> {
     rows
 }
 
-/// The cell formats of a unit's sheet.
-struct Styles {
-    bold: rust_xlsxwriter::Format,
-    header: rust_xlsxwriter::Format,
-    wrap: rust_xlsxwriter::Format,
-    /// A cell to fill in (unlocked, tinted).
-    open: rust_xlsxwriter::Format,
-    open_wrap: rust_xlsxwriter::Format,
-    /// A cell that may not be filled (locked, grey).
-    closed: rust_xlsxwriter::Format,
-}
-
-impl Styles {
-    fn new() -> Self {
-        use rust_xlsxwriter::{Color, Format, FormatAlign, FormatBorder};
-        let open = Format::new()
-            .set_unlocked()
-            .set_background_color(Color::RGB(0x00FF_F2CC))
-            .set_border(FormatBorder::Thin)
-            .set_align(FormatAlign::Top);
-        Styles {
-            bold: Format::new().set_bold(),
-            header: Format::new()
-                .set_bold()
-                .set_text_wrap()
-                .set_background_color(Color::RGB(0x00D9_E1F2))
-                .set_border_bottom(FormatBorder::Thin),
-            wrap: Format::new().set_text_wrap().set_align(FormatAlign::Top),
-            open_wrap: open.clone().set_text_wrap(),
-            open,
-            closed: Format::new()
-                .set_background_color(Color::RGB(0x00F2_F2F2))
-                .set_align(FormatAlign::Top),
-        }
-    }
-}
-
 /// Writes the workbook: the cover sheet, then one sheet per unit.
 fn write_template(m: &Methodology, year: u16, units: &[UnitSheet]) -> ApiResult<Vec<u8>> {
     let mut wb = rust_xlsxwriter::Workbook::new();
@@ -347,8 +211,8 @@ fn write_template(m: &Methodology, year: u16, units: &[UnitSheet]) -> ApiResult<
     let mut taken = HashSet::new();
     for unit in units {
         let sheet = wb.add_worksheet();
-        sheet.set_name(sheet_name(unit, &mut taken))?;
-        sheet.write_string(0, CODE, Key::Unit(year, unit.unit_id).text())?;
+        sheet.set_name(book::sheet_name(&unit.unit_name, &unit.entity, &mut taken))?;
+        sheet.write_string(0, CODE, Key::Unit(year, unit.unit_id).text(FORM))?;
         let head = [
             ("Unit layanan", unit.unit_name.clone()),
             ("Instansi", unit.entity.clone()),
@@ -393,18 +257,6 @@ fn write_template(m: &Methodology, year: u16, units: &[UnitSheet]) -> ApiResult<
         sheet.protect();
     }
     Ok(wb.save_to_buffer()?)
-}
-
-/// The height (points) of a row of wrapped text: the most lines any of its cells needs, each
-/// given as (characters, characters per line), or (lines, 1).
-fn row_height(cells: &[(usize, usize)]) -> f64 {
-    let lines = cells
-        .iter()
-        .map(|(chars, per_line)| chars.div_ceil(*per_line))
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    15.0 * f64::from(u32::try_from(lines).unwrap_or(1))
 }
 
 /// The cells of an indicator's row that a person fills (level from a list, "Ya" from a list
@@ -487,7 +339,7 @@ fn write_cover(
     use rust_xlsxwriter::Format;
     let sheet = wb.add_worksheet();
     sheet.set_name("Petunjuk")?;
-    sheet.write_string(0, 0, Key::Cover(year).text())?;
+    sheet.write_string(0, 0, Key::Cover(year).text(FORM))?;
     let title = Format::new().set_bold().set_font_size(14);
     let wrap = Format::new().set_text_wrap();
     sheet.write_string_with_format(
@@ -599,7 +451,7 @@ fn rows_from_workbook(
     let mut units = Vec::new();
     for sheet in sheets {
         let key = sheet.text(0, 0).unwrap_or_default();
-        let unit_id = match Key::parse(&key) {
+        let unit_id = match Key::parse(FORM, &key) {
             Some(Key::Cover(y) | Key::Unit(y, _)) if y != year => {
                 errors.push(sheet.error(
                     0,
@@ -1126,15 +978,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_read_back_what_they_wrote() {
-        for key in [Key::Cover(2024), Key::Unit(2025, 42)] {
-            assert_eq!(Key::parse(&key.text()), Some(key));
-        }
-        assert_eq!(Key::parse("kepatuhan:assessment:2024:unit:x"), None);
-        assert_eq!(Key::parse("Kode indikator"), None);
-    }
-
-    #[test]
     fn levels_read_as_typed_or_chosen() {
         use calamine::Data;
         assert_eq!(level(&Data::Float(3.0)), Ok(Some(3)));
@@ -1146,28 +989,5 @@ mod tests {
         assert_eq!(yes(Some("Ya")), Ok(true));
         assert_eq!(yes(None), Ok(false));
         assert!(yes(Some("mungkin")).is_err());
-    }
-
-    #[test]
-    fn sheet_names_fit_excel_and_stay_unique() {
-        let unit = |name: &str| UnitSheet {
-            unit_id: 1,
-            unit_name: name.to_owned(),
-            entity: "Kab. Bangka (19.01)".to_owned(),
-            state: None,
-            values: HashMap::new(),
-        };
-        let mut taken = HashSet::new();
-        let long = "Dinas Kependudukan dan Pencatatan Sipil: Kantor [Pusat]";
-        let a = sheet_name(&unit(long), &mut taken);
-        let b = sheet_name(&unit(long), &mut taken);
-        assert!(
-            a.chars().count() <= 31 && b.chars().count() <= 31,
-            "{a} / {b}"
-        );
-        assert!(a.starts_with("19.01 Dinas Kependudukan"), "{a}");
-        assert!(!a.contains([':', '[', ']']), "{a}");
-        assert_ne!(a.to_lowercase(), b.to_lowercase());
-        assert!(b.ends_with(" (2)"), "{b}");
     }
 }
