@@ -1,7 +1,9 @@
-//! Bulk bodies: a JSON array or a CSV file (with a header row) of the same records.
+//! Bulk bodies: a JSON array, a CSV file (with a header row) of the same records, or an XLSX
+//! workbook whose first sheet holds that table (header in row 1).
 //!
-//! Field errors name the record: `[3].province_code` for the fourth JSON element, and
-//! `line 5: province_code` for a CSV line, so a clerk can find the row in the spreadsheet.
+//! Field errors name the record: `[3].province_code` for the fourth JSON element,
+//! `line 5: province_code` for a CSV line, and `'Sheet1' row 5: province_code` for a workbook
+//! row, so a clerk can find the row in the spreadsheet.
 //!
 //! CSV is read as spreadsheets write it ([`csv_reader`]): comma- or semicolon-separated (an
 //! Indonesian-locale Excel writes `;`), detected from the header row; with or without a UTF-8
@@ -20,8 +22,10 @@ use crate::problem::FieldError;
 pub struct Bulk<T> {
     /// The records, in order.
     pub rows: Vec<T>,
-    /// Whether they came from CSV (errors then name line numbers).
+    /// Whether they came from CSV or a workbook (errors then name line or row numbers).
     pub csv: bool,
+    /// The sheet they came from, when from a workbook.
+    pub sheet: Option<String>,
     /// The raw body, for idempotency fingerprints.
     pub raw: Bytes,
 }
@@ -29,10 +33,10 @@ pub struct Bulk<T> {
 impl<T> Bulk<T> {
     /// The path prefix of record `i` in error messages.
     pub fn at(&self, i: usize, field: &str) -> String {
-        if self.csv {
-            format!("line {}: {field}", i + 2)
-        } else {
-            format!("[{i}].{field}")
+        match (&self.sheet, self.csv) {
+            (Some(sheet), _) => format!("'{sheet}' row {}: {field}", i + 2),
+            (None, true) => format!("line {}: {field}", i + 2),
+            (None, false) => format!("[{i}].{field}"),
         }
     }
 }
@@ -47,12 +51,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Bulk<T> {
         use axum::response::IntoResponse;
         let mt = media_type(&req);
         let csv = match mt.as_str() {
-            "text/csv" => true,
+            "text/csv" | crate::export::XLSX => true,
             "application/json" => false,
             other => {
                 let got = if other.is_empty() { "none" } else { other };
                 return Err(BodyRejection::ContentType(format!(
-                    "{got} (send application/json or text/csv)"
+                    "{got} (send application/json, text/csv or an XLSX workbook)"
                 ))
                 .into_response());
             }
@@ -60,7 +64,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Bulk<T> {
         let raw = Bytes::from_request(req, state)
             .await
             .map_err(|e| bytes_problem(&e).into_response())?;
-        let rows = if csv {
+        let mut sheet = None;
+        let rows = if mt == crate::export::XLSX {
+            let (name, rows) = parse_xlsx(raw.clone())
+                .await
+                .map_err(IntoResponse::into_response)?;
+            sheet = Some(name);
+            rows
+        } else if csv {
             parse_csv(&raw).map_err(IntoResponse::into_response)?
         } else {
             parse_json::<Vec<T>>(&raw).map_err(IntoResponse::into_response)?
@@ -72,8 +83,70 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Bulk<T> {
             )
             .into_response());
         }
-        Ok(Bulk { rows, csv, raw })
+        Ok(Bulk {
+            rows,
+            csv,
+            sheet,
+            raw,
+        })
     }
+}
+
+/// The records of a workbook's first sheet (a header row, then one record per row): the sheet
+/// is read as its CSV (numbers as the spreadsheet holds them, not as a locale shows them) and
+/// parsed as CSV is, errors naming the sheet's rows. Formulas and merged cells are refused.
+async fn parse_xlsx<T: DeserializeOwned>(raw: Bytes) -> Result<(String, Vec<T>), ApiError> {
+    let (name, text) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let sheets = crate::workbook::read(&raw)?;
+        let first = sheets.first().ok_or_else(|| {
+            ApiError::bad_request("unreadable-workbook", "the workbook has no sheet")
+        })?;
+        let width = (0..200u32)
+            .take_while(|c| first.text(0, *c).is_some())
+            .count();
+        let errors =
+            first.structure_errors(&(0..u32::try_from(width).unwrap_or(0)).collect::<Vec<_>>());
+        if !errors.is_empty() {
+            return Err(ApiError::fields(errors));
+        }
+        let cols = 0..u32::try_from(width).unwrap_or(0);
+        // Rows after the last one holding anything are not records (formatting may reach them).
+        let last = (0..=first.last_row().unwrap_or(0))
+            .rev()
+            .find(|r| cols.clone().any(|c| first.text(*r, c).is_some()))
+            .unwrap_or(0);
+        let mut out = csv::Writer::from_writer(Vec::new());
+        for r in 0..=last {
+            let record: Vec<String> = cols
+                .clone()
+                .map(|c| first.text(r, c).unwrap_or_default())
+                .collect();
+            out.write_record(&record)
+                .map_err(|e| ApiError::bad_request("unreadable-workbook", e.to_string()))?;
+        }
+        let text = out
+            .into_inner()
+            .map_err(|e| ApiError::bad_request("unreadable-workbook", e.to_string()))?;
+        Ok((first.name.clone(), text))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(crate::error::InternalError(Box::new(e))))??;
+    let rows = parse_csv(&text).map_err(|e| match e {
+        ApiError::Validation { detail, errors } => ApiError::Validation {
+            detail,
+            errors: errors
+                .into_iter()
+                .map(|mut f| {
+                    if let Some(rest) = f.field.strip_prefix("line ") {
+                        f.field = format!("'{name}' row {rest}");
+                    }
+                    f
+                })
+                .collect(),
+        },
+        other => other,
+    })?;
+    Ok((name, rows))
 }
 
 /// The text of a CSV body as the reader takes it: without a leading UTF-8 byte-order mark, and

@@ -535,6 +535,7 @@ async fn the_import_template_is_filled_in_a_spreadsheet_and_imported(pool: PgPoo
         String::from_utf8_lossy(&out.stderr)
     );
     let saved = std::fs::read_to_string(dir.join("impor-nilai-2021.csv")).unwrap();
+    let workbook = std::fs::read(&file).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(saved.contains(";81,25"), "{saved}");
     let r = app
@@ -546,6 +547,20 @@ async fn the_import_template_is_filled_in_a_spreadsheet_and_imported(pool: PgPoo
         .get("/api/v1/cycles/2021/results/units?entity=19.01", None)
         .await;
     assert_eq!(units.body["items"][0]["score"], "81.25", "{}", units.text);
+    // The filled workbook itself is accepted too (its first sheet is the table), and holds the
+    // same rows: nothing changes.
+    let again = app
+        .post_raw(
+            "/api/v1/cycles/2021/import",
+            admin,
+            kepatuhan_api::export::XLSX,
+            workbook,
+        )
+        .await;
+    again.assert_ok();
+    assert_eq!(again.body["changed"], false, "{}", again.text);
+    assert_eq!(again.body["revision"], r.body["revision"], "{}", again.text);
+    assert_eq!(again.body["units"], 2, "{}", again.text);
     // Staff only; an unknown format is a field error.
     app.get("/api/v1/cycles/2021/import/template", None)
         .await

@@ -710,3 +710,57 @@ async fn the_survey_workbook_is_filled_in_a_spreadsheet_and_stores_the_responses
     assert_eq!(third.body["created"], 0, "{}", third.text);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn bulk_endpoints_take_a_workbook_and_name_its_rows(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let admin = Some(app.admin.as_str());
+    let dir = scratch("bulk-xlsx");
+    let file = dir.join("provinsi.xlsx");
+    // A clerk's sheet: header row, codes typed as text, one name missing.
+    python(
+        "import sys, openpyxl\n\
+         b = openpyxl.Workbook()\n\
+         ws = b.active\n\
+         ws.title = 'Provinsi'\n\
+         ws.append(['code', 'name'])\n\
+         ws.append(['19', 'Kepulauan Bangka Belitung'])\n\
+         ws.append(['31', None])\n\
+         b.save(sys.argv[1])",
+        &[&file],
+    );
+    let r = app
+        .post_raw(
+            "/api/v1/provinces/bulk",
+            admin,
+            kepatuhan_api::export::XLSX,
+            std::fs::read(&file).unwrap(),
+        )
+        .await;
+    r.assert_problem(422, "validation-error");
+    assert!(
+        r.fields().iter().any(|f| f.starts_with("'Provinsi' row 3")),
+        "{}",
+        r.text
+    );
+    python(
+        "import sys, openpyxl\n\
+         b = openpyxl.load_workbook(sys.argv[1])\n\
+         b.active['B3'] = 'DKI Jakarta'\n\
+         b.save(sys.argv[1])",
+        &[&file],
+    );
+    let ok = app
+        .post_raw(
+            "/api/v1/provinces/bulk",
+            admin,
+            kepatuhan_api::export::XLSX,
+            std::fs::read(&file).unwrap(),
+        )
+        .await;
+    ok.assert_ok();
+    assert_eq!(ok.body["created"], 2, "{}", ok.text);
+    let listed = app.get("/api/v1/provinces", admin).await;
+    assert!(listed.text.contains("DKI Jakarta"), "{}", listed.text);
+    let _ = std::fs::remove_dir_all(&dir);
+}

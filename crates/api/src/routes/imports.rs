@@ -266,7 +266,7 @@ fn parse_rows(body: &Bulk<ImportRow>, known: &HashSet<String>) -> Result<Vec<Par
 /// Import published unit scores of a past cycle (CSV or JSON).
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/cycles/{year}/import", operation_id = "import_cycle_results", tag = "imports", params(("year" = i64, Path, description = "Cycle year")), request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<ImportRow> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = ImportOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles/{year}/import", operation_id = "import_cycle_results", tag = "imports", params(("year" = i64, Path, description = "Cycle year")), request_body(description = "A JSON array; or CSV with the same columns and a header row (text/csv: `,` or `;` between fields, an optional UTF-8 byte-order mark, a decimal comma accepted); or an XLSX workbook whose first sheet holds that table", content((Vec<ImportRow> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))), responses((status = 200, description = "Success", body = ImportOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn import(
     State(state): State<AppState>,
     actor: Actor,

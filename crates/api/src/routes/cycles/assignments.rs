@@ -38,7 +38,7 @@ pub struct AssignmentInput {
 /// Assign assessors to sampled units.
 ///
 /// Who may call: admin, office (its provinces and its own assessors).
-#[utoipa::path(post, path = "/cycles/{year}/assignments/bulk", operation_id = "bulk_assign_assessors", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<AssignmentInput> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/cycles/{year}/assignments/bulk", operation_id = "bulk_assign_assessors", tag = "cycles", params(("year" = i64, Path, description = "Cycle year")), request_body(description = "A JSON array; or CSV with the same columns and a header row (text/csv: `,` or `;` between fields, an optional UTF-8 byte-order mark, a decimal comma accepted); or an XLSX workbook whose first sheet holds that table", content((Vec<AssignmentInput> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_assignments(
     State(state): State<AppState>,
     actor: Actor,

@@ -209,7 +209,7 @@ fn writable_province(actor: &Actor, province: Option<&str>) -> bool {
 /// Create or update entities (JSON or CSV `code,kind,name,province_code`).
 ///
 /// Who may call: admin (all), office (its provinces).
-#[utoipa::path(post, path = "/entities/bulk", operation_id = "bulk_upsert_entities", tag = "reference", request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<Entity> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/entities/bulk", operation_id = "bulk_upsert_entities", tag = "reference", request_body(description = "A JSON array; or CSV with the same columns and a header row (text/csv: `,` or `;` between fields, an optional UTF-8 byte-order mark, a decimal comma accepted); or an XLSX workbook whose first sheet holds that table", content((Vec<Entity> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_entities(
     State(state): State<AppState>,
     actor: Actor,
@@ -303,7 +303,7 @@ async fn bulk_entities(
 /// Create or update units (JSON or CSV `entity_code,name,kind,active`).
 ///
 /// Who may call: admin (all), office (its provinces).
-#[utoipa::path(post, path = "/units/bulk", operation_id = "bulk_upsert_units", tag = "reference", request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<UnitInput> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/units/bulk", operation_id = "bulk_upsert_units", tag = "reference", request_body(description = "A JSON array; or CSV with the same columns and a header row (text/csv: `,` or `;` between fields, an optional UTF-8 byte-order mark, a decimal comma accepted); or an XLSX workbook whose first sheet holds that table", content((Vec<UnitInput> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_units(
     State(state): State<AppState>,
     actor: Actor,

@@ -165,7 +165,7 @@ async fn list_provinces(State(state): State<AppState>) -> ApiResult<Json<Vec<Pro
 /// Create or update provinces (JSON array or CSV `code,name`).
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/provinces/bulk", operation_id = "bulk_upsert_provinces", tag = "reference", request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<Province> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/provinces/bulk", operation_id = "bulk_upsert_provinces", tag = "reference", request_body(description = "A JSON array; or CSV with the same columns and a header row (text/csv: `,` or `;` between fields, an optional UTF-8 byte-order mark, a decimal comma accepted); or an XLSX workbook whose first sheet holds that table", content((Vec<Province> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_provinces(
     State(state): State<AppState>,
     actor: Actor,
@@ -267,7 +267,7 @@ async fn list_offices(State(state): State<AppState>, actor: Actor) -> ApiResult<
 /// Create or update regional offices (JSON or CSV `code,name,provinces` with `;` between provinces).
 ///
 /// Who may call: admin.
-#[utoipa::path(post, path = "/offices/bulk", operation_id = "bulk_upsert_offices", tag = "reference", request_body(description = "A JSON array, or CSV with the same columns and a header row (Content-Type: text/csv)", content((Vec<Office> = "application/json"), (String = "text/csv"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/offices/bulk", operation_id = "bulk_upsert_offices", tag = "reference", request_body(description = "A JSON array; or CSV with the same columns and a header row (text/csv: `,` or `;` between fields, an optional UTF-8 byte-order mark, a decimal comma accepted); or an XLSX workbook whose first sheet holds that table", content((Vec<Office> = "application/json"), (String = "text/csv"), (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))), responses((status = 200, description = "Success", body = BulkOutcome), (status = "4XX", description = "A problem (RFC 9457)", body = Problem, content_type = "application/problem+json")), security(("bearer" = [])))]
 async fn bulk_offices(
     State(state): State<AppState>,
     actor: Actor,
