@@ -66,6 +66,8 @@ pub struct TemplateQuery {
     pub office: Option<String>,
     /// Only the units of this entity (its code).
     pub entity: Option<String>,
+    /// Only these units: their ids, comma-separated (`12,15,31`).
+    pub units: Option<String>,
 }
 
 /// The cycle and the sampled units (not excluded) a template for `actor` holds: an office's
@@ -77,6 +79,17 @@ pub async fn template_units(
     query: &TemplateQuery,
 ) -> ApiResult<(Cycle, Vec<sample::SampledUnit>)> {
     let scope = actor.scope()?;
+    let only: Option<HashSet<i64>> = match &query.units {
+        None => None,
+        Some(list) => Some(
+            list.split(',')
+                .map(|id| id.trim().parse::<i64>())
+                .collect::<Result<_, _>>()
+                .map_err(|_| {
+                    ApiError::field("units", "unit ids separated by commas, e.g. 12,15,31")
+                })?,
+        ),
+    };
     let cycle = cycles::load(state, actor, cycles::year(raw)?).await?;
     let units: Vec<_> = sample::sample_rows(state, &scope, cycle.id)
         .await?
@@ -84,6 +97,7 @@ pub async fn template_units(
         .filter(|u| u.excluded_reason.is_none())
         .filter(|u| query.office.is_none() || u.office == query.office)
         .filter(|u| query.entity.as_ref().is_none_or(|e| *e == u.entity_code))
+        .filter(|u| only.as_ref().is_none_or(|ids| ids.contains(&u.unit_id)))
         .collect();
     if units.is_empty() {
         return Err(ApiError::NotFound(format!(

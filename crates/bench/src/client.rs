@@ -85,6 +85,26 @@ impl Api {
             .1)
     }
 
+    /// The raw bytes of a GET (a file download), refusing an error status.
+    pub(crate) async fn download(&self, path: &str) -> BenchResult<Vec<u8>> {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        let status = res.status().as_u16();
+        let bytes = res.bytes().await?.to_vec();
+        if status >= 400 {
+            return Err(format!(
+                "GET {path} answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+            .into());
+        }
+        Ok(bytes)
+    }
+
     pub(crate) async fn get(&self, path: &str) -> BenchResult<Value> {
         Ok(self.send(reqwest::Method::GET, path, None, None).await?.1)
     }

@@ -30,6 +30,7 @@ mod national;
 mod planted;
 mod procs;
 mod suite;
+mod workbooks;
 
 /// The worker's allocator, so that `render` times what the worker does.
 #[global_allocator]
@@ -54,6 +55,9 @@ pub(crate) const INCREMENTAL: usize = 200;
 pub(crate) const LOAD_CONCURRENCY: usize = 8;
 /// Units per bulk upload of drafts.
 pub(crate) const INGEST_BATCH: usize = 50;
+
+/// Units in the assessment workbook the bench uploads (issue 14: a 50-unit workbook).
+pub(crate) const WORKBOOK_UNITS: usize = 50;
 
 pub(crate) struct Options {
     smoke: bool,

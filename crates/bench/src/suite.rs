@@ -12,8 +12,8 @@ use crate::client::{
 };
 use crate::procs::Service;
 use crate::{
-    BenchResult, INCREMENTAL, INGEST_BATCH, LOAD_CONCURRENCY, Options, YEARS, baselines, generate,
-    methodology, planted, procs,
+    BenchResult, INCREMENTAL, INGEST_BATCH, LOAD_CONCURRENCY, Options, WORKBOOK_UNITS, YEARS,
+    baselines, generate, methodology, planted, procs,
 };
 
 #[allow(clippy::too_many_lines)]
@@ -186,6 +186,24 @@ pub(crate) async fn run(mut o: Options) -> BenchResult<()> {
     eprintln!("ingest: {values} values in {ingest_s:.2} s = {ingest:.0} values/s");
     results.insert("ingest_values_per_s".into(), round(ingest, 0));
     results.insert("ingest_values".into(), json!(values));
+
+    // The same through a spreadsheet: a 50-unit assessment workbook (the server's template)
+    // uploaded with every value changed, then put back.
+    let workbook_units: Vec<i64> = created
+        .iter()
+        .filter_map(|d| d["unit_id"].as_i64())
+        .take(WORKBOOK_UNITS)
+        .collect();
+    let (written, import_s) =
+        crate::workbooks::import_values(&api, &m, year, &workbook_units).await?;
+    #[allow(clippy::cast_precision_loss)]
+    let import_rate = written as f64 / import_s;
+    eprintln!(
+        "workbook: {written} values of {} units in {import_s:.3} s = {import_rate:.0} values/s",
+        workbook_units.len()
+    );
+    results.insert("import_xlsx_values_per_s".into(), round(import_rate, 0));
+    results.insert("import_xlsx_values".into(), json!(written));
 
     // Survey responses (≈ 100,000 nationally).
     let batches = read_jsonl(&dir.join(format!("survey-responses-{year}.jsonl")))?;
@@ -432,6 +450,11 @@ pub(crate) async fn run(mut o: Options) -> BenchResult<()> {
     results.insert("certificates_eligible".into(), json!(eligible));
     results.insert("certificates_per_s".into(), round(certificates_per_s, 1));
     results.insert("certificate_kb_median".into(), round(size_kb, 1));
+
+    // The national rankings as a workbook.
+    let export_ms = crate::workbooks::export_rankings_ms(&api, year).await?;
+    eprintln!("rankings workbook: {export_ms:.1} ms");
+    results.insert("export_rankings_xlsx_ms".into(), round(export_ms, 1));
 
     // 6. Published rankings under a loopback load generator.
     let rankings = format!(
