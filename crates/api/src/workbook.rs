@@ -131,6 +131,33 @@ pub fn download(bytes: Vec<u8>, file: &str) -> Response {
     response
 }
 
+/// Writes a template's first sheet, "Petunjuk": the key in the hidden cell `A1`, a title, and
+/// the instructions, one paragraph per row.
+pub fn write_cover(
+    wb: &mut rust_xlsxwriter::Workbook,
+    key: &str,
+    title: &str,
+    lines: &[String],
+) -> ApiResult<()> {
+    use rust_xlsxwriter::Format;
+    let sheet = wb.add_worksheet();
+    sheet.set_name("Petunjuk")?;
+    sheet.write_string(0, 0, key)?;
+    let bold = Format::new().set_bold().set_font_size(14);
+    let wrap = Format::new().set_text_wrap();
+    sheet.write_string_with_format(0, 1, title, &bold)?;
+    for (r, line) in (2u32..).zip(lines) {
+        sheet.write_string_with_format(r, 1, line, &wrap)?;
+        sheet.set_row_height(r, row_height(&[(line.chars().count(), 95)]))?;
+    }
+    sheet.set_column_hidden(0)?;
+    sheet.set_column_width(1, 100.0)?;
+    sheet.set_print_fit_to_pages(1, 0);
+    sheet.set_active(true);
+    sheet.protect();
+    Ok(())
+}
+
 /// A sheet name for a unit: its entity's code and its name, within Excel's 31 characters and
 /// without the characters sheet names may not hold, unique (case-insensitively) in `taken`.
 /// `entity` is written `Name (code)`.

@@ -112,14 +112,20 @@ async fn download(app: &TestApp, year: u16, query: &str, token: &str, file: &Pat
     std::fs::write(file, res.bytes().await.unwrap()).unwrap();
 }
 
-async fn upload(app: &TestApp, token: &str, file: &Path) -> common::Reply {
+/// Posts a workbook file to `path`.
+async fn post_workbook(app: &TestApp, path: &str, token: &str, file: &Path) -> common::Reply {
     app.post_raw(
-        "/api/v1/cycles/2025/submissions/import",
+        path,
         Some(token),
         kepatuhan_api::export::XLSX,
         std::fs::read(file).unwrap(),
     )
     .await
+}
+
+/// Uploads an assessment workbook to 2025.
+async fn upload(app: &TestApp, token: &str, file: &Path) -> common::Reply {
+    post_workbook(app, "/api/v1/cycles/2025/submissions/import", token, file).await
 }
 
 /// Rows written to submissions, values and the audit trail: nothing may change on a refusal.
@@ -428,7 +434,23 @@ async fn bad_workbooks_are_refused_whole_and_named_by_sheet_and_cell(pool: PgPoo
         "{}",
         r.text
     );
+    assert!(fields.contains(&"line 3: value".to_owned()), "{}", r.text);
     assert_eq!(written(&pool).await, before);
+    // The same rows made right, as an Indonesian-locale Excel saves them, become a draft.
+    let good = format!(
+        "\u{feff}unit_id;indicator;value;not_applicable;evidence_note\r\n{unit};waiting_room;2;;Ruang tunggu ada, kursi kurang\r\n{unit};service_counter;;Ya;\r\n"
+    );
+    let r = app
+        .post_raw(
+            "/api/v1/cycles/2025/submissions/import",
+            Some(&tokens.office),
+            "text/csv",
+            good,
+        )
+        .await;
+    r.assert_ok();
+    assert_eq!(r.body["created"], 1, "{}", r.text);
+    assert_eq!(r.body["values_written"], 2, "{}", r.text);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -655,18 +677,10 @@ async fn the_survey_workbook_is_filled_in_a_spreadsheet_and_stores_the_responses
     }
     let filled: Value = serde_json::from_str(&python(FILL_SURVEYS, &[&file])).unwrap();
     assert!(!filled.as_object().unwrap().is_empty());
+    let path = "/api/v1/cycles/2025/survey-responses/import";
     let upload = |file: PathBuf| {
-        let app = &app;
-        let token = tokens.office.clone();
-        async move {
-            app.post_raw(
-                "/api/v1/cycles/2025/survey-responses/import",
-                Some(&token),
-                kepatuhan_api::export::XLSX,
-                std::fs::read(file).unwrap(),
-            )
-            .await
-        }
+        let (app, token) = (&app, tokens.office.clone());
+        async move { post_workbook(app, path, &token, &file).await }
     };
     let r = upload(file.clone()).await;
     r.assert_ok();
@@ -729,14 +743,7 @@ async fn bulk_endpoints_take_a_workbook_and_name_its_rows(pool: PgPool) {
          b.save(sys.argv[1])",
         &[&file],
     );
-    let r = app
-        .post_raw(
-            "/api/v1/provinces/bulk",
-            admin,
-            kepatuhan_api::export::XLSX,
-            std::fs::read(&file).unwrap(),
-        )
-        .await;
+    let r = post_workbook(&app, "/api/v1/provinces/bulk", &app.admin, &file).await;
     r.assert_problem(422, "validation-error");
     assert!(
         r.fields().iter().any(|f| f.starts_with("'Provinsi' row 3")),
@@ -750,14 +757,7 @@ async fn bulk_endpoints_take_a_workbook_and_name_its_rows(pool: PgPool) {
          b.save(sys.argv[1])",
         &[&file],
     );
-    let ok = app
-        .post_raw(
-            "/api/v1/provinces/bulk",
-            admin,
-            kepatuhan_api::export::XLSX,
-            std::fs::read(&file).unwrap(),
-        )
-        .await;
+    let ok = post_workbook(&app, "/api/v1/provinces/bulk", &app.admin, &file).await;
     ok.assert_ok();
     assert_eq!(ok.body["created"], 2, "{}", ok.text);
     let listed = app.get("/api/v1/provinces", admin).await;

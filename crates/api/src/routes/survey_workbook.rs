@@ -271,17 +271,6 @@ fn write_cover(
     year: u16,
     units: usize,
 ) -> ApiResult<()> {
-    let sheet = wb.add_worksheet();
-    sheet.set_name("Petunjuk")?;
-    sheet.write_string(0, 0, Key::Cover(year).text(FORM))?;
-    let title = rust_xlsxwriter::Format::new().set_bold().set_font_size(14);
-    let wrap = rust_xlsxwriter::Format::new().set_text_wrap();
-    sheet.write_string_with_format(
-        0,
-        1,
-        format!("Lembar kerja survei pengguna layanan {year}"),
-        &title,
-    )?;
     let lines = [
         format!("Metodologi: {} ({}). Lembar kerja ini memuat {units} unit layanan, satu lembar (sheet) per unit.", m.name(), m.code()),
         "Satu baris per responden: tulis nomor kuesioner di kolom \"Responden\", lalu pilih jawabannya dari daftar di setiap kolom pertanyaan (Ya/Tidak, atau tingkat skala). Pertanyaan yang tidak dijawab dibiarkan kosong.".to_owned(),
@@ -290,15 +279,12 @@ fn write_cover(
         "Jangan mengubah kolom A dan baris 4 yang tersembunyi, jangan menggabungkan sel dan jangan mengisi rumus. Jawaban unit yang sudah terverifikasi bersifat final.".to_owned(),
         format!("Batas: {MAX_UNITS} unit per berkas, {} MB per berkas.", book::MAX_WORKBOOK_BYTES / (1024 * 1024)),
     ];
-    for (r, line) in (2u32..).zip(lines) {
-        sheet.write_string_with_format(r, 1, &line, &wrap)?;
-        sheet.set_row_height(r, book::row_height(&[(line.chars().count(), 95)]))?;
-    }
-    sheet.set_column_hidden(0)?;
-    sheet.set_column_width(1, 100.0)?;
-    sheet.set_active(true);
-    sheet.protect();
-    Ok(())
+    book::write_cover(
+        wb,
+        &Key::Cover(year).text(FORM),
+        &format!("Lembar kerja survei pengguna layanan {year}"),
+        &lines,
+    )
 }
 
 /// One unit's responses as read, with where each row came from.

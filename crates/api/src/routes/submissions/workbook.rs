@@ -29,7 +29,6 @@ use axum::response::{IntoResponse, Response};
 use kepatuhan_core::Methodology;
 use kepatuhan_core::methodology::{Indicator, VariableMeasure};
 use serde::{Deserialize, Serialize};
-use sqlx::{Postgres, Transaction};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::ValueInput;
@@ -140,11 +139,14 @@ async fn template(
 }
 
 /// The stored values of the units' submissions in a cycle, per unit and indicator.
-async fn stored_values(
-    pool: &sqlx::PgPool,
+async fn stored_values<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     cycle_id: i64,
     units: &[i64],
 ) -> ApiResult<HashMap<i64, HashMap<String, Stored>>> {
+    if units.is_empty() {
+        return Ok(HashMap::new());
+    }
     let rows = sqlx::query!(
         r#"SELECT s.unit_id, v.indicator_code, v.value, v.not_applicable, v.evidence_note
            FROM submissions s JOIN submission_values v ON v.submission_id = s.id
@@ -152,7 +154,7 @@ async fn stored_values(
         cycle_id,
         units
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     let mut out: HashMap<i64, HashMap<String, Stored>> = HashMap::new();
     for r in rows {
@@ -336,18 +338,6 @@ fn write_cover(
     year: u16,
     units: usize,
 ) -> ApiResult<()> {
-    use rust_xlsxwriter::Format;
-    let sheet = wb.add_worksheet();
-    sheet.set_name("Petunjuk")?;
-    sheet.write_string(0, 0, Key::Cover(year).text(FORM))?;
-    let title = Format::new().set_bold().set_font_size(14);
-    let wrap = Format::new().set_text_wrap();
-    sheet.write_string_with_format(
-        0,
-        1,
-        format!("Lembar kerja penilaian kepatuhan {year}"),
-        &title,
-    )?;
     let lines = [
         format!("Metodologi: {} ({}). Lembar kerja ini memuat {units} unit layanan, satu lembar (sheet) per unit.", m.name(), m.code()),
         "Cara mengisi:".to_owned(),
@@ -360,16 +350,12 @@ fn write_cover(
         "Unit yang sudah diajukan atau terverifikasi terkunci: nilainya hanya dapat diubah setelah dikembalikan oleh kantor perwakilan. Mengunggah ulang berkas yang sama tidak mengubah apa pun.".to_owned(),
         format!("Batas: {MAX_UNITS} unit per berkas, {} MB per berkas.", book::MAX_WORKBOOK_BYTES / (1024 * 1024)),
     ];
-    for (r, line) in (2u32..).zip(lines) {
-        sheet.write_string_with_format(r, 1, &line, &wrap)?;
-        sheet.set_row_height(r, row_height(&[(line.chars().count(), 105)]))?;
-    }
-    sheet.set_column_hidden(0)?;
-    sheet.set_column_width(1, 100.0)?;
-    sheet.set_print_fit_to_pages(1, 0);
-    sheet.set_active(true);
-    sheet.protect();
-    Ok(())
+    book::write_cover(
+        wb,
+        &Key::Cover(year).text(FORM),
+        &format!("Lembar kerja penilaian kepatuhan {year}"),
+        &lines,
+    )
 }
 
 /// Where a value came from, to name it in errors.
@@ -845,7 +831,7 @@ async fn apply(
         .filter(|(_, (_, s, _))| !editable(Some(s)))
         .map(|(u, _)| *u)
         .collect();
-    let mut stored = stored_values_tx(&mut tx, cycle.id, &locked).await?;
+    let mut stored = stored_values(&mut *tx, cycle.id, &locked).await?;
     let mut errors = Vec::new();
     let mut outcome = ImportOutcome {
         created: 0,
@@ -939,38 +925,6 @@ fn locked_changes(unit: &UnitRows, state: &str, held: &HashMap<String, Stored>) 
         ));
     }
     errors
-}
-
-/// [`stored_values`] inside a transaction (the submissions are locked).
-async fn stored_values_tx(
-    tx: &mut Transaction<'_, Postgres>,
-    cycle_id: i64,
-    units: &[i64],
-) -> ApiResult<HashMap<i64, HashMap<String, Stored>>> {
-    if units.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows = sqlx::query!(
-        r#"SELECT s.unit_id, v.indicator_code, v.value, v.not_applicable, v.evidence_note
-           FROM submissions s JOIN submission_values v ON v.submission_id = s.id
-           WHERE s.cycle_id = $1 AND s.unit_id = ANY($2)"#,
-        cycle_id,
-        units
-    )
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut out: HashMap<i64, HashMap<String, Stored>> = HashMap::new();
-    for r in rows {
-        out.entry(r.unit_id).or_default().insert(
-            r.indicator_code,
-            Stored {
-                value: r.value,
-                not_applicable: r.not_applicable,
-                evidence_note: r.evidence_note,
-            },
-        );
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
