@@ -12,8 +12,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
 use crate::routes::{
-    audit, certificates, cycles, findings, flags, imports, jobs, methodologies, reference, results,
-    self_assessments, submissions, survey_workbook, surveys, webhooks,
+    audit, certificates, cycles, findings, flags, forms, imports, jobs, methodologies, reference,
+    results, self_assessments, submissions, survey_workbook, surveys, webhooks,
 };
 
 /// Document metadata.
@@ -169,6 +169,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(submissions::router())
         .merge(surveys::router())
         .merge(survey_workbook::router())
+        .merge(forms::router())
         .merge(results::router())
         .merge(imports::router())
         .merge(jobs::router())

@@ -532,6 +532,13 @@ async fn each_role_on_each_endpoint(pool: PgPool) {
             Some(json!({})),
             [401, 415, 415, 415, 415, 415, 403],
         ),
+        // The assessment as an XLSForm: the same callers as the workbooks.
+        (
+            Method::GET,
+            "/api/v1/cycles/2025/forms/assessment.xlsx".into(),
+            None,
+            [401, 200, 200, 200, 200, 404, 403],
+        ),
         // The import template: staff.
         (
             Method::GET,

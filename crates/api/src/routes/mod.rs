@@ -6,6 +6,7 @@ pub mod certificates;
 pub mod cycles;
 pub mod findings;
 pub mod flags;
+pub mod forms;
 pub mod imports;
 pub mod jobs;
 pub mod methodologies;
