@@ -259,7 +259,12 @@ pub fn entity_results(format: Format, year: u16, rows: &[EntityResultView]) -> A
             Cell::Int(i64::from(r.national_rank.rank)),
             Cell::Text(r.code.clone()),
             Cell::Text(r.name.clone()),
-            Cell::Text(r.kind.clone()),
+            Cell::Text(
+                KINDS
+                    .iter()
+                    .find(|(kind, _)| *kind == r.kind)
+                    .map_or_else(|| r.kind.clone(), |(_, name)| (*name).to_owned()),
+            ),
             Cell::Text(r.province_code.clone().unwrap_or_default()),
             Cell::Score(Some(r.score)),
             Cell::Grade {

@@ -373,6 +373,15 @@ async fn published_rankings_export_as_csv_and_as_a_workbook(pool: PgPool) {
     for (row, item) in rows.iter().zip(&items) {
         assert_eq!(&row[1], item["code"].as_str().unwrap());
         assert_eq!(&row[5], item["score"].as_str().unwrap());
+        // The kind in words, as the sheets are named.
+        let kind = match item["kind"].as_str().unwrap() {
+            "regency" => "Kabupaten",
+            "city" => "Kota",
+            "province" => "Provinsi",
+            "ministry" => "Kementerian",
+            _ => "Lembaga",
+        };
+        assert_eq!(&row[3], kind);
     }
     // Filters apply to exports as to pages; an unknown format or table is a field error.
     let cities = fetch(
