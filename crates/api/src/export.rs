@@ -22,8 +22,23 @@ use kepatuhan_core::methodology::{Component, Zone};
 /// The media type of an XLSX workbook.
 pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
-/// Most rows an export holds (every entity of a cycle is about 600).
+/// Most rows an export holds (every entity of a cycle is about 600; every unit about 3,800, or
+/// 38,000 when every government assesses all its units). A larger selection is refused, never
+/// cut short: the caller narrows it with the filters.
 pub const MAX_EXPORT_ROWS: i64 = 20_000;
+
+/// Refuses an export of more than [`MAX_EXPORT_ROWS`] rows (the query reads one more to know).
+fn within_limit(rows: usize) -> ApiResult<()> {
+    if i64::try_from(rows).unwrap_or(i64::MAX) > MAX_EXPORT_ROWS {
+        return Err(ApiError::field(
+            "format",
+            format!(
+                "more than {MAX_EXPORT_ROWS} rows match; narrow the export with province, kind, grade or entity"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// What a result list is answered as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +269,7 @@ fn zone_name(zone: Option<&str>) -> &'static str {
 /// Entity results as an answer in `format`, named after `year`: a workbook has one sheet per
 /// kind (ministries first), a CSV file one table in the order asked for.
 pub fn entity_results(format: Format, year: u16, rows: &[EntityResultView]) -> ApiResult<Response> {
+    within_limit(rows.len())?;
     let row = |r: &EntityResultView| {
         vec![
             Cell::Int(i64::from(r.national_rank.rank)),
@@ -473,6 +489,7 @@ pub fn unit_results(
     m: &Methodology,
     rows: &[UnitResultView],
 ) -> ApiResult<Response> {
+    within_limit(rows.len())?;
     let dimensions = m.dimensions();
     let mut columns: Vec<String> = [
         "Kode instansi",
@@ -613,4 +630,20 @@ fn internal(message: String) -> ApiError {
 /// A published score as the spreadsheet's number.
 fn number(score: Decimal) -> f64 {
     score.round_dp(2).to_f64().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_larger_than_the_limit_is_refused_not_cut() {
+        let limit = usize::try_from(MAX_EXPORT_ROWS).unwrap();
+        assert!(within_limit(limit).is_ok());
+        let refused = within_limit(limit + 1).unwrap_err();
+        assert!(
+            matches!(&refused, ApiError::Validation { errors, .. } if errors[0].message.contains("narrow")),
+            "{refused:?}"
+        );
+    }
 }
