@@ -64,7 +64,10 @@ async fn generated_requests_never_meet_a_server_error(pool: PgPool) {
             .arg("--no-color")
             // Workbook uploads: bytes and small real workbooks (tools/schemathesis_hooks.py).
             .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
-            .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools"))
+            .env(
+                "PYTHONPATH",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools"),
+            )
             .kill_on_drop(true);
         if let Some(token) = token {
             command.args(["--header", &format!("Authorization: Bearer {token}")]);
