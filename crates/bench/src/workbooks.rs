@@ -1,6 +1,7 @@
 //! The spreadsheet figures: the national rankings exported as a workbook, and a 50-unit
 //! assessment workbook uploaded.
 
+use std::collections::HashMap;
 use std::io::Cursor;
 use std::time::Instant;
 
@@ -34,7 +35,8 @@ pub(crate) async fn export_rankings_ms(api: &Api, year: u16) -> BenchResult<f64>
 
 /// Uploads the assessment workbook of `units` (drafts) with every value moved to another level
 /// of its scale, timed; then uploads the workbook as downloaded, which puts the values back.
-/// Returns the values written and the seconds the timed upload took.
+/// Returns the values written, the seconds the timed upload took, and each unit's submission
+/// version after both uploads (its `ETag` moved on twice).
 ///
 /// The workbook is the server's own template, read with calamine and written again with
 /// `rust_xlsxwriter` with the new values (the layout, keys and codes as downloaded).
@@ -43,7 +45,7 @@ pub(crate) async fn import_values(
     m: &Methodology,
     year: u16,
     units: &[i64],
-) -> BenchResult<(usize, f64)> {
+) -> BenchResult<(usize, f64, HashMap<i64, i64>)> {
     let ids: Vec<String> = units.iter().map(ToString::to_string).collect();
     let template = api
         .download(&format!(
@@ -67,9 +69,16 @@ pub(crate) async fn import_values(
     if outcome["updated"].as_u64() != Some(units.len() as u64) {
         return Err(format!("the workbook upload updated {outcome}").into());
     }
-    api.send(reqwest::Method::POST, &path, Some((XLSX, template)), None)
+    let (_, restored, _) = api
+        .send(reqwest::Method::POST, &path, Some((XLSX, template)), None)
         .await?;
-    Ok((usize::try_from(written).unwrap_or(0), seconds))
+    let versions = restored["units"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| Some((u["unit_id"].as_i64()?, u["version"].as_i64()?)))
+        .collect();
+    Ok((usize::try_from(written).unwrap_or(0), seconds, versions))
 }
 
 /// The workbook with each unit sheet's level (column E, from row 6) moved to another level of
