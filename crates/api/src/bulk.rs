@@ -96,7 +96,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Bulk<T> {
 /// is read as its CSV (numbers as the spreadsheet holds them, not as a locale shows them) and
 /// parsed as CSV is, errors naming the sheet's rows. Formulas and merged cells are refused.
 async fn parse_xlsx<T: DeserializeOwned>(raw: Bytes) -> Result<(String, Vec<T>), ApiError> {
-    let (name, text) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+    let (name, text) = crate::workbook::blocking(move || -> Result<_, ApiError> {
         let sheets = crate::workbook::read(&raw)?;
         let first = sheets.first().ok_or_else(|| {
             ApiError::bad_request("unreadable-workbook", "the workbook has no sheet")
@@ -129,8 +129,7 @@ async fn parse_xlsx<T: DeserializeOwned>(raw: Bytes) -> Result<(String, Vec<T>),
             .map_err(|e| ApiError::bad_request("unreadable-workbook", e.to_string()))?;
         Ok((first.name.clone(), text))
     })
-    .await
-    .map_err(|e| ApiError::Internal(crate::error::InternalError(Box::new(e))))??;
+    .await?;
     let rows = parse_csv(&text).map_err(|e| match e {
         ApiError::Validation { detail, errors } => ApiError::Validation {
             detail,

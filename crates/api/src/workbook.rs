@@ -117,6 +117,15 @@ pub async fn template_units(
     Ok((cycle, units))
 }
 
+/// Runs blocking workbook work (parsing or writing XML) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(crate::error::InternalError(Box::new(e))))?
+}
+
 /// A workbook as a download named `file`.
 pub fn download(bytes: Vec<u8>, file: &str) -> Response {
     let mut response = bytes.into_response();

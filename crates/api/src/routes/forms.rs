@@ -23,7 +23,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult, InternalError};
+use crate::error::ApiResult;
 use crate::extract::{Path, Query};
 use crate::problem::Problem;
 use crate::routes::cycles::sample::SampledUnit;
@@ -240,9 +240,7 @@ async fn assessment_form(
     let (cycle, units) = book::template_units(&state, &actor, raw, &query).await?;
     let m = state.require_methodology(&cycle.methodology)?.clone();
     let year = cycle.year.get();
-    let bytes = tokio::task::spawn_blocking(move || write(&form(&m, &units), year, &m))
-        .await
-        .map_err(|e| ApiError::Internal(InternalError(Box::new(e))))??;
+    let bytes = crate::workbook::blocking(move || write(&form(&m, &units), year, &m)).await?;
     Ok(book::download(
         bytes,
         &format!("formulir-penilaian-{year}.xlsx"),

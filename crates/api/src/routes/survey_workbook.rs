@@ -29,7 +29,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::AppState;
 use crate::auth::Actor;
 use crate::bulk::BulkOutcome;
-use crate::error::{ApiError, ApiResult, InternalError};
+use crate::error::{ApiError, ApiResult};
 use crate::export::XLSX;
 use crate::extract::{BodyRejection, Json, Path, Query, bytes_problem, media_type};
 use crate::problem::{FieldError, Problem};
@@ -140,9 +140,7 @@ async fn template(
         })
         .collect();
     let year = cycle.year.get();
-    let bytes = tokio::task::spawn_blocking(move || write_template(&m, year, &sheets))
-        .await
-        .map_err(|e| ApiError::Internal(InternalError(Box::new(e))))??;
+    let bytes = crate::workbook::blocking(move || write_template(&m, year, &sheets)).await?;
     Ok(book::download(bytes, &format!("survei-{year}.xlsx")))
 }
 
@@ -525,12 +523,11 @@ async fn import(
         Ok(body) => body,
         Err(e) => return Ok(bytes_problem(&e).into_response()),
     };
-    let units = tokio::task::spawn_blocking(move || {
+    let units = crate::workbook::blocking(move || {
         let sheets = book::read(&body)?;
         read_workbook(&sheets, year, &m).map_err(ApiError::fields)
     })
-    .await
-    .map_err(|e| ApiError::Internal(InternalError(Box::new(e))))??;
+    .await?;
     let m = state.require_methodology(&cycle.methodology)?;
     // Checked before anything is written: units, then every row.
     if units.len() > MAX_UNITS {

@@ -36,7 +36,7 @@ use super::may_edit;
 use super::values::{insert_draft, validate_values_at, write_values};
 use crate::AppState;
 use crate::auth::Actor;
-use crate::error::{ApiError, ApiResult, InternalError};
+use crate::error::{ApiError, ApiResult};
 use crate::export::XLSX;
 use crate::extract::{BodyRejection, Json, Path, Query, bytes_problem, media_type};
 use crate::problem::{FieldError, Problem};
@@ -132,9 +132,7 @@ async fn template(
         })
         .collect();
     let year = cycle.year.get();
-    let bytes = tokio::task::spawn_blocking(move || write_template(&m, year, &sheets))
-        .await
-        .map_err(|e| ApiError::Internal(InternalError(Box::new(e))))??;
+    let bytes = crate::workbook::blocking(move || write_template(&m, year, &sheets)).await?;
     Ok(book::download(bytes, &format!("penilaian-{year}.xlsx")))
 }
 
@@ -725,12 +723,11 @@ async fn import(
     let units = match media.as_str() {
         XLSX => {
             let m = m.clone();
-            tokio::task::spawn_blocking(move || {
+            crate::workbook::blocking(move || {
                 let sheets = book::read(&body)?;
                 rows_from_workbook(&sheets, year, &m).map_err(ApiError::fields)
             })
-            .await
-            .map_err(|e| ApiError::Internal(InternalError(Box::new(e))))??
+            .await?
         }
         "text/csv" => rows_from_csv(&body)?,
         other => {
